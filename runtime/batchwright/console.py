@@ -82,7 +82,7 @@ class Console:
         for row in rows:
             for i, cell in enumerate(row):
                 widths[i] = max(widths[i], len(cell))
-        fmt = "  ".join("{:<%d}" % w for w in widths)
+        fmt = "  ".join(f"{{:<{w}}}" for w in widths)
         self.line(self.style(fmt.format(*header), "bold"))
         for row in rows:
             self.line(fmt.format(*row))

@@ -1,0 +1,410 @@
+"""A real local AWS for tests and demos: the moto server plus a Docker engine.
+
+``up()`` makes one available and idempotently so:
+
+1. a Docker engine (installs Debian's ``docker.io`` when missing and running as root,
+   starts ``dockerd`` when no daemon answers);
+2. the job image, built offline with ``mmdebstrap`` (Python 3 + boto3) and imported into
+   Docker, cached under a tag derived from its recipe so it is rebuilt only when the
+   recipe changes;
+3. the moto server on a free loopback port, with ``MOTO_DOCKER_NETWORK_MODE=host`` so
+   that job containers reach the emulated S3 on 127.0.0.1.
+
+What was started is recorded in ``state.json`` of the state directory
+(``$BATCHWRIGHT_LOCALAWS_DIR``, default ``~/.batchwright/localaws``) together with the
+endpoint; ``down()`` stops exactly those processes by pid. The emulator's credentials
+are fixed, well-known test values and the endpoint is a loopback address.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from batchwright.errors import LocalAwsError
+
+#: Region the local AWS answers for.
+REGION = "us-east-1"
+#: The emulator's fixed test credentials (never real ones).
+TEST_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+#: Debian release and packages of the job image: Python 3.11 and boto3, like a stock
+#: python image plus boto3. `requests` and `python` on PATH let Metaflow's runner work too.
+IMAGE_SUITE = "bookworm"
+IMAGE_PACKAGES = (
+    "python3",
+    "python3-boto3",
+    "python3-requests",
+    "python-is-python3",
+    "ca-certificates",
+)
+IMAGE_REPOSITORY = "batchwright/job"
+
+Log = Callable[[str], None]
+
+
+def _no_log(_: str) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class LocalAws:
+    """A running local AWS: where it answers and what it runs jobs with."""
+
+    endpoint: str
+    region: str
+    image: str
+    moto_pid: int
+    dockerd_pid: int | None
+    state_dir: str
+
+    def environment(self) -> dict[str, str]:
+        """Variables that point boto3 (and a flow run) at this local AWS."""
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_REGION": self.region,
+            **TEST_CREDENTIALS,
+        }
+
+    def client(self, service: str) -> Any:
+        """A boto3 client of ``service`` bound to this local AWS."""
+        import boto3
+
+        maker: Any = boto3  # the stubs type clients per literal service name only
+        return maker.client(
+            service,
+            endpoint_url=self.endpoint,
+            region_name=self.region,
+            aws_access_key_id=TEST_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=TEST_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        )
+
+
+def state_dir() -> Path:
+    """The directory holding the local AWS's state, logs and image cache."""
+    default = Path.home() / ".batchwright" / "localaws"
+    return Path(os.environ.get("BATCHWRIGHT_LOCALAWS_DIR", default))
+
+
+def _state_file() -> Path:
+    return state_dir() / "state.json"
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie still answers kill(0); treat it as gone.
+    with contextlib.suppress(OSError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        if stat.rsplit(")", 1)[1].split()[0] == "Z":
+            return False
+    return True
+
+
+def current() -> LocalAws | None:
+    """The running local AWS recorded in the state file, or None when it is not up."""
+    path = _state_file()
+    if not path.exists():
+        return None
+    try:
+        local = LocalAws(**json.loads(path.read_text()))
+    except (ValueError, TypeError):
+        return None
+    if not _alive(local.moto_pid) or not _moto_answers(local.endpoint):
+        return None
+    if not _docker_answers():
+        return None
+    return local
+
+
+# --- system packages ------------------------------------------------------------------
+
+
+def _apt_install(packages: list[str], log: Log) -> None:
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        raise LocalAwsError(
+            f"{', '.join(packages)} missing and cannot be installed here (needs root and "
+            f"apt-get). Install them yourself, e.g. `sudo apt-get install -y "
+            f"{' '.join(packages)}`."
+        )
+    log(f"installing {', '.join(packages)} from Debian")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", *packages]):
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise LocalAwsError(
+                f"`{' '.join(cmd)}` failed ({done.returncode}): {done.stderr.strip()[-800:]}"
+            )
+
+
+# --- Docker engine ----------------------------------------------------------------------
+
+
+def _docker_answers() -> bool:
+    try:
+        import docker
+
+        client = docker.from_env(timeout=5)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except Exception:
+        return False
+
+
+def _ensure_docker(directory: Path, log: Log) -> int | None:
+    """Makes a Docker engine answer; returns the pid of dockerd when we started it."""
+    if _docker_answers():
+        return None
+    if not shutil.which("dockerd"):
+        _apt_install(["docker.io"], log)
+    log("starting dockerd")
+    logfile = open(directory / "dockerd.log", "ab")  # noqa: SIM115 - handed to the child
+    # No bridge and no iptables: the sandbox has neither; job containers use the host
+    # network, which is also how they reach the emulator on 127.0.0.1.
+    proc = subprocess.Popen(
+        ["dockerd", "--iptables=false", "--bridge=none"],
+        stdout=logfile,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    logfile.close()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = (directory / "dockerd.log").read_text(errors="replace")[-800:]
+            raise LocalAwsError(f"dockerd exited with {proc.returncode}: {tail}")
+        if _docker_answers():
+            return proc.pid
+        time.sleep(0.5)
+    _stop_pid(proc.pid)
+    raise LocalAwsError(f"dockerd did not answer within 60 s; see {directory / 'dockerd.log'}")
+
+
+# --- job image --------------------------------------------------------------------------
+
+
+def image_tag() -> str:
+    """The tag of the job image for the current recipe."""
+    recipe = json.dumps({"suite": IMAGE_SUITE, "packages": IMAGE_PACKAGES}, sort_keys=True)
+    return f"{IMAGE_REPOSITORY}:{IMAGE_SUITE}-{hashlib.sha256(recipe.encode()).hexdigest()[:12]}"
+
+
+def _image_exists(tag: str) -> bool:
+    import docker
+    from docker.errors import ImageNotFound
+
+    client = docker.from_env()
+    try:
+        client.images.get(tag)
+        return True
+    except ImageNotFound:
+        return False
+    finally:
+        client.close()
+
+
+def _ensure_image(directory: Path, log: Log) -> str:
+    tag = image_tag()
+    if _image_exists(tag):
+        return tag
+    if not shutil.which("mmdebstrap"):
+        _apt_install(["mmdebstrap"], log)
+    rootfs = directory / "rootfs.tar"
+    log(f"building the job image {tag} offline with mmdebstrap (about 30 s)")
+    cmd = [
+        "mmdebstrap",
+        "--variant=apt",
+        "--include=" + ",".join(IMAGE_PACKAGES),
+        IMAGE_SUITE,
+        str(rootfs),
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise LocalAwsError(f"mmdebstrap failed ({done.returncode}): {done.stderr[-800:]}")
+    try:
+        done = subprocess.run(
+            ["docker", "import", str(rootfs), tag], capture_output=True, text=True
+        )
+        if done.returncode != 0:
+            raise LocalAwsError(f"docker import failed: {done.stderr.strip()[-800:]}")
+    finally:
+        rootfs.unlink(missing_ok=True)
+    return tag
+
+
+# --- moto server ------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _moto_answers(endpoint: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{endpoint}/moto-api/data.json", timeout=3) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def _start_moto(directory: Path, log: Log) -> tuple[int, str]:
+    port = _free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    log(f"starting the moto server on {endpoint}")
+    env = {
+        **os.environ,
+        "MOTO_DOCKER_NETWORK_MODE": "host",
+        "MOTO_PORT": str(port),
+        **TEST_CREDENTIALS,
+        "AWS_DEFAULT_REGION": REGION,
+    }
+    env.pop("AWS_ENDPOINT_URL", None)
+    logfile = open(directory / "moto.log", "ab")  # noqa: SIM115 - handed to the child
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        env=env,
+        stdout=logfile,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    logfile.close()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = (directory / "moto.log").read_text(errors="replace")[-800:]
+            raise LocalAwsError(
+                f"the moto server exited with {proc.returncode}: {tail} "
+                "(is moto[server] installed? `pip install 'batchwright[dev]'`)"
+            )
+        if _moto_answers(endpoint):
+            return proc.pid, endpoint
+        time.sleep(0.3)
+    _stop_pid(proc.pid)
+    raise LocalAwsError(f"the moto server did not answer within 60 s; see {directory}/moto.log")
+
+
+def _stop_pid(pid: int | None, timeout: float = 20) -> None:
+    if not pid or not _alive(pid):
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _alive(pid):
+        time.sleep(0.2)
+    if _alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+# --- public verbs -----------------------------------------------------------------------
+
+
+def up(log: Log = _no_log) -> tuple[LocalAws, bool]:
+    """Starts the local AWS unless it already runs; returns it and whether this call
+    started it. Raises :class:`LocalAwsError` saying what is missing and how to fix it."""
+    running = current()
+    if running is not None:
+        return running, False
+    directory = state_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    stale = _read_state()
+    if stale:  # a previous run died: do not leave its processes behind
+        _stop_pid(stale.get("moto_pid"))
+    dockerd_pid = _ensure_docker(directory, log)
+    try:
+        image = _ensure_image(directory, log)
+        moto_pid, endpoint = _start_moto(directory, log)
+    except BaseException:
+        _stop_pid(dockerd_pid)
+        raise
+    local = LocalAws(
+        endpoint=endpoint,
+        region=REGION,
+        image=image,
+        moto_pid=moto_pid,
+        dockerd_pid=dockerd_pid,
+        state_dir=str(directory),
+    )
+    tmp = _state_file().with_suffix(".tmp")
+    tmp.write_text(json.dumps(asdict(local), indent=2))
+    tmp.replace(_state_file())
+    return local, True
+
+
+def _read_state() -> dict[str, Any] | None:
+    try:
+        data = json.loads(_state_file().read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _remove_job_containers(image: str) -> None:
+    """Removes containers left from jobs the emulator was running when it stopped."""
+    with contextlib.suppress(Exception):
+        import docker
+
+        client = docker.from_env(timeout=10)
+        try:
+            for container in client.containers.list(all=True, filters={"ancestor": image}):
+                container.remove(force=True)
+        finally:
+            client.close()
+
+
+def down(log: Log = _no_log) -> bool:
+    """Stops every process ``up`` started (by pid); returns whether anything was running."""
+    data = _read_state()
+    if data is None:
+        return False
+    log("stopping the moto server")
+    _stop_pid(data.get("moto_pid"))
+    if data.get("image"):
+        _remove_job_containers(str(data["image"]))
+    if data.get("dockerd_pid"):
+        log("stopping dockerd")
+        _stop_pid(data["dockerd_pid"], timeout=30)
+    _state_file().unlink(missing_ok=True)
+    return True
+
+
+@contextlib.contextmanager
+def running(log: Log = _no_log) -> Iterator[LocalAws]:
+    """The local AWS for the duration of a block; stops it afterwards only if this block
+    started it."""
+    local, started = up(log)
+    try:
+        yield local
+    finally:
+        if started:
+            down(log)
+
+
+def reset(local: LocalAws) -> None:
+    """Forgets every resource the emulator holds (a clean slate between test modules)."""
+    request = urllib.request.Request(f"{local.endpoint}/moto-api/reset", method="POST")
+    with urllib.request.urlopen(request, timeout=10):
+        pass
