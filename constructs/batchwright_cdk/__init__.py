@@ -3,4 +3,20 @@ machine-readable description of itself for the batchwright runtime."""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from batchwright.environment.instances import InstanceCapacity
+from batchwright_cdk.aspects import BatchChecks
+from batchwright_cdk.environment import DEFAULT_IMAGE, BatchEnvironment
+from batchwright_cdk.queues import ComputeEnvironmentSpec, QueueSpec
+from batchwright_cdk.stack import BatchEnvironmentStack
+from batchwright_cdk.validation import EnvironmentConfigError
+
+__all__ = [
+    "DEFAULT_IMAGE",
+    "BatchChecks",
+    "BatchEnvironment",
+    "BatchEnvironmentStack",
+    "ComputeEnvironmentSpec",
+    "EnvironmentConfigError",
+    "InstanceCapacity",
+    "QueueSpec",
+]

@@ -1,0 +1,167 @@
+"""Compute environments from specs, on the ``aws_batch`` L2, with its gaps patched.
+
+Gaps of aws-cdk-lib 2.27x covered here through ``node.default_child`` (see
+``reference/aws-batch-facts.md``):
+
+- a launch template is rendered without a version: we pin ``LatestVersionNumber`` so a
+  template change updates the compute environment;
+- ``security_groups=[]`` renders ``SecurityGroupIds: []``: we delete the key for EFA
+  environments, whose groups live on the launch template's interfaces;
+- ``optimal`` is appended unless ``use_optimal_instance_classes=False``: always off;
+- nothing first-class for EFA or Neuron: network interfaces and the Neuron AMI are set
+  here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import aws_batch as batch
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+from batchwright.environment.instances import InstanceCapacity
+from batchwright_cdk.network import compute_subnets, efa_subnets
+from batchwright_cdk.queues import ComputeEnvironmentSpec
+
+#: Public SSM parameter of the ECS-optimized Amazon Linux 2023 Neuron AMI.
+NEURON_AMI_PARAMETER = "/aws/service/ecs/optimized-ami/amazon-linux-2023/neuron/recommended/image_id"
+#: Root volume of EC2 compute environments (GiB); the AL2023 ECS AMI's root is /dev/xvda.
+ROOT_VOLUME_GIB = 30
+ROOT_DEVICE = "/dev/xvda"
+
+
+@dataclass(frozen=True)
+class SharedCompute:
+    """What all EC2 compute environments of one environment share."""
+
+    vpc: ec2.IVpc
+    security_group: ec2.ISecurityGroup
+    instance_role: iam.IRole
+
+
+def _launch_template(scope: Construct, construct_id: str) -> ec2.LaunchTemplate:
+    """IMDSv2 required and an encrypted gp3 root volume, for every EC2 environment."""
+    return ec2.LaunchTemplate(
+        scope,
+        construct_id,
+        require_imdsv2=True,
+        http_put_response_hop_limit=2,  # containers sit one hop behind the host
+        block_devices=[
+            ec2.BlockDevice(
+                device_name=ROOT_DEVICE,
+                volume=ec2.BlockDeviceVolume.ebs(
+                    ROOT_VOLUME_GIB,
+                    encrypted=True,
+                    volume_type=ec2.EbsDeviceVolumeType.GP3,
+                    delete_on_termination=True,
+                ),
+            )
+        ],
+    )
+
+
+def _images(spec: ComputeEnvironmentSpec) -> list[batch.EcsMachineImage]:
+    """AL2023 image types; the NVIDIA one too, so mixed CPU/GPU lists boot the right AMI.
+    Neuron has no image type: the Neuron AMI is passed as an image override."""
+    if spec.accelerator == "neuron":
+        neuron = ec2.MachineImage.from_ssm_parameter(NEURON_AMI_PARAMETER)
+        return [batch.EcsMachineImage(image_type=batch.EcsMachineImageType.ECS_AL2023, image=neuron)]
+    return [
+        batch.EcsMachineImage(image_type=batch.EcsMachineImageType.ECS_AL2023),
+        batch.EcsMachineImage(image_type=batch.EcsMachineImageType.ECS_AL2023_NVIDIA),
+    ]
+
+
+def _efa_interfaces(
+    template: ec2.LaunchTemplate,
+    group: ec2.ISecurityGroup,
+    capacities: list[InstanceCapacity],
+) -> int:
+    """One EFA interface per network card that every type of the environment has; the
+    security group goes on the interfaces (Batch refuses it on the CE as well)."""
+    cards = max(1, min(c.efa_interfaces for c in capacities))
+    interfaces = [
+        {
+            "NetworkCardIndex": card,
+            # The primary interface is device 0 on card 0; others attach as device 1.
+            "DeviceIndex": 0 if card == 0 else 1,
+            "InterfaceType": "efa",
+            "Groups": [group.security_group_id],
+            "DeleteOnTermination": True,
+        }
+        for card in range(cards)
+    ]
+    cfn = template.node.default_child
+    assert isinstance(cfn, ec2.CfnLaunchTemplate)
+    cfn.add_property_override("LaunchTemplateData.NetworkInterfaces", interfaces)
+    return cards
+
+
+def create_compute_environment(
+    scope: Construct,
+    construct_id: str,
+    spec: ComputeEnvironmentSpec,
+    *,
+    shared: SharedCompute,
+    capacities: list[InstanceCapacity],
+    efa_security_group: ec2.ISecurityGroup | None,
+) -> batch.IManagedComputeEnvironment:
+    """One compute environment for ``spec``; no physical name (CloudFormation replaces it)."""
+    if spec.is_fargate:
+        return batch.FargateComputeEnvironment(
+            scope,
+            construct_id,
+            vpc=shared.vpc,
+            vpc_subnets=compute_subnets(shared.vpc),
+            security_groups=[shared.security_group],
+            spot=spec.is_spot,
+            maxv_cpus=spec.max_vcpus,
+            replace_compute_environment=False,
+            update_to_latest_image_version=True,
+        )
+
+    efa = spec.accelerator == "efa"
+    template = _launch_template(scope, f"{construct_id}LaunchTemplate")
+    placement = (
+        ec2.PlacementGroup(scope, f"{construct_id}PlacementGroup", strategy=ec2.PlacementGroupStrategy.CLUSTER)
+        if efa
+        else None
+    )
+    subnets = efa_subnets(shared.vpc, construct_id) if efa else compute_subnets(shared.vpc)
+    environment = batch.ManagedEc2EcsComputeEnvironment(
+        scope,
+        construct_id,
+        vpc=shared.vpc,
+        vpc_subnets=subnets,
+        # EFA: groups live on the launch template's interfaces; [] is patched away below.
+        security_groups=[] if efa else [shared.security_group],
+        instance_role=shared.instance_role,
+        # The L2 refuses classes it has no enum member for and needs at least one type;
+        # this stand-in is replaced by the exact list below.
+        instance_types=[ec2.InstanceType("m6i.large")],
+        use_optimal_instance_classes=False,
+        images=_images(spec),
+        launch_template=template,
+        placement_group=placement,
+        spot=spec.is_spot,
+        allocation_strategy=(
+            batch.AllocationStrategy.SPOT_PRICE_CAPACITY_OPTIMIZED
+            if spec.is_spot
+            else batch.AllocationStrategy.BEST_FIT_PROGRESSIVE
+        ),
+        minv_cpus=spec.min_vcpus,
+        maxv_cpus=spec.max_vcpus,
+        replace_compute_environment=False,
+        update_to_latest_image_version=True,
+    )
+    cfn = environment.node.default_child
+    assert isinstance(cfn, batch.CfnComputeEnvironment)
+    cfn.add_property_override("ComputeResources.InstanceTypes", list(spec.effective_instance_types))
+    cfn.add_property_override("ComputeResources.LaunchTemplate.Version", template.latest_version_number)
+    if efa:
+        assert efa_security_group is not None
+        _efa_interfaces(template, efa_security_group, capacities)
+        cfn.add_property_deletion_override("ComputeResources.SecurityGroupIds")
+    return environment

@@ -1,0 +1,59 @@
+"""Publishing contract 1: the environment descriptor, built with deploy-time tokens.
+
+The document is an :class:`~batchwright.environment.descriptor.EnvironmentDescriptor`
+whose ARNs and names are CDK tokens; ``Stack.to_json_string`` turns it into an
+``Fn::Join`` that CloudFormation resolves at deploy time. It is published three ways:
+the stack output ``BatchwrightEnvironment``, an SSM parameter (its name in the output
+``BatchwrightEnvironmentParameter``) and a Metaflow profile in ``BatchwrightMetaflowProfile``.
+"""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from constructs import Construct
+
+from batchwright.environment.descriptor import (
+    DESCRIPTOR_OUTPUT_KEY,
+    DESCRIPTOR_PARAMETER_OUTPUT_KEY,
+    METAFLOW_PROFILE_OUTPUT_KEY,
+    EnvironmentDescriptor,
+)
+
+
+def metaflow_profile(descriptor: EnvironmentDescriptor, queue_arn: str) -> dict[str, str]:
+    """A Metaflow configuration (``metaflow configure import``) for the same environment.
+
+    The datastore root is shared, Metaflow's own data tools get a sibling ``data`` prefix.
+    """
+    root = descriptor.datastore_root
+    image = descriptor.default_image
+    registry = image.split("/", 1)[0] if "/" in image and "." in image.split("/", 1)[0] else ""
+    profile = {
+        "METAFLOW_DEFAULT_DATASTORE": "s3",
+        "METAFLOW_DATASTORE_SYSROOT_S3": f"{root}/metaflow",
+        "METAFLOW_DATATOOLS_S3ROOT": f"{root}/data",
+        "METAFLOW_BATCH_JOB_QUEUE": queue_arn,
+        "METAFLOW_ECS_S3_ACCESS_IAM_ROLE": descriptor.job_role_arn,
+        "METAFLOW_ECS_FARGATE_EXECUTION_ROLE": descriptor.execution_role_arn,
+        "METAFLOW_BATCH_CONTAINER_IMAGE": image,
+        "METAFLOW_BATCH_EMIT_TAGS": "true",
+    }
+    if registry:
+        profile["METAFLOW_BATCH_CONTAINER_REGISTRY"] = registry
+    return profile
+
+
+def add_output(scope: Construct, key: str, value: str, description: str) -> cdk.CfnOutput:
+    """A stack output whose logical id is exactly ``key`` (readers look it up by name)."""
+    output = cdk.CfnOutput(scope, key, value=value, description=description)
+    output.override_logical_id(key)
+    return output
+
+
+__all__ = [
+    "DESCRIPTOR_OUTPUT_KEY",
+    "DESCRIPTOR_PARAMETER_OUTPUT_KEY",
+    "METAFLOW_PROFILE_OUTPUT_KEY",
+    "add_output",
+    "metaflow_profile",
+]

@@ -1,0 +1,233 @@
+"""What a user asks for: queue specs built from compute environment specs, with presets.
+
+A :class:`QueueSpec` is plain data, checked when it is created; :class:`BatchEnvironment`
+turns it into CloudFormation. Presets (``QueueSpec.on_demand``, ``.spot``, ``.gpu`` ...)
+name the common kinds so a stack reads like the list of queues it offers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from batchwright.environment.descriptor import Accelerator, Platform
+from batchwright_cdk.validation import check_compute_environment, check_queue
+
+#: Max vCPUs of a compute environment when none is given (the aws_batch L2 default).
+DEFAULT_MAX_VCPUS = 256
+#: Instance types of an EC2 compute environment when none are given: Batch's current
+#: x86_64 default bundle (m6i, c6i, r6i, c7i), named explicitly so that the L2's
+#: ``optimal`` is never appended behind the user's back.
+DEFAULT_INSTANCE_TYPES: tuple[str, ...] = ("default_x86_64",)
+#: GPU types when a GPU queue names none: NVIDIA A10G (g5), a good price/performance start.
+DEFAULT_GPU_INSTANCE_TYPES: tuple[str, ...] = ("g5",)
+#: Neuron types when a Neuron queue names none: Inferentia2.
+DEFAULT_NEURON_INSTANCE_TYPES: tuple[str, ...] = ("inf2",)
+#: EFA types when an EFA queue names none: the network-optimized c5n at its EFA size.
+DEFAULT_EFA_INSTANCE_TYPES: tuple[str, ...] = ("c5n.18xlarge",)
+
+
+@dataclass(frozen=True)
+class ComputeEnvironmentSpec:
+    """One compute environment of a queue.
+
+    Args:
+        platform: ``EC2`` (on-demand), ``SPOT``, ``FARGATE`` or ``FARGATE_SPOT``.
+        accelerator: ``none``, ``gpu`` (NVIDIA AMI), ``neuron`` (Neuron AMI through an
+            image override) or ``efa`` (EFA launch template, cluster placement group,
+            private subnets; on-demand only).
+        instance_types: EC2 only. Concrete sizes (``c5.xlarge``), classes (``c5``) or
+            Batch keywords (``default_x86_64``, ``default_arm64``). Empty means
+            :data:`DEFAULT_INSTANCE_TYPES`. Must stay empty for Fargate.
+        max_vcpus: Upper bound of the environment; defaults to :data:`DEFAULT_MAX_VCPUS`.
+        min_vcpus: Capacity kept running; 0 (the default) scales to zero when idle.
+
+    Raises:
+        EnvironmentConfigError: on a contradiction (Fargate with instance types, EFA on
+            Spot, min above max ...).
+    """
+
+    platform: Platform = "EC2"
+    accelerator: Accelerator = "none"
+    instance_types: tuple[str, ...] = ()
+    max_vcpus: int = DEFAULT_MAX_VCPUS
+    min_vcpus: int = 0
+
+    def __post_init__(self) -> None:
+        # Accept any sequence (lists read naturally at call sites) but store a tuple.
+        object.__setattr__(self, "instance_types", tuple(self.instance_types))
+        check_compute_environment(self, f"ComputeEnvironmentSpec({self.platform})")
+
+    @property
+    def is_fargate(self) -> bool:
+        """Whether this is a Fargate or Fargate Spot environment."""
+        return self.platform in ("FARGATE", "FARGATE_SPOT")
+
+    @property
+    def is_spot(self) -> bool:
+        """Whether the environment runs on Spot capacity."""
+        return self.platform in ("SPOT", "FARGATE_SPOT")
+
+    @property
+    def effective_instance_types(self) -> tuple[str, ...]:
+        """The instance types the environment is created with (defaults applied)."""
+        if self.is_fargate:
+            return ()
+        return self.instance_types or DEFAULT_INSTANCE_TYPES
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    """One job queue: a key, and one to three compute environments tried in order.
+
+    Args:
+        key: The queue's id in the construct tree and its key in the environment
+            descriptor (``@batch(queue="gpu")`` routes by it).
+        compute_environments: One to three specs of one platform family (EC2/SPOT or
+            FARGATE/FARGATE_SPOT), in the order Batch tries them.
+        priority: Job queue priority (higher is scheduled first when queues share
+            compute environments); defaults to 1.
+
+    Raises:
+        EnvironmentConfigError: for a bad key, more than three environments, or EC2 and
+            Fargate mixed in one queue.
+    """
+
+    key: str
+    compute_environments: tuple[ComputeEnvironmentSpec, ...]
+    priority: int = 1
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "compute_environments", tuple(self.compute_environments))
+        check_queue(self)
+
+    @property
+    def platform(self) -> Platform:
+        """The platform of the first compute environment (the queue's first choice)."""
+        return self.compute_environments[0].platform
+
+    @property
+    def accelerator(self) -> Accelerator:
+        """The accelerator of the first non-``none`` environment, else ``none``."""
+        for ce in self.compute_environments:
+            if ce.accelerator != "none":
+                return ce.accelerator
+        return "none"
+
+    @property
+    def multi_node(self) -> bool:
+        """Whether the queue can take multi-node parallel jobs (EFA queues only)."""
+        return all(ce.accelerator == "efa" for ce in self.compute_environments)
+
+    # --- presets --------------------------------------------------------------------
+
+    @classmethod
+    def on_demand(
+        cls,
+        key: str,
+        *,
+        instance_types: Sequence[str] = (),
+        max_vcpus: int = DEFAULT_MAX_VCPUS,
+        min_vcpus: int = 0,
+        priority: int = 1,
+    ) -> QueueSpec:
+        """EC2 on-demand (BEST_FIT_PROGRESSIVE); default instance types when none given."""
+        ce = ComputeEnvironmentSpec("EC2", "none", tuple(instance_types), max_vcpus, min_vcpus)
+        return cls(key, (ce,), priority)
+
+    @classmethod
+    def spot(
+        cls,
+        key: str,
+        *,
+        instance_types: Sequence[str] = (),
+        max_vcpus: int = DEFAULT_MAX_VCPUS,
+        priority: int = 1,
+    ) -> QueueSpec:
+        """EC2 Spot (SPOT_PRICE_CAPACITY_OPTIMIZED, no Spot Fleet role needed)."""
+        ce = ComputeEnvironmentSpec("SPOT", "none", tuple(instance_types), max_vcpus)
+        return cls(key, (ce,), priority)
+
+    @classmethod
+    def spot_with_fallback(
+        cls,
+        key: str,
+        *,
+        instance_types: Sequence[str] = (),
+        spot_max_vcpus: int = DEFAULT_MAX_VCPUS,
+        on_demand_max_vcpus: int = DEFAULT_MAX_VCPUS,
+        priority: int = 1,
+    ) -> QueueSpec:
+        """Spot first; Batch falls back to on-demand when the Spot environment is full."""
+        types = tuple(instance_types)
+        return cls(
+            key,
+            (
+                ComputeEnvironmentSpec("SPOT", "none", types, spot_max_vcpus),
+                ComputeEnvironmentSpec("EC2", "none", types, on_demand_max_vcpus),
+            ),
+            priority,
+        )
+
+    @classmethod
+    def fargate(cls, key: str, *, max_vcpus: int = DEFAULT_MAX_VCPUS, priority: int = 1) -> QueueSpec:
+        """Fargate (no instances to manage; no GPUs, no multi-node)."""
+        return cls(key, (ComputeEnvironmentSpec("FARGATE", max_vcpus=max_vcpus),), priority)
+
+    @classmethod
+    def fargate_spot(
+        cls,
+        key: str,
+        *,
+        max_vcpus: int = DEFAULT_MAX_VCPUS,
+        fallback_to_fargate: bool = False,
+        priority: int = 1,
+    ) -> QueueSpec:
+        """Fargate Spot, optionally falling back to regular Fargate."""
+        ces = [ComputeEnvironmentSpec("FARGATE_SPOT", max_vcpus=max_vcpus)]
+        if fallback_to_fargate:
+            ces.append(ComputeEnvironmentSpec("FARGATE", max_vcpus=max_vcpus))
+        return cls(key, tuple(ces), priority)
+
+    @classmethod
+    def gpu(
+        cls,
+        key: str,
+        *,
+        instance_types: Sequence[str] = DEFAULT_GPU_INSTANCE_TYPES,
+        max_vcpus: int = DEFAULT_MAX_VCPUS,
+        spot: bool = False,
+        priority: int = 1,
+    ) -> QueueSpec:
+        """NVIDIA GPU instances on the ECS AL2023 NVIDIA AMI (on-demand unless ``spot``)."""
+        platform: Platform = "SPOT" if spot else "EC2"
+        ce = ComputeEnvironmentSpec(platform, "gpu", tuple(instance_types), max_vcpus)
+        return cls(key, (ce,), priority)
+
+    @classmethod
+    def neuron(
+        cls,
+        key: str,
+        *,
+        instance_types: Sequence[str] = DEFAULT_NEURON_INSTANCE_TYPES,
+        max_vcpus: int = DEFAULT_MAX_VCPUS,
+        spot: bool = False,
+        priority: int = 1,
+    ) -> QueueSpec:
+        """Inferentia/Trainium instances on the ECS AL2023 Neuron AMI (image override)."""
+        platform: Platform = "SPOT" if spot else "EC2"
+        ce = ComputeEnvironmentSpec(platform, "neuron", tuple(instance_types), max_vcpus)
+        return cls(key, (ce,), priority)
+
+    @classmethod
+    def efa(
+        cls,
+        key: str,
+        *,
+        instance_types: Sequence[str] = DEFAULT_EFA_INSTANCE_TYPES,
+        max_vcpus: int = DEFAULT_MAX_VCPUS,
+        priority: int = 1,
+    ) -> QueueSpec:
+        """EFA-enabled on-demand instances for tightly coupled multi-node jobs."""
+        ce = ComputeEnvironmentSpec("EC2", "efa", tuple(instance_types), max_vcpus)
+        return cls(key, (ce,), priority)
