@@ -105,6 +105,8 @@ class EnvironmentDescriptor:
     queues: tuple[QueueDescription, ...]
     instance_types: dict[str, InstanceCapacity] = field(default_factory=dict)
     version: int = DESCRIPTOR_VERSION
+    #: Where the document was read from (not part of the published document).
+    source: str = field(default="", compare=False)
 
     def queue(self, name_or_arn_or_key: str) -> QueueDescription | None:
         """The queue with this key, name or ARN, if the environment has it."""
@@ -251,6 +253,7 @@ class EnvironmentDescriptor:
             default_image=r.str_(doc, "default_image"),
             queues=tuple(queues),
             instance_types=extra,
+            source=source,
         )
 
 

@@ -1,0 +1,283 @@
+"""Where an environment descriptor is read from: four sources, one result type.
+
+- :func:`from_cloud_assembly`: the synthesized template in ``cdk.out``, before anything is
+  deployed. The descriptor output is an ``Fn::Join`` over deploy-time references; this
+  module evaluates what it can (``Fn::Join``, ``Fn::Select``, ``Fn::Split``, ``Fn::Sub``)
+  and renders the rest as readable placeholders (``<Ref:LogicalId>``,
+  ``<GetAtt:LogicalId.Attribute>``), so the static part (platforms, instance types, max
+  vCPUs) is usable for planning.
+- :func:`from_outputs_file`: the JSON written by ``cdk deploy --outputs-file``.
+- :func:`from_cloudformation`: the deployed stack's outputs (``DescribeStacks``).
+- :func:`from_parameter`: the SSM parameter the stack publishes.
+
+Every function returns an :class:`EnvironmentDescriptor` whose ``source`` says where it
+came from. Only the standard library and boto3 are used: this module runs where
+aws-cdk-lib is not installed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from batchwright.environment.descriptor import (
+    DESCRIPTOR_OUTPUT_KEY,
+    DESCRIPTOR_PARAMETER_OUTPUT_KEY,
+    EnvironmentDescriptor,
+)
+from batchwright.errors import DescriptorError, EnvironmentNotFound
+
+if TYPE_CHECKING:
+    import boto3
+    from mypy_boto3_cloudformation import CloudFormationClient
+    from mypy_boto3_ssm import SSMClient
+
+_PLACEHOLDER = re.compile(r"^<[^<>]*>$")
+
+
+# --- static reading of cdk.out ------------------------------------------------------------
+
+
+class _Unresolved(str):
+    """A template value that only CloudFormation can resolve, rendered as a placeholder."""
+
+    __slots__ = ()
+
+
+def _placeholder(text: str) -> _Unresolved:
+    return _Unresolved(f"<{text}>")
+
+
+def render_intrinsics(value: Any) -> Any:
+    """Evaluates the intrinsic functions of a template value that need no deployment and
+    renders the others as placeholders such as ``<Ref:Bucket>``."""
+    if isinstance(value, list):
+        return [render_intrinsics(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if len(value) != 1:
+        return {k: render_intrinsics(v) for k, v in value.items()}
+    (name, args), = value.items()
+    if name == "Ref":
+        return _placeholder(f"Ref:{args}")
+    if name == "Fn::GetAtt":
+        target = ".".join(args) if isinstance(args, list) else str(args)
+        return _placeholder(f"GetAtt:{target}")
+    if name == "Fn::Join":
+        separator, parts = args
+        rendered = [render_intrinsics(p) for p in render_intrinsics(parts)]
+        text = str(separator).join(str(p) for p in rendered)
+        return text
+    if name == "Fn::Split":
+        separator, source = args
+        source = render_intrinsics(source)
+        if isinstance(source, _Unresolved):
+            return source
+        return str(source).split(str(separator))
+    if name == "Fn::Select":
+        index, items = args
+        items = render_intrinsics(items)
+        if isinstance(items, _Unresolved):
+            # A part of something unresolved (e.g. a queue's name inside its ARN).
+            return _placeholder(f"part-of:{items[1:-1]}")
+        try:
+            return items[int(index)]
+        except (IndexError, TypeError, ValueError):
+            return _placeholder(f"Fn::Select:{index}")
+    if name == "Fn::Sub":
+        template, variables = (args, {}) if isinstance(args, str) else (args[0], args[1])
+
+        def substitute(match: re.Match[str]) -> str:
+            key = match.group(1)
+            if key in variables:
+                return str(render_intrinsics(variables[key]))
+            return f"<Ref:{key}>" if "." not in key else f"<GetAtt:{key}>"
+
+        return re.sub(r"\$\{([^}!]+)\}", substitute, template)
+    if name.startswith("Fn::") or name == "Condition":
+        return _placeholder(name)
+    return {name: render_intrinsics(args)}
+
+
+def _stack_template(cdk_out: Path, stack_name: str) -> Path:
+    manifest_path = cdk_out / "manifest.json"
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except FileNotFoundError as e:
+        raise EnvironmentNotFound(
+            f"{manifest_path} does not exist. Run 'cdk synth' in the CDK app's directory, "
+            "or pass the cdk.out directory that holds the synthesized app."
+        ) from e
+    stacks = []
+    for artifact_id, artifact in (manifest.get("artifacts") or {}).items():
+        if artifact.get("type") != "aws:cloudformation:stack":
+            continue
+        properties = artifact.get("properties") or {}
+        names = {artifact_id, artifact.get("displayName"), properties.get("stackName")}
+        stacks.append(properties.get("stackName") or artifact_id)
+        if stack_name in names and properties.get("templateFile"):
+            return cdk_out / str(properties["templateFile"])
+    raise EnvironmentNotFound(
+        f"{manifest_path} has no stack named {stack_name!r}; it has "
+        f"{sorted(stacks) or 'no stacks'}. Pass one of those names."
+    )
+
+
+def from_cloud_assembly(
+    stack_name: str, cdk_out: str | Path = "cdk.out"
+) -> EnvironmentDescriptor:
+    """Reads the descriptor of ``stack_name`` from a synthesized cloud assembly.
+
+    Values that exist only after deployment (ARNs, bucket and queue names) come back as
+    placeholders like ``<GetAtt:Queue.JobQueueArn>``; see :func:`is_placeholder`.
+
+    Raises:
+        EnvironmentNotFound: no manifest, no such stack, or no descriptor output.
+        DescriptorError: the output is not a valid descriptor.
+    """
+    template_path = _stack_template(Path(cdk_out), stack_name)
+    template = json.loads(template_path.read_text())
+    output = (template.get("Outputs") or {}).get(DESCRIPTOR_OUTPUT_KEY)
+    if output is None:
+        raise EnvironmentNotFound(
+            f"stack {stack_name!r} in {template_path} has no output {DESCRIPTOR_OUTPUT_KEY!r}; "
+            "is it a batchwright environment (BatchEnvironment construct)?"
+        )
+    text = render_intrinsics(output.get("Value"))
+    source = f"cdk.out template {template_path} (stack {stack_name}, not deployed)"
+    if not isinstance(text, str):
+        raise DescriptorError(f"{source}: output {DESCRIPTOR_OUTPUT_KEY} is not a string.")
+    return _parse(text, source)
+
+
+def is_placeholder(value: str) -> bool:
+    """Whether a descriptor value is a stand-in for something only a deployment knows."""
+    return bool(_PLACEHOLDER.match(value))
+
+
+# --- deployed sources -----------------------------------------------------------------------
+
+
+def from_outputs_file(path: str | Path, stack_name: str) -> EnvironmentDescriptor:
+    """Reads the descriptor from ``cdk deploy --outputs-file`` JSON
+    (``{"StackName": {"OutputKey": "value"}}``).
+
+    Raises:
+        EnvironmentNotFound: the file, the stack or the output is missing.
+        DescriptorError: the value is not a valid descriptor.
+    """
+    file = Path(path)
+    try:
+        outputs = json.loads(file.read_text())
+    except FileNotFoundError as e:
+        raise EnvironmentNotFound(
+            f"{file} does not exist. Deploy with 'cdk deploy --outputs-file {file}'."
+        ) from e
+    except json.JSONDecodeError as e:
+        raise DescriptorError(f"{file} is not valid JSON ({e}).") from e
+    stack_outputs = outputs.get(stack_name) if isinstance(outputs, dict) else None
+    if not isinstance(stack_outputs, dict):
+        known = sorted(outputs) if isinstance(outputs, dict) else []
+        raise EnvironmentNotFound(
+            f"{file} has no outputs for stack {stack_name!r} (it has {known}). Deploy that "
+            "stack with --outputs-file, or pass the right stack name."
+        )
+    text = stack_outputs.get(DESCRIPTOR_OUTPUT_KEY)
+    if not isinstance(text, str):
+        raise EnvironmentNotFound(
+            f"{file}: stack {stack_name!r} has no output {DESCRIPTOR_OUTPUT_KEY!r}; is it a "
+            "batchwright environment?"
+        )
+    return _parse(text, f"outputs file {file} (stack {stack_name})")
+
+
+def _stack_outputs(
+    stack_name: str,
+    client: CloudFormationClient | None,
+    session: boto3.Session | None,
+) -> dict[str, str]:
+    if client is None:
+        import boto3
+
+        client = (session or boto3.Session()).client("cloudformation")
+    try:
+        stacks = client.describe_stacks(StackName=stack_name)["Stacks"]
+    except client.exceptions.ClientError as e:
+        raise EnvironmentNotFound(
+            f"CloudFormation stack {stack_name!r} could not be described "
+            f"({e.response.get('Error', {}).get('Message', e)}). Check the stack name, the "
+            "region and your credentials, or deploy it with 'cdk deploy'."
+        ) from e
+    outputs = stacks[0].get("Outputs") or [] if stacks else []
+    return {o["OutputKey"]: o.get("OutputValue", "") for o in outputs if "OutputKey" in o}
+
+
+def from_cloudformation(
+    stack_name: str,
+    *,
+    client: CloudFormationClient | None = None,
+    session: boto3.Session | None = None,
+) -> EnvironmentDescriptor:
+    """Reads the descriptor from the outputs of the deployed stack (``DescribeStacks``).
+
+    Raises:
+        EnvironmentNotFound: the stack or the output does not exist.
+        DescriptorError: the value is not a valid descriptor.
+    """
+    outputs = _stack_outputs(stack_name, client, session)
+    text = outputs.get(DESCRIPTOR_OUTPUT_KEY)
+    if text is None:
+        raise EnvironmentNotFound(
+            f"CloudFormation stack {stack_name!r} has no output {DESCRIPTOR_OUTPUT_KEY!r}; is "
+            "it a batchwright environment?"
+        )
+    return _parse(text, f"CloudFormation stack {stack_name} (output {DESCRIPTOR_OUTPUT_KEY})")
+
+
+def from_parameter(
+    name: str | None = None,
+    *,
+    stack_name: str | None = None,
+    client: SSMClient | None = None,
+    cloudformation: CloudFormationClient | None = None,
+    session: boto3.Session | None = None,
+) -> EnvironmentDescriptor:
+    """Reads the descriptor from its SSM parameter, by ``name`` or, given ``stack_name``,
+    by the name the stack publishes in its ``BatchwrightEnvironmentParameter`` output.
+
+    Raises:
+        EnvironmentNotFound: neither argument, or the parameter does not exist.
+        DescriptorError: the value is not a valid descriptor.
+    """
+    if name is None:
+        if stack_name is None:
+            raise EnvironmentNotFound(
+                "from_parameter needs the parameter name or the stack name; pass name=... or "
+                "stack_name=..."
+            )
+        name = _stack_outputs(stack_name, cloudformation, session).get(
+            DESCRIPTOR_PARAMETER_OUTPUT_KEY
+        )
+        if name is None:
+            raise EnvironmentNotFound(
+                f"CloudFormation stack {stack_name!r} has no output "
+                f"{DESCRIPTOR_PARAMETER_OUTPUT_KEY!r}; is it a batchwright environment?"
+            )
+    if client is None:
+        import boto3
+
+        client = (session or boto3.Session()).client("ssm")
+    try:
+        value = client.get_parameter(Name=name)["Parameter"].get("Value", "")
+    except client.exceptions.ParameterNotFound as e:
+        raise EnvironmentNotFound(
+            f"SSM parameter {name!r} does not exist in this account/region. Check the region, "
+            "or deploy the environment."
+        ) from e
+    return _parse(value, f"SSM parameter {name}")
+
+
+def _parse(text: str, source: str) -> EnvironmentDescriptor:
+    return EnvironmentDescriptor.from_json(text, source=source)
