@@ -249,18 +249,6 @@ class BatchOptions:
                 fix="Set log_driver (e.g. 'awslogs') as well, or drop log_options.",
             )
         tags = merged.get("aws_batch_tags", ())
-        room = MAX_TAGS - len(JOB_TAG_KEYS)
-        if len(tags) > room:
-            raise InvalidValue(
-                where=where("aws_batch_tags"),
-                key="aws_batch_tags",
-                value=dict(tags),
-                problem=(
-                    f"has {len(tags)} tags; a job carries at most {MAX_TAGS}, "
-                    f"{len(JOB_TAG_KEYS)} of them batchwright's"
-                ),
-                fix=f"Keep at most {room} tags.",
-            )
 
         return cls(
             step=step,
@@ -410,6 +398,16 @@ def _string_pairs(key: str, value: Any, where: str) -> tuple[tuple[str, str], ..
 
 def _tags(key: str, value: Any, where: str) -> tuple[tuple[str, str], ...]:
     pairs = _string_pairs(key, value, where)
+    room = MAX_TAGS - len(JOB_TAG_KEYS)
+    if len(pairs) > room:
+        raise _fail(
+            where,
+            key,
+            dict(value),
+            f"has {len(pairs)} tags; a job carries at most {MAX_TAGS}, "
+            f"{len(JOB_TAG_KEYS)} of them batchwright's",
+            f"Keep at most {room} tags.",
+        )
     for k, v in pairs:
         problem = fix = ""
         if not k or len(k) > MAX_TAG_KEY_LENGTH:
@@ -428,7 +426,7 @@ def _tags(key: str, value: Any, where: str) -> tuple[tuple[str, str], ...]:
             problem = f"has the tag {k!r}: {v!r} with characters AWS does not allow"
             fix = "Use letters, digits, spaces and _ . : / = + - @ only."
         if problem:
-            raise _fail(where, key, dict(pairs), problem, fix)
+            raise _fail(where, key, dict(value), problem, fix)
     return pairs
 
 
