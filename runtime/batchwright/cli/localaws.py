@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 from typing import Any
 
 from batchwright import localaws
@@ -28,6 +30,30 @@ def register(sub: Any) -> None:
     verbs.add_parser(
         "env", help="print `export` lines that point boto3 and flows at it"
     ).set_defaults(handler=_env)
+    deploy = verbs.add_parser(
+        "deploy",
+        help="create a synthesized stack's resources in the local AWS and write its outputs",
+        description=(
+            "Creates the resources of a synthesized template (from `cdk synth`) in the "
+            "local AWS, then writes the stack's outputs as `cdk deploy --outputs-file` "
+            "would and records them as a CloudFormation stack in the emulator."
+        ),
+    )
+    deploy.add_argument("--cdk-out", default="cdk.out", help="cloud assembly directory")
+    deploy.add_argument(
+        "--stack", help="stack name (default: cdk.json context batchwright:defaultEnvironment)"
+    )
+    deploy.add_argument(
+        "--outputs-file", default="cdk-outputs.json", help="where to write the outputs"
+    )
+    deploy.add_argument(
+        "--parameters",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a template parameter value, as `cdk deploy --parameters`",
+    )
+    deploy.set_defaults(handler=_deploy)
 
 
 def _up(args: argparse.Namespace, console: Console) -> int:
@@ -62,4 +88,56 @@ def _env(args: argparse.Namespace, console: Console) -> int:
         return 1
     for key, value in local.environment().items():
         console.line(f"export {key}={value}")
+    return 0
+
+
+def default_stack_name(directory: Path) -> str | None:
+    """The default environment named in ``cdk.json`` context, looking upwards."""
+    for folder in (directory, *directory.parents):
+        path = folder / "cdk.json"
+        if path.exists():
+            context = json.loads(path.read_text()).get("context", {})
+            name = context.get("batchwright:defaultEnvironment")
+            return str(name) if name else None
+    return None
+
+
+def _deploy(args: argparse.Namespace, console: Console) -> int:
+    from batchwright.errors import UserInputError
+    from batchwright.localaws import deploy
+
+    stack = args.stack or default_stack_name(Path.cwd())
+    if not stack:
+        raise UserInputError(
+            "localaws deploy: no --stack given and no cdk.json context "
+            "'batchwright:defaultEnvironment' found; pass --stack NAME."
+        )
+    parameters: dict[str, str] = {}
+    for item in args.parameters:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserInputError(
+                f"localaws deploy: --parameters {item!r} is not KEY=VALUE; "
+                "write e.g. --parameters DefaultImage=my/image:tag."
+            )
+        parameters[key] = value
+    local = localaws.current()
+    if local is None:
+        raise UserInputError(
+            "localaws deploy: the local AWS is not running; start it with "
+            "`batchwright localaws up`."
+        )
+    template = deploy.template_of(Path(args.cdk_out), stack)
+    result = deploy.deploy(local, template, stack, parameters=parameters)
+    deploy.record_stack(local, result)
+    deploy.write_outputs_file(result, Path(args.outputs_file))
+    console.info(
+        f"deployed {stack} to {local.endpoint}: {len(result.physical_ids)} resources created, "
+        f"{len(result.skipped)} skipped"
+    )
+    for logical_id, kind in sorted(result.skipped.items()):
+        console.info(f"  skipped {logical_id} ({kind}): the emulator cannot hold it")
+    for note in result.notes:
+        console.notice(note)
+    console.info(f"outputs written to {args.outputs_file}")
     return 0

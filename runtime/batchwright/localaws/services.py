@@ -278,6 +278,8 @@ def _start_moto(directory: Path, log: Log) -> tuple[int, str]:
         **os.environ,
         "MOTO_DOCKER_NETWORK_MODE": "host",
         "MOTO_PORT": str(port),
+        # AWS-managed policies exist in an account; let roles attach them here too.
+        "MOTO_IAM_LOAD_MANAGED_POLICIES": "true",
         **TEST_CREDENTIALS,
         "AWS_DEFAULT_REGION": REGION,
     }

@@ -1,0 +1,807 @@
+"""Brings a synthesized CloudFormation template up in the local AWS.
+
+moto's CloudFormation cannot create the ``AWS::Batch::*`` resources a CDK synth
+produces, so this module plays CloudFormation's part for the resource types a batchwright
+environment uses: it orders resources by their references, resolves intrinsic functions
+(``Ref``, ``Fn::GetAtt``, ``Fn::Join``, ``Fn::Sub``, ``Fn::Select``, ``Fn::If``, …),
+creates each resource through the emulator's own API with a generated physical name, and
+finally evaluates the stack's outputs and writes them in the format of
+``cdk deploy --outputs-file``. The runtime then reads that file through the same code path
+it uses after a real deployment.
+
+Resource properties are translated to API requests with botocore's service model, so a
+property the API does not know is dropped (and reported) rather than guessed. Where the
+emulator needs something AWS does not (a service role on compute environments, security
+groups on the compute environment when they sit on an EFA launch template, instance types
+it knows), the deployment adapts and says so in :attr:`Deployment.notes`. Resources it
+cannot hold (Lambda-backed custom resources, CDK metadata) are skipped and listed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from batchwright.environment import instances
+from batchwright.errors import LocalAwsError
+from batchwright.localaws.services import LocalAws
+
+ACCOUNT_ID = "123456789012"  # moto's default account
+_NO_VALUE = object()
+
+
+@dataclass
+class Deployment:
+    """What a local deployment created, skipped and adapted, and the stack's outputs."""
+
+    stack_name: str
+    outputs: dict[str, str] = field(default_factory=dict)
+    physical_ids: dict[str, str] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def outputs_file_document(self) -> dict[str, dict[str, str]]:
+        """The document ``cdk deploy --outputs-file`` writes for this stack."""
+        return {self.stack_name: dict(self.outputs)}
+
+
+def template_of(cdk_out: Path, stack_name: str) -> dict[str, Any]:
+    """The synthesized template of ``stack_name`` in a cloud assembly directory."""
+    manifest_path = cdk_out / "manifest.json"
+    if not manifest_path.exists():
+        raise LocalAwsError(
+            f"{cdk_out} is not a cloud assembly (no manifest.json); run `cdk synth`"
+        )
+    manifest = json.loads(manifest_path.read_text())
+    for artifact_id, artifact in manifest.get("artifacts", {}).items():
+        if artifact.get("type") != "aws:cloudformation:stack":
+            continue
+        name = artifact.get("properties", {}).get("stackName", artifact_id)
+        if stack_name in (name, artifact_id):
+            template_file = artifact["properties"]["templateFile"]
+            return dict(json.loads((cdk_out / template_file).read_text()))
+    raise LocalAwsError(f"no stack named {stack_name!r} in {cdk_out}")
+
+
+def deploy(
+    local: LocalAws,
+    template: Mapping[str, Any],
+    stack_name: str,
+    *,
+    parameters: Mapping[str, str] | None = None,
+) -> Deployment:
+    """Creates the template's resources in the local AWS and returns the deployment."""
+    return _Deployer(local, template, stack_name, dict(parameters or {})).run()
+
+
+def record_stack(local: LocalAws, deployment: Deployment) -> None:
+    """Records the deployment's outputs as a CloudFormation stack in the emulator, so that
+    DescribeStacks answers for it as it would after ``cdk deploy``. The stack holds one
+    placeholder resource: the real resources were created through their own APIs."""
+    cloudformation = local.client("cloudformation")
+    body = {
+        "Description": f"Outputs of {deployment.stack_name}, deployed locally by batchwright",
+        "Resources": {"Deployed": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+        "Outputs": {k: {"Value": v} for k, v in deployment.outputs.items()},
+    }
+    existing = cloudformation.list_stacks(StackStatusFilter=["CREATE_COMPLETE"])
+    if any(s["StackName"] == deployment.stack_name for s in existing["StackSummaries"]):
+        cloudformation.delete_stack(StackName=deployment.stack_name)
+    cloudformation.create_stack(StackName=deployment.stack_name, TemplateBody=json.dumps(body))
+
+
+def write_outputs_file(deployment: Deployment, path: Path) -> None:
+    """Writes (or merges into) an outputs file in the ``cdk deploy --outputs-file`` format."""
+    document: dict[str, Any] = {}
+    if path.exists():
+        document = json.loads(path.read_text())
+    document.update(deployment.outputs_file_document())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2) + "\n")
+
+
+# --- the deployer ------------------------------------------------------------------------
+
+
+class _Deployer:
+    def __init__(
+        self,
+        local: LocalAws,
+        template: Mapping[str, Any],
+        stack_name: str,
+        parameters: dict[str, str],
+    ):
+        self.local = local
+        self.template = template
+        self.stack = stack_name
+        self.result = Deployment(stack_name)
+        self.refs: dict[str, Any] = {}
+        self.attrs: dict[str, dict[str, Any]] = {}
+        self.parameters = self._resolve_parameters(parameters)
+        self.conditions: dict[str, bool] = {}
+        self._clients: dict[str, Any] = {}
+        self._service_role: str | None = None
+        #: LaunchTemplateData of the templates created, by launch template id.
+        self.launch_templates: dict[str, dict[str, Any]] = {}
+
+    def client(self, service: str) -> Any:
+        if service not in self._clients:
+            self._clients[service] = self.local.client(service)
+        return self._clients[service]
+
+    # -- parameters, conditions, ordering
+
+    def _resolve_parameters(self, given: dict[str, str]) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name, spec in self.template.get("Parameters", {}).items():
+            if name in given:
+                values[name] = given[name]
+                continue
+            default = spec.get("Default")
+            if spec.get("Type", "").startswith("AWS::SSM::Parameter::Value<") and default:
+                values[name] = self._public_parameter(name, str(default))
+            else:
+                values[name] = default
+        unknown = set(given) - set(values)
+        if unknown:
+            raise LocalAwsError(
+                f"parameters {sorted(unknown)} are not parameters of the template "
+                f"(it has {sorted(values) or 'none'})"
+            )
+        return values
+
+    def _public_parameter(self, name: str, path: str) -> str:
+        ssm = self.client("ssm")
+        try:
+            return str(ssm.get_parameter(Name=path)["Parameter"]["Value"])
+        except Exception:
+            # Public AMI parameters (e.g. the Neuron AMI) are absent from the emulator: an
+            # AMI id placeholder stands in; the emulator never boots it.
+            self.result.notes.append(
+                f"parameter {name}: SSM {path} is not in the emulator; using ami-00000000local"
+            )
+            return "ami-00000000local"
+
+    def _condition(self, name: str) -> bool:
+        if name not in self.conditions:
+            expression = self.template.get("Conditions", {})[name]
+            self.conditions[name] = bool(self.resolve(expression))
+        return self.conditions[name]
+
+    def _order(self) -> list[str]:
+        resources = self.template.get("Resources", {})
+        deps: dict[str, set[str]] = {}
+        for logical_id, resource in resources.items():
+            found: set[str] = set()
+            _references(resource, found)
+            depends = resource.get("DependsOn", [])
+            found.update([depends] if isinstance(depends, str) else depends)
+            deps[logical_id] = {d for d in found if d in resources and d != logical_id}
+        ordered: list[str] = []
+        done: set[str] = set()
+        visiting: set[str] = set()
+
+        def visit(node: str) -> None:
+            if node in done:
+                return
+            if node in visiting:
+                raise LocalAwsError(f"circular reference through {node}")
+            visiting.add(node)
+            for dep in sorted(deps[node]):
+                visit(dep)
+            visiting.discard(node)
+            done.add(node)
+            ordered.append(node)
+
+        for node in resources:
+            visit(node)
+        return ordered
+
+    # -- intrinsic functions
+
+    def resolve(self, value: Any) -> Any:
+        if isinstance(value, list):
+            items = [self.resolve(v) for v in value]
+            return [v for v in items if v is not _NO_VALUE]
+        if not isinstance(value, dict):
+            return value
+        if len(value) == 1:
+            ((key, arg),) = value.items()
+            handler = _INTRINSICS.get(key)
+            if handler is not None:
+                return handler(self, arg)
+        out = {}
+        for k, v in value.items():
+            resolved = self.resolve(v)
+            if resolved is not _NO_VALUE:
+                out[k] = resolved
+        return out
+
+    def ref(self, name: str) -> Any:
+        pseudo = {
+            "AWS::Region": self.local.region,
+            "AWS::AccountId": ACCOUNT_ID,
+            "AWS::Partition": "aws",
+            "AWS::URLSuffix": "amazonaws.com",
+            "AWS::StackName": self.stack,
+            "AWS::StackId": f"arn:aws:cloudformation:{self.local.region}:{ACCOUNT_ID}:stack/"
+            f"{self.stack}/local",
+            "AWS::NoValue": _NO_VALUE,
+        }
+        if name in pseudo:
+            return pseudo[name]
+        if name in self.parameters:
+            return self.parameters[name]
+        if name in self.refs:
+            return self.refs[name]
+        if name in self.result.skipped:
+            return f"<skipped:{name}>"
+        raise LocalAwsError(f"Ref to {name}, which is neither created nor a parameter")
+
+    def get_att(self, logical_id: str, attribute: str) -> Any:
+        if logical_id in self.result.skipped:
+            return f"<skipped:{logical_id}.{attribute}>"
+        try:
+            return self.attrs[logical_id][attribute]
+        except KeyError:
+            raise LocalAwsError(
+                f"Fn::GetAtt {logical_id}.{attribute} is not available in the local AWS"
+            ) from None
+
+    # -- main loop
+
+    def run(self) -> Deployment:
+        resources = self.template.get("Resources", {})
+        for logical_id in self._order():
+            resource = resources[logical_id]
+            kind = resource["Type"]
+            condition = resource.get("Condition")
+            if condition and not self._condition(condition):
+                continue
+            creator = _CREATORS.get(kind)
+            if creator is None:
+                self.result.skipped[logical_id] = kind
+                continue
+            properties = self.resolve(resource.get("Properties", {}))
+            creator(self, logical_id, properties)
+        for key, output in self.template.get("Outputs", {}).items():
+            condition = output.get("Condition")
+            if condition and not self._condition(condition):
+                continue
+            value = self.resolve(output["Value"])
+            self.result.outputs[key] = value if isinstance(value, str) else json.dumps(value)
+        return self.result
+
+    def name_for(self, logical_id: str, *, max_length: int = 128, lower: bool = False) -> str:
+        """A CloudFormation-style generated physical name."""
+        suffix = secrets.token_hex(6).upper()
+        stem = re.sub(r"[^A-Za-z0-9-]", "", f"{self.stack}-{logical_id}")
+        name = f"{stem[: max_length - len(suffix) - 1]}-{suffix}"
+        return name.lower() if lower else name
+
+    def created(self, logical_id: str, ref: Any, **attributes: Any) -> None:
+        self.refs[logical_id] = ref
+        self.attrs[logical_id] = attributes
+        self.result.physical_ids[logical_id] = str(ref)
+
+    def request(
+        self, service: str, operation: str, properties: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """``properties`` shaped as the operation's request, per botocore's model."""
+        model = self.client(service).meta.service_model.operation_model(operation)
+        dropped: list[str] = []
+        shaped = _shape(properties, model.input_shape, "", dropped)
+        if dropped:
+            self.result.notes.append(f"{operation}: dropped {', '.join(sorted(dropped))}")
+        return dict(shaped)
+
+    def service_role(self) -> str:
+        """A Batch service role for the emulator, which (unlike AWS) requires one."""
+        if self._service_role is None:
+            iam = self.client("iam")
+            name = self.name_for("LocalBatchServiceRole", max_length=64)
+            trust = {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": "batch.amazonaws.com"},
+                        "Action": "sts:AssumeRole",
+                    }
+                ],
+            }
+            role = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))
+            self._service_role = str(role["Role"]["Arn"])
+            self.result.notes.append(
+                "compute environments: the emulator requires a service role; created "
+                f"{name} (AWS uses the service-linked role)"
+            )
+        return self._service_role
+
+
+def _references(value: Any, found: set[str]) -> None:
+    if isinstance(value, dict):
+        if "Ref" in value and isinstance(value["Ref"], str):
+            found.add(value["Ref"])
+        if "Fn::GetAtt" in value:
+            target = value["Fn::GetAtt"]
+            found.add(target[0] if isinstance(target, list) else str(target).split(".")[0])
+        if "Fn::Sub" in value:
+            text = value["Fn::Sub"]
+            text = text[0] if isinstance(text, list) else text
+            found.update(m.split(".")[0] for m in re.findall(r"\$\{([^}!]+)\}", text))
+        for v in value.values():
+            _references(v, found)
+    elif isinstance(value, list):
+        for v in value:
+            _references(v, found)
+
+
+def _shape(value: Any, shape: Any, path: str, dropped: list[str]) -> Any:
+    """Renames keys to the model's member names (case-insensitively) and drops unknowns."""
+    if shape is None:
+        return value
+    if shape.type_name == "structure" and isinstance(value, dict):
+        members = {name.lower(): name for name in shape.members}
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            member = members.get(key.lower())
+            if member is None:
+                dropped.append(f"{path}{key}")
+                continue
+            out[member] = _shape(item, shape.members[member], f"{path}{key}.", dropped)
+        return out
+    if shape.type_name == "list" and isinstance(value, list):
+        return [_shape(v, shape.member, path, dropped) for v in value]
+    if shape.type_name == "map" and isinstance(value, dict):
+        return {k: _shape(v, shape.value, path, dropped) for k, v in value.items()}
+    if shape.type_name == "integer" and isinstance(value, str) and value.isdigit():
+        return int(value)
+    if shape.type_name == "boolean" and isinstance(value, str):
+        return value.lower() == "true"
+    if shape.type_name == "string" and isinstance(value, (dict, list)):
+        return json.dumps(value)
+    if shape.type_name == "string" and not isinstance(value, str):
+        return str(value).lower() if isinstance(value, bool) else str(value)
+    return value
+
+
+# --- intrinsic function handlers ---------------------------------------------------------
+
+
+def _fn_get_att(d: _Deployer, arg: Any) -> Any:
+    logical_id, attribute = arg if isinstance(arg, list) else str(arg).split(".", 1)
+    return d.get_att(str(logical_id), str(d.resolve(attribute)))
+
+
+def _fn_join(d: _Deployer, arg: Any) -> str:
+    separator, items = arg
+    return str(separator).join(str(v) for v in d.resolve(items))
+
+
+def _fn_sub(d: _Deployer, arg: Any) -> str:
+    text, variables = (arg[0], d.resolve(arg[1])) if isinstance(arg, list) else (arg, {})
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name.startswith("!"):
+            return "${" + name[1:] + "}"
+        if name in variables:
+            return str(variables[name])
+        if "." in name and name.split(".", 1)[0] not in ("AWS",):
+            logical_id, attribute = name.split(".", 1)
+            return str(d.get_att(logical_id, attribute))
+        return str(d.ref(name))
+
+    return re.sub(r"\$\{([^}]+)\}", replace, str(text))
+
+
+def _fn_select(d: _Deployer, arg: Any) -> Any:
+    index, items = d.resolve(arg[0]), d.resolve(arg[1])
+    return items[int(index)]
+
+
+def _fn_split(d: _Deployer, arg: Any) -> list[str]:
+    return str(d.resolve(arg[1])).split(str(arg[0]))
+
+
+def _fn_get_azs(d: _Deployer, arg: Any) -> list[str]:
+    region = d.resolve(arg) or d.local.region
+    return [f"{region}{zone}" for zone in "abc"]
+
+
+def _fn_if(d: _Deployer, arg: Any) -> Any:
+    name, when_true, when_false = arg
+    return d.resolve(when_true if d._condition(name) else when_false)
+
+
+def _fn_equals(d: _Deployer, arg: Any) -> bool:
+    left, right = (d.resolve(v) for v in arg)
+    return bool(left == right)
+
+
+def _fn_find_in_map(d: _Deployer, arg: Any) -> Any:
+    name, top, second = (d.resolve(v) for v in arg)
+    return d.template["Mappings"][name][top][second]
+
+
+def _fn_import_value(d: _Deployer, arg: Any) -> Any:
+    raise LocalAwsError(f"Fn::ImportValue {arg!r}: cross-stack imports are not supported locally")
+
+
+_INTRINSICS: dict[str, Callable[[_Deployer, Any], Any]] = {
+    "Ref": lambda d, arg: d.ref(str(arg)),
+    "Fn::GetAtt": _fn_get_att,
+    "Fn::Join": _fn_join,
+    "Fn::Sub": _fn_sub,
+    "Fn::Select": _fn_select,
+    "Fn::Split": _fn_split,
+    "Fn::GetAZs": _fn_get_azs,
+    "Fn::If": _fn_if,
+    "Fn::Equals": _fn_equals,
+    "Fn::Not": lambda d, arg: not d.resolve(arg[0]),
+    "Fn::And": lambda d, arg: all(d.resolve(v) for v in arg),
+    "Fn::Or": lambda d, arg: any(d.resolve(v) for v in arg),
+    "Fn::Base64": lambda d, arg: (
+        __import__("base64").b64encode(str(d.resolve(arg)).encode()).decode()
+    ),
+    "Fn::FindInMap": _fn_find_in_map,
+    "Fn::ImportValue": _fn_import_value,
+    "Condition": lambda d, arg: d._condition(str(arg)),
+}
+
+
+# --- resource creators -------------------------------------------------------------------
+
+
+def _iam_role(d: _Deployer, logical_id: str, p: dict[str, Any]) -> None:
+    iam = d.client("iam")
+    name = p.get("RoleName") or d.name_for(logical_id, max_length=64)
+    request = d.request(
+        "iam",
+        "CreateRole",
+        {k: v for k, v in p.items() if k not in ("ManagedPolicyArns", "Policies")}
+        | {"RoleName": name},
+    )
+    role = iam.create_role(**request)["Role"]
+    for arn in p.get("ManagedPolicyArns", []):
+        iam.attach_role_policy(RoleName=name, PolicyArn=arn)
+    for policy in p.get("Policies", []):
+        iam.put_role_policy(
+            RoleName=name,
+            PolicyName=policy["PolicyName"],
+            PolicyDocument=json.dumps(policy["PolicyDocument"]),
+        )
+    d.created(logical_id, name, Arn=role["Arn"], RoleId=role["RoleId"])
+
+
+def _iam_policy(d: _Deployer, logical_id: str, p: dict[str, Any]) -> None:
+    iam = d.client("iam")
+    document = json.dumps(p["PolicyDocument"])
+    for role in p.get("Roles", []):
+        iam.put_role_policy(RoleName=role, PolicyName=p["PolicyName"], PolicyDocument=document)
+    for user in p.get("Users", []):
+        iam.put_user_policy(UserName=user, PolicyName=p["PolicyName"], PolicyDocument=document)
+    for group in p.get("Groups", []):
+        iam.put_group_policy(GroupName=group, PolicyName=p["PolicyName"], PolicyDocument=document)
+    d.created(logical_id, p["PolicyName"])
+
+
+def _iam_managed_policy(d: _Deployer, logical_id: str, p: dict[str, Any]) -> None:
+    iam = d.client("iam")
+    name = p.get("ManagedPolicyName") or d.name_for(logical_id, max_length=128)
+    arn = iam.create_policy(
+        PolicyName=name,
+        PolicyDocument=json.dumps(p["PolicyDocument"]),
+        Description=p.get("Description", ""),
+        Path=p.get("Path", "/"),
+    )["Policy"]["Arn"]
+    for role in p.get("Roles", []):
+        iam.attach_role_policy(RoleName=role, PolicyArn=arn)
+    for user in p.get("Users", []):
+        iam.attach_user_policy(UserName=user, PolicyArn=arn)
+    for group in p.get("Groups", []):
+        iam.attach_group_policy(GroupName=group, PolicyArn=arn)
+    d.created(logical_id, arn, PolicyArn=arn)
+
+
+def _iam_instance_profile(d: _Deployer, logical_id: str, p: dict[str, Any]) -> None:
+    iam = d.client("iam")
+    name = p.get("InstanceProfileName") or d.name_for(logical_id, max_length=128)
+    profile = iam.create_instance_profile(InstanceProfileName=name, Path=p.get("Path", "/"))
+    for role in p.get("Roles", []):
+        iam.add_role_to_instance_profile(InstanceProfileName=name, RoleName=role)
+    d.created(logical_id, name, Arn=profile["InstanceProfile"]["Arn"])
+
+
+def _s3_bucket(d: _Deployer, logical_id: str, p: dict[str, Any]) -> None:
+    s3 = d.client("s3")
+    name = p.get("BucketName") or d.name_for(logical_id, max_length=63, lower=True)
+    s3.create_bucket(Bucket=name)
+    # CloudFormation and the S3 API spell these two configurations differently.
+    rules = p.get("BucketEncryption", {}).get("ServerSideEncryptionConfiguration", [])
+    if rules:
+        s3.put_bucket_encryption(
+            Bucket=name,
+            ServerSideEncryptionConfiguration={
+                "Rules": [
+                    {"ApplyServerSideEncryptionByDefault": r["ServerSideEncryptionByDefault"]}
+                    for r in rules
+                    if "ServerSideEncryptionByDefault" in r
+                ]
+            },
+        )
+    if "PublicAccessBlockConfiguration" in p:
+        s3.put_public_access_block(
+            Bucket=name,
+            PublicAccessBlockConfiguration={
+                k: bool(v) for k, v in p["PublicAccessBlockConfiguration"].items()
+            },
+        )
+    if p.get("Tags"):
+        s3.put_bucket_tagging(Bucket=name, Tagging={"TagSet": p["Tags"]})
+    region = d.local.region
+    d.created(
+        logical_id,
+        name,
+        Arn=f"arn:aws:s3:::{name}",
+        DomainName=f"{name}.s3.amazonaws.com",
+        RegionalDomainName=f"{name}.s3.{region}.amazonaws.com",
+    )
+
+
+def _s3_bucket_policy(d: _Deployer, logical_id: str, p: dict[str, Any]) -> None:
+    d.client("s3").put_bucket_policy(Bucket=p["Bucket"], Policy=json.dumps(p["PolicyDocument"]))
+    d.created(logical_id, p["Bucket"])
+
+
+def _log_group(d: _Deployer, logical_id: str, p: dict[str, Any]) -> None:
+    logs = d.client("logs")
+    name = p.get("LogGroupName") or d.name_for(logical_id, max_length=512)
+    logs.create_log_group(logGroupName=name)
+    if "RetentionInDays" in p:
+        logs.put_retention_policy(logGroupName=name, retentionInDays=int(p["RetentionInDays"]))
+    arn = f"arn:aws:logs:{d.local.region}:{ACCOUNT_ID}:log-group:{name}:*"
+    d.created(logical_id, name, Arn=arn)
+
+
+def _ssm_parameter(d: _Deployer, logical_id: str, p: dict[str, Any]) -> None:
+    name = p.get("Name") or "CFN-" + d.name_for(logical_id, max_length=1000)
+    request = d.request("ssm", "PutParameter", p | {"Name": name})
+    request.pop("Tags", None)
+    d.client("ssm").put_parameter(**request)
+    d.created(logical_id, name, Type=p.get("Type"), Value=p.get("Value"))
+
+
+def _vpc(d: _Deployer, logical_id: str, p: dict[str, Any]) -> None:
+    ec2 = d.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock=p["CidrBlock"])["Vpc"]
+    vpc_id = vpc["VpcId"]
+    for attribute in ("EnableDnsHostnames", "EnableDnsSupport"):
+        if attribute in p:
+            ec2.modify_vpc_attribute(VpcId=vpc_id, **{attribute: {"Value": bool(p[attribute])}})
+    groups = ec2.describe_security_groups(
+        Filters=[
+            {"Name": "vpc-id", "Values": [vpc_id]},
+            {"Name": "group-name", "Values": ["default"]},
+        ]
+    )["SecurityGroups"]
+    d.created(
+        logical_id,
+        vpc_id,
+        VpcId=vpc_id,
+        CidrBlock=p["CidrBlock"],
+        DefaultSecurityGroup=groups[0]["GroupId"] if groups else "",
+    )
+
+
+def _subnet(d: _Deployer, logical_id: str, p: dict[str, Any]) -> None:
+    kwargs: dict[str, Any] = {"VpcId": p["VpcId"], "CidrBlock": p["CidrBlock"]}
+    if p.get("AvailabilityZone"):
+        kwargs["AvailabilityZone"] = p["AvailabilityZone"]
+    subnet = d.client("ec2").create_subnet(**kwargs)["Subnet"]
+    d.created(
+        logical_id,
+        subnet["SubnetId"],
+        SubnetId=subnet["SubnetId"],
+        AvailabilityZone=subnet["AvailabilityZone"],
+        VpcId=p["VpcId"],
+    )
+
+
+def _security_group(d: _Deployer, logical_id: str, p: dict[str, Any]) -> None:
+    ec2 = d.client("ec2")
+    name = p.get("GroupName") or d.name_for(logical_id, max_length=255)
+    kwargs = {"GroupName": name, "Description": p.get("GroupDescription", logical_id)}
+    if p.get("VpcId"):
+        kwargs["VpcId"] = p["VpcId"]
+    group_id = ec2.create_security_group(**kwargs)["GroupId"]
+    for rule in p.get("SecurityGroupIngress", []):
+        _authorize(d, "ingress", group_id, rule)
+    for rule in p.get("SecurityGroupEgress", []):
+        _authorize(d, "egress", group_id, rule)
+    d.created(logical_id, group_id, GroupId=group_id, VpcId=p.get("VpcId", ""))
+
+
+def _authorize(d: _Deployer, direction: str, group_id: str, rule: dict[str, Any]) -> None:
+    ec2 = d.client("ec2")
+    permission: dict[str, Any] = {"IpProtocol": str(rule.get("IpProtocol", "-1"))}
+    for key in ("FromPort", "ToPort"):
+        if key in rule:
+            permission[key] = int(rule[key])
+    if "CidrIp" in rule:
+        permission["IpRanges"] = [{"CidrIp": rule["CidrIp"]}]
+    peer = rule.get("SourceSecurityGroupId") or rule.get("DestinationSecurityGroupId")
+    if peer:
+        permission["UserIdGroupPairs"] = [{"GroupId": peer}]
+    if direction == "ingress":
+        ec2.authorize_security_group_ingress(GroupId=group_id, IpPermissions=[permission])
+    else:
+        try:
+            ec2.authorize_security_group_egress(GroupId=group_id, IpPermissions=[permission])
+        except Exception as error:  # the default allow-all egress rule already exists
+            if "Duplicate" not in str(error):
+                raise
+
+
+def _security_group_rule(direction: str) -> Callable[[_Deployer, str, dict[str, Any]], None]:
+    def create(d: _Deployer, logical_id: str, p: dict[str, Any]) -> None:
+        _authorize(d, direction, p["GroupId"], p)
+        d.created(logical_id, f"{p['GroupId']}-{direction}-{logical_id}")
+
+    return create
+
+
+def _launch_template(d: _Deployer, logical_id: str, p: dict[str, Any]) -> None:
+    name = p.get("LaunchTemplateName") or d.name_for(logical_id, max_length=128)
+    request = d.request("ec2", "CreateLaunchTemplate", p | {"LaunchTemplateName": name})
+    request.pop("TagSpecifications", None)
+    template = d.client("ec2").create_launch_template(**request)["LaunchTemplate"]
+    version = str(template["LatestVersionNumber"])
+    d.created(
+        logical_id,
+        template["LaunchTemplateId"],
+        LaunchTemplateId=template["LaunchTemplateId"],
+        LatestVersionNumber=version,
+        DefaultVersionNumber=str(template["DefaultVersionNumber"]),
+    )
+    d.launch_templates[template["LaunchTemplateId"]] = p.get("LaunchTemplateData", {})
+
+
+def _placement_group(d: _Deployer, logical_id: str, p: dict[str, Any]) -> None:
+    name = d.name_for(logical_id, max_length=255)
+    d.client("ec2").create_placement_group(GroupName=name, Strategy=p.get("Strategy", "cluster"))
+    d.created(logical_id, name, GroupId=name)
+
+
+def _known_to_emulator(names: list[str]) -> list[str]:
+    from moto.ec2.models.instance_types import INSTANCE_FAMILIES, INSTANCE_TYPES
+
+    return [n for n in names if n == "optimal" or n in INSTANCE_TYPES or n in INSTANCE_FAMILIES]
+
+
+def _compute_environment(d: _Deployer, logical_id: str, p: dict[str, Any]) -> None:
+    name = p.get("ComputeEnvironmentName") or d.name_for(logical_id, max_length=128)
+    request = d.request("batch", "CreateComputeEnvironment", p | {"ComputeEnvironmentName": name})
+    request.setdefault("serviceRole", d.service_role())
+    resources = request.get("computeResources")
+    if resources is not None:
+        if resources.get("type") in ("EC2", "SPOT"):
+            wanted = list(resources.get("instanceTypes", []))
+            known = _known_to_emulator(instances.expand(wanted))
+            if known != wanted:
+                d.result.notes.append(
+                    f"{logical_id}: instance types {wanted} given to the emulator as "
+                    f"{known or ['optimal']} (it knows only some types and no keywords "
+                    "but 'optimal')"
+                )
+            resources["instanceTypes"] = known or ["optimal"]
+        if not resources.get("securityGroupIds"):
+            groups = _launch_template_groups(d, resources.get("launchTemplate", {}))
+            if groups:
+                d.result.notes.append(
+                    f"{logical_id}: security groups sit on the launch template's EFA "
+                    "interfaces; the emulator needs them on the compute environment too"
+                )
+            resources["securityGroupIds"] = groups
+    arn = d.client("batch").create_compute_environment(**request)["computeEnvironmentArn"]
+    d.created(logical_id, arn, ComputeEnvironmentArn=arn)
+
+
+def _launch_template_groups(d: _Deployer, launch_template: dict[str, Any]) -> list[str]:
+    data = d.launch_templates.get(launch_template.get("launchTemplateId", ""), {})
+    groups: list[str] = []
+    for interface in data.get("NetworkInterfaces", []):
+        groups.extend(interface.get("Groups", []))
+    return list(dict.fromkeys(groups))
+
+
+def _job_queue(d: _Deployer, logical_id: str, p: dict[str, Any]) -> None:
+    name = p.get("JobQueueName") or d.name_for(logical_id, max_length=128)
+    request = d.request("batch", "CreateJobQueue", p | {"JobQueueName": name})
+    arn = d.client("batch").create_job_queue(**request)["jobQueueArn"]
+    d.created(logical_id, arn, JobQueueArn=arn)
+
+
+def _job_definition(d: _Deployer, logical_id: str, p: dict[str, Any]) -> None:
+    name = p.get("JobDefinitionName") or d.name_for(logical_id, max_length=128)
+    request = d.request("batch", "RegisterJobDefinition", p | {"JobDefinitionName": name})
+    arn = d.client("batch").register_job_definition(**request)["jobDefinitionArn"]
+    d.created(logical_id, arn)
+
+
+def _simple(ref_prefix: str) -> Callable[[_Deployer, str, dict[str, Any]], None]:
+    """Egress plumbing (routes, NAT) that job containers on the host network never use:
+    recorded with a generated id, and reported, rather than created."""
+
+    def create(d: _Deployer, logical_id: str, p: dict[str, Any]) -> None:
+        d.created(logical_id, f"{ref_prefix}-{secrets.token_hex(8)}")
+        d.result.notes.append(f"{logical_id}: recorded, not created (egress plumbing)")
+
+    return create
+
+
+def _internet_gateway(d: _Deployer, logical_id: str, p: dict[str, Any]) -> None:
+    gateway = d.client("ec2").create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+    d.created(logical_id, gateway, InternetGatewayId=gateway)
+
+
+def _gateway_attachment(d: _Deployer, logical_id: str, p: dict[str, Any]) -> None:
+    if p.get("InternetGatewayId"):
+        d.client("ec2").attach_internet_gateway(
+            InternetGatewayId=p["InternetGatewayId"], VpcId=p["VpcId"]
+        )
+    d.created(logical_id, f"{p['VpcId']}-attachment")
+
+
+def _route_table(d: _Deployer, logical_id: str, p: dict[str, Any]) -> None:
+    table = d.client("ec2").create_route_table(VpcId=p["VpcId"])["RouteTable"]["RouteTableId"]
+    d.created(logical_id, table, RouteTableId=table)
+
+
+def _route_table_association(d: _Deployer, logical_id: str, p: dict[str, Any]) -> None:
+    association = d.client("ec2").associate_route_table(
+        RouteTableId=p["RouteTableId"], SubnetId=p["SubnetId"]
+    )["AssociationId"]
+    d.created(logical_id, association)
+
+
+def _vpc_endpoint(d: _Deployer, logical_id: str, p: dict[str, Any]) -> None:
+    request = d.request("ec2", "CreateVpcEndpoint", p)
+    endpoint = d.client("ec2").create_vpc_endpoint(**request)["VpcEndpoint"]["VpcEndpointId"]
+    d.created(logical_id, endpoint)
+
+
+_CREATORS: dict[str, Callable[[_Deployer, str, dict[str, Any]], None]] = {
+    "AWS::IAM::Role": _iam_role,
+    "AWS::IAM::Policy": _iam_policy,
+    "AWS::IAM::ManagedPolicy": _iam_managed_policy,
+    "AWS::IAM::InstanceProfile": _iam_instance_profile,
+    "AWS::S3::Bucket": _s3_bucket,
+    "AWS::S3::BucketPolicy": _s3_bucket_policy,
+    "AWS::Logs::LogGroup": _log_group,
+    "AWS::SSM::Parameter": _ssm_parameter,
+    "AWS::EC2::VPC": _vpc,
+    "AWS::EC2::Subnet": _subnet,
+    "AWS::EC2::SecurityGroup": _security_group,
+    "AWS::EC2::SecurityGroupIngress": _security_group_rule("ingress"),
+    "AWS::EC2::SecurityGroupEgress": _security_group_rule("egress"),
+    "AWS::EC2::LaunchTemplate": _launch_template,
+    "AWS::EC2::PlacementGroup": _placement_group,
+    "AWS::EC2::InternetGateway": _internet_gateway,
+    "AWS::EC2::VPCGatewayAttachment": _gateway_attachment,
+    "AWS::EC2::RouteTable": _route_table,
+    "AWS::EC2::SubnetRouteTableAssociation": _route_table_association,
+    "AWS::EC2::Route": _simple("route"),
+    "AWS::EC2::EIP": _simple("eipalloc"),
+    "AWS::EC2::NatGateway": _simple("nat"),
+    "AWS::EC2::VPCEndpoint": _vpc_endpoint,
+    "AWS::Batch::ComputeEnvironment": _compute_environment,
+    "AWS::Batch::JobQueue": _job_queue,
+    "AWS::Batch::JobDefinition": _job_definition,
+}
