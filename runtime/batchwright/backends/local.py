@@ -1,0 +1,161 @@
+"""The local backend: one subprocess per task attempt, running the task entrypoint.
+
+Output is read from non-blocking pipes during :meth:`LocalBackend.poll` and handed to the
+event sink line by line (the CLI echoes it prefixed by the task's pathspec); the task
+itself stores its logs in the datastore. Subprocesses start in their own session so a
+Ctrl-C reaches only the scheduler, which then terminates them.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import IO
+
+from batchwright.backends.base import Backend, BackendOptions, TaskHandle, TaskSpec, TaskStatus
+from batchwright.events import TaskOutput
+from batchwright.task import EXIT_DO_NOT_RETRY, EXIT_USAGE
+
+#: Seconds between SIGTERM and SIGKILL when terminating.
+TERMINATE_GRACE = 5.0
+
+
+@dataclass
+class _Attempt:
+    process: subprocess.Popen[bytes]
+    pathspec: str
+    partial: dict[str, bytes] = field(default_factory=lambda: {"stdout": b"", "stderr": b""})
+
+
+class LocalBackend(Backend):
+    """Runs ``python -m batchwright.task`` in a subprocess per attempt."""
+
+    name = "local"
+    poll_interval = 0.01
+
+    def __init__(self, options: BackendOptions) -> None:
+        self.options = options
+        self._attempts: dict[str, _Attempt] = {}
+        self._counter = 0
+
+    def submit(self, tasks: Sequence[TaskSpec]) -> list[TaskHandle]:
+        """Start one subprocess per task."""
+        handles = []
+        environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        for task in tasks:
+            command = [sys.executable, "-m", "batchwright.task", *task.entrypoint_arguments()]
+            process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=environment,
+                start_new_session=True,
+            )
+            for pipe in (process.stdout, process.stderr):
+                assert pipe is not None
+                os.set_blocking(pipe.fileno(), False)
+            self._counter += 1
+            handle_id = f"{process.pid}-{self._counter}"
+            self._attempts[handle_id] = _Attempt(process, task.pathspec)
+            handles.append(TaskHandle(self.name, handle_id, task))
+        return handles
+
+    def poll(self, handles: Sequence[TaskHandle]) -> list[TaskStatus]:
+        """Forward new output, then report each attempt's state."""
+        statuses = []
+        for handle in handles:
+            attempt = self._attempts.get(handle.id)
+            if attempt is None:
+                statuses.append(TaskStatus.failed("unknown to the local backend"))
+                continue
+            self._drain(attempt, final=False)
+            code = attempt.process.poll()
+            if code is None:
+                statuses.append(TaskStatus.running())
+                continue
+            self._drain(attempt, final=True)
+            self._close(handle.id)
+            statuses.append(_status_of(code))
+        return statuses
+
+    def terminate(self, handles: Sequence[TaskHandle]) -> None:
+        """SIGTERM each attempt's process group, then SIGKILL what is left after a grace."""
+        attempts = [(h.id, self._attempts[h.id]) for h in handles if h.id in self._attempts]
+        for _, attempt in attempts:
+            _signal_group(attempt.process, signal.SIGTERM)
+        deadline = time.monotonic() + TERMINATE_GRACE
+        for handle_id, attempt in attempts:
+            remaining = max(0.0, deadline - time.monotonic())
+            try:
+                attempt.process.wait(remaining)
+            except subprocess.TimeoutExpired:
+                _signal_group(attempt.process, signal.SIGKILL)
+                attempt.process.wait()
+            self._drain(attempt, final=True)
+            self._close(handle_id)
+
+    def _drain(self, attempt: _Attempt, *, final: bool) -> None:
+        for stream, pipe in (
+            ("stdout", attempt.process.stdout),
+            ("stderr", attempt.process.stderr),
+        ):
+            if pipe is None or pipe.closed:
+                continue
+            data = _read_available(pipe)
+            if not data and not final:
+                continue
+            buffered = attempt.partial[stream] + data
+            if final:
+                complete, attempt.partial[stream] = buffered, b""
+            else:
+                cut = buffered.rfind(b"\n") + 1
+                complete, attempt.partial[stream] = buffered[:cut], buffered[cut:]
+            if complete:
+                text = complete.decode("utf-8", "replace")
+                self.options.on_event(TaskOutput(attempt.pathspec, stream, text))
+
+    def _close(self, handle_id: str) -> None:
+        attempt = self._attempts.pop(handle_id, None)
+        if attempt is not None:
+            for pipe in (attempt.process.stdout, attempt.process.stderr):
+                if pipe is not None:
+                    pipe.close()
+
+
+def _read_available(pipe: IO[bytes]) -> bytes:
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(pipe.fileno(), 65536)
+        except BlockingIOError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _status_of(code: int) -> TaskStatus:
+    if code == 0:
+        return TaskStatus.succeeded()
+    if code < 0:
+        name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else -code
+        return TaskStatus.failed(f"killed by signal {name}", code)
+    if code in (EXIT_DO_NOT_RETRY, EXIT_USAGE):
+        return TaskStatus.failed(
+            "the task failed in a way a retry cannot fix", code, retryable=False
+        )
+    return TaskStatus.failed("the step raised an exception", code)
+
+
+def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    try:
+        os.killpg(process.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass

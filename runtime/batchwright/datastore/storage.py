@@ -1,0 +1,128 @@
+"""Storage backends: where the datastore's bytes live (a local folder or S3).
+
+A storage backend knows nothing about flows; it stores byte blobs under ``/``-separated
+keys relative to its root. Writes are atomic (a reader never sees half a file) and large
+blobs are streamed from and to file objects rather than held in memory.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+
+class Storage(Protocol):
+    """The operations the datastore needs from a place that holds bytes."""
+
+    #: The root as the user wrote it (a folder path or ``s3://bucket/prefix``).
+    root: str
+
+    def read_bytes(self, key: str) -> bytes | None:
+        """The blob at ``key``, or None when absent."""
+        ...
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        """Store ``data`` at ``key`` atomically (replacing any blob there)."""
+        ...
+
+    def write_stream(self, key: str, stream: BinaryIO) -> None:
+        """Store the rest of ``stream`` at ``key`` atomically, without loading it whole."""
+        ...
+
+    def open_read(self, key: str) -> BinaryIO:
+        """A readable binary file object for ``key``; FileNotFoundError when absent."""
+        ...
+
+    def exists(self, key: str) -> bool:
+        """True when a blob is stored at ``key``."""
+        ...
+
+    def list_children(self, prefix: str) -> list[str]:
+        """Names directly under ``prefix`` (one level, like ``ls``), sorted."""
+        ...
+
+    def copy(self, source: str, destination: str) -> None:
+        """Copy a blob within this storage."""
+        ...
+
+
+class LocalStorage:
+    """A folder on the local disk."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = str(root)
+        self._base = Path(root).expanduser().absolute()
+        self._made: set[Path] = set()
+
+    def _path(self, key: str) -> Path:
+        return self._base / key
+
+    def _parent_ready(self, path: Path) -> None:
+        parent = path.parent
+        if parent not in self._made:
+            parent.mkdir(parents=True, exist_ok=True)
+            self._made.add(parent)
+
+    def read_bytes(self, key: str) -> bytes | None:
+        """The file's bytes, or None."""
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        """Write to a temporary file beside the target, then rename over it."""
+        path = self._path(key)
+        self._parent_ready(path)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(handle, "wb") as out:
+                out.write(data)
+            os.replace(temporary, path)
+        except BaseException:
+            _remove_quietly(temporary)
+            raise
+
+    def write_stream(self, key: str, stream: BinaryIO) -> None:
+        """Copy ``stream`` to a temporary file, then rename it into place."""
+        path = self._path(key)
+        self._parent_ready(path)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(handle, "wb") as out:
+                shutil.copyfileobj(stream, out, 1 << 20)
+            os.replace(temporary, path)
+        except BaseException:
+            _remove_quietly(temporary)
+            raise
+
+    def open_read(self, key: str) -> BinaryIO:
+        """The file opened for reading."""
+        return open(self._path(key), "rb")  # noqa: SIM115 - the caller closes it
+
+    def exists(self, key: str) -> bool:
+        """True when the file exists."""
+        return self._path(key).exists()
+
+    def list_children(self, prefix: str) -> list[str]:
+        """Entries of the folder ``prefix`` (temporary files excluded)."""
+        try:
+            names = os.listdir(self._path(prefix))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        return sorted(n for n in names if not n.startswith(".tmp-"))
+
+    def copy(self, source: str, destination: str) -> None:
+        """Copy one file."""
+        with self.open_read(source) as stream:
+            self.write_stream(destination, stream)
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass

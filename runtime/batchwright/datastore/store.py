@@ -1,0 +1,200 @@
+"""The flow datastore: content-addressed artifacts and per-task records.
+
+Layout, relative to the storage root (every lookup is a direct key, never a scan)::
+
+    <Flow>/data/<k[:2]>/<k>                          pickled artifact, k = sha256 of the pickle
+    <Flow>/runs/<run>/run.json                       run record (parameters, times, status)
+    <Flow>/runs/<run>/<step>/<task>/<attempt>/metadata.json
+    <Flow>/runs/<run>/<step>/<task>/<attempt>/stdout.log, stderr.log
+    <Flow>/runs/<run>/<step>/<task>/DONE             written last: {"attempt": n}
+
+A task's ``metadata.json`` maps each artifact name to its content key, so identical
+values are stored once and a task inherits its parent's artifacts by copying keys.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+import tempfile
+from typing import IO, Any
+
+from batchwright.datastore.storage import Storage
+
+#: Version of the on-disk layout, recorded in every metadata and run record.
+LAYOUT_VERSION = 1
+#: Pickles up to this size are hashed and written from memory; larger ones spill to disk.
+SPOOL_BYTES = 16 * 1024 * 1024
+PARAMETERS_STEP = "_parameters"
+PARAMETERS_TASK = "0"
+
+
+class _HashingWriter:
+    """A write-only file object that hashes what passes through it."""
+
+    def __init__(self, target: IO[bytes]) -> None:
+        self.target = target
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        self.size += len(data)
+        return self.target.write(data)
+
+
+class FlowDatastore:
+    """Everything one flow stores, on one storage backend."""
+
+    def __init__(self, storage: Storage, flow_name: str) -> None:
+        self.storage = storage
+        self.flow_name = flow_name
+        self._stored: set[str] = set()
+
+    # -- artifacts --------------------------------------------------------------------
+
+    def _artifact_key(self, key: str) -> str:
+        return f"{self.flow_name}/data/{key[:2]}/{key}"
+
+    def save(self, value: Any) -> str:
+        """Pickle ``value``, store it under the sha256 of the pickle, return that key."""
+        with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
+            writer = _HashingWriter(spool)  # type: ignore[arg-type]
+            pickle.dump(value, writer, protocol=pickle.HIGHEST_PROTOCOL)  # type: ignore[arg-type]
+            key = writer.digest.hexdigest()
+            if key in self._stored:
+                return key
+            location = self._artifact_key(key)
+            if not self.storage.exists(location):
+                spool.seek(0)
+                self.storage.write_stream(location, spool)  # type: ignore[arg-type]
+            self._stored.add(key)
+            return key
+
+    def load(self, key: str) -> Any:
+        """Unpickle the artifact stored under ``key`` (streamed from storage)."""
+        with self.storage.open_read(self._artifact_key(key)) as stream:
+            return pickle.load(stream)
+
+    # -- runs -------------------------------------------------------------------------
+
+    def run_prefix(self, run_id: str) -> str:
+        """Key prefix of a run."""
+        return f"{self.flow_name}/runs/{run_id}"
+
+    def task_prefix(self, run_id: str, step: str, task_id: str) -> str:
+        """Key prefix of a task."""
+        return f"{self.flow_name}/runs/{run_id}/{step}/{task_id}"
+
+    def write_run(self, run_id: str, record: dict[str, Any]) -> None:
+        """Write (or replace) the run record."""
+        body = {"layout_version": LAYOUT_VERSION, "flow": self.flow_name, "run_id": run_id}
+        self._write_json(f"{self.run_prefix(run_id)}/run.json", {**body, **record})
+
+    def read_run(self, run_id: str) -> dict[str, Any] | None:
+        """The run record, or None."""
+        return self._read_json(f"{self.run_prefix(run_id)}/run.json")
+
+    def list_runs(self) -> list[str]:
+        """Run ids of this flow, oldest first."""
+        return sorted(self.storage.list_children(f"{self.flow_name}/runs"), key=_run_order)
+
+    def list_steps(self, run_id: str) -> list[str]:
+        """Steps with at least one task in the run (the parameters pseudo-step excluded)."""
+        return [
+            name
+            for name in self.storage.list_children(self.run_prefix(run_id))
+            if not name.endswith(".json") and not name.startswith("_")
+        ]
+
+    def list_tasks(self, run_id: str, step: str) -> list[str]:
+        """Task ids of a step, in numeric order."""
+        names = self.storage.list_children(f"{self.run_prefix(run_id)}/{step}")
+        return sorted(names, key=_run_order)
+
+    def list_attempts(self, run_id: str, step: str, task_id: str) -> list[int]:
+        """Attempt numbers recorded for a task."""
+        names = self.storage.list_children(self.task_prefix(run_id, step, task_id))
+        return sorted(int(n) for n in names if n.isdigit())
+
+    # -- tasks ------------------------------------------------------------------------
+
+    def write_metadata(
+        self, run_id: str, step: str, task_id: str, attempt: int, metadata: dict[str, Any]
+    ) -> None:
+        """Write an attempt's metadata (artifact keys included)."""
+        key = f"{self.task_prefix(run_id, step, task_id)}/{attempt}/metadata.json"
+        self._write_json(key, {"layout_version": LAYOUT_VERSION, **metadata})
+
+    def read_metadata(
+        self, run_id: str, step: str, task_id: str, attempt: int | None = None
+    ) -> dict[str, Any] | None:
+        """An attempt's metadata; by default the attempt named by the done marker."""
+        if attempt is None:
+            done = self.read_done(run_id, step, task_id)
+            if done is None:
+                return None
+            attempt = int(done["attempt"])
+        return self._read_json(f"{self.task_prefix(run_id, step, task_id)}/{attempt}/metadata.json")
+
+    def write_log(
+        self, run_id: str, step: str, task_id: str, attempt: int, stream: str, data: IO[bytes]
+    ) -> None:
+        """Store an attempt's ``stdout`` or ``stderr`` from a file object."""
+        key = f"{self.task_prefix(run_id, step, task_id)}/{attempt}/{stream}.log"
+        self.storage.write_stream(key, data)  # type: ignore[arg-type]
+
+    def read_log(
+        self, run_id: str, step: str, task_id: str, attempt: int, stream: str
+    ) -> bytes | None:
+        """An attempt's log, or None."""
+        key = f"{self.task_prefix(run_id, step, task_id)}/{attempt}/{stream}.log"
+        return self.storage.read_bytes(key)
+
+    def mark_done(self, run_id: str, step: str, task_id: str, attempt: int) -> None:
+        """Write the done marker: the LAST write of a successful task."""
+        key = f"{self.task_prefix(run_id, step, task_id)}/DONE"
+        self._write_json(key, {"attempt": attempt})
+
+    def read_done(self, run_id: str, step: str, task_id: str) -> dict[str, Any] | None:
+        """The done marker, or None while the task has not succeeded."""
+        return self._read_json(f"{self.task_prefix(run_id, step, task_id)}/DONE")
+
+    def clone_task(
+        self, origin_run: str, run_id: str, step: str, task_id: str, extra: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Copy a finished task's records into ``run_id`` (artifacts are shared by key)."""
+        done = self.read_done(origin_run, step, task_id)
+        if done is None:
+            raise FileNotFoundError(f"{origin_run}/{step}/{task_id} is not done")
+        attempt = int(done["attempt"])
+        metadata = self.read_metadata(origin_run, step, task_id, attempt) or {}
+        metadata = {**metadata, "run_id": run_id, **extra}
+        source = self.task_prefix(origin_run, step, task_id)
+        target = self.task_prefix(run_id, step, task_id)
+        for stream in ("stdout", "stderr"):
+            if self.storage.exists(f"{source}/{attempt}/{stream}.log"):
+                self.storage.copy(
+                    f"{source}/{attempt}/{stream}.log", f"{target}/{attempt}/{stream}.log"
+                )
+        self.write_metadata(run_id, step, task_id, attempt, metadata)
+        self.mark_done(run_id, step, task_id, attempt)
+        return metadata
+
+    # -- helpers ----------------------------------------------------------------------
+
+    def _write_json(self, key: str, value: dict[str, Any]) -> None:
+        self.storage.write_bytes(key, json.dumps(value, indent=1, default=str).encode())
+
+    def _read_json(self, key: str) -> dict[str, Any] | None:
+        data = self.storage.read_bytes(key)
+        if data is None:
+            return None
+        result: dict[str, Any] = json.loads(data)
+        return result
+
+
+def _run_order(name: str) -> tuple[int, str]:
+    # Numeric ids sort by value; anything else after them, alphabetically.
+    return (int(name), "") if name.isdigit() else (1 << 62, name)

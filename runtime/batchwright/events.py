@@ -1,0 +1,99 @@
+"""Events the scheduler and backends emit while a run progresses.
+
+Library code never prints: it hands these small values to a callback (an
+:data:`EventSink`), and the CLI renders them with :class:`batchwright.console.Console`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    """A run began (or a resume of ``origin_run_id``)."""
+
+    flow_name: str
+    run_id: str
+    datastore_root: str
+    origin_run_id: str | None = None
+
+
+@dataclass(frozen=True)
+class TaskSubmitted:
+    """An attempt of a task was handed to a backend."""
+
+    pathspec: str
+    attempt: int
+    backend: str
+
+
+@dataclass(frozen=True)
+class TaskOutput:
+    """Lines a running task printed on ``stream`` (stdout or stderr)."""
+
+    pathspec: str
+    stream: str
+    text: str
+
+
+@dataclass(frozen=True)
+class TaskSucceeded:
+    """An attempt finished successfully."""
+
+    pathspec: str
+    attempt: int
+
+
+@dataclass(frozen=True)
+class TaskFailed:
+    """An attempt failed; ``retry_in`` is set when another attempt will follow."""
+
+    pathspec: str
+    attempt: int
+    reason: str
+    exit_code: int | None
+    retry_in: float | None = None
+
+
+@dataclass(frozen=True)
+class TaskCloned:
+    """A resumed run reused a task that finished in the origin run."""
+
+    pathspec: str
+    origin_pathspec: str
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Something the user should know (not an error)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    """The run ended; ``failed_task`` names the task that made it fail."""
+
+    run_id: str
+    successful: bool
+    failed_task: str | None = None
+    reason: str | None = None
+
+
+Event = (
+    RunStarted
+    | TaskSubmitted
+    | TaskOutput
+    | TaskSucceeded
+    | TaskFailed
+    | TaskCloned
+    | Notice
+    | RunFinished
+)
+EventSink = Callable[[Event], None]
+
+
+def ignore_events(event: Event) -> None:
+    """An event sink that drops everything (the default for library use)."""

@@ -1,0 +1,252 @@
+"""The flow API: ``FlowSpec``, ``@step``, ``self.next(...)``, joins and ``merge_artifacts``.
+
+A flow is a class deriving from :class:`FlowSpec` whose ``@step`` methods end with
+``self.next(...)``. Instance attributes set in a step (names not starting with ``_``)
+are the step's *artifacts*: they are persisted when the step ends and inherited by the
+steps after it. Inherited artifacts are loaded lazily, on first access, so a step only
+pays for what it reads.
+
+When a flow file runs as a script (``python flow.py run``), ``MyFlow()`` hands over to
+the command line (:mod:`batchwright.cli.flow`), as in Metaflow.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, Protocol, TypeVar
+
+from batchwright.errors import BatchwrightError
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+class StepFailed(BatchwrightError):
+    """A step used the flow API wrongly at run time (bad self.next, merge conflict...)."""
+
+
+class ArtifactLoader(Protocol):
+    """Loads an artifact's value by its content key (the datastore implements this)."""
+
+    def load(self, key: str) -> Any:
+        """The value stored under ``key``."""
+        ...
+
+
+def step(function: _F) -> _F:
+    """Mark a method of a FlowSpec as a step of the flow."""
+    function._is_step = True  # type: ignore[attr-defined]
+    if not hasattr(function, "_step_decorators"):
+        function._step_decorators = []  # type: ignore[attr-defined]
+    return function
+
+
+class _MissingArtifact(AttributeError):
+    pass
+
+
+class ArtifactHolder:
+    """Lazy access to artifacts by name: values set here, or references loaded on demand."""
+
+    _refs: dict[str, str]
+    _loader: ArtifactLoader | None
+    _cache: dict[str, Any]
+    _owner: str
+
+    def _init_holder(self, refs: dict[str, str], loader: ArtifactLoader | None, owner: str) -> None:
+        object.__setattr__(self, "_refs", refs)
+        object.__setattr__(self, "_loader", loader)
+        object.__setattr__(self, "_cache", {})
+        object.__setattr__(self, "_owner", owner)
+
+    def _load_artifact(self, name: str) -> Any:
+        values = self.__dict__
+        if name in values and not name.startswith("_"):
+            return values[name]
+        cache = values.get("_cache", {})
+        if name in cache:
+            return cache[name]
+        refs = values.get("_refs", {})
+        if name in refs and values.get("_loader") is not None:
+            value = values["_loader"].load(refs[name])
+            cache[name] = value
+            return value
+        raise _MissingArtifact(
+            f"{values.get('_owner', type(self).__name__)} has no artifact '{name}'"
+        )
+
+    def __getattr__(self, name: str) -> Any:
+        # Called only when normal lookup fails: an inherited artifact, or a real miss.
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return self._load_artifact(name)
+
+
+class FlowSpec(ArtifactHolder):
+    """Base class of every flow.
+
+    ``MyFlow()`` at the bottom of a flow file starts the command line; the runtime
+    creates instances with ``use_cli=False``.
+    """
+
+    def __init__(self, use_cli: bool = True) -> None:
+        self._init_holder({}, None, f"flow '{type(self).__name__}'")
+        self._transition: tuple[list[str], str | None] | None = None
+        self._foreach_frames: list[dict[str, Any]] = []
+        self._is_join = False
+        self._parameter_names: frozenset[str] = frozenset()
+        if use_cli:
+            from batchwright.cli.flow import main
+
+            sys.exit(main(type(self)))
+
+    @property
+    def name(self) -> str:
+        """The flow's name (its class name)."""
+        return type(self).__name__
+
+    def next(self, *steps: Callable[..., Any], foreach: str | None = None) -> None:
+        """Name the step(s) that run after this one; ``foreach`` fans out over an artifact."""
+        names = []
+        for target in steps:
+            name = getattr(target, "__name__", None)
+            if name is None or not getattr(target, "_is_step", False):
+                raise StepFailed(
+                    f"self.next() got {target!r}, which is not a step. Pass steps as "
+                    "self.<step_name>."
+                )
+            names.append(name)
+        if self._transition is not None:
+            raise StepFailed("self.next() was called twice; call it once, at the end of the step.")
+        self._transition = (names, foreach)
+
+    @property
+    def input(self) -> Any:
+        """In a foreach, the item of the fanned-out artifact this task works on."""
+        if not self._foreach_frames:
+            raise AttributeError("self.input exists only inside a foreach")
+        frame = self._foreach_frames[-1]
+        return _foreach_item(self, frame)
+
+    @property
+    def index(self) -> int | None:
+        """In a foreach, the position of :attr:`input` (None outside a foreach)."""
+        if not self._foreach_frames:
+            return None
+        return int(self._foreach_frames[-1]["index"])
+
+    def foreach_stack(self) -> list[tuple[int, int, Any]]:
+        """``(index, num_splits, input)`` for every open foreach, outermost first."""
+        return [(f["index"], f["num_splits"], _foreach_item(self, f)) for f in self._foreach_frames]
+
+    def merge_artifacts(
+        self,
+        inputs: Inputs,
+        exclude: Sequence[str] | None = None,
+        include: Sequence[str] | None = None,
+    ) -> None:
+        """In a join, take over the artifacts of ``inputs`` that do not conflict.
+
+        An artifact is merged when every input that has it holds the same value (compared
+        by content key, without loading it). Artifacts already set in this join, and those
+        in ``exclude``, are skipped. With ``include``, only those names are merged, and
+        each must exist. A conflict raises an error that names the artifacts.
+        """
+        if not self._is_join:
+            raise StepFailed("merge_artifacts() can only be called in a join step.")
+        if include and exclude:
+            raise StepFailed("merge_artifacts() takes include= or exclude=, not both.")
+        excluded = set(exclude or ())
+        keys_by_name: dict[str, set[str]] = {}
+        for view in inputs:
+            for name, key in view._refs.items():
+                keys_by_name.setdefault(name, set()).add(key)
+        wanted = set(include) if include else set(keys_by_name)
+        missing = sorted(wanted - set(keys_by_name))
+        if missing:
+            raise StepFailed(
+                f"merge_artifacts(include=...) names {missing}, which no input has. "
+                "Remove them from include."
+            )
+        conflicts = []
+        for name in sorted(wanted):
+            if name in excluded or name in self.__dict__ or name in self._parameter_names:
+                continue
+            keys = keys_by_name[name]
+            if len(keys) == 1:
+                self._refs[name] = next(iter(keys))
+            else:
+                conflicts.append(name)
+        if conflicts:
+            raise StepFailed(
+                f"merge_artifacts() found different values for {conflicts} across the "
+                "inputs. Set them explicitly in the join (e.g. self.x = max(i.x for i in "
+                f"inputs)) before merging, or pass exclude={conflicts}."
+            )
+
+
+def _foreach_item(holder: ArtifactHolder, frame: dict[str, Any]) -> Any:
+    values = holder._load_artifact(frame["var"])
+    return values[frame["index"]]
+
+
+class InputView(ArtifactHolder):
+    """One input of a join: the artifacts of a parent task, loaded on access."""
+
+    def __init__(
+        self,
+        step_name: str,
+        task_id: str,
+        refs: dict[str, str],
+        loader: ArtifactLoader,
+        foreach_frames: list[dict[str, Any]],
+    ) -> None:
+        self._init_holder(dict(refs), loader, f"input {step_name}/{task_id}")
+        object.__setattr__(self, "_step", step_name)
+        object.__setattr__(self, "_task_id", task_id)
+        object.__setattr__(self, "_foreach_frames", foreach_frames)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("inputs of a join are read-only; set artifacts on self instead")
+
+    @property
+    def input(self) -> Any:
+        """The foreach item this input worked on."""
+        frames = self.__dict__["_foreach_frames"]
+        if not frames:
+            raise AttributeError("this input is not part of a foreach")
+        return _foreach_item(self, frames[-1])
+
+    @property
+    def index(self) -> int | None:
+        """The foreach position of this input, or None."""
+        frames = self.__dict__["_foreach_frames"]
+        return int(frames[-1]["index"]) if frames else None
+
+    def __repr__(self) -> str:
+        return f"<input {self.__dict__['_step']}/{self.__dict__['_task_id']}>"
+
+
+class Inputs(Sequence[InputView]):
+    """The inputs of a join: iterate, index, or reach a branch as ``inputs.<step>``."""
+
+    def __init__(self, views: Iterable[InputView]) -> None:
+        self._views = list(views)
+
+    def __len__(self) -> int:
+        return len(self._views)
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._views[index]
+
+    def __iter__(self) -> Iterator[InputView]:
+        return iter(self._views)
+
+    def __getattr__(self, name: str) -> InputView:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        for view in self._views:
+            if view.__dict__["_step"] == name:
+                return view
+        steps = sorted({v.__dict__["_step"] for v in self._views})
+        raise AttributeError(f"the join has no input from step '{name}' (inputs come from {steps})")

@@ -1,0 +1,258 @@
+"""The flow's graph, built once from the source of its ``@step`` methods.
+
+Each step's source is parsed with :mod:`ast`; its last statement must be
+``self.next(...)``, which gives the step's successors and, with ``foreach="var"``, the
+artifact it fans out over. One pass then assigns node types (start, linear, split,
+foreach, join, end), parents, the stack of open splits at each node and the join that
+closes each split. The checks that reject malformed graphs live in :mod:`batchwright.lint`;
+this module records what it finds (including problems) without raising, so every
+check reports with the step's name and line.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import textwrap
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Node:
+    """One step of the graph."""
+
+    name: str
+    #: start | linear | split | foreach | join | end
+    type: str = "linear"
+    line: int = 0
+    source_file: str = ""
+    doc: str = ""
+    #: Successors named in ``self.next(...)``, in order.
+    out_funcs: list[str] = field(default_factory=list)
+    in_funcs: list[str] = field(default_factory=list)
+    #: The artifact a foreach step fans out over.
+    foreach_param: str | None = None
+    #: True when the method takes ``inputs`` (``def join(self, inputs)``).
+    takes_inputs: bool = False
+    #: The split/foreach steps that are open at this node, outermost first.
+    split_parents: list[str] = field(default_factory=list)
+    #: For split and foreach nodes: the join that closes them.
+    matching_join: str | None = None
+    #: Problems found while parsing ``self.next``; reported by lint with this node's line.
+    next_problem: str | None = None
+    next_line: int = 0
+    #: Number of positional parameters besides ``self``.
+    num_args: int = 0
+
+    @property
+    def is_split(self) -> bool:
+        """True for nodes that open a split (static or foreach)."""
+        return self.type in ("split", "foreach")
+
+
+class FlowGraph:
+    """All nodes of a flow, by name, with traversal helpers."""
+
+    def __init__(self, flow_class: type) -> None:
+        self.name = flow_class.__name__
+        self.doc = inspect.getdoc(flow_class) or ""
+        self.nodes: dict[str, Node] = {}
+        for attribute in dir(flow_class):
+            function = getattr(flow_class, attribute, None)
+            if callable(function) and getattr(function, "_is_step", False):
+                self.nodes[attribute] = _parse_step(attribute, function)
+        self._link()
+
+    def __getitem__(self, name: str) -> Node:
+        return self.nodes[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.nodes
+
+    def __iter__(self) -> Iterator[Node]:
+        return iter(self.sorted_nodes())
+
+    def sorted_nodes(self) -> list[Node]:
+        """Nodes in execution order from ``start`` (unreachable ones last, by line)."""
+        order: list[str] = []
+        seen: set[str] = set()
+
+        def visit(name: str) -> None:
+            if name in seen or name not in self.nodes:
+                return
+            seen.add(name)
+            order.append(name)
+            for child in self.nodes[name].out_funcs:
+                visit(child)
+
+        visit("start")
+        rest = sorted((n for n in self.nodes if n not in seen), key=lambda n: self.nodes[n].line)
+        return [self.nodes[n] for n in order + rest]
+
+    def _link(self) -> None:
+        for node in self.nodes.values():
+            for child in node.out_funcs:
+                if child in self.nodes:
+                    self.nodes[child].in_funcs.append(node.name)
+        for node in self.nodes.values():
+            if node.name == "start":
+                node.type = "start"
+            elif node.name == "end":
+                node.type = "end"
+            elif node.takes_inputs:
+                node.type = "join"
+            if node.name != "end" and node.type != "join":
+                if node.foreach_param is not None:
+                    node.type = "foreach"
+                elif len(node.out_funcs) > 1:
+                    node.type = "split"
+        self._assign_split_parents()
+
+    def _assign_split_parents(self) -> None:
+        # Walk in topological order; a cycle leaves nodes unvisited (lint reports it).
+        order = self.topological_order()
+        if order is None:
+            return
+        for name in order:
+            node = self.nodes[name]
+            stacks = [self.outgoing_stack(p) for p in node.in_funcs if p in self.nodes]
+            if not stacks:
+                continue
+            if node.type == "join":
+                tops = {s[-1] for s in stacks if s}
+                if len(tops) == 1 and all(stacks):
+                    split = tops.pop()
+                    node.split_parents = list(stacks[0][:-1])
+                    self.nodes[split].matching_join = self.nodes[split].matching_join or name
+                else:
+                    node.split_parents = list(min(stacks, key=len)[:-1]) if all(stacks) else []
+            else:
+                node.split_parents = list(stacks[0])
+
+    def outgoing_stack(self, name: str) -> list[str]:
+        """The open splits after ``name`` ran (its own split included)."""
+        node = self.nodes[name]
+        return [*node.split_parents, name] if node.is_split else list(node.split_parents)
+
+    def topological_order(self) -> list[str] | None:
+        """Names reachable from start in topological order, or None when there is a cycle."""
+        if "start" not in self.nodes:
+            return []
+        reachable = self.reachable()
+        indegree = {n: sum(1 for p in self.nodes[n].in_funcs if p in reachable) for n in reachable}
+        ready = ["start"] if indegree.get("start", 0) == 0 else []
+        order: list[str] = []
+        while ready:
+            name = ready.pop()
+            order.append(name)
+            for child in self.nodes[name].out_funcs:
+                if child in indegree:
+                    indegree[child] -= 1
+                    if indegree[child] == 0:
+                        ready.append(child)
+        return order if len(order) == len(reachable) else None
+
+    def reachable(self) -> set[str]:
+        """Names reachable from ``start`` following ``self.next``."""
+        seen: set[str] = set()
+        todo = ["start"] if "start" in self.nodes else []
+        while todo:
+            name = todo.pop()
+            if name in seen or name not in self.nodes:
+                continue
+            seen.add(name)
+            todo.extend(self.nodes[name].out_funcs)
+        return seen
+
+    def downstream(self, name: str) -> set[str]:
+        """``name`` and every step after it."""
+        seen: set[str] = set()
+        todo = [name]
+        while todo:
+            current = todo.pop()
+            if current in seen or current not in self.nodes:
+                continue
+            seen.add(current)
+            todo.extend(self.nodes[current].out_funcs)
+        return seen
+
+
+def _parse_step(name: str, function: Any) -> Node:
+    code = getattr(function, "__code__", None)
+    node = Node(name=name, doc=inspect.getdoc(function) or "")
+    if code is not None:
+        node.line = code.co_firstlineno
+        node.source_file = code.co_filename
+    try:
+        source = textwrap.dedent(inspect.getsource(function))
+    except (OSError, TypeError):
+        node.next_problem = "its source code cannot be read, so its transitions are unknown"
+        return node
+    module = ast.parse(source)
+    definition = next(
+        (n for n in module.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)), None
+    )
+    if definition is None:
+        node.next_problem = "its source is not a function definition"
+        return node
+    offset = node.line - 1
+    # The def line itself (decorators come first in co_firstlineno).
+    node.line = definition.lineno + offset
+    args = definition.args
+    node.num_args = len(args.posonlyargs) + len(args.args) - 1
+    node.takes_inputs = node.num_args >= 1
+    body = [s for s in definition.body if not _is_docstring(s)]
+    if not body:
+        node.next_problem = "its body is empty"
+        node.next_line = node.line
+        return node
+    last = body[-1]
+    node.next_line = last.lineno + offset
+    call = last.value if isinstance(last, ast.Expr) else None
+    if not (
+        isinstance(call, ast.Call)
+        and isinstance(call.func, ast.Attribute)
+        and call.func.attr == "next"
+        and isinstance(call.func.value, ast.Name)
+        and call.func.value.id == "self"
+    ):
+        if name != "end":
+            node.next_problem = "does not end with self.next(...)"
+        return node
+    if name == "end":
+        node.next_problem = "is the end step and must not call self.next(...)"
+    for arg in call.args:
+        if (
+            isinstance(arg, ast.Attribute)
+            and isinstance(arg.value, ast.Name)
+            and arg.value.id == "self"
+        ):
+            node.out_funcs.append(arg.attr)
+        else:
+            node.next_problem = (
+                f"self.next() takes steps written as self.<step>, got '{ast.unparse(arg)}'"
+            )
+    if not call.args:
+        node.next_problem = "self.next() names no step"
+    for keyword in call.keywords:
+        if keyword.arg == "foreach":
+            if isinstance(keyword.value, ast.Constant) and isinstance(keyword.value.value, str):
+                node.foreach_param = keyword.value.value
+            else:
+                node.next_problem = (
+                    "foreach= must be the artifact's name as a string literal, "
+                    f"got {ast.unparse(keyword.value)}"
+                )
+        else:
+            node.next_problem = f"self.next() does not accept the keyword '{keyword.arg}'"
+    return node
+
+
+def _is_docstring(statement: ast.stmt) -> bool:
+    return (
+        isinstance(statement, ast.Expr)
+        and isinstance(statement.value, ast.Constant)
+        and isinstance(statement.value.value, str)
+    )

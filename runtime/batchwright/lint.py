@@ -1,0 +1,260 @@
+"""Graph checks: many small registered functions, each raising GraphError with step and line.
+
+:func:`validate` runs every check in registration order and stops at the first error,
+so the user fixes one clear problem at a time. Checks run before any task starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from batchwright.errors import GraphError
+from batchwright.graph import FlowGraph, Node
+
+Check = Callable[[FlowGraph], None]
+_CHECKS: list[Check] = []
+
+#: Names a step may not take: they are FlowSpec methods or attributes the runtime uses.
+RESERVED_NAMES = frozenset({"next", "input", "index", "merge_artifacts", "foreach_stack", "name"})
+
+
+def check(function: Check) -> Check:
+    """Register a graph check (runs in registration order)."""
+    _CHECKS.append(function)
+    return function
+
+
+def validate(graph: FlowGraph) -> None:
+    """Run every registered check; raise the first GraphError found."""
+    for function in _CHECKS:
+        function(graph)
+
+
+def _where(node: Node) -> dict[str, object]:
+    return {"step": node.name, "line": node.line}
+
+
+@check
+def check_has_start(graph: FlowGraph) -> None:
+    """The flow has a ``start`` step."""
+    if "start" not in graph:
+        raise GraphError(
+            f"flow '{graph.name}' has no 'start' step. Add '@step def start(self): ...' "
+            "as the first step."
+        )
+
+
+@check
+def check_has_end(graph: FlowGraph) -> None:
+    """The flow has an ``end`` step."""
+    if "end" not in graph:
+        raise GraphError(
+            f"flow '{graph.name}' has no 'end' step. Add '@step def end(self): ...' as the "
+            "last step."
+        )
+
+
+@check
+def check_reserved_names(graph: FlowGraph) -> None:
+    """No step takes a name the runtime uses."""
+    for node in graph.sorted_nodes():
+        if node.name in RESERVED_NAMES or node.name.startswith("_"):
+            raise GraphError(
+                f"'{node.name}' cannot be a step name (reserved or private). Rename the step.",
+                **_where(node),  # type: ignore[arg-type]
+            )
+
+
+@check
+def check_next_calls(graph: FlowGraph) -> None:
+    """Every step but ``end`` ends with a well-formed ``self.next(...)``."""
+    for node in graph.sorted_nodes():
+        if node.next_problem:
+            fix = (
+                "End the step with self.next(self.<next_step>)."
+                if node.name != "end"
+                else "Remove the self.next(...) call from 'end'."
+            )
+            raise GraphError(
+                f"{node.next_problem}. {fix}", step=node.name, line=node.next_line or node.line
+            )
+
+
+@check
+def check_targets_exist(graph: FlowGraph) -> None:
+    """``self.next`` names only existing steps."""
+    for node in graph.sorted_nodes():
+        for target in node.out_funcs:
+            if target not in graph:
+                known = ", ".join(sorted(graph.nodes))
+                raise GraphError(
+                    f"self.next() goes to '{target}', which is not a step of flow "
+                    f"'{graph.name}' (steps: {known}). Fix the name or decorate that method "
+                    "with @step.",
+                    step=node.name,
+                    line=node.next_line,
+                )
+
+
+@check
+def check_start_and_end_arity(graph: FlowGraph) -> None:
+    """``start`` takes no inputs; nothing leads back to ``start``."""
+    start = graph["start"]
+    if start.takes_inputs:
+        raise GraphError(
+            "the start step cannot be a join (it takes an 'inputs' argument). Define it as "
+            "'def start(self)'.",
+            **_where(start),  # type: ignore[arg-type]
+        )
+    if start.in_funcs:
+        raise GraphError(
+            f"steps {start.in_funcs} go back to 'start'; nothing may lead to start.",
+            **_where(start),  # type: ignore[arg-type]
+        )
+
+
+@check
+def check_foreach_shape(graph: FlowGraph) -> None:
+    """A foreach goes to exactly one step."""
+    for node in graph.sorted_nodes():
+        if node.foreach_param is not None and len(node.out_funcs) != 1:
+            raise GraphError(
+                f"a foreach must go to exactly one step, got {len(node.out_funcs)} "
+                f"({', '.join(node.out_funcs)}). Use self.next(self.<step>, foreach="
+                f"'{node.foreach_param}').",
+                step=node.name,
+                line=node.next_line,
+            )
+
+
+@check
+def check_no_cycles(graph: FlowGraph) -> None:
+    """The graph is acyclic."""
+    if graph.topological_order() is None:
+        reachable = graph.reachable()
+        cyclic = _find_back_edge(graph, reachable)
+        raise GraphError(
+            f"self.next() goes back to '{cyclic[1]}', which creates a loop. Flows are "
+            "acyclic: use a foreach to repeat work.",
+            step=cyclic[0],
+            line=graph[cyclic[0]].next_line,
+        )
+
+
+def _find_back_edge(graph: FlowGraph, reachable: set[str]) -> tuple[str, str]:
+    state: dict[str, int] = {}
+    found: list[tuple[str, str]] = []
+
+    def visit(name: str) -> None:
+        state[name] = 1
+        for child in graph[name].out_funcs:
+            if found:
+                return
+            if state.get(child) == 1:
+                found.append((name, child))
+                return
+            if child not in state:
+                visit(child)
+        state[name] = 2
+
+    visit("start")
+    return found[0] if found else ("start", "start")
+
+
+@check
+def check_reachable(graph: FlowGraph) -> None:
+    """Every step is reachable from ``start``."""
+    reachable = graph.reachable()
+    for node in graph.sorted_nodes():
+        if node.name not in reachable:
+            raise GraphError(
+                "is not reachable from 'start': no self.next() leads to it. Call "
+                f"self.next(self.{node.name}) from an earlier step or remove it.",
+                **_where(node),  # type: ignore[arg-type]
+            )
+
+
+@check
+def check_end_is_terminal(graph: FlowGraph) -> None:
+    """``end`` has no successors and every other step has one."""
+    end = graph["end"]
+    if end.takes_inputs:
+        raise GraphError(
+            "the end step cannot be a join. Add a join step before 'end'.",
+            **_where(end),  # type: ignore[arg-type]
+        )
+
+
+@check
+def check_several_parents_need_join(graph: FlowGraph) -> None:
+    """A step reached from several steps is a join (takes ``inputs``)."""
+    for node in graph.sorted_nodes():
+        if len(node.in_funcs) > 1 and not node.takes_inputs:
+            raise GraphError(
+                f"is reached from several steps ({', '.join(node.in_funcs)}) and so must be a "
+                f"join. Define it as 'def {node.name}(self, inputs)'.",
+                **_where(node),  # type: ignore[arg-type]
+            )
+
+
+@check
+def check_join_closes_a_split(graph: FlowGraph) -> None:
+    """A join joins branches of one split, and all of them."""
+    for node in graph.sorted_nodes():
+        if node.type != "join":
+            continue
+        if node.num_args != 1:
+            raise GraphError(
+                f"a join takes exactly one argument besides self (inputs), got {node.num_args}. "
+                f"Define it as 'def {node.name}(self, inputs)'.",
+                **_where(node),  # type: ignore[arg-type]
+            )
+        stacks = [graph.outgoing_stack(p) for p in node.in_funcs]
+        if not stacks or not all(stacks):
+            raise GraphError(
+                "takes 'inputs' but there is no split or foreach open before it to join. "
+                f"Define it as 'def {node.name}(self)' or split before it.",
+                **_where(node),  # type: ignore[arg-type]
+            )
+        tops = {s[-1] for s in stacks}
+        if len(tops) > 1:
+            raise GraphError(
+                "joins branches of different splits "
+                f"({', '.join(sorted(tops))}): mismatched branches. Join each split's "
+                "branches in their own join step first.",
+                **_where(node),  # type: ignore[arg-type]
+            )
+        split = graph[tops.pop()]
+        if split.type == "split" and len(node.in_funcs) != len(split.out_funcs):
+            raise GraphError(
+                f"joins {len(node.in_funcs)} branch(es) ({', '.join(node.in_funcs)}) but split "
+                f"'{split.name}' (line {split.line}) opens {len(split.out_funcs)} "
+                f"({', '.join(split.out_funcs)}). Route every branch of '{split.name}' to "
+                f"'{node.name}'.",
+                **_where(node),  # type: ignore[arg-type]
+            )
+        if split.type == "foreach" and len(node.in_funcs) != 1:
+            raise GraphError(
+                f"joins a foreach of '{split.name}' and must have one parent, got "
+                f"{', '.join(node.in_funcs)}.",
+                **_where(node),  # type: ignore[arg-type]
+            )
+
+
+@check
+def check_splits_are_joined(graph: FlowGraph) -> None:
+    """Every split is closed by a join before ``end``."""
+    end = graph["end"]
+    if end.split_parents:
+        split = graph[end.split_parents[-1]]
+        raise GraphError(
+            f"is never joined: the branches it opens reach 'end' without a join. Add a "
+            "step 'def join(self, inputs)' and route its branches there.",
+            **_where(split),  # type: ignore[arg-type]
+        )
+    for node in graph.sorted_nodes():
+        if node.is_split and node.matching_join is None:
+            raise GraphError(
+                "is never joined. Route its branches to a step 'def join(self, inputs)'.",
+                **_where(node),  # type: ignore[arg-type]
+            )

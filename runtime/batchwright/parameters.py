@@ -1,0 +1,261 @@
+"""Flow parameters: ``Parameter``, ``IncludeFile`` and ``JSONType``.
+
+A parameter is a class attribute of the flow. ``python flow.py run --name value`` sets
+it; inside steps ``self.<attribute>`` reads the value (read-only). The orchestrator
+converts and checks every value before any task runs, and stores the values as the
+artifacts of the run's ``_parameters`` pseudo-task, which the ``start`` step inherits.
+"""
+
+from __future__ import annotations
+
+import getpass
+import inspect
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from batchwright.errors import ParameterError
+
+
+class JSONType:
+    """Marker type: the parameter's value is JSON text, parsed into Python values."""
+
+
+@dataclass(frozen=True)
+class ParameterContext:
+    """Passed to a callable default: ``default=lambda ctx: ...``."""
+
+    flow_name: str
+    parameter_name: str
+    user_name: str
+
+
+_SCALARS: tuple[type, ...] = (str, int, float, bool)
+
+
+class Parameter:
+    """A run-time argument of the flow.
+
+    Args:
+        name: the command-line name (``--name``); the artifact is the class attribute.
+        default: the value when not given; a callable receives a ParameterContext.
+        type: str, int, float, bool or JSONType; inferred from ``default`` when omitted.
+        help: text shown by ``run --help``.
+        required: fail before running when no value and no default is given.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        default: Any = None,
+        type: Any = None,  # noqa: A002 - Metaflow's keyword
+        help: str | None = None,  # noqa: A002 - Metaflow's keyword
+        required: bool = False,
+        **_ignored: Any,
+    ) -> None:
+        self.name = name
+        self.default = default
+        self.help = help or ""
+        self.required = required
+        self.attribute = name
+        self.type = type if type is not None else self._infer_type(default)
+
+    @staticmethod
+    def _infer_type(default: Any) -> Any:
+        if default is None or callable(default):
+            return str
+        if isinstance(default, bool):
+            return bool
+        if isinstance(default, dict | list):
+            return JSONType
+        return builtin_type(default)
+
+    def __set_name__(self, owner: type, attribute: str) -> None:
+        self.attribute = attribute
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        if instance is None:
+            return self
+        # Parameters reach the task as inherited artifacts named by the attribute.
+        return instance._load_artifact(self.attribute)
+
+    def __set__(self, instance: Any, value: Any) -> None:
+        raise AttributeError(
+            f"parameter '{self.name}' is read-only inside the flow; "
+            "store a changed value under another name"
+        )
+
+    # -- orchestrator side ----------------------------------------------------------------
+
+    @property
+    def type_name(self) -> str:
+        """Human name of the type (for help and messages)."""
+        if self.type is JSONType:
+            return "JSON"
+        return getattr(self.type, "__name__", str(self.type))
+
+    def check_declaration(self, flow_name: str) -> None:
+        """Reject declarations that can never work (bad type, default of the wrong type)."""
+        if self.type not in (*_SCALARS, JSONType):
+            raise ParameterError(
+                f"flow '{flow_name}', parameter '{self.name}': type={self.type!r} is not "
+                "supported. Use str, int, float, bool or JSONType."
+            )
+        if not self.name or not all(c.isalnum() or c in "_-" for c in self.name):
+            raise ParameterError(
+                f"flow '{flow_name}', parameter name {self.name!r} is not usable on the "
+                "command line. Use letters, digits, '_' and '-'."
+            )
+        if self.default is not None and not callable(self.default):
+            self.convert(self.default, flow_name, source="default")
+
+    def resolve(self, given: str | None, flow_name: str) -> Any:
+        """The parameter's value from the command-line text ``given`` or its default."""
+        if given is not None:
+            return self.convert(given, flow_name, source="--" + self.name)
+        default = self.default
+        if callable(default):
+            context = ParameterContext(flow_name, self.name, _user_name())
+            try:
+                takes_context = bool(inspect.signature(default).parameters)
+            except (TypeError, ValueError):
+                takes_context = True
+            default = default(context) if takes_context else default()
+        if default is None:
+            if self.required:
+                raise ParameterError(
+                    f"flow '{flow_name}': parameter '{self.name}' is required and was not "
+                    f"given. Pass --{self.name} VALUE ({self.type_name})."
+                )
+            return None
+        return self.convert(default, flow_name, source="default")
+
+    def convert(self, value: Any, flow_name: str, *, source: str) -> Any:
+        """``value`` converted to the parameter's type; ParameterError when impossible."""
+        try:
+            return _convert(value, self.type)
+        except (ValueError, TypeError) as error:
+            raise ParameterError(
+                f"flow '{flow_name}', parameter '{self.name}': {source} value {value!r} is "
+                f"not a valid {self.type_name} ({error}). Pass a {self.type_name} value, "
+                f"e.g. --{self.name} {_example(self.type)}."
+            ) from None
+
+
+def builtin_type(value: Any) -> type:
+    """The scalar type of ``value`` (str for anything else)."""
+    for candidate in (bool, int, float, str):
+        if isinstance(value, candidate):
+            return candidate
+    return str
+
+
+def _convert(value: Any, kind: Any) -> Any:
+    if kind is JSONType:
+        return json.loads(value) if isinstance(value, str) else json.loads(json.dumps(value))
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("true", "1", "yes", "y", "on"):
+            return True
+        if text in ("false", "0", "no", "n", "off"):
+            return False
+        raise ValueError("expected true or false")
+    if kind is int and isinstance(value, float) and not value.is_integer():
+        raise ValueError("not an integer")
+    if kind is int and isinstance(value, str):
+        return int(value.strip())
+    return kind(value)
+
+
+def _example(kind: Any) -> str:
+    return {int: "3", float: "0.5", bool: "true", str: "text"}.get(kind, "'{\"key\": 1}'")
+
+
+def _user_name() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+class IncludeFile(Parameter):
+    """A parameter whose value is a local file's content, read by the orchestrator.
+
+    The content (``str`` when ``is_text``, else ``bytes``) is stored as an artifact, so
+    tasks running elsewhere see it without the file.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        default: Any = None,
+        help: str | None = None,  # noqa: A002 - Metaflow's keyword
+        required: bool = False,
+        is_text: bool = True,
+        encoding: str = "utf-8",
+        **_ignored: Any,
+    ) -> None:
+        super().__init__(name, default=default, type=str, help=help, required=required)
+        self.is_text = is_text
+        self.encoding = encoding
+
+    @property
+    def type_name(self) -> str:
+        """Shown in help: the value is a path."""
+        return "file path"
+
+    def check_declaration(self, flow_name: str) -> None:
+        """A default, when given, must be a path (checked for existence at run time)."""
+        if self.default is not None and not callable(self.default):
+            if not isinstance(self.default, str | Path):
+                raise ParameterError(
+                    f"flow '{flow_name}', IncludeFile '{self.name}': default={self.default!r} "
+                    "is not a path. Pass the file's path as a string."
+                )
+
+    def convert(self, value: Any, flow_name: str, *, source: str) -> Any:
+        """Read the file named by ``value``."""
+        path = Path(str(value)).expanduser()
+        try:
+            data = path.read_bytes()
+        except OSError as error:
+            raise ParameterError(
+                f"flow '{flow_name}', IncludeFile '{self.name}': {source} file {str(value)!r} "
+                f"cannot be read ({error.strerror}). Pass the path of a readable file."
+            ) from None
+        if not self.is_text:
+            return data
+        try:
+            return data.decode(self.encoding)
+        except UnicodeDecodeError:
+            raise ParameterError(
+                f"flow '{flow_name}', IncludeFile '{self.name}': file {str(value)!r} is not "
+                f"{self.encoding} text. Pass is_text=False to include bytes."
+            ) from None
+
+
+def flow_parameters(flow_class: type) -> dict[str, Parameter]:
+    """The flow's parameters by attribute name, in definition order (base classes first)."""
+    found: dict[str, Parameter] = {}
+    for klass in reversed(flow_class.__mro__):
+        for attribute, value in vars(klass).items():
+            if isinstance(value, Parameter):
+                found[attribute] = value
+    return found
+
+
+def resolve_parameters(
+    flow_class: type, given: Mapping[str, str | None], flow_name: str
+) -> dict[str, Any]:
+    """Every parameter's value (attribute -> value); raises ParameterError."""
+    return {
+        attribute: parameter.resolve(given.get(attribute), flow_name)
+        for attribute, parameter in flow_parameters(flow_class).items()
+    }
+
+
+ParameterDefault = Callable[[ParameterContext], Any]

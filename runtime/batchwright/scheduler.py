@@ -1,0 +1,475 @@
+"""The orchestrator: runs a flow's graph through execution backends, in one process.
+
+One event loop; no thread or process per remote task. It keeps at most ``max_workers``
+attempts in flight, polls each backend for all of its handles at once, retries failed
+attempts per ``@retry``, fans out foreach steps as groups (so a backend may submit them
+as one array job), terminates everything in flight on Ctrl-C/SIGTERM, and on resume
+clones the tasks that finished in the origin run instead of re-executing them.
+
+Memory per task is its small scheduling record while it is pending or running; finished
+tasks leave only their id in the join they feed.
+"""
+
+from __future__ import annotations
+
+import heapq
+import signal
+import time
+from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+from batchwright.backends import (
+    Backend,
+    BackendOptions,
+    FanOut,
+    TaskHandle,
+    TaskSpec,
+    TaskStatus,
+    choose_backend_name,
+    create_backend,
+)
+from batchwright.datastore import PARAMETERS_STEP, PARAMETERS_TASK, FlowDatastore
+from batchwright.decorators import StepDecorator
+from batchwright.events import (
+    EventSink,
+    Notice,
+    RunFinished,
+    RunStarted,
+    TaskCloned,
+    TaskFailed,
+    TaskSubmitted,
+    TaskSucceeded,
+)
+from batchwright.graph import FlowGraph
+
+DEFAULT_MAX_WORKERS = 16
+#: Extra seconds past a step's @timeout before the scheduler kills an attempt itself
+#: (the task's own alarm should have stopped it long before).
+TIMEOUT_GRACE = 60.0
+
+
+@dataclass
+class RunOptions:
+    """Settings of one run, resolved once by the CLI."""
+
+    flow_file: str
+    datastore_root: str
+    max_workers: int = DEFAULT_MAX_WORKERS
+    with_options: tuple[str, ...] = ()
+    run_id: str | None = None
+    #: Resume: the run to reuse finished tasks from.
+    origin_run_id: str | None = None
+    #: Resume: rerun this step and everything after it even if it finished.
+    resume_step: str | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunResult:
+    """How a run ended."""
+
+    run_id: str
+    successful: bool
+    failed_task: str | None = None
+    reason: str | None = None
+
+
+@dataclass(slots=True)
+class _Task:
+    step: str
+    task_id: str
+    input_paths: tuple[str, ...]
+    #: Open splits: (split key, position of this branch/item in it), outermost first.
+    frames: tuple[tuple[str, int], ...]
+    split_index: int | None = None
+    group: FanOut | None = None
+    attempt: int = 0
+    deadline: float | None = None
+
+
+def new_run_id() -> str:
+    """A run id that sorts by start time (microseconds since the epoch)."""
+    return str(time.time_ns() // 1000)
+
+
+class Scheduler:
+    """Runs one flow run to completion (or failure, or interrupt)."""
+
+    def __init__(
+        self,
+        flow_class: type,
+        graph: FlowGraph,
+        step_decorators: Mapping[str, Sequence[StepDecorator]],
+        datastore: FlowDatastore,
+        options: RunOptions,
+        on_event: EventSink,
+    ) -> None:
+        self.flow_name = flow_class.__name__
+        self.graph = graph
+        self.decorators = step_decorators
+        self.store = datastore
+        self.options = options
+        self.on_event = on_event
+        self.run_id = options.run_id or new_run_id()
+        self._next_id = 1
+        self._ready: deque[_Task] = deque()
+        self._delayed: list[tuple[float, int, _Task]] = []
+        self._in_flight: dict[TaskHandle, _Task] = {}
+        self._backends: dict[str, Backend] = {}
+        self._frame_sizes: dict[str, int] = {}
+        self._waiting_joins: dict[tuple[str, str], dict[int, str]] = {}
+        self._failure: tuple[str, str] | None = None
+        self._origin_index: dict[tuple[str, tuple[str, ...], int | None], str] = {}
+        self._clone_steps: set[str] = set()
+        self._backend_by_step = {
+            name: choose_backend_name(decorators) for name, decorators in step_decorators.items()
+        }
+
+    # -- public --------------------------------------------------------------------------
+
+    def run(self, parameters: Mapping[str, Any] | None = None) -> RunResult:
+        """Run the flow. ``parameters``: attribute -> value (ignored on resume)."""
+        self.on_event(
+            RunStarted(
+                self.flow_name, self.run_id, self.store.storage.root, self.options.origin_run_id
+            )
+        )
+        started = time.time()
+        record: dict[str, Any] = {
+            "status": "running",
+            "started_at": started,
+            "flow_file": self.options.flow_file,
+            "origin_run_id": self.options.origin_run_id,
+        }
+        self.store.write_run(self.run_id, record)
+        if self.options.origin_run_id:
+            self._prepare_resume()
+        else:
+            self._store_parameters(parameters or {})
+        parameters_path = f"{self.run_id}/{PARAMETERS_STEP}/{PARAMETERS_TASK}"
+        self._create("start", (parameters_path,), (), None, None)
+        try:
+            with _sigterm_as_interrupt():
+                self._loop()
+        except KeyboardInterrupt:
+            self._terminate_all()
+            self.store.write_run(
+                self.run_id, {**record, "status": "interrupted", "finished_at": time.time()}
+            )
+            self.on_event(RunFinished(self.run_id, False, None, "interrupted"))
+            raise
+        successful = self._failure is None
+        failed_task, reason = self._failure or (None, None)
+        self.store.write_run(
+            self.run_id,
+            {
+                **record,
+                "status": "succeeded" if successful else "failed",
+                "finished_at": time.time(),
+                "failed_task": failed_task,
+                "reason": reason,
+            },
+        )
+        self.on_event(RunFinished(self.run_id, successful, failed_task, reason))
+        return RunResult(self.run_id, successful, failed_task, reason)
+
+    # -- setup ---------------------------------------------------------------------------
+
+    def _store_parameters(self, parameters: Mapping[str, Any]) -> None:
+        refs = {name: self.store.save(value) for name, value in parameters.items()}
+        metadata = {
+            "flow": self.flow_name,
+            "run_id": self.run_id,
+            "step": PARAMETERS_STEP,
+            "task_id": PARAMETERS_TASK,
+            "attempt": 0,
+            "status": "succeeded",
+            "artifacts": refs,
+            "foreach_frames": [],
+        }
+        self.store.write_metadata(self.run_id, PARAMETERS_STEP, PARAMETERS_TASK, 0, metadata)
+        self.store.mark_done(self.run_id, PARAMETERS_STEP, PARAMETERS_TASK, 0)
+
+    def _prepare_resume(self) -> None:
+        origin = self.options.origin_run_id
+        assert origin is not None
+        self.store.clone_task(origin, self.run_id, PARAMETERS_STEP, PARAMETERS_TASK, {})
+        rerun = (
+            self.graph.downstream(self.options.resume_step) if self.options.resume_step else set()
+        )
+        self._clone_steps = {n for n in self.graph.nodes if n not in rerun}
+        highest = 0
+        for step in self.store.list_steps(origin):
+            for task_id in self.store.list_tasks(origin, step):
+                if task_id.isdigit():
+                    highest = max(highest, int(task_id))
+                if step not in self._clone_steps:
+                    continue
+                metadata = self.store.read_metadata(origin, step, task_id)
+                if metadata is None:
+                    continue
+                key = (
+                    step,
+                    _strip_runs(metadata.get("input_paths", [])),
+                    metadata.get("split_index"),
+                )
+                self._origin_index[key] = task_id
+        self._next_id = highest + 1
+
+    # -- task creation ---------------------------------------------------------------------
+
+    def _create(
+        self,
+        step: str,
+        input_paths: tuple[str, ...],
+        frames: tuple[tuple[str, int], ...],
+        split_index: int | None,
+        group: FanOut | None,
+    ) -> None:
+        origin_task = self._origin_index.get((step, _strip_runs(input_paths), split_index))
+        if origin_task is not None:
+            self._clone(step, origin_task, frames)
+            return
+        task_id = str(self._next_id)
+        self._next_id += 1
+        self._ready.append(_Task(step, task_id, input_paths, frames, split_index, group))
+
+    def _clone(self, step: str, task_id: str, frames: tuple[tuple[str, int], ...]) -> None:
+        origin = self.options.origin_run_id
+        assert origin is not None
+        metadata = self.store.clone_task(
+            origin,
+            self.run_id,
+            step,
+            task_id,
+            {"origin_run_id": origin, "origin_task_id": task_id, "cloned": True},
+        )
+        self.on_event(
+            TaskCloned(
+                f"{self.flow_name}/{self.run_id}/{step}/{task_id}",
+                f"{self.flow_name}/{origin}/{step}/{task_id}",
+            )
+        )
+        task = _Task(
+            step,
+            task_id,
+            tuple(metadata.get("input_paths", ())),
+            frames,
+            metadata.get("split_index"),
+        )
+        self._advance(task, metadata.get("foreach_num_splits"))
+
+    def _advance(self, task: _Task, num_splits: int | None) -> None:
+        """Create the tasks that follow a finished ``task``."""
+        node = self.graph[task.step]
+        me = f"{self.run_id}/{task.step}/{task.task_id}"
+        if node.type == "end":
+            return
+        if node.type == "foreach":
+            assert num_splits is not None
+            key = f"{task.step}/{task.task_id}"
+            self._frame_sizes[key] = num_splits
+            child = node.out_funcs[0]
+            group = FanOut(key, child, num_splits)
+            for index in range(num_splits):
+                self._create(child, (me,), (*task.frames, (key, index)), index, group)
+            return
+        if node.type == "split":
+            key = f"{task.step}/{task.task_id}"
+            self._frame_sizes[key] = len(node.out_funcs)
+            for index, child in enumerate(node.out_funcs):
+                self._create(child, (me,), (*task.frames, (key, index)), None, None)
+            return
+        child = node.out_funcs[0]
+        if self.graph[child].type != "join":
+            self._create(child, (me,), task.frames, task.split_index, None)
+            return
+        split_key, position = task.frames[-1]
+        waiting = self._waiting_joins.setdefault((child, split_key), {})
+        waiting[position] = me
+        if len(waiting) == self._frame_sizes[split_key]:
+            del self._waiting_joins[(child, split_key)]
+            del self._frame_sizes[split_key]
+            inputs = tuple(waiting[i] for i in sorted(waiting))
+            outer = task.frames[:-1]
+            # A step inside an outer foreach keeps that foreach's index.
+            self._create(child, inputs, outer, None, None)
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while True:
+            now = time.monotonic()
+            while self._delayed and self._delayed[0][0] <= now:
+                self._ready.append(heapq.heappop(self._delayed)[2])
+            if self._failure is None:
+                self._submit_ready()
+            if not self._in_flight and (
+                self._failure is not None or not (self._ready or self._delayed)
+            ):
+                return
+            changed = self._poll()
+            if not changed:
+                time.sleep(self._idle_interval())
+
+    def _idle_interval(self) -> float:
+        intervals = [b.poll_interval for b in self._backends.values()] or [0.05]
+        wait = min(intervals)
+        if self._delayed and not self._in_flight:
+            wait = max(0.0, min(1.0, self._delayed[0][0] - time.monotonic()))
+        return wait
+
+    def _submit_ready(self) -> None:
+        free = self.options.max_workers - len(self._in_flight)
+        while free > 0 and self._ready:
+            first = self._ready.popleft()
+            batch = [first]
+            while (
+                len(batch) < free
+                and first.group is not None
+                and self._ready
+                and self._ready[0].group == first.group
+            ):
+                batch.append(self._ready.popleft())
+            free -= len(batch)
+            backend = self._backend_for(first.step)
+            specs = [self._spec(t) for t in batch]
+            handles = backend.submit(specs)
+            now = time.monotonic()
+            for task, handle in zip(batch, handles, strict=True):
+                limit = self._timeout_seconds(task.step)
+                task.deadline = now + limit + TIMEOUT_GRACE if limit else None
+                self._in_flight[handle] = task
+                self.on_event(TaskSubmitted(handle.task.pathspec, task.attempt, backend.name))
+
+    def _poll(self) -> bool:
+        changed = False
+        by_backend: dict[str, list[TaskHandle]] = {}
+        for handle in self._in_flight:
+            by_backend.setdefault(handle.backend, []).append(handle)
+        now = time.monotonic()
+        for name, handles in by_backend.items():
+            backend = self._backends[name]
+            overdue = [h for h in handles if (d := self._in_flight[h].deadline) and d < now]
+            if overdue:
+                backend.terminate(overdue)
+            statuses = backend.poll(handles)
+            for handle, status in zip(handles, statuses, strict=True):
+                if handle in overdue and status.is_finished:
+                    status = TaskStatus.failed(
+                        "killed by the scheduler after its @timeout", status.exit_code
+                    )
+                if status.is_finished:
+                    changed = True
+                    self._finished(handle, status)
+        return changed
+
+    def _finished(self, handle: TaskHandle, status: TaskStatus) -> None:
+        task = self._in_flight.pop(handle)
+        pathspec = handle.task.pathspec
+        if status.state == "succeeded":
+            self.on_event(TaskSucceeded(pathspec, task.attempt))
+            num_splits = None
+            if self.graph[task.step].type == "foreach":
+                metadata = self.store.read_metadata(self.run_id, task.step, task.task_id)
+                num_splits = (metadata or {}).get("foreach_num_splits")
+            if self._failure is None:
+                self._advance(task, num_splits)
+            return
+        retries = self._max_retries(task.step)
+        if status.retryable and task.attempt < retries and self._failure is None:
+            delay = self._retry_delay(task.step)
+            self.on_event(
+                TaskFailed(pathspec, task.attempt, status.reason, status.exit_code, delay)
+            )
+            task.attempt += 1
+            heapq.heappush(self._delayed, (time.monotonic() + delay, id(task), task))
+            return
+        self.on_event(TaskFailed(pathspec, task.attempt, status.reason, status.exit_code))
+        if self._failure is None:
+            self._failure = (pathspec, status.reason)
+
+    def _terminate_all(self) -> None:
+        by_backend: dict[str, list[TaskHandle]] = {}
+        for handle in self._in_flight:
+            by_backend.setdefault(handle.backend, []).append(handle)
+        for name, handles in by_backend.items():
+            self._backends[name].terminate(handles)
+        self._in_flight.clear()
+
+    # -- per-step settings -----------------------------------------------------------------
+
+    def _backend_for(self, step: str) -> Backend:
+        name = self._backend_by_step.get(step, "local")
+        if name not in self._backends:
+            options = BackendOptions(
+                self.flow_name,
+                self.run_id,
+                self.options.datastore_root,
+                self.on_event,
+                self.options.extras,
+            )
+            self._backends[name] = create_backend(name, options)
+            if name != "local":
+                self.on_event(Notice(f"steps decorated for '{name}' run on the {name} backend"))
+        return self._backends[name]
+
+    def _decorator(self, step: str, name: str) -> StepDecorator | None:
+        return next((d for d in self.decorators.get(step, ()) if d.name == name), None)
+
+    def _max_retries(self, step: str) -> int:
+        retry = self._decorator(step, "retry")
+        return int(retry.attributes["times"]) if retry else 0
+
+    def _retry_delay(self, step: str) -> float:
+        retry = self._decorator(step, "retry")
+        return 60.0 * float(retry.attributes["minutes_between_retries"]) if retry else 0.0
+
+    def _timeout_seconds(self, step: str) -> float | None:
+        limit = self._decorator(step, "timeout")
+        return float(limit.total_seconds) if limit is not None else None  # type: ignore[attr-defined]
+
+    def _spec(self, task: _Task) -> TaskSpec:
+        return TaskSpec(
+            flow_name=self.flow_name,
+            flow_file=self.options.flow_file,
+            step=task.step,
+            run_id=self.run_id,
+            task_id=task.task_id,
+            datastore_root=self.options.datastore_root,
+            input_paths=task.input_paths,
+            attempt=task.attempt,
+            max_retries=self._max_retries(task.step),
+            split_index=task.split_index,
+            origin_run_id=self.options.origin_run_id,
+            with_options=self.options.with_options,
+            group=task.group,
+            decorators=tuple(self.decorators.get(task.step, ())),
+        )
+
+
+def _strip_runs(paths: Sequence[str]) -> tuple[str, ...]:
+    """Input pathspecs without their run id (``run/step/task`` -> ``step/task``)."""
+    return tuple(p.split("/", 1)[1] if "/" in p else p for p in paths)
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Treat SIGTERM like Ctrl-C while the loop runs (main thread only)."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
