@@ -557,6 +557,7 @@ def build_job_definition(
 # --- the submission --------------------------------------------------------------------
 
 _JOB_NAME_BAD = re.compile(r"[^A-Za-z0-9_-]+")
+_JOB_NAME_DASHES = re.compile(r"-{2,}")
 JOB_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 _JOB_NAME_MAX = 128
 
@@ -565,11 +566,12 @@ def sanitize_job_name(*parts: str) -> str:
     """A Batch job name from ``parts`` (joined by ``-``): deterministic, never empty,
     matching ``^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$``.
 
-    Runs of other characters become one ``-``; a name cut to 128 characters ends with 8
-    hex digits of the original's hash so that long names stay distinct.
+    Runs of other characters (and of dashes) become one ``-``; a name cut to 128
+    characters ends with 8 hex digits of the original's hash so long names stay distinct.
     """
     raw = "-".join(parts)
-    name = _JOB_NAME_BAD.sub("-", raw).lstrip("-_") or "batchwright"
+    name = _JOB_NAME_DASHES.sub("-", _JOB_NAME_BAD.sub("-", raw)).lstrip("-_").rstrip("-")
+    name = name or "batchwright"
     if len(name) > _JOB_NAME_MAX:
         suffix = hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()[:8]
         name = name[: _JOB_NAME_MAX - len(suffix) - 1] + "-" + suffix
