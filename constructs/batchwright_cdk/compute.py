@@ -26,7 +26,9 @@ from batchwright_cdk.network import compute_subnets, efa_subnets
 from batchwright_cdk.queues import ComputeEnvironmentSpec
 
 #: Public SSM parameter of the ECS-optimized Amazon Linux 2023 Neuron AMI.
-NEURON_AMI_PARAMETER = "/aws/service/ecs/optimized-ami/amazon-linux-2023/neuron/recommended/image_id"
+NEURON_AMI_PARAMETER = (
+    "/aws/service/ecs/optimized-ami/amazon-linux-2023/neuron/recommended/image_id"
+)
 #: Root volume of EC2 compute environments (GiB); the AL2023 ECS AMI's root is /dev/xvda.
 ROOT_VOLUME_GIB = 30
 ROOT_DEVICE = "/dev/xvda"
@@ -67,7 +69,9 @@ def _images(spec: ComputeEnvironmentSpec) -> list[batch.EcsMachineImage]:
     Neuron has no image type: the Neuron AMI is passed as an image override."""
     if spec.accelerator == "neuron":
         neuron = ec2.MachineImage.from_ssm_parameter(NEURON_AMI_PARAMETER)
-        return [batch.EcsMachineImage(image_type=batch.EcsMachineImageType.ECS_AL2023, image=neuron)]
+        return [
+            batch.EcsMachineImage(image_type=batch.EcsMachineImageType.ECS_AL2023, image=neuron)
+        ]
     return [
         batch.EcsMachineImage(image_type=batch.EcsMachineImageType.ECS_AL2023),
         batch.EcsMachineImage(image_type=batch.EcsMachineImageType.ECS_AL2023_NVIDIA),
@@ -110,7 +114,7 @@ def create_compute_environment(
 ) -> batch.IManagedComputeEnvironment:
     """One compute environment for ``spec``; no physical name (CloudFormation replaces it)."""
     if spec.is_fargate:
-        return batch.FargateComputeEnvironment(
+        fargate = batch.FargateComputeEnvironment(
             scope,
             construct_id,
             vpc=shared.vpc,
@@ -121,11 +125,15 @@ def create_compute_environment(
             replace_compute_environment=False,
             update_to_latest_image_version=True,
         )
+        _wait_for_connectivity(fargate, shared.vpc, compute_subnets(shared.vpc))
+        return fargate
 
     efa = spec.accelerator == "efa"
     template = _launch_template(scope, f"{construct_id}LaunchTemplate")
     placement = (
-        ec2.PlacementGroup(scope, f"{construct_id}PlacementGroup", strategy=ec2.PlacementGroupStrategy.CLUSTER)
+        ec2.PlacementGroup(
+            scope, f"{construct_id}PlacementGroup", strategy=ec2.PlacementGroupStrategy.CLUSTER
+        )
         if efa
         else None
     )
@@ -159,9 +167,23 @@ def create_compute_environment(
     cfn = environment.node.default_child
     assert isinstance(cfn, batch.CfnComputeEnvironment)
     cfn.add_property_override("ComputeResources.InstanceTypes", list(spec.effective_instance_types))
-    cfn.add_property_override("ComputeResources.LaunchTemplate.Version", template.latest_version_number)
+    cfn.add_property_override(
+        "ComputeResources.LaunchTemplate.Version", template.latest_version_number
+    )
     if efa:
         assert efa_security_group is not None
         _efa_interfaces(template, efa_security_group, capacities)
         cfn.add_property_deletion_override("ComputeResources.SecurityGroupIds")
+    _wait_for_connectivity(environment, shared.vpc, subnets)
     return environment
+
+
+def _wait_for_connectivity(
+    environment: Construct, vpc: ec2.IVpc, subnets: ec2.SubnetSelection
+) -> None:
+    """Instances must reach ECS/ECR through the subnets' routes (and NAT) from the start,
+    or Batch marks the environment INVALID; wait for those routes, not the whole VPC."""
+    selected = vpc.select_subnets(
+        subnet_type=subnets.subnet_type, subnets=subnets.subnets, one_per_az=subnets.one_per_az
+    )
+    environment.node.add_dependency(selected.internet_connectivity_established)

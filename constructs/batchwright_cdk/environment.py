@@ -152,7 +152,6 @@ class BatchEnvironment(Construct):
         if needs_private is None:
             needs_private = any(q.accelerator == "efa" for q in queues)
         self.vpc: ec2.IVpc = vpc or create_vpc(self, "Vpc", private_subnets=needs_private)
-        self._created_vpc = vpc is None
         self.security_group = create_compute_security_group(self, "ComputeSecurityGroup", self.vpc)
         self._efa_security_group: ec2.SecurityGroup | None = None
 
@@ -184,12 +183,14 @@ class BatchEnvironment(Construct):
             tier=ssm.ParameterTier.INTELLIGENT_TIERING,
             description=f"batchwright environment descriptor of stack {stack.stack_name}",
         )
+        submitter_statements = self._submitter_statements()
         self.submitter_policy = iam.ManagedPolicy(
             self,
             "SubmitterPolicy",
             description="Run batchwright flows on this environment (people and CI)",
-            document=iam.PolicyDocument(statements=self._submitter_statements()),
+            document=iam.PolicyDocument(statements=submitter_statements),
         )
+        iam_parts.acknowledge_wildcards(self.submitter_policy, submitter_statements)
         self._descriptor_output = add_output(
             stack, DESCRIPTOR_OUTPUT_KEY, "{}", "batchwright environment descriptor"
         )
@@ -226,11 +227,15 @@ class BatchEnvironment(Construct):
         """
         where = f"QueueSpec {spec.key!r}"
         if spec.key in self._specs:
-            raise fail(where, "key", spec.key, "is used by another queue", "Give each queue its own key")
+            raise fail(
+                where, "key", spec.key, "is used by another queue", "Give each queue its own key"
+            )
         capacities: dict[int, list[InstanceCapacity]] = {}
         for index, ce in enumerate(spec.compute_environments):
             ce_where = f"{where}, compute_environments[{index}]"
-            capacities[index] = resolve_capacities(ce.effective_instance_types, self._declared, ce_where)
+            capacities[index] = resolve_capacities(
+                ce.effective_instance_types, self._declared, ce_where
+            )
             check_accelerator_types(ce, capacities[index], ce_where)
         check_queue_architectures(spec, capacities)
 
@@ -246,10 +251,6 @@ class BatchEnvironment(Construct):
                 capacities=capacities[index],
                 efa_security_group=efa_group,
             )
-            if self._created_vpc:
-                # Instances must reach ECS through the VPC's routes (and NAT) from the start,
-                # or Batch marks the environment INVALID.
-                environment.node.add_dependency(self.vpc)
             environments.append(environment)
         queue = batch.JobQueue(
             scope,
@@ -291,9 +292,11 @@ class BatchEnvironment(Construct):
 
     def grant_datastore(self, grantee: iam.IGrantable) -> iam.Grant:
         """Lets ``grantee`` read, write and list the datastore prefix (nothing else)."""
-        return iam_parts.grant_statements(
-            grantee, iam_parts.datastore_statements(self.bucket, self.datastore_prefix)
-        )
+        statements = iam_parts.datastore_statements(self.bucket, self.datastore_prefix)
+        grant = iam_parts.grant_statements(grantee, statements)
+        if isinstance(grantee, Construct):
+            iam_parts.acknowledge_wildcards(grantee, statements)
+        return grant
 
     def grant_submit(self, identity: iam.IRole | iam.IUser | iam.IGroup) -> None:
         """Lets a person, group or CI role run flows here: attaches :attr:`submitter_policy`

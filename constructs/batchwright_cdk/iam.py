@@ -11,13 +11,15 @@ compute environment updates require it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 ECS_TASKS = "ecs-tasks.amazonaws.com"
 
@@ -57,15 +59,58 @@ def datastore_statements(bucket: s3.IBucket, prefix: str) -> list[iam.PolicyStat
     return statements
 
 
-def wildcard_findings(bucket: s3.IBucket, prefix: str) -> list[str]:
-    """The cdk-nag IAM5 finding ids the datastore statements trigger (the object wildcard)."""
-    stack = cdk.Stack.of(bucket)
-    arn = stack.resolve(bucket.bucket_arn)
-    logical = arn["Fn::GetAtt"][0] if isinstance(arn, dict) and "Fn::GetAtt" in arn else None
-    pattern = f"{prefix}/*" if prefix else "*"
-    if logical is None:
-        return [f"AwsSolutions-IAM5[Resource::{arn}/{pattern}]"] if isinstance(arn, str) else []
-    return [f"AwsSolutions-IAM5[Resource::<{logical}.Arn>/{pattern}]"]
+#: Why each wildcard resource of our statements is needed (keyed by statement id); the
+#: reasons become cdk-nag acknowledgments, so every suppression says why.
+WILDCARD_REASONS: dict[str, str] = {
+    "ReadWriteDatastoreObjects": "Objects under the datastore prefix only: run artifacts get "
+    "content-addressed keys at run time, so they cannot be listed in advance.",
+    "EcrAuthorization": "ecr:GetAuthorizationToken supports no resource-level permissions.",
+    "EcrPull": "Steps name their image at run time; pulls are limited to this account's ECR "
+    "repositories in this region.",
+    "SubmitToTheseQueues": "SubmitJob needs the job definition too; the runtime registers "
+    "definitions at run time under content-hash names.",
+    "ManageJobDefinitions": "The runtime registers job definitions at run time under "
+    "content-hash names.",
+    "ControlJobs": "Job ids are assigned by Batch at submission; the action is limited to jobs "
+    "of this account and region.",
+    "TagBatchResources": "Tags go on job definitions and jobs created at run time.",
+    "DescribeBatch": "Batch Describe*/List* actions support no resource-level permissions.",
+    "ReadJobLogs": "Batch names one log stream per job attempt at run time; access is limited "
+    "to the environment's log group.",
+}
+
+
+def _nag_text(value: Any) -> str:
+    """A resolved value in cdk-nag's notation (``<Logical.Attr>``, ``<AWS::Partition>``)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and len(value) == 1:
+        ((name, args),) = value.items()
+        if name == "Ref":
+            return f"<{args}>"
+        if name == "Fn::GetAtt":
+            return f"<{args[0]}.{args[1]}>"
+        if name == "Fn::Join":
+            return str(args[0]).join(_nag_text(part) for part in args[1])
+    return json.dumps(value)
+
+
+def acknowledge_wildcards(construct: IConstruct, statements: Sequence[iam.PolicyStatement]) -> None:
+    """Acknowledges cdk-nag's IAM5 finding for each wildcard resource of ``statements``
+    on ``construct``, with the reason from :data:`WILDCARD_REASONS`."""
+    stack = cdk.Stack.of(construct)
+    acknowledgments: dict[str, cdk.Acknowledgment] = {}
+    for statement in statements:
+        reason = WILDCARD_REASONS.get(statement.sid or "")
+        if reason is None:
+            continue
+        for resource in statement.resources:
+            text = _nag_text(stack.resolve(resource))
+            rule = f"AwsSolutions-IAM5[Resource::{text}]"
+            if "*" in text and rule not in acknowledgments:
+                acknowledgments[rule] = cdk.Acknowledgment(id=rule, reason=reason)
+    if acknowledgments:
+        cdk.Validations.of(construct).acknowledge(*acknowledgments.values())
 
 
 def create_job_role(scope: Construct, construct_id: str) -> iam.Role:
@@ -79,7 +124,9 @@ def create_job_role(scope: Construct, construct_id: str) -> iam.Role:
     )
 
 
-def create_execution_role(scope: Construct, construct_id: str, log_group: logs.ILogGroup) -> iam.Role:
+def create_execution_role(
+    scope: Construct, construct_id: str, log_group: logs.ILogGroup
+) -> iam.Role:
     """The Fargate execution role: pull images from ECR and write to the job log group."""
     role = iam.Role(
         scope,
@@ -87,29 +134,26 @@ def create_execution_role(scope: Construct, construct_id: str, log_group: logs.I
         assumed_by=iam.ServicePrincipal(ECS_TASKS),
         description="batchwright execution role: ECR pull and job logs for Fargate tasks",
     )
-    role.add_to_policy(
-        iam.PolicyStatement(
-            sid="EcrAuthorization",
-            actions=["ecr:GetAuthorizationToken"],
-            resources=["*"],
-        )
+    ecr_auth = iam.PolicyStatement(
+        sid="EcrAuthorization",
+        actions=["ecr:GetAuthorizationToken"],
+        resources=["*"],
     )
-    role.add_to_policy(
-        iam.PolicyStatement(
-            sid="EcrPull",
-            actions=[
-                "ecr:BatchCheckLayerAvailability",
-                "ecr:BatchGetImage",
-                "ecr:GetDownloadUrlForLayer",
-            ],
-            resources=[
-                cdk.Stack.of(scope).format_arn(
-                    service="ecr", resource="repository", resource_name="*"
-                )
-            ],
-        )
+    ecr_pull = iam.PolicyStatement(
+        sid="EcrPull",
+        actions=[
+            "ecr:BatchCheckLayerAvailability",
+            "ecr:BatchGetImage",
+            "ecr:GetDownloadUrlForLayer",
+        ],
+        resources=[
+            cdk.Stack.of(scope).format_arn(service="ecr", resource="repository", resource_name="*")
+        ],
     )
+    role.add_to_policy(ecr_auth)
+    role.add_to_policy(ecr_pull)
     log_group.grant_write(role)
+    acknowledge_wildcards(role, [ecr_auth, ecr_pull])
     return role
 
 

@@ -66,7 +66,9 @@ def efa_subnets(vpc: ec2.IVpc, where: str) -> ec2.SubnetSelection:
     return ec2.SubnetSelection(subnets=[vpc.private_subnets[0]])
 
 
-def create_compute_security_group(scope: Construct, construct_id: str, vpc: ec2.IVpc) -> ec2.SecurityGroup:
+def create_compute_security_group(
+    scope: Construct, construct_id: str, vpc: ec2.IVpc
+) -> ec2.SecurityGroup:
     """The security group of ordinary compute environments: no ingress, all egress."""
     return ec2.SecurityGroup(
         scope,
@@ -77,7 +79,9 @@ def create_compute_security_group(scope: Construct, construct_id: str, vpc: ec2.
     )
 
 
-def create_efa_security_group(scope: Construct, construct_id: str, vpc: ec2.IVpc) -> ec2.SecurityGroup:
+def create_efa_security_group(
+    scope: Construct, construct_id: str, vpc: ec2.IVpc
+) -> ec2.SecurityGroup:
     """The EFA security group: all traffic to and from itself (EFA's OS-bypass traffic
     must be allowed both ways between the nodes), all egress."""
     group = ec2.SecurityGroup(

@@ -170,7 +170,9 @@ class QueueSpec:
         )
 
     @classmethod
-    def fargate(cls, key: str, *, max_vcpus: int = DEFAULT_MAX_VCPUS, priority: int = 1) -> QueueSpec:
+    def fargate(
+        cls, key: str, *, max_vcpus: int = DEFAULT_MAX_VCPUS, priority: int = 1
+    ) -> QueueSpec:
         """Fargate (no instances to manage; no GPUs, no multi-node)."""
         return cls(key, (ComputeEnvironmentSpec("FARGATE", max_vcpus=max_vcpus),), priority)
 

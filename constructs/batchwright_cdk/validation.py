@@ -171,8 +171,7 @@ def check_accelerator_types(
                 "instance_types",
                 not_efa,
                 "do not support EFA",
-                "Use EFA-capable sizes such as 'c5n.18xlarge', 'c6in.32xlarge' or "
-                "'p4d.24xlarge'",
+                "Use EFA-capable sizes such as 'c5n.18xlarge', 'c6in.32xlarge' or 'p4d.24xlarge'",
             )
 
 
