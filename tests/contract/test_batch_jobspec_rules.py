@@ -646,3 +646,11 @@ def test_queue_target_from_a_descriptor() -> None:
         log_group="/lg",
         region="eu-west-1",
     )
+
+
+def test_job_spec_refusals_name_the_flow_when_known() -> None:
+    flow_options = BatchOptions.from_attributes("train", {"gpu": 1}, flow="TrainFlow")
+    with pytest.raises(InvalidValue, match=r"^flow 'TrainFlow', step 'train', @batch: gpu=1 "):
+        build_job_definition(flow_options, FARGATE)
+    with pytest.raises(InvalidValue, match=r"^flow 'TrainFlow', step 'train', @timeout: "):
+        build_job_definition(flow_options, EC2, timeout_seconds=5)

@@ -524,3 +524,12 @@ def test_every_option_key_is_documented_in_the_known_list() -> None:
         BatchOptions.from_attributes("s", {"nope": 1})
     for key in OPTION_KEYS:
         assert key in caught.value.fix
+
+
+def test_messages_name_the_flow_when_given() -> None:
+    with pytest.raises(InvalidValue) as caught:
+        BatchOptions.from_attributes("train", {"gpu": -1}, flow="TrainFlow")
+    assert str(caught.value).startswith("flow 'TrainFlow', step 'train', @batch: gpu=-1 ")
+    options = BatchOptions.from_attributes("train", {}, flow="TrainFlow")
+    assert options.location == "flow 'TrainFlow', step 'train'"
+    assert options == BatchOptions.from_attributes("train", {})  # the flow is for messages only

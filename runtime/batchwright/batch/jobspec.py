@@ -263,7 +263,7 @@ class ResourceRequest:
 
 
 def _where(options: BatchOptions) -> str:
-    return f"step '{options.step}', @batch"
+    return f"{options.location}, @batch"
 
 
 def check_platform(options: BatchOptions, target: QueueTarget) -> None:
@@ -386,13 +386,13 @@ def resolve_resources(options: BatchOptions, target: QueueTarget) -> ResourceReq
     return ResourceRequest(_vcpu_text(vcpus), mib, 0, notices)
 
 
-def check_timeout(step: str, seconds: int | None) -> int | None:
+def check_timeout(step: str, seconds: int | None, *, flow: str | None = None) -> int | None:
     """Refuses a ``@timeout`` Batch cannot enforce (under 60 seconds) on a ``@batch`` step."""
     if seconds is None:
         return None
     if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds < MIN_TIMEOUT_SECONDS:
         raise InvalidValue(
-            where=f"step '{step}', @timeout",
+            where=(f"flow '{flow}', " if flow else "") + f"step '{step}', @timeout",
             key="seconds",
             value=seconds,
             problem=f"is shorter than the {MIN_TIMEOUT_SECONDS} seconds AWS Batch allows "
@@ -499,7 +499,7 @@ def build_job_definition(
         PlanError: the definition would exceed Batch's 24 KiB limit.
     """
     check_platform(options, target)
-    timeout = check_timeout(options.step, timeout_seconds)
+    timeout = check_timeout(options.step, timeout_seconds, flow=options.flow)
     fargate = target.is_fargate
     container: dict[str, Any] = {
         "image": options.image or target.default_image or default_image(),
@@ -548,7 +548,7 @@ def build_job_definition(
     size = len(json.dumps(body).encode())
     if size >= MAX_DEFINITION_BYTES:
         raise PlanError(
-            f"step '{options.step}', @batch: the job definition would be {size} bytes; "
+            f"{options.location}, @batch: the job definition would be {size} bytes; "
             f"AWS Batch takes less than {MAX_DEFINITION_BYTES}. Shorten log_options or image."
         )
     return JobDefinitionRequest(name=name, content_hash=digest, body=body)
@@ -716,7 +716,7 @@ def build_submit_job(
     body = body_for(command, environment)
     if fits(body):
         return SubmitJobRequest(body=body), resources.notices
-    where = f"step '{options.step}', task '{invocation.task_id}'"
+    where = f"{options.location}, task '{invocation.task_id}'"
     if offload_url is None or not offload_url.startswith("s3://"):
         raise PlanError(
             f"{where}: the job's command and environment exceed AWS Batch's override limits "

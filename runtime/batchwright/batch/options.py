@@ -129,6 +129,13 @@ class BatchOptions:
     privileged: bool = False
     #: The keys the user set (in code, ``@resources`` or on the command line).
     explicit: frozenset[str] = field(default=frozenset(), compare=False)
+    #: The flow's name, when the caller gave it (messages only).
+    flow: str | None = field(default=None, compare=False)
+
+    @property
+    def location(self) -> str:
+        """``flow 'F', step 's'`` (or ``step 's'``): where messages say the problem is."""
+        return (f"flow '{self.flow}', " if self.flow else "") + f"step '{self.step}'"
 
     @property
     def trainium(self) -> int:
@@ -158,6 +165,7 @@ class BatchOptions:
         *,
         resources: Mapping[str, Any] | None = None,
         overrides: Mapping[str, str] | None = None,
+        flow: str | None = None,
     ) -> BatchOptions:
         """Checks and merges a step's ``@batch`` attributes into one value.
 
@@ -177,8 +185,9 @@ class BatchOptions:
             InvalidValue: an unknown key, a value of the wrong type or out of range, or
                 two options that contradict each other.
         """
-        code_where = f"step '{step}', @batch"
-        cli_where = f"step '{step}', --with batch"
+        location = (f"flow '{flow}', " if flow else "") + f"step '{step}'"
+        code_where = f"{location}, @batch"
+        cli_where = f"{location}, --with batch"
         merged: dict[str, Any] = {}
         source: dict[str, str] = {}
         code = _given(attributes, code_where)
@@ -193,7 +202,7 @@ class BatchOptions:
         explicit = set(merged)
 
         # @resources: the larger value of each wins; a value only one of them gives is used.
-        res_where = f"step '{step}', @resources"
+        res_where = f"{location}, @resources"
         for key in ("cpu", "memory", "gpu"):
             value = (resources or {}).get(key)
             if value is None:
@@ -252,6 +261,7 @@ class BatchOptions:
 
         return cls(
             step=step,
+            flow=flow,
             cpu=merged.get("cpu", DEFAULT_CPU),
             memory=memory,
             gpu=merged.get("gpu", DEFAULT_GPU),
