@@ -654,3 +654,14 @@ def test_job_spec_refusals_name_the_flow_when_known() -> None:
         build_job_definition(flow_options, FARGATE)
     with pytest.raises(InvalidValue, match=r"^flow 'TrainFlow', step 'train', @timeout: "):
         build_job_definition(flow_options, EC2, timeout_seconds=5)
+
+
+def test_submission_alone_still_checks_the_platform() -> None:
+    with pytest.raises(InvalidValue, match=r"cpu=2\.5"):
+        build_submit_job(options(cpu=2.5), EC2, task(), _definition())
+
+
+@pytest.mark.parametrize(("queue", "platform"), [("q", "GPU"), ("", "EC2")])
+def test_queue_targets_are_checked(queue: str, platform: Any) -> None:
+    with pytest.raises(ValueError):
+        QueueTarget(queue=queue, platform=platform)

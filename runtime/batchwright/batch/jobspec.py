@@ -35,7 +35,7 @@ import re
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlsplit
 
 from batchwright.batch import failures
@@ -46,12 +46,17 @@ from batchwright.batch.options import (
     TAG_PREFIX,
     BatchOptions,
 )
+from batchwright.environment.descriptor import (
+    PLATFORMS,
+    EnvironmentDescriptor,
+    Platform,
+    QueueDescription,
+)
 from batchwright.errors import InvalidValue, PlanError
 
 #: Version of this contract; it is part of every definition's content hash.
 JOB_SPEC_VERSION = 1
 
-Platform = Literal["EC2", "SPOT", "FARGATE", "FARGATE_SPOT"]
 FARGATE_PLATFORMS: frozenset[str] = frozenset(["FARGATE", "FARGATE_SPOT"])
 
 #: Job definition names are this prefix plus the content hash.
@@ -129,14 +134,22 @@ class QueueTarget:
     log_group: str | None = None
     region: str | None = None
 
+    def __post_init__(self) -> None:
+        if self.platform not in PLATFORMS:
+            raise ValueError(f"platform must be one of {PLATFORMS}, got {self.platform!r}")
+        if not self.queue:
+            raise ValueError("queue must not be empty")
+
     @property
     def is_fargate(self) -> bool:
         """Whether jobs on this queue run on Fargate or Fargate Spot."""
         return self.platform in FARGATE_PLATFORMS
 
     @classmethod
-    def from_descriptor(cls, descriptor: Any, queue: Any) -> QueueTarget:
-        """The target for ``queue`` (a ``QueueDescription``) of an ``EnvironmentDescriptor``."""
+    def from_descriptor(
+        cls, descriptor: EnvironmentDescriptor, queue: QueueDescription
+    ) -> QueueTarget:
+        """The target for one of the descriptor's queues, with the environment's defaults."""
         return cls(
             queue=queue.arn,
             platform=queue.platform,
@@ -683,6 +696,7 @@ def build_submit_job(
         PlanError: the request is too big and no ``offload_url`` was given, or still too
             big after offloading.
     """
+    check_platform(options, target)
     resources = resolve_resources(options, target)
     environment = job_environment(invocation.environment)
     command = list(invocation.command)
