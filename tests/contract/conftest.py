@@ -57,6 +57,7 @@ class BatchModel:
 
     def _check(self, operation: str, body: Mapping[str, Any]) -> None:
         shape = self.client.meta.service_model.operation_model(operation).input_shape
+        assert shape is not None
         check_model_rules(shape, body, operation)
 
     def register_job_definition(self, body: Mapping[str, Any]) -> None:
