@@ -139,7 +139,7 @@ class Parameter:
         except (ValueError, TypeError) as error:
             raise ParameterError(
                 f"flow '{flow_name}', parameter '{self.name}': {source} value {value!r} is "
-                f"not a valid {self.type_name} ({error}). Pass a {self.type_name} value, "
+                f"not a valid {self.type_name} ({error}). Pass a value of type {self.type_name}, "
                 f"e.g. --{self.name} {_example(self.type)}."
             ) from None
 
