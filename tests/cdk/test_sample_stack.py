@@ -110,7 +110,9 @@ def test_spot_fallback_queue_tries_spot_then_on_demand(
     assert [o["Order"] for o in order] == [1, 2]
 
 
-@pytest.mark.parametrize(("key", "kind"), [("fargate", "FARGATE"), ("fargate-spot", "FARGATE_SPOT")])
+@pytest.mark.parametrize(
+    ("key", "kind"), [("fargate", "FARGATE"), ("fargate-spot", "FARGATE_SPOT")]
+)
 def test_fargate_queues_have_no_instance_settings(
     queue_resources: dict[str, Any], key: str, kind: str
 ) -> None:
@@ -191,9 +193,7 @@ def test_datastore_bucket_is_private_encrypted_and_retained(sample_template: Tem
                         "RestrictPublicBuckets": True,
                     },
                     "BucketEncryption": Match.any_value(),
-                    "OwnershipControls": {
-                        "Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]
-                    },
+                    "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
                     "LifecycleConfiguration": {
                         "Rules": Match.array_with(
                             [
@@ -245,12 +245,14 @@ def test_job_role_reaches_only_the_datastore_prefix(sample: Any) -> None:
     assert [s["Principal"]["Service"] for s in trust] == ["ecs-tasks.amazonaws.com"]
     assert "ManagedPolicyArns" not in role_props
     statements = _policy_statements(sample, role)
-    actions = {a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
+    actions = {
+        a
+        for s in statements
+        for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    }
     assert all(a.startswith("s3:") for a in actions)
     listing = next(s for s in statements if s["Action"] == "s3:ListBucket")
-    assert listing["Condition"] == {
-        "StringLike": {"s3:prefix": ["batchwright", "batchwright/*"]}
-    }
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["batchwright", "batchwright/*"]}}
     objects = next(s for s in statements if "s3:GetObject" in s["Action"])
     assert objects["Resource"]["Fn::Join"][1][-1] == "/batchwright/*"
 
@@ -269,11 +271,7 @@ def test_instance_role_uses_the_ecs_managed_policy(sample_template: Template) ->
         "AWS::IAM::Role",
         {
             "AssumeRolePolicyDocument": Match.object_like(
-                {
-                    "Statement": [
-                        Match.object_like({"Principal": {"Service": "ec2.amazonaws.com"}})
-                    ]
-                }
+                {"Statement": [Match.object_like({"Principal": {"Service": "ec2.amazonaws.com"}})]}
             ),
             "ManagedPolicyArns": managed,
         },
@@ -303,7 +301,11 @@ def test_submitter_policy_is_scoped_and_exposed(sample: Any, sample_template: Te
 
 def test_descriptor_is_published_three_ways(sample: Any, sample_template: Template) -> None:
     outputs = sample.template["Outputs"]
-    assert {DESCRIPTOR_OUTPUT_KEY, DESCRIPTOR_PARAMETER_OUTPUT_KEY, METAFLOW_PROFILE_OUTPUT_KEY} <= set(outputs)
+    assert {
+        DESCRIPTOR_OUTPUT_KEY,
+        DESCRIPTOR_PARAMETER_OUTPUT_KEY,
+        METAFLOW_PROFILE_OUTPUT_KEY,
+    } <= set(outputs)
     parameter_id = outputs[DESCRIPTOR_PARAMETER_OUTPUT_KEY]["Value"]["Ref"]
     parameter = sample.template["Resources"][parameter_id]["Properties"]
     assert parameter["Tier"] == "Intelligent-Tiering"

@@ -75,7 +75,9 @@ FARGATE = ComputeEnvironmentSpec("FARGATE")
             id="bad-queue-key",
         ),
         pytest.param(
-            lambda: QueueSpec("efa-mix", (ComputeEnvironmentSpec("EC2", "efa", ("c5n.18xlarge",)), EC2)),
+            lambda: QueueSpec(
+                "efa-mix", (ComputeEnvironmentSpec("EC2", "efa", ("c5n.18xlarge",)), EC2)
+            ),
             "compute_environments",
             "'efa'",
             id="efa-mixed-with-plain",
@@ -166,7 +168,9 @@ def test_duplicate_queue_keys_are_refused(stack: cdk.Stack) -> None:
 
 def test_efa_needs_private_subnets_in_a_brought_vpc(stack: cdk.Stack) -> None:
     with pytest.raises(EnvironmentConfigError, match="has no private subnets"):
-        BatchEnvironment(stack, "Env", vpc=_vpc(stack, private=False), queues=[QueueSpec.efa("efa")])
+        BatchEnvironment(
+            stack, "Env", vpc=_vpc(stack, private=False), queues=[QueueSpec.efa("efa")]
+        )
 
 
 def test_one_environment_per_stack(stack: cdk.Stack) -> None:

@@ -59,7 +59,7 @@ def render_intrinsics(value: Any) -> Any:
         return value
     if len(value) != 1:
         return {k: render_intrinsics(v) for k, v in value.items()}
-    (name, args), = value.items()
+    ((name, args),) = value.items()
     if name == "Ref":
         return _placeholder(f"Ref:{args}")
     if name == "Fn::GetAtt":
@@ -80,7 +80,10 @@ def render_intrinsics(value: Any) -> Any:
         index, items = args
         items = render_intrinsics(items)
         if isinstance(items, _Unresolved):
-            # A part of something unresolved (e.g. a queue's name inside its ARN).
+            # A part of something unresolved (e.g. a queue's name inside its ARN); nested
+            # selections stay one "part-of" placeholder.
+            if items.startswith("<part-of:"):
+                return items
             return _placeholder(f"part-of:{items[1:-1]}")
         try:
             return items[int(index)]
@@ -125,9 +128,7 @@ def _stack_template(cdk_out: Path, stack_name: str) -> Path:
     )
 
 
-def from_cloud_assembly(
-    stack_name: str, cdk_out: str | Path = "cdk.out"
-) -> EnvironmentDescriptor:
+def from_cloud_assembly(stack_name: str, cdk_out: str | Path = "cdk.out") -> EnvironmentDescriptor:
     """Reads the descriptor of ``stack_name`` from a synthesized cloud assembly.
 
     Values that exist only after deployment (ARNs, bucket and queue names) come back as
