@@ -34,6 +34,10 @@ ROOT_VOLUME_GIB = 30
 ROOT_DEVICE = "/dev/xvda"
 
 
+#: What :func:`create_compute_environment` builds.
+ComputeEnvironment = batch.ManagedEc2EcsComputeEnvironment | batch.FargateComputeEnvironment
+
+
 @dataclass(frozen=True)
 class SharedCompute:
     """What all EC2 compute environments of one environment share."""
@@ -111,7 +115,7 @@ def create_compute_environment(
     shared: SharedCompute,
     capacities: list[InstanceCapacity],
     efa_security_group: ec2.ISecurityGroup | None,
-) -> batch.IManagedComputeEnvironment:
+) -> ComputeEnvironment:
     """One compute environment for ``spec``; no physical name (CloudFormation replaces it)."""
     if spec.is_fargate:
         fargate = batch.FargateComputeEnvironment(

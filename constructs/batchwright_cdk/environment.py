@@ -29,7 +29,7 @@ from batchwright.environment.descriptor import (
 )
 from batchwright.environment.instances import InstanceCapacity, catalog
 from batchwright_cdk import iam as iam_parts
-from batchwright_cdk.compute import SharedCompute, create_compute_environment
+from batchwright_cdk.compute import ComputeEnvironment, SharedCompute, create_compute_environment
 from batchwright_cdk.descriptor import add_output, metaflow_profile
 from batchwright_cdk.network import (
     create_compute_security_group,
@@ -145,7 +145,7 @@ class BatchEnvironment(Construct):
         self._capacities: dict[str, dict[int, list[InstanceCapacity]]] = {}
         self._published = False
         self.job_queues: dict[str, batch.JobQueue] = {}
-        self.compute_environments: dict[str, list[batch.IManagedComputeEnvironment]] = {}
+        self.compute_environments: dict[str, list[ComputeEnvironment]] = {}
 
         # --- network --------------------------------------------------------------------
         needs_private = private_subnets
@@ -240,7 +240,7 @@ class BatchEnvironment(Construct):
         check_queue_architectures(spec, capacities)
 
         scope = Construct(self, spec.key)
-        environments: list[batch.IManagedComputeEnvironment] = []
+        environments: list[ComputeEnvironment] = []
         for index, ce in enumerate(spec.compute_environments):
             efa_group = self._efa_group() if ce.accelerator == "efa" else None
             environment = create_compute_environment(
