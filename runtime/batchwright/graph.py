@@ -48,8 +48,13 @@ class Node:
 
     @property
     def is_split(self) -> bool:
-        """True for nodes that open a split (static or foreach)."""
-        return self.type in ("split", "foreach")
+        """True for nodes that open a split (static or foreach); a join may also split."""
+        return self.is_foreach or (self.name != "end" and len(self.out_funcs) > 1)
+
+    @property
+    def is_foreach(self) -> bool:
+        """True for nodes that fan out over an artifact (a join may also do so)."""
+        return self.foreach_param is not None and self.name != "end"
 
 
 class FlowGraph:

@@ -225,7 +225,7 @@ def check_join_closes_a_split(graph: FlowGraph) -> None:
                 **_where(node),  # type: ignore[arg-type]
             )
         split = graph[tops.pop()]
-        if split.type == "split" and len(node.in_funcs) != len(split.out_funcs):
+        if not split.is_foreach and len(node.in_funcs) != len(split.out_funcs):
             raise GraphError(
                 f"joins {len(node.in_funcs)} branch(es) ({', '.join(node.in_funcs)}) but split "
                 f"'{split.name}' (line {split.line}) opens {len(split.out_funcs)} "
@@ -233,7 +233,7 @@ def check_join_closes_a_split(graph: FlowGraph) -> None:
                 f"'{node.name}'.",
                 **_where(node),  # type: ignore[arg-type]
             )
-        if split.type == "foreach" and len(node.in_funcs) != 1:
+        if split.is_foreach and len(node.in_funcs) != 1:
             raise GraphError(
                 f"joins a foreach of '{split.name}' and must have one parent, got "
                 f"{', '.join(node.in_funcs)}.",

@@ -269,7 +269,7 @@ class Scheduler:
         me = f"{self.run_id}/{task.step}/{task.task_id}"
         if node.type == "end":
             return
-        if node.type == "foreach":
+        if node.is_foreach:
             assert num_splits is not None
             key = f"{task.step}/{task.task_id}"
             self._frame_sizes[key] = num_splits
@@ -278,7 +278,7 @@ class Scheduler:
             for index in range(num_splits):
                 self._create(child, (me,), (*task.frames, (key, index)), index, group)
             return
-        if node.type == "split":
+        if node.is_split:
             key = f"{task.step}/{task.task_id}"
             self._frame_sizes[key] = len(node.out_funcs)
             for index, child in enumerate(node.out_funcs):
@@ -374,7 +374,7 @@ class Scheduler:
         if status.state == "succeeded":
             self.on_event(TaskSucceeded(pathspec, task.attempt))
             num_splits = None
-            if self.graph[task.step].type == "foreach":
+            if self.graph[task.step].is_foreach:
                 metadata = self.store.read_metadata(self.run_id, task.step, task.task_id)
                 num_splits = (metadata or {}).get("foreach_num_splits")
             if self._failure is None:

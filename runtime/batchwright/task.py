@@ -255,7 +255,9 @@ class TaskRunner:
         decorators = merge_with_options(
             step_decorators(function), [decorator_from_with_option(w) for w in args.with_options]
         )
-        init_context = StepInitContext(self.flow_name, node.name, node.type, tuple(decorators))
+        init_context = StepInitContext(
+            self.flow_name, node.name, "foreach" if node.is_foreach else node.type, tuple(decorators)
+        )
         for decorator in decorators:
             decorator.step_init(init_context)
 
@@ -273,7 +275,7 @@ class TaskRunner:
             first = inputs[0][1]["artifacts"] if inputs else {}
             flow._refs.update({k: v for k, v in first.items() if k in parameter_names})
             split = graph[graph.outgoing_stack(node.in_funcs[0])[-1]]
-            if split.type == "foreach":
+            if split.is_foreach:
                 frames = frames[:-1]
             join_inputs = Inputs(
                 InputView(
@@ -288,7 +290,7 @@ class TaskRunner:
         elif inputs:
             flow._refs.update(inputs[0][1]["artifacts"])
             parent = graph.nodes.get(inputs[0][1]["step"])
-            if parent is not None and parent.type == "foreach":
+            if parent is not None and parent.is_foreach:
                 frames.append(
                     {
                         "step": parent.name,

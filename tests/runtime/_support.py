@@ -32,7 +32,6 @@ class FlowRun:
 RunFlow = Callable[..., FlowRun]
 
 
-
 def write_flow(folder: Path, name: str, source: str) -> Path:
     """Write a flow file and return its path."""
     path = folder / f"{name}.py"

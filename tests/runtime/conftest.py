@@ -35,4 +35,3 @@ def run_flow(tmp_path: Path, datastore: Path) -> RunFlow:
         return FlowRun(done.returncode, done.stdout, done.stderr, run_id)
 
     return run
-

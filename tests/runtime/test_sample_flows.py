@@ -142,7 +142,11 @@ def test_timeout_stops_a_hung_step(run_flow: RunFlow, datastore: Path) -> None:
 
 
 def test_timeout_without_catch_fails_the_run(run_flow: RunFlow, tmp_path: Path) -> None:
-    flow = (SAMPLE_FLOWS / "timeout_flow.py").read_text().replace("@catch(var=\"timeout_failure\")\n    ", "")
+    flow = (
+        (SAMPLE_FLOWS / "timeout_flow.py")
+        .read_text()
+        .replace('@catch(var="timeout_failure")\n    ', "")
+    )
     flow = flow.replace("self.timeout_failure.type if self.timeout_failure else None", "None")
     path = tmp_path / "timeout_nocatch.py"
     path.write_text(flow)

@@ -77,7 +77,8 @@ class FlowCommand:
         for node in graph:
             function = getattr(self.flow_class, node.name)
             decorators = merge_with_options(step_decorators(function), extra)
-            context = StepInitContext(self.flow_name, node.name, node.type, tuple(decorators))
+            step_type = "foreach" if node.is_foreach else node.type
+            context = StepInitContext(self.flow_name, node.name, step_type, tuple(decorators))
             for decorator in decorators:
                 decorator.step_init(context)
             result[node.name] = decorators

@@ -1,0 +1,109 @@
+"""The datastore: content-addressed artifacts, task records, local and S3 storage."""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from batchwright.datastore import FlowDatastore, LocalStorage, default_root, open_storage
+from batchwright.datastore.s3 import S3Storage, split_s3_url
+from batchwright.errors import UserInputError
+
+
+@pytest.fixture
+def s3_storage(monkeypatch: pytest.MonkeyPatch) -> Iterator[S3Storage]:
+    import boto3
+    from moto import mock_aws
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        boto3.client("s3").create_bucket(Bucket="flows")
+        yield S3Storage("s3://flows/team/datastore")
+
+
+@pytest.fixture(params=["local", "s3"])
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    if request.param == "local":
+        return LocalStorage(tmp_path / "root")
+    return request.getfixturevalue("s3_storage")
+
+
+def test_identical_values_are_stored_once(storage: Any) -> None:
+    store = FlowDatastore(storage, "DemoFlow")
+    first = store.save({"a": [1, 2, 3]})
+    again = FlowDatastore(storage, "DemoFlow").save({"a": [1, 2, 3]})
+    other = store.save({"a": [1, 2]})
+    assert first == again != other
+    assert len(first) == 64
+    assert storage.list_children(f"DemoFlow/data/{first[:2]}") == [first]
+    assert store.load(first) == {"a": [1, 2, 3]}
+
+
+def test_large_artifacts_round_trip(storage: Any) -> None:
+    store = FlowDatastore(storage, "DemoFlow")
+    big = os.urandom(20 * 1024 * 1024)  # above the in-memory spool limit
+    key = store.save(big)
+    assert store.load(key) == big
+
+
+def test_task_records_and_done_marker(storage: Any) -> None:
+    store = FlowDatastore(storage, "DemoFlow")
+    store.write_run("12", {"status": "running"})
+    store.write_metadata("12", "start", "1", 0, {"artifacts": {"x": "k"}})
+    assert store.read_metadata("12", "start", "1") is None  # not done yet
+    store.write_log("12", "start", "1", 0, "stdout", io.BytesIO(b"hello\n"))
+    store.mark_done("12", "start", "1", 0)
+    assert store.read_metadata("12", "start", "1") == {"layout_version": 1, "artifacts": {"x": "k"}}
+    assert store.read_log("12", "start", "1", 0, "stdout") == b"hello\n"
+    assert store.list_runs() == ["12"]
+    assert store.list_steps("12") == ["start"]
+    assert store.list_tasks("12", "start") == ["1"]
+    assert store.list_attempts("12", "start", "1") == [0]
+    assert store.read_run("12")["status"] == "running"  # type: ignore[index]
+
+    cloned = store.clone_task("12", "13", "start", "1", {"cloned": True})
+    assert cloned["run_id"] == "13" and cloned["cloned"] is True
+    assert store.read_done("13", "start", "1") == {"attempt": 0}
+    assert store.read_log("13", "start", "1", 0, "stdout") == b"hello\n"
+
+
+def test_runs_sort_numerically(tmp_path: Path) -> None:
+    store = FlowDatastore(LocalStorage(tmp_path), "DemoFlow")
+    for run_id in ("9", "10", "100"):
+        store.write_run(run_id, {})
+    assert store.list_runs() == ["9", "10", "100"]
+
+
+def test_root_selection(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("BATCHWRIGHT_DATASTORE_ROOT", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert default_root() == str(tmp_path / ".batchwright")
+    monkeypatch.setenv("BATCHWRIGHT_DATASTORE_ROOT", "/data/store")
+    assert default_root() == "/data/store"
+    assert default_root("s3://b/p") == "s3://b/p"
+    assert isinstance(open_storage(str(tmp_path)), LocalStorage)
+
+
+def test_s3_urls() -> None:
+    assert split_s3_url("s3://bucket/a/b/") == ("bucket", "a/b")
+    assert split_s3_url("s3://bucket") == ("bucket", "")
+    with pytest.raises(UserInputError, match="names no bucket"):
+        split_s3_url("s3:///prefix")
+
+
+def test_s3_missing_objects(s3_storage: S3Storage) -> None:
+    assert s3_storage.read_bytes("nope") is None
+    assert not s3_storage.exists("nope")
+    with pytest.raises(FileNotFoundError):
+        s3_storage.open_read("nope")
+    s3_storage.write_bytes("a/b/c.json", b"{}")
+    assert s3_storage.list_children("a") == ["b"]
+    assert s3_storage.list_children("a/b") == ["c.json"]
