@@ -122,9 +122,9 @@ class _Deployer:
         self.result = Deployment(stack_name)
         self.refs: dict[str, Any] = {}
         self.attrs: dict[str, dict[str, Any]] = {}
+        self._clients: dict[str, Any] = {}
         self.parameters = self._resolve_parameters(parameters)
         self.conditions: dict[str, bool] = {}
-        self._clients: dict[str, Any] = {}
         self._service_role: str | None = None
         #: LaunchTemplateData of the templates created, by launch template id.
         self.launch_templates: dict[str, dict[str, Any]] = {}
@@ -160,12 +160,12 @@ class _Deployer:
         try:
             return str(ssm.get_parameter(Name=path)["Parameter"]["Value"])
         except Exception:
-            # Public AMI parameters (e.g. the Neuron AMI) are absent from the emulator: an
-            # AMI id placeholder stands in; the emulator never boots it.
-            self.result.notes.append(
-                f"parameter {name}: SSM {path} is not in the emulator; using ami-00000000local"
-            )
-            return "ami-00000000local"
+            # Public parameters (e.g. the Neuron AMI id) are absent from the emulator; a
+            # placeholder stands in (the emulator never boots an AMI).
+            kind = str(self.template["Parameters"][name].get("Type", ""))
+            value = "ami-00000000local" if "Image::Id" in kind else f"<unresolved {path}>"
+            self.note(f"parameter {name}: SSM {path} is not in the emulator; using {value}")
+            return value
 
     def _condition(self, name: str) -> bool:
         if name not in self.conditions:
@@ -268,7 +268,14 @@ class _Deployer:
                 self.result.skipped[logical_id] = kind
                 continue
             properties = self.resolve(resource.get("Properties", {}))
-            creator(self, logical_id, properties)
+            try:
+                creator(self, logical_id, properties)
+            except LocalAwsError:
+                raise
+            except Exception as error:  # botocore's ClientError and parameter errors
+                raise LocalAwsError(
+                    f"creating {logical_id} ({kind}) in the local AWS failed: {error}"
+                ) from error
         for key, output in self.template.get("Outputs", {}).items():
             condition = output.get("Condition")
             if condition and not self._condition(condition):
@@ -276,6 +283,11 @@ class _Deployer:
             value = self.resolve(output["Value"])
             self.result.outputs[key] = value if isinstance(value, str) else json.dumps(value)
         return self.result
+
+    def note(self, text: str) -> None:
+        """Records an adaptation once."""
+        if text not in self.result.notes:
+            self.result.notes.append(text)
 
     def name_for(self, logical_id: str, *, max_length: int = 128, lower: bool = False) -> str:
         """A CloudFormation-style generated physical name."""
@@ -297,7 +309,7 @@ class _Deployer:
         dropped: list[str] = []
         shaped = _shape(properties, model.input_shape, "", dropped)
         if dropped:
-            self.result.notes.append(f"{operation}: dropped {', '.join(sorted(dropped))}")
+            self.note(f"{operation}: dropped {', '.join(sorted(dropped))}")
         return dict(shaped)
 
     def service_role(self) -> str:
@@ -317,7 +329,7 @@ class _Deployer:
             }
             role = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))
             self._service_role = str(role["Role"]["Arn"])
-            self.result.notes.append(
+            self.note(
                 "compute environments: the emulator requires a service role; created "
                 f"{name} (AWS uses the service-linked role)"
             )
@@ -364,6 +376,10 @@ def _shape(value: Any, shape: Any, path: str, dropped: list[str]) -> Any:
         return int(value)
     if shape.type_name == "boolean" and isinstance(value, str):
         return value.lower() == "true"
+    enum = getattr(shape, "enum", None)
+    if shape.type_name == "string" and enum and isinstance(value, str) and value not in enum:
+        # CloudFormation accepts enum values in any case (CDK writes "managed").
+        return next((e for e in enum if e.lower() == value.lower()), value)
     if shape.type_name == "string" and isinstance(value, (dict, list)):
         return json.dumps(value)
     if shape.type_name == "string" and not isinstance(value, str):
@@ -674,15 +690,32 @@ def _launch_template(d: _Deployer, logical_id: str, p: dict[str, Any]) -> None:
 
 
 def _placement_group(d: _Deployer, logical_id: str, p: dict[str, Any]) -> None:
+    # moto implements no placement groups: the name is generated and referenced as on AWS,
+    # and nothing is created (the emulator never places instances).
     name = d.name_for(logical_id, max_length=255)
-    d.client("ec2").create_placement_group(GroupName=name, Strategy=p.get("Strategy", "cluster"))
-    d.created(logical_id, name, GroupId=name)
+    d.created(logical_id, name, GroupId=name, GroupName=name)
+    d.note(
+        f"{logical_id}: placement group {name} ({p.get('Strategy', 'cluster')}) recorded, "
+        "not created (the emulator has no placement groups)"
+    )
 
 
 def _known_to_emulator(names: list[str]) -> list[str]:
+    """The instance types and families of ``names`` moto accepts; keywords other than
+    ``optimal`` become the families they stand for."""
     from moto.ec2.models.instance_types import INSTANCE_FAMILIES, INSTANCE_TYPES
 
-    return [n for n in names if n == "optimal" or n in INSTANCE_TYPES or n in INSTANCE_FAMILIES]
+    known: list[str] = []
+    for name in names:
+        candidates = instances.KEYWORD_FAMILIES.get(name, (name,)) if name != "optimal" else ()
+        for candidate in (name,) if name == "optimal" else candidates:
+            if (
+                candidate == "optimal"
+                or candidate in INSTANCE_TYPES
+                or candidate in (INSTANCE_FAMILIES)
+            ):
+                known.append(candidate)
+    return list(dict.fromkeys(known))
 
 
 def _compute_environment(d: _Deployer, logical_id: str, p: dict[str, Any]) -> None:
@@ -693,9 +726,9 @@ def _compute_environment(d: _Deployer, logical_id: str, p: dict[str, Any]) -> No
     if resources is not None:
         if resources.get("type") in ("EC2", "SPOT"):
             wanted = list(resources.get("instanceTypes", []))
-            known = _known_to_emulator(instances.expand(wanted))
+            known = _known_to_emulator(wanted)
             if known != wanted:
-                d.result.notes.append(
+                d.note(
                     f"{logical_id}: instance types {wanted} given to the emulator as "
                     f"{known or ['optimal']} (it knows only some types and no keywords "
                     "but 'optimal')"
@@ -704,7 +737,7 @@ def _compute_environment(d: _Deployer, logical_id: str, p: dict[str, Any]) -> No
         if not resources.get("securityGroupIds"):
             groups = _launch_template_groups(d, resources.get("launchTemplate", {}))
             if groups:
-                d.result.notes.append(
+                d.note(
                     f"{logical_id}: security groups sit on the launch template's EFA "
                     "interfaces; the emulator needs them on the compute environment too"
                 )
@@ -735,15 +768,27 @@ def _job_definition(d: _Deployer, logical_id: str, p: dict[str, Any]) -> None:
     d.created(logical_id, arn)
 
 
-def _simple(ref_prefix: str) -> Callable[[_Deployer, str, dict[str, Any]], None]:
-    """Egress plumbing (routes, NAT) that job containers on the host network never use:
-    recorded with a generated id, and reported, rather than created."""
+def _eip(d: _Deployer, logical_id: str, p: dict[str, Any]) -> None:
+    address = d.client("ec2").allocate_address(Domain=p.get("Domain", "vpc"))
+    d.created(
+        logical_id,
+        address["PublicIp"],
+        AllocationId=address["AllocationId"],
+        PublicIp=address["PublicIp"],
+    )
 
-    def create(d: _Deployer, logical_id: str, p: dict[str, Any]) -> None:
-        d.created(logical_id, f"{ref_prefix}-{secrets.token_hex(8)}")
-        d.result.notes.append(f"{logical_id}: recorded, not created (egress plumbing)")
 
-    return create
+def _nat_gateway(d: _Deployer, logical_id: str, p: dict[str, Any]) -> None:
+    gateway = d.client("ec2").create_nat_gateway(
+        SubnetId=p["SubnetId"], AllocationId=p["AllocationId"]
+    )["NatGateway"]["NatGatewayId"]
+    d.created(logical_id, gateway, NatGatewayId=gateway)
+
+
+def _route(d: _Deployer, logical_id: str, p: dict[str, Any]) -> None:
+    request = d.request("ec2", "CreateRoute", p)
+    d.client("ec2").create_route(**request)
+    d.created(logical_id, f"{p['RouteTableId']}|{p.get('DestinationCidrBlock', '')}")
 
 
 def _internet_gateway(d: _Deployer, logical_id: str, p: dict[str, Any]) -> None:
@@ -797,9 +842,9 @@ _CREATORS: dict[str, Callable[[_Deployer, str, dict[str, Any]], None]] = {
     "AWS::EC2::VPCGatewayAttachment": _gateway_attachment,
     "AWS::EC2::RouteTable": _route_table,
     "AWS::EC2::SubnetRouteTableAssociation": _route_table_association,
-    "AWS::EC2::Route": _simple("route"),
-    "AWS::EC2::EIP": _simple("eipalloc"),
-    "AWS::EC2::NatGateway": _simple("nat"),
+    "AWS::EC2::Route": _route,
+    "AWS::EC2::EIP": _eip,
+    "AWS::EC2::NatGateway": _nat_gateway,
     "AWS::EC2::VPCEndpoint": _vpc_endpoint,
     "AWS::Batch::ComputeEnvironment": _compute_environment,
     "AWS::Batch::JobQueue": _job_queue,

@@ -264,7 +264,7 @@ def _free_port() -> int:
 
 def _moto_answers(endpoint: str) -> bool:
     try:
-        with urllib.request.urlopen(f"{endpoint}/moto-api/data.json", timeout=3) as response:
+        with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=5) as response:
             return bool(response.status == 200)
     except OSError:
         return False
