@@ -24,7 +24,7 @@ from pathlib import Path
 
 METAFLOW_REQUIREMENT = "metaflow==2.19.*"
 
-FLOW_TEMPLATE = '''
+FLOW_TEMPLATE = """
 {import_line}
 
 
@@ -51,7 +51,7 @@ class WideForeach(FlowSpec):
 
 if __name__ == "__main__":
     WideForeach()
-'''
+"""
 
 
 def metaflow_python() -> str:

@@ -9,7 +9,7 @@ an artifact of a class defined in the flow file needs that file importable.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from batchwright.datastore import FlowDatastore, open_datastore
@@ -40,7 +40,9 @@ class Flow:
 
     def __getitem__(self, run_id: str) -> Run:
         if self._store.read_run(run_id) is None:
-            raise ClientError(f"flow '{self.name}' has no run '{run_id}' in {self._store.storage.root}")
+            raise ClientError(
+                f"flow '{self.name}' has no run '{run_id}' in {self._store.storage.root}"
+            )
         return Run(self, run_id)
 
     @property
@@ -316,4 +318,4 @@ class ArtifactAccessor:
 def _time(value: Any) -> datetime | None:
     if value is None:
         return None
-    return datetime.fromtimestamp(float(value), tz=timezone.utc)
+    return datetime.fromtimestamp(float(value), tz=UTC)

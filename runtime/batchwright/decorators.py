@@ -222,8 +222,10 @@ def _load_optional_decorators() -> None:
     for module in ("batchwright.batch",):
         try:
             importlib.import_module(module)
-        except ImportError:
-            pass
+        except ModuleNotFoundError as error:
+            # Absent subpackage: fine. A missing import inside it is a real bug: re-raise.
+            if error.name != module:
+                raise
 
 
 def decorator_from_with_option(option: str) -> StepDecorator:

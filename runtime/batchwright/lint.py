@@ -248,7 +248,7 @@ def check_splits_are_joined(graph: FlowGraph) -> None:
     if end.split_parents:
         split = graph[end.split_parents[-1]]
         raise GraphError(
-            f"is never joined: the branches it opens reach 'end' without a join. Add a "
+            "is never joined: the branches it opens reach 'end' without a join. Add a "
             "step 'def join(self, inputs)' and route its branches there.",
             **_where(split),  # type: ignore[arg-type]
         )

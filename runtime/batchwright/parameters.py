@@ -50,8 +50,8 @@ class Parameter:
         self,
         name: str,
         default: Any = None,
-        type: Any = None,  # noqa: A002 - Metaflow's keyword
-        help: str | None = None,  # noqa: A002 - Metaflow's keyword
+        type: Any = None,
+        help: str | None = None,
         required: bool = False,
         **_ignored: Any,
     ) -> None:
@@ -193,7 +193,7 @@ class IncludeFile(Parameter):
         self,
         name: str,
         default: Any = None,
-        help: str | None = None,  # noqa: A002 - Metaflow's keyword
+        help: str | None = None,
         required: bool = False,
         is_text: bool = True,
         encoding: str = "utf-8",
@@ -210,12 +210,15 @@ class IncludeFile(Parameter):
 
     def check_declaration(self, flow_name: str) -> None:
         """A default, when given, must be a path (checked for existence at run time)."""
-        if self.default is not None and not callable(self.default):
-            if not isinstance(self.default, str | Path):
-                raise ParameterError(
-                    f"flow '{flow_name}', IncludeFile '{self.name}': default={self.default!r} "
-                    "is not a path. Pass the file's path as a string."
-                )
+        if (
+            self.default is not None
+            and not callable(self.default)
+            and not isinstance(self.default, str | Path)
+        ):
+            raise ParameterError(
+                f"flow '{flow_name}', IncludeFile '{self.name}': default={self.default!r} "
+                "is not a path. Pass the file's path as a string."
+            )
 
     def convert(self, value: Any, flow_name: str, *, source: str) -> Any:
         """Read the file named by ``value``."""

@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -171,13 +171,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return EXIT_DO_NOT_RETRY
     tempdir = tempfile.mkdtemp(prefix="batchwright-task-")
+    # Closed in the finally block below, after they were copied to the datastore.
     logs = {
-        s: open(os.path.join(tempdir, f"{s}.log"), "w+", encoding="utf-8")
+        s: open(os.path.join(tempdir, f"{s}.log"), "w+", encoding="utf-8")  # noqa: SIM115
         for s in ("stdout", "stderr")
-    }  # noqa: SIM115
+    }
     original = sys.stdout, sys.stderr
-    sys.stdout = _Tee(original[0], logs["stdout"])  # type: ignore[assignment]
-    sys.stderr = _Tee(original[1], logs["stderr"])  # type: ignore[assignment]
+    sys.stdout = _Tee(original[0], logs["stdout"])
+    sys.stderr = _Tee(original[1], logs["stderr"])
     runner: TaskRunner | None = None
     try:
         runner = TaskRunner(args, tempdir)
@@ -185,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DoNotRetry as error:
         sys.stderr.write(f"error: {error}\n")
         code = EXIT_DO_NOT_RETRY
-    except BaseException:  # noqa: BLE001 - everything must end in metadata and an exit code
+    except BaseException:
         traceback.print_exc()
         code = EXIT_STEP_FAILED
     finally:
@@ -195,7 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if runner is not None:
             runner.finish(code, logs)
-    except BaseException:  # noqa: BLE001
+    except BaseException:
         traceback.print_exc()
         code = code or EXIT_STEP_FAILED
     finally:
@@ -241,7 +242,7 @@ class TaskRunner:
             merge_with_options,
             step_decorators,
         )
-        from batchwright.flowspec import InputView, Inputs
+        from batchwright.flowspec import Inputs, InputView
         from batchwright.graph import FlowGraph
         from batchwright.parameters import flow_parameters
 
@@ -256,7 +257,10 @@ class TaskRunner:
             step_decorators(function), [decorator_from_with_option(w) for w in args.with_options]
         )
         init_context = StepInitContext(
-            self.flow_name, node.name, "foreach" if node.is_foreach else node.type, tuple(decorators)
+            self.flow_name,
+            node.name,
+            "foreach" if node.is_foreach else node.type,
+            tuple(decorators),
         )
         for decorator in decorators:
             decorator.step_init(init_context)
@@ -331,7 +335,7 @@ class TaskRunner:
                 method()
             for decorator in decorators:
                 decorator.task_post_step(context)
-        except Exception as error:  # noqa: BLE001 - offered to @catch below, else re-raised
+        except Exception as error:
             failure = error
         finally:
             # Before anything else: disarm what pre_step armed (e.g. the @timeout alarm).
@@ -417,7 +421,7 @@ class TaskRunner:
                 ) from error
         return refs
 
-    def finish(self, code: int, logs: dict[str, IO[str]]) -> None:
+    def finish(self, code: int, logs: Mapping[str, IO[str]]) -> None:
         """Write metadata, then logs, then (on success) the done marker, in that order."""
         args = self.args
         self.metadata["finished_at"] = time.time()

@@ -61,11 +61,8 @@ def choose_backend_name(decorators: Iterable[object]) -> str:
 def wanted_but_missing(decorators: Iterable[object]) -> list[str]:
     """Backends the decorators ask for that nobody registered (reported as a notice)."""
     _ensure_local()
-    return [
-        str(d.backend)  # type: ignore[attr-defined]
-        for d in decorators
-        if getattr(d, "backend", None) and getattr(d, "backend") not in _FACTORIES
-    ]
+    wanted = (getattr(d, "backend", None) for d in decorators)
+    return [str(name) for name in wanted if name and name not in _FACTORIES]
 
 
 def create_backend(name: str, options: BackendOptions) -> Backend:

@@ -28,10 +28,12 @@ from batchwright.events import (
     RunFinished,
     RunStarted,
     TaskCloned,
-    TaskFailed as TaskFailedEvent,
     TaskOutput,
     TaskSubmitted,
     TaskSucceeded,
+)
+from batchwright.events import (
+    TaskFailed as TaskFailedEvent,
 )
 
 
@@ -142,7 +144,9 @@ def build_parser(command: FlowCommand) -> argparse.ArgumentParser:
     return parser
 
 
-def main(flow_class: type, argv: Sequence[str] | None = None, console: Console | None = None) -> int:
+def main(
+    flow_class: type, argv: Sequence[str] | None = None, console: Console | None = None
+) -> int:
     """Run the flow's command line; returns the exit code."""
     command = FlowCommand(flow_class, flow_file_of(flow_class), console or Console())
     try:
@@ -176,9 +180,7 @@ def _add_execution_options(parser: argparse.ArgumentParser, command: FlowCommand
         metavar="DECORATOR[:KEY=VALUE,...]",
         help="add a step decorator to every step, e.g. --with retry:times=2",
     )
-    parser.add_argument(
-        "--run-id-file", metavar="PATH", help="write the new run's id to this file"
-    )
+    parser.add_argument("--run-id-file", metavar="PATH", help="write the new run's id to this file")
     for configure in RUN_OPTIONS:
         configure(parser, command)
 
@@ -187,7 +189,8 @@ def _add_datastore_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--datastore-root",
         metavar="ROOT",
-        help="folder or s3://bucket/prefix (default: $BATCHWRIGHT_DATASTORE_ROOT or ./.batchwright)",
+        help="folder or s3://bucket/prefix "
+        "(default: $BATCHWRIGHT_DATASTORE_ROOT, else ./.batchwright)",
     )
 
 
@@ -437,14 +440,23 @@ def _handle_logs(args: argparse.Namespace, command: FlowCommand) -> int:
         for stream in streams:
             data = store.read_log(run_id, step, task_id, attempt, stream) or b""
             if data:
-                command.console.task_output(pathspec, data.decode("utf-8", "replace"), stream=stream)
+                command.console.task_output(
+                    pathspec, data.decode("utf-8", "replace"), stream=stream
+                )
     return 0
 
 
 for _subcommand in (
     Subcommand("run", "run the flow", _configure_run, _handle_run),
-    Subcommand("resume", "rerun a run's unfinished tasks, reusing the finished ones", _configure_resume, _handle_resume),
-    Subcommand("show", "show the flow's steps and their docstrings", _configure_nothing, _handle_show),
+    Subcommand(
+        "resume",
+        "rerun a run's unfinished tasks, reusing the finished ones",
+        _configure_resume,
+        _handle_resume,
+    ),
+    Subcommand(
+        "show", "show the flow's steps and their docstrings", _configure_nothing, _handle_show
+    ),
     Subcommand("check", "validate the flow without running it", _configure_check, _handle_check),
     Subcommand("logs", "print the logs of a step's tasks", _configure_logs, _handle_logs),
 ):

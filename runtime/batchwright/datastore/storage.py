@@ -7,6 +7,7 @@ blobs are streamed from and to file objects rather than held in memory.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -101,7 +102,7 @@ class LocalStorage:
 
     def open_read(self, key: str) -> BinaryIO:
         """The file opened for reading."""
-        return open(self._path(key), "rb")  # noqa: SIM115 - the caller closes it
+        return open(self._path(key), "rb")
 
     def exists(self, key: str) -> bool:
         """True when the file exists."""
@@ -122,7 +123,5 @@ class LocalStorage:
 
 
 def _remove_quietly(path: str) -> None:
-    try:
+    with contextlib.suppress(OSError):
         os.unlink(path)
-    except OSError:
-        pass

@@ -60,8 +60,8 @@ class FlowDatastore:
     def save(self, value: Any) -> str:
         """Pickle ``value``, store it under the sha256 of the pickle, return that key."""
         with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
-            writer = _HashingWriter(spool)  # type: ignore[arg-type]
-            pickle.dump(value, writer, protocol=pickle.HIGHEST_PROTOCOL)  # type: ignore[arg-type]
+            writer = _HashingWriter(spool)
+            pickle.dump(value, writer, protocol=pickle.HIGHEST_PROTOCOL)
             key = writer.digest.hexdigest()
             if key in self._stored:
                 return key
