@@ -24,7 +24,10 @@ SAMPLE_QUEUES = [
     QueueSpec.spot_with_fallback("spot-fallback", instance_types=["c6i", "m6i"]),
     QueueSpec.fargate("fargate", max_vcpus=64),
     QueueSpec.fargate_spot("fargate-spot", max_vcpus=64),
-    QueueSpec.gpu("gpu", instance_types=["g5.xlarge", "g5.2xlarge", "g5.12xlarge"], max_vcpus=96),
+    # GPU capacity can be scarce: give up on jobs no environment can place within an hour.
+    QueueSpec.gpu(
+        "gpu", instance_types=["g5.xlarge", "g5.2xlarge", "g5.12xlarge"], max_vcpus=96
+    ).with_runnable_timeout(3600),
     QueueSpec.neuron("neuron", instance_types=["inf2.xlarge", "inf2.8xlarge"], max_vcpus=64),
     QueueSpec.efa("efa", instance_types=["c5n.18xlarge"], max_vcpus=288),
 ]

@@ -256,6 +256,7 @@ class BatchEnvironment(Construct):
             scope,
             "Queue",
             priority=spec.priority,
+            job_state_time_limit_actions=_runnable_timeouts(spec.runnable_timeout_seconds),
             compute_environments=[
                 batch.OrderedComputeEnvironment(compute_environment=e, order=i + 1)
                 for i, e in enumerate(environments)
@@ -374,6 +375,20 @@ class BatchEnvironment(Construct):
         key = self.metaflow_queue or next(iter(self.job_queues), None)
         queue = self.job_queues.get(key) if key is not None else None
         return metaflow_profile(descriptor, queue.job_queue_arn if queue else "")
+
+
+def _runnable_timeouts(seconds: int | None) -> list[batch.JobStateTimeLimitAction] | None:
+    """Cancel jobs stuck in RUNNABLE for each reason that never resolves by itself."""
+    if seconds is None:
+        return None
+    return [
+        batch.JobStateTimeLimitAction(max_time=cdk.Duration.seconds(seconds), reason=reason)
+        for reason in (
+            batch.JobStateTimeLimitActionsReason.JOB_RESOURCE_REQUIREMENT,
+            batch.JobStateTimeLimitActionsReason.COMPUTE_ENVIRONMENT_MAX_RESOURCE,
+            batch.JobStateTimeLimitActionsReason.INSUFFICIENT_INSTANCE_CAPACITY,
+        )
+    ]
 
 
 @jsii.implements(IValidation)

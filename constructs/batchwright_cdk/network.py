@@ -7,6 +7,8 @@ import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
 
+from batchwright_cdk.validation import fail
+
 #: Availability zones of a created VPC.
 DEFAULT_MAX_AZS = 2
 
@@ -52,8 +54,6 @@ def compute_subnets(vpc: ec2.IVpc) -> ec2.SubnetSelection:
 def efa_subnets(vpc: ec2.IVpc, where: str) -> ec2.SubnetSelection:
     """One private subnet: a cluster placement group lives in one availability zone, and
     EFA interfaces cannot take public IPs."""
-    from batchwright_cdk.validation import fail
-
     if not vpc.private_subnets:
         raise fail(
             where,

@@ -8,7 +8,7 @@ name the common kinds so a stack reads like the list of queues it offers.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from batchwright.environment.descriptor import Accelerator, Platform
 from batchwright_cdk.validation import check_compute_environment, check_queue
@@ -87,15 +87,20 @@ class QueueSpec:
             FARGATE/FARGATE_SPOT), in the order Batch tries them.
         priority: Job queue priority (higher is scheduled first when queues share
             compute environments); defaults to 1.
+        runnable_timeout_seconds: Cancel a job that has waited this long in RUNNABLE
+            because no compute environment can ever place it (its resource request is too
+            big, the environment's max vCPUs is too small, or capacity is unavailable);
+            600 to 86,400. Omitted: such jobs wait until cancelled by hand.
 
     Raises:
-        EnvironmentConfigError: for a bad key, more than three environments, or EC2 and
-            Fargate mixed in one queue.
+        EnvironmentConfigError: for a bad key, more than three environments, EC2 and
+            Fargate mixed in one queue, or a timeout out of range.
     """
 
     key: str
     compute_environments: tuple[ComputeEnvironmentSpec, ...]
     priority: int = 1
+    runnable_timeout_seconds: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "compute_environments", tuple(self.compute_environments))
@@ -118,6 +123,10 @@ class QueueSpec:
     def multi_node(self) -> bool:
         """Whether the queue can take multi-node parallel jobs (EFA queues only)."""
         return all(ce.accelerator == "efa" for ce in self.compute_environments)
+
+    def with_runnable_timeout(self, seconds: int) -> QueueSpec:
+        """This spec with ``runnable_timeout_seconds`` set (presets take no such argument)."""
+        return replace(self, runnable_timeout_seconds=seconds)
 
     # --- presets --------------------------------------------------------------------
 

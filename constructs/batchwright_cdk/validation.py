@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 #: AWS Batch accepts at most this many compute environments behind one job queue.
 MAX_COMPUTE_ENVIRONMENTS_PER_QUEUE = 3
+#: Bounds of a job queue's job state time limit (seconds).
+RUNNABLE_TIMEOUT_RANGE = (600, 86_400)
 #: Architecture of the Batch instance-type keywords.
 KEYWORD_ARCHITECTURES: dict[str, str] = {
     "default_x86_64": "x86_64",
@@ -215,6 +217,17 @@ def check_queue(spec: QueueSpec) -> None:
         )
     if spec.priority < 0 or spec.priority > 1000:
         raise fail(where, "priority", spec.priority, "is out of range", "Use 0 to 1000")
+    timeout = spec.runnable_timeout_seconds
+    if timeout is not None and not (
+        RUNNABLE_TIMEOUT_RANGE[0] <= timeout <= RUNNABLE_TIMEOUT_RANGE[1]
+    ):
+        raise fail(
+            where,
+            "runnable_timeout_seconds",
+            timeout,
+            "is outside what AWS Batch accepts for a job state time limit",
+            f"Use {RUNNABLE_TIMEOUT_RANGE[0]} to {RUNNABLE_TIMEOUT_RANGE[1]} seconds, or omit it",
+        )
 
 
 def check_queue_architectures(

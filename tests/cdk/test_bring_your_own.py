@@ -51,7 +51,10 @@ def brought() -> dict[str, Any]:
         datastore_prefix="/flows/",
         default_image="123456789012.dkr.ecr.eu-west-1.amazonaws.com/flows:1",
         instance_capacities=[InstanceCapacity(name="x9q.large", vcpus=2, memory_mib=16384)],
-        queues=[QueueSpec.on_demand("cpu", instance_types=["c5.large", "x9q.large"])],
+        queues=[
+            QueueSpec.on_demand("cpu", instance_types=["c5.large", "x9q.large"]),
+            QueueSpec.efa("efa", instance_types=["p4d.24xlarge"]).with_runnable_timeout(900),
+        ],
         metaflow_queue="late",
     )
     late = env.add_queue(QueueSpec.fargate_spot("late", fallback_to_fargate=True))
@@ -125,7 +128,7 @@ def test_queue_added_after_construction_is_described_and_submittable(
     brought: dict[str, Any],
 ) -> None:
     descriptor = _descriptor(brought["json"])
-    assert [q.key for q in descriptor.queues] == ["cpu", "late"]
+    assert [q.key for q in descriptor.queues] == ["cpu", "efa", "late"]
     late = descriptor.queue("late")
     assert late is not None
     assert late.platform == "FARGATE_SPOT"
@@ -179,3 +182,41 @@ def test_created_vpc_without_efa_has_no_nat_and_public_compute() -> None:
         if r["Type"] == "AWS::EC2::Subnet"
     ]
     assert subnets and all(s["MapPublicIpOnLaunch"] for s in subnets)
+
+
+def test_efa_launch_template_has_one_interface_per_network_card(brought: dict[str, Any]) -> None:
+    templates = [
+        r["Properties"]["LaunchTemplateData"]
+        for r in brought["json"]["Resources"].values()
+        if r["Type"] == "AWS::EC2::LaunchTemplate"
+        and "NetworkInterfaces" in r["Properties"]["LaunchTemplateData"]
+    ]
+    (data,) = templates
+    interfaces = data["NetworkInterfaces"]
+    # p4d.24xlarge has four network cards; the primary interface is device 0 on card 0.
+    assert [(i["NetworkCardIndex"], i["DeviceIndex"]) for i in interfaces] == [
+        (0, 0),
+        (1, 1),
+        (2, 1),
+        (3, 1),
+    ]
+    assert {i["InterfaceType"] for i in interfaces} == {"efa"}
+    assert all(len(i["Groups"]) == 1 for i in interfaces)
+
+
+def test_runnable_timeout_cancels_unplaceable_jobs(brought: dict[str, Any]) -> None:
+    brought["template"].has_resource_properties(
+        "AWS::Batch::JobQueue",
+        {
+            "JobStateTimeLimitActions": Match.array_with(
+                [
+                    {
+                        "Action": "CANCEL",
+                        "MaxTimeSeconds": 900,
+                        "Reason": "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT",
+                        "State": "RUNNABLE",
+                    }
+                ]
+            )
+        },
+    )

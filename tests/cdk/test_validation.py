@@ -82,6 +82,12 @@ FARGATE = ComputeEnvironmentSpec("FARGATE")
             "'efa'",
             id="efa-mixed-with-plain",
         ),
+        pytest.param(
+            lambda: QueueSpec.fargate("f").with_runnable_timeout(30),
+            "runnable_timeout_seconds",
+            "30",
+            id="runnable-timeout-too-short",
+        ),
     ],
 )
 def test_spec_errors_name_prop_value_and_fix(
