@@ -37,7 +37,7 @@ def brought() -> dict[str, Any]:
             ec2.SubnetConfiguration(name="Private", subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
         ],
     )
-    bucket = s3.Bucket(stack, "MyBucket")
+    bucket = s3.Bucket(stack, "MyBucket", encryption=s3.BucketEncryption.KMS)
     role = iam.Role(stack, "MyJobRole", assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"))
     log_group = logs.LogGroup(stack, "MyLogs")
     developer = iam.Role(stack, "Developer", assumed_by=iam.AccountRootPrincipal())
@@ -83,6 +83,7 @@ def test_only_what_is_missing_is_created(brought: dict[str, Any]) -> None:
     template.resource_count_is("AWS::EC2::VPC", 1)
     template.resource_count_is("AWS::S3::Bucket", 1)
     template.resource_count_is("AWS::Logs::LogGroup", 1)
+    template.resource_count_is("Custom::S3AutoDeleteObjects", 0)
     # job role brought; execution role, instance role and the developer role remain
     template.resource_count_is("AWS::IAM::Role", 4)
 
@@ -115,6 +116,30 @@ def test_brought_job_role_gets_datastore_access_on_the_prefix(brought: dict[str,
                             {
                                 "Action": "s3:ListBucket",
                                 "Condition": {"StringLike": {"s3:prefix": ["flows", "flows/*"]}},
+                            }
+                        )
+                    ]
+                )
+            },
+        },
+    )
+
+
+def test_brought_kms_bucket_key_is_usable_by_the_job_role(brought: dict[str, Any]) -> None:
+    stack: cdk.Stack = brought["stack"]
+    role_id = stack.get_logical_id(brought["role"].node.default_child)
+    key_id = stack.get_logical_id(brought["bucket"].encryption_key.node.default_child)
+    brought["template"].has_resource_properties(
+        "AWS::IAM::Policy",
+        {
+            "Roles": [{"Ref": role_id}],
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+                                "Resource": {"Fn::GetAtt": [key_id, "Arn"]},
                             }
                         )
                     ]
@@ -171,8 +196,16 @@ def test_declared_capacity_travels_in_the_descriptor(brought: dict[str, Any]) ->
 def test_created_vpc_without_efa_has_no_nat_and_public_compute() -> None:
     app = cdk.App()
     stack = cdk.Stack(app, "Cheap", env=cdk.Environment(region="us-east-1"))
-    env = BatchEnvironment(stack, "Env", queues=[QueueSpec.spot("spot", instance_types=["c5"])])
+    env = BatchEnvironment(
+        stack,
+        "Env",
+        queues=[QueueSpec.spot("spot", instance_types=["c5"])],
+        auto_delete_datastore=True,
+    )
     template = Template.from_stack(stack, skip_cyclical_dependencies_check=True)
+    # Sandboxes opt in to deleting the datastore with the stack.
+    template.resource_count_is("Custom::S3AutoDeleteObjects", 1)
+    template.has_resource("AWS::S3::Bucket", {"DeletionPolicy": "Delete"})
     template.resource_count_is("AWS::EC2::NatGateway", 0)
     template.resource_count_is("AWS::EC2::VPCEndpoint", 1)
     assert env.vpc.private_subnets == []
