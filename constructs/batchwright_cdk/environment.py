@@ -230,6 +230,14 @@ class BatchEnvironment(Construct):
             raise fail(
                 where, "key", spec.key, "is used by another queue", "Give each queue its own key"
             )
+        if self.node.try_find_child(spec.key) is not None:
+            raise fail(
+                where,
+                "key",
+                spec.key,
+                "is the construct id of one of the environment's own resources",
+                "Pick another key (e.g. lower case, like 'cpu' or 'gpu-large')",
+            )
         capacities: dict[int, list[InstanceCapacity]] = {}
         for index, ce in enumerate(spec.compute_environments):
             ce_where = f"{where}, compute_environments[{index}]"

@@ -61,7 +61,7 @@ def efa_subnets(vpc: ec2.IVpc, where: str) -> ec2.SubnetSelection:
             vpc.node.path,
             "has no private subnets, which EFA compute environments need",
             "Bring a VPC with private subnets (with NAT or VPC endpoints), or let "
-            "BatchEnvironment create the VPC",
+            "BatchEnvironment create one with private_subnets=True",
         )
     return ec2.SubnetSelection(subnets=[vpc.private_subnets[0]])
 

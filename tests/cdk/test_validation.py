@@ -172,6 +172,12 @@ def test_duplicate_queue_keys_are_refused(stack: cdk.Stack) -> None:
         env.add_queue(QueueSpec.on_demand("q"))
 
 
+def test_queue_keys_cannot_shadow_the_environments_resources(stack: cdk.Stack) -> None:
+    env = BatchEnvironment(stack, "Env", vpc=_vpc(stack), queues=[QueueSpec.fargate("q")])
+    with pytest.raises(EnvironmentConfigError, match="key='JobRole' is the construct id"):
+        env.add_queue(QueueSpec.fargate("JobRole"))
+
+
 def test_efa_needs_private_subnets_in_a_brought_vpc(stack: cdk.Stack) -> None:
     with pytest.raises(EnvironmentConfigError, match="has no private subnets"):
         BatchEnvironment(
