@@ -29,8 +29,7 @@ from batchwright_cdk.queues import ComputeEnvironmentSpec
 NEURON_AMI_PARAMETER = (
     "/aws/service/ecs/optimized-ami/amazon-linux-2023/neuron/recommended/image_id"
 )
-#: Root volume of EC2 compute environments (GiB); the AL2023 ECS AMI's root is /dev/xvda.
-ROOT_VOLUME_GIB = 30
+#: Root device of the ECS-optimized AL2023 AMIs.
 ROOT_DEVICE = "/dev/xvda"
 
 
@@ -47,7 +46,7 @@ class SharedCompute:
     instance_role: iam.IRole
 
 
-def _launch_template(scope: Construct, construct_id: str) -> ec2.LaunchTemplate:
+def _launch_template(scope: Construct, construct_id: str, root_gib: int) -> ec2.LaunchTemplate:
     """IMDSv2 required and an encrypted gp3 root volume, for every EC2 environment."""
     return ec2.LaunchTemplate(
         scope,
@@ -58,7 +57,7 @@ def _launch_template(scope: Construct, construct_id: str) -> ec2.LaunchTemplate:
             ec2.BlockDevice(
                 device_name=ROOT_DEVICE,
                 volume=ec2.BlockDeviceVolume.ebs(
-                    ROOT_VOLUME_GIB,
+                    root_gib,
                     encrypted=True,
                     volume_type=ec2.EbsDeviceVolumeType.GP3,
                     delete_on_termination=True,
@@ -133,7 +132,9 @@ def create_compute_environment(
         return fargate
 
     efa = spec.accelerator == "efa"
-    template = _launch_template(scope, f"{construct_id}LaunchTemplate")
+    template = _launch_template(
+        scope, f"{construct_id}LaunchTemplate", spec.effective_root_volume_gib
+    )
     placement = (
         ec2.PlacementGroup(
             scope, f"{construct_id}PlacementGroup", strategy=ec2.PlacementGroupStrategy.CLUSTER

@@ -19,6 +19,10 @@ DEFAULT_MAX_VCPUS = 256
 #: x86_64 default bundle (m6i, c6i, r6i, c7i), named explicitly so that the L2's
 #: ``optimal`` is never appended behind the user's back.
 DEFAULT_INSTANCE_TYPES: tuple[str, ...] = ("default_x86_64",)
+#: Root volume of EC2 instances (GiB): the size of the ECS-optimized AL2023 AMI's snapshot.
+DEFAULT_ROOT_VOLUME_GIB = 30
+#: Root volume of GPU, Neuron and EFA instances (GiB): their framework images are large.
+ACCELERATED_ROOT_VOLUME_GIB = 100
 #: GPU types when a GPU queue names none: NVIDIA A10G (g5), a good price/performance start.
 DEFAULT_GPU_INSTANCE_TYPES: tuple[str, ...] = ("g5",)
 #: Neuron types when a Neuron queue names none: Inferentia2.
@@ -41,6 +45,9 @@ class ComputeEnvironmentSpec:
             :data:`DEFAULT_INSTANCE_TYPES`. Must stay empty for Fargate.
         max_vcpus: Upper bound of the environment; defaults to :data:`DEFAULT_MAX_VCPUS`.
         min_vcpus: Capacity kept running; 0 (the default) scales to zero when idle.
+        root_volume_gib: EC2 only: size of each instance's encrypted root volume (image
+            layers and container scratch space live there). Omitted: 30 GiB, or 100 GiB
+            for GPU, Neuron and EFA environments, whose images are large.
 
     Raises:
         EnvironmentConfigError: on a contradiction (Fargate with instance types, EFA on
@@ -52,6 +59,7 @@ class ComputeEnvironmentSpec:
     instance_types: tuple[str, ...] = ()
     max_vcpus: int = DEFAULT_MAX_VCPUS
     min_vcpus: int = 0
+    root_volume_gib: int | None = None
 
     def __post_init__(self) -> None:
         # Accept any sequence (lists read naturally at call sites) but store a tuple.
@@ -67,6 +75,15 @@ class ComputeEnvironmentSpec:
     def is_spot(self) -> bool:
         """Whether the environment runs on Spot capacity."""
         return self.platform in ("SPOT", "FARGATE_SPOT")
+
+    @property
+    def effective_root_volume_gib(self) -> int:
+        """The root volume size the environment's instances get (defaults applied)."""
+        if self.root_volume_gib is not None:
+            return self.root_volume_gib
+        return (
+            DEFAULT_ROOT_VOLUME_GIB if self.accelerator == "none" else ACCELERATED_ROOT_VOLUME_GIB
+        )
 
     @property
     def effective_instance_types(self) -> tuple[str, ...]:

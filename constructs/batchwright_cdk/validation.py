@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 #: AWS Batch accepts at most this many compute environments behind one job queue.
 MAX_COMPUTE_ENVIRONMENTS_PER_QUEUE = 3
+#: Root volume sizes accepted (GiB): the AMI snapshot's size up to gp3's maximum.
+ROOT_VOLUME_RANGE = (30, 16_384)
 #: Bounds of a job queue's job state time limit (seconds).
 RUNNABLE_TIMEOUT_RANGE = (600, 86_400)
 #: Architecture of the Batch instance-type keywords.
@@ -100,7 +102,25 @@ def check_compute_environment(spec: ComputeEnvironmentSpec, where: str) -> None:
             f"is greater than max_vcpus={spec.max_vcpus}",
             "Lower min_vcpus (0 lets the environment scale to zero) or raise max_vcpus",
         )
+    if spec.root_volume_gib is not None and not (
+        ROOT_VOLUME_RANGE[0] <= spec.root_volume_gib <= ROOT_VOLUME_RANGE[1]
+    ):
+        raise fail(
+            where,
+            "root_volume_gib",
+            spec.root_volume_gib,
+            "is outside what the ECS-optimized AMI and gp3 allow",
+            f"Use {ROOT_VOLUME_RANGE[0]} to {ROOT_VOLUME_RANGE[1]} GiB",
+        )
     if spec.is_fargate:
+        if spec.root_volume_gib is not None:
+            raise fail(
+                where,
+                "root_volume_gib",
+                spec.root_volume_gib,
+                f"cannot be set on a {spec.platform} compute environment",
+                "Fargate storage is set per job (ephemeral storage); drop root_volume_gib",
+            )
         if spec.instance_types:
             raise fail(
                 where,

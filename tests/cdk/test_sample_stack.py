@@ -80,6 +80,8 @@ def test_every_ec2_compute_environment_follows_the_house_rules(
         data = resources[template_id]["Properties"]["LaunchTemplateData"]
         assert data["MetadataOptions"]["HttpTokens"] == "required"
         assert [m["Ebs"]["Encrypted"] for m in data["BlockDeviceMappings"]] == [True]
+        size = data["BlockDeviceMappings"][0]["Ebs"]["VolumeSize"]
+        assert size == (100 if key in ("gpu", "neuron", "efa") else 30)
 
 
 def test_on_demand_queue_uses_best_fit_progressive_and_the_given_classes(

@@ -83,6 +83,18 @@ FARGATE = ComputeEnvironmentSpec("FARGATE")
             id="efa-mixed-with-plain",
         ),
         pytest.param(
+            lambda: ComputeEnvironmentSpec("EC2", root_volume_gib=8),
+            "root_volume_gib",
+            "8",
+            id="root-volume-below-the-ami",
+        ),
+        pytest.param(
+            lambda: ComputeEnvironmentSpec("FARGATE", root_volume_gib=50),
+            "root_volume_gib",
+            "50",
+            id="fargate-with-root-volume",
+        ),
+        pytest.param(
             lambda: QueueSpec.fargate("f").with_runnable_timeout(30),
             "runnable_timeout_seconds",
             "30",
