@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -362,3 +364,24 @@ def test_every_nag_acknowledgment_names_its_reason(sample: Any) -> None:
     assert "AwsSolutions-S1" in nag
     for rule, reason in nag.items():
         assert isinstance(reason, str) and len(reason.split()) >= 6, (rule, reason)
+
+
+SNAPSHOT = Path(__file__).with_name("snapshots") / "sample_descriptor.json"
+_HASH = re.compile(r"([A-Za-z0-9]+?)[0-9A-F]{8}(?=[.>])")
+
+
+def _masked_descriptor(template: dict[str, Any]) -> str:
+    """The static descriptor with the hash part of logical ids masked, pretty-printed."""
+    text = render_intrinsics(template["Outputs"][DESCRIPTOR_OUTPUT_KEY]["Value"])
+    masked = _HASH.sub(r"\1<hash>", text)
+    return json.dumps(json.loads(masked), indent=2) + "\n"
+
+
+def test_descriptor_matches_the_snapshot(sample: Any) -> None:
+    """Contract 1 as the sample publishes it; an intended change is recorded with
+    ``BATCHWRIGHT_UPDATE_SNAPSHOTS=1 pytest tests/cdk -k snapshot``."""
+    current = _masked_descriptor(sample.template)
+    if os.environ.get("BATCHWRIGHT_UPDATE_SNAPSHOTS") == "1":
+        SNAPSHOT.write_text(current)
+    assert SNAPSHOT.exists(), "no snapshot yet; create it with BATCHWRIGHT_UPDATE_SNAPSHOTS=1"
+    assert current == SNAPSHOT.read_text()
