@@ -125,7 +125,14 @@ def main() -> int:
                 import_line="from batchwright import FlowSpec, step", width=args.width
             )
         )
-        env = {k: v for k, v in os.environ.items() if not k.startswith("BATCHWRIGHT_")}
+        # Bytecode caching as on a user's machine: pip already compiled Metaflow's modules
+        # when it installed them, and PYTHONDONTWRITEBYTECODE would otherwise make every
+        # batchwright task recompile its modules from source.
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("BATCHWRIGHT_") and k != "PYTHONDONTWRITEBYTECODE"
+        }
         results["batchwright"] = timed_run(
             [
                 sys.executable,

@@ -22,11 +22,9 @@ from __future__ import annotations
 import json
 import os
 import signal
-import traceback
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from types import FrameType
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, NamedTuple, TypeVar
 
 from batchwright.errors import BatchwrightError, InvalidValue, UserInputError
 
@@ -34,34 +32,43 @@ StepFunction = Callable[..., Any]
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
-@dataclass(frozen=True)
-class StepInitContext:
+class StepInitContext(NamedTuple):
     """What ``step_init`` can see: where the decorator sits (for messages) and its peers."""
 
     flow_name: str
     step_name: str
-    #: The step's node type in the graph ("start", "linear", "split", "foreach", "join", "end").
+    #: The step's node type ("start", "linear", "split", "foreach", "join", "end").
     step_type: str
     #: Every decorator of the step, including this one.
     decorators: tuple[StepDecorator, ...]
 
 
-@dataclass
 class TaskContext:
     """What ``task_*`` hooks can see and change inside the running task.
 
     ``flow`` is the user's FlowSpec instance, so a hook can set artifacts on it (as
-    ``@catch`` does).
+    ``@catch`` does); ``extras`` carries values between hooks of one task. (A plain class,
+    not a dataclass, to keep ``inspect`` out of the task's start-up.)
     """
 
-    flow_name: str
-    step_name: str
-    run_id: str
-    task_id: str
-    retry_count: int
-    max_retries: int
-    flow: Any
-    extras: dict[str, Any] = field(default_factory=dict)
+    def __init__(
+        self,
+        flow_name: str,
+        step_name: str,
+        run_id: str,
+        task_id: str,
+        retry_count: int,
+        max_retries: int,
+        flow: Any,
+    ) -> None:
+        self.flow_name = flow_name
+        self.step_name = step_name
+        self.run_id = run_id
+        self.task_id = task_id
+        self.retry_count = retry_count
+        self.max_retries = max_retries
+        self.flow = flow
+        self.extras: dict[str, Any] = {}
 
     @property
     def is_last_attempt(self) -> bool:
@@ -350,6 +357,8 @@ class CaughtException:
     """
 
     def __init__(self, exception: BaseException) -> None:
+        import traceback
+
         self.type = f"{type(exception).__module__}.{type(exception).__qualname__}"
         self.exception = str(exception)
         self.stacktrace = "".join(

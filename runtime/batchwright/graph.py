@@ -12,39 +12,43 @@ check reports with the step's name and line.
 from __future__ import annotations
 
 import ast
-import inspect
-import textwrap
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 
-@dataclass
 class Node:
-    """One step of the graph."""
+    """One step of the graph.
 
-    name: str
-    #: start | linear | split | foreach | join | end
-    type: str = "linear"
-    line: int = 0
-    source_file: str = ""
-    doc: str = ""
-    #: Successors named in ``self.next(...)``, in order.
-    out_funcs: list[str] = field(default_factory=list)
-    in_funcs: list[str] = field(default_factory=list)
-    #: The artifact a foreach step fans out over.
-    foreach_param: str | None = None
-    #: True when the method takes ``inputs`` (``def join(self, inputs)``).
-    takes_inputs: bool = False
-    #: The split/foreach steps that are open at this node, outermost first.
-    split_parents: list[str] = field(default_factory=list)
-    #: For split and foreach nodes: the join that closes them.
-    matching_join: str | None = None
-    #: Problems found while parsing ``self.next``; reported by lint with this node's line.
-    next_problem: str | None = None
-    next_line: int = 0
-    #: Number of positional parameters besides ``self``.
-    num_args: int = 0
+    A plain class rather than a dataclass: ``dataclasses`` imports ``inspect``, and the
+    graph is built in every task process, where start-up time matters.
+    """
+
+    def __init__(self, name: str, doc: str = "") -> None:
+        self.name = name
+        #: start | linear | split | foreach | join | end
+        self.type = "linear"
+        self.line = 0
+        self.source_file = ""
+        self.doc = doc
+        #: Successors named in ``self.next(...)``, in order.
+        self.out_funcs: list[str] = []
+        self.in_funcs: list[str] = []
+        #: The artifact a foreach step fans out over.
+        self.foreach_param: str | None = None
+        #: True when the method takes ``inputs`` (``def join(self, inputs)``).
+        self.takes_inputs = False
+        #: The split/foreach steps that are open at this node, outermost first.
+        self.split_parents: list[str] = []
+        #: For split and foreach nodes: the join that closes them.
+        self.matching_join: str | None = None
+        #: Problems found while parsing ``self.next``; reported by lint with this node's line.
+        self.next_problem: str | None = None
+        self.next_line = 0
+        #: Number of positional parameters besides ``self``.
+        self.num_args = 0
+
+    def __repr__(self) -> str:
+        return f"Node({self.name!r}, type={self.type!r}, out={self.out_funcs})"
 
     @property
     def is_split(self) -> bool:
@@ -62,7 +66,7 @@ class FlowGraph:
 
     def __init__(self, flow_class: type) -> None:
         self.name = flow_class.__name__
-        self.doc = inspect.getdoc(flow_class) or ""
+        self.doc = cleandoc(flow_class.__doc__)
         self.nodes: dict[str, Node] = {}
         for attribute in dir(flow_class):
             function = getattr(flow_class, attribute, None)
@@ -186,25 +190,13 @@ class FlowGraph:
 
 def _parse_step(name: str, function: Any) -> Node:
     code = getattr(function, "__code__", None)
-    node = Node(name=name, doc=inspect.getdoc(function) or "")
-    if code is not None:
-        node.line = code.co_firstlineno
-        node.source_file = code.co_filename
-    try:
-        source = textwrap.dedent(inspect.getsource(function))
-    except (OSError, TypeError):
+    node = Node(name=name, doc=cleandoc(getattr(function, "__doc__", None)))
+    definition = _find_definition(code) if code is not None else None
+    if definition is None:
         node.next_problem = "its source code cannot be read, so its transitions are unknown"
         return node
-    module = ast.parse(source)
-    definition = next(
-        (n for n in module.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)), None
-    )
-    if definition is None:
-        node.next_problem = "its source is not a function definition"
-        return node
-    offset = node.line - 1
-    # The def line itself (decorators come first in co_firstlineno).
-    node.line = definition.lineno + offset
+    node.source_file = code.co_filename if code is not None else ""
+    node.line = definition.lineno
     args = definition.args
     node.num_args = len(args.posonlyargs) + len(args.args) - 1
     node.takes_inputs = node.num_args >= 1
@@ -215,7 +207,7 @@ def _parse_step(name: str, function: Any) -> Node:
             node.next_line = node.line
         return node
     last = body[-1]
-    node.next_line = last.lineno + offset
+    node.next_line = last.lineno
     call = last.value if isinstance(last, ast.Expr) else None
     if not (
         isinstance(call, ast.Call)
@@ -254,6 +246,40 @@ def _parse_step(name: str, function: Any) -> Node:
         else:
             node.next_problem = f"self.next() does not accept the keyword '{keyword.arg}'"
     return node
+
+
+# Each source file is parsed once per process; functions are found by name and first line
+# (the first decorator's line, as in ``co_firstlineno``). This avoids ``inspect`` and its
+# tokenizer, which would dominate the start-up time of every task.
+_PARSED: dict[str, dict[tuple[str, int], ast.FunctionDef | ast.AsyncFunctionDef]] = {}
+
+
+def _find_definition(code: Any) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
+    filename = code.co_filename
+    if filename not in _PARSED:
+        try:
+            with open(filename, "rb") as source:
+                tree = ast.parse(source.read(), filename)
+        except (OSError, SyntaxError, ValueError):
+            return None
+        index: dict[tuple[str, int], ast.FunctionDef | ast.AsyncFunctionDef] = {}
+        for item in ast.walk(tree):
+            if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef):
+                first = item.decorator_list[0].lineno if item.decorator_list else item.lineno
+                index[(item.name, first)] = item
+        _PARSED[filename] = index
+    return _PARSED[filename].get((code.co_name, code.co_firstlineno))
+
+
+def cleandoc(text: str | None) -> str:
+    """A docstring without its indentation and surrounding blank lines."""
+    if not text:
+        return ""
+    lines = text.expandtabs().splitlines()
+    indents = [len(line) - len(line.lstrip()) for line in lines[1:] if line.strip()]
+    margin = min(indents) if indents else 0
+    cleaned = [lines[0].strip()] + [line[margin:].rstrip() for line in lines[1:]]
+    return "\n".join(cleaned).strip("\n")
 
 
 def _is_docstring(statement: ast.stmt) -> bool:

@@ -8,13 +8,10 @@ artifacts of the run's ``_parameters`` pseudo-task, which the ``start`` step inh
 
 from __future__ import annotations
 
-import getpass
-import inspect
 import json
+import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from batchwright.errors import ParameterError
 
@@ -23,8 +20,7 @@ class JSONType:
     """Marker type: the parameter's value is JSON text, parsed into Python values."""
 
 
-@dataclass(frozen=True)
-class ParameterContext:
+class ParameterContext(NamedTuple):
     """Passed to a callable default: ``default=lambda ctx: ...``."""
 
     flow_name: str
@@ -117,6 +113,8 @@ class Parameter:
             return self.convert(given, flow_name, source="--" + self.name)
         default = self.default
         if callable(default):
+            import inspect
+
             context = ParameterContext(flow_name, self.name, _user_name())
             try:
                 takes_context = bool(inspect.signature(default).parameters)
@@ -176,6 +174,8 @@ def _example(kind: Any) -> str:
 
 
 def _user_name() -> str:
+    import getpass
+
     try:
         return getpass.getuser()
     except (KeyError, OSError):
@@ -213,7 +213,7 @@ class IncludeFile(Parameter):
         if (
             self.default is not None
             and not callable(self.default)
-            and not isinstance(self.default, str | Path)
+            and not isinstance(self.default, str | os.PathLike)
         ):
             raise ParameterError(
                 f"flow '{flow_name}', IncludeFile '{self.name}': default={self.default!r} "
@@ -222,9 +222,10 @@ class IncludeFile(Parameter):
 
     def convert(self, value: Any, flow_name: str, *, source: str) -> Any:
         """Read the file named by ``value``."""
-        path = Path(str(value)).expanduser()
+        path = os.path.expanduser(str(value))
         try:
-            data = path.read_bytes()
+            with open(path, "rb") as stream:
+                data = stream.read()
         except OSError as error:
             raise ParameterError(
                 f"flow '{flow_name}', IncludeFile '{self.name}': {source} file {str(value)!r} "

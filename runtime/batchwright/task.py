@@ -32,9 +32,7 @@ import shutil
 import sys
 import tempfile
 import time
-import traceback
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import IO, Any
 
 #: Version of this command's contract; bump on any incompatible change of the options.
@@ -119,13 +117,13 @@ def command_arguments(
 
 def load_flow_class(flow_file: str, flow_name: str) -> type:
     """Import the flow file as a module (named after the file) and return the flow class."""
-    path = Path(flow_file).resolve()
-    directory = str(path.parent)
+    path = os.path.realpath(flow_file)
+    directory = os.path.dirname(path)
     if directory not in sys.path:
         sys.path.insert(0, directory)
-    module_name = path.stem
+    module_name = os.path.splitext(os.path.basename(path))[0]
     module = sys.modules.get(module_name)
-    if module is None or getattr(module, "__file__", None) != str(path):
+    if module is None or getattr(module, "__file__", None) != path:
         spec = importlib.util.spec_from_file_location(module_name, path)
         if spec is None or spec.loader is None:
             raise DoNotRetry(f"cannot import the flow file {flow_file}")
@@ -187,6 +185,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"error: {error}\n")
         code = EXIT_DO_NOT_RETRY
     except BaseException:
+        import traceback
+
         traceback.print_exc()
         code = EXIT_STEP_FAILED
     finally:
@@ -197,6 +197,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if runner is not None:
             runner.finish(code, logs)
     except BaseException:
+        import traceback
+
         traceback.print_exc()
         code = code or EXIT_STEP_FAILED
     finally:
@@ -346,6 +348,8 @@ class TaskRunner:
             handled = any(d.task_exception(context, failure) for d in decorators)
             if not handled:
                 raise failure
+            import traceback
+
             traceback.print_exception(failure)
             self.metadata["caught_exception"] = str(context.extras.get("caught"))
 

@@ -11,7 +11,6 @@ import contextlib
 import os
 import shutil
 import tempfile
-from pathlib import Path
 from typing import BinaryIO, Protocol
 
 
@@ -55,30 +54,33 @@ class LocalStorage:
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = str(root)
-        self._base = Path(root).expanduser().absolute()
-        self._made: set[Path] = set()
+        # os.path rather than pathlib: this module is imported by every task process.
+        self._base = os.path.abspath(os.path.expanduser(self.root))
+        self._made: set[str] = set()
 
-    def _path(self, key: str) -> Path:
-        return self._base / key
+    def _path(self, key: str) -> str:
+        return os.path.join(self._base, key)
 
-    def _parent_ready(self, path: Path) -> None:
-        parent = path.parent
+    def _parent_ready(self, path: str) -> str:
+        parent = os.path.dirname(path)
         if parent not in self._made:
-            parent.mkdir(parents=True, exist_ok=True)
+            os.makedirs(parent, exist_ok=True)
             self._made.add(parent)
+        return parent
 
     def read_bytes(self, key: str) -> bytes | None:
         """The file's bytes, or None."""
         try:
-            return self._path(key).read_bytes()
+            with open(self._path(key), "rb") as data:
+                return data.read()
         except FileNotFoundError:
             return None
 
     def write_bytes(self, key: str, data: bytes) -> None:
         """Write to a temporary file beside the target, then rename over it."""
         path = self._path(key)
-        self._parent_ready(path)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        parent = self._parent_ready(path)
+        handle, temporary = tempfile.mkstemp(dir=parent, prefix=".tmp-")
         try:
             with os.fdopen(handle, "wb") as out:
                 out.write(data)
@@ -90,8 +92,8 @@ class LocalStorage:
     def write_stream(self, key: str, stream: BinaryIO) -> None:
         """Copy ``stream`` to a temporary file, then rename it into place."""
         path = self._path(key)
-        self._parent_ready(path)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        parent = self._parent_ready(path)
+        handle, temporary = tempfile.mkstemp(dir=parent, prefix=".tmp-")
         try:
             with os.fdopen(handle, "wb") as out:
                 shutil.copyfileobj(stream, out, 1 << 20)
@@ -106,7 +108,7 @@ class LocalStorage:
 
     def exists(self, key: str) -> bool:
         """True when the file exists."""
-        return self._path(key).exists()
+        return os.path.exists(self._path(key))
 
     def list_children(self, prefix: str) -> list[str]:
         """Entries of the folder ``prefix`` (temporary files excluded)."""
