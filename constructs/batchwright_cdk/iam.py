@@ -243,6 +243,14 @@ def submitter_statements(
         ),
         *datastore_statements(bucket, prefix),
     ]
+    statements.append(
+        iam.PolicyStatement(
+            # The runtime finds the environment by stack name (DescribeStacks outputs).
+            sid="ReadEnvironmentStack",
+            actions=["cloudformation:DescribeStacks"],
+            resources=[stack.stack_id],
+        )
+    )
     if parameter_arn is not None:
         statements.append(
             iam.PolicyStatement(

@@ -300,6 +300,8 @@ def test_submitter_policy_is_scoped_and_exposed(sample: Any, sample_template: Te
     queue_ids = {_logical_id(q["arn"]) for q in descriptor["queues"]}
     assert queue_ids <= {_logical_id(render_intrinsics(r)) for r in submit if "Fn::GetAtt" in r}
     assert "ReadJobLogs" in by_sid and "ReadWriteDatastoreObjects" in by_sid
+    assert by_sid["ReadEnvironmentStack"]["Resource"] == {"Ref": "AWS::StackId"}
+    assert by_sid["ReadEnvironmentDescriptor"]["Action"] == "ssm:GetParameter"
     sample_template.has_output("BatchwrightSubmitterPolicy", {"Value": {"Ref": Match.any_value()}})
 
 
