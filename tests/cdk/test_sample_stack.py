@@ -86,6 +86,27 @@ def test_every_ec2_compute_environment_follows_the_house_rules(
         assert size == (100 if key in ("gpu", "neuron", "efa") else 30)
 
 
+def test_no_resource_has_a_fixed_physical_name(sample: Any) -> None:
+    name_keys = {
+        "BucketName",
+        "RoleName",
+        "LogGroupName",
+        "ComputeEnvironmentName",
+        "JobQueueName",
+        "ManagedPolicyName",
+        "LaunchTemplateName",
+        "GroupName",
+        "InstanceProfileName",
+        "Name",
+    }
+    named = {
+        logical: sorted(name_keys & set(resource.get("Properties", {})))
+        for logical, resource in sample.template["Resources"].items()
+        if name_keys & set(resource.get("Properties", {}))
+    }
+    assert named == {}
+
+
 def test_on_demand_queue_uses_best_fit_progressive_and_the_given_classes(
     queue_resources: dict[str, Any],
 ) -> None:
