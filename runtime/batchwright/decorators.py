@@ -400,8 +400,8 @@ class CatchDecorator(StepDecorator):
                 fix="Move the risky code into the steps inside the foreach.",
             )
 
-    def task_pre_step(self, context: TaskContext) -> None:
-        """Reset the artifact so a successful attempt stores None."""
+    def task_post_step(self, context: TaskContext) -> None:
+        """A successful step stores None in the artifact (so later steps can test it)."""
         if self.attributes["var"]:
             setattr(context.flow, self.attributes["var"], None)
 

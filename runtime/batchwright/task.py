@@ -7,6 +7,12 @@ Command (version :data:`TASK_ENTRYPOINT_VERSION`)::
         --datastore-root ROOT [--input-paths RUN/STEP/TASK[,RUN/STEP/TASK...]]
         [--split-index I] [--retry-count N] [--max-retries N]
         [--origin-run-id RUN] [--with DECORATOR[:key=value,...]]...
+        [--array-index-variable NAME]
+
+Array form (one command for every member of a foreach fan-out, e.g. an AWS Batch array
+job): ``--task-id`` and ``--split-index`` are comma-separated lists, and
+``--array-index-variable AWS_BATCH_JOB_ARRAY_INDEX`` names the environment variable whose
+value picks this member's entries. :func:`array_command_arguments` builds it.
 
 ``--flow-file`` is the only host path: the flow's source where the task runs (a local
 file, or later the unpacked code package in a container). Every other location is
@@ -60,12 +66,34 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--task-id", required=True)
     parser.add_argument("--datastore-root", required=True)
     parser.add_argument("--input-paths", default="")
-    parser.add_argument("--split-index", type=int, default=None)
+    parser.add_argument("--split-index", default=None)
     parser.add_argument("--retry-count", type=int, default=0)
     parser.add_argument("--max-retries", type=int, default=0)
     parser.add_argument("--origin-run-id", default=None)
     parser.add_argument("--with", dest="with_options", action="append", default=[])
+    parser.add_argument("--array-index-variable", default=None)
     return parser
+
+
+def select_array_member(args: argparse.Namespace, environ: Mapping[str, str]) -> None:
+    """Resolve ``--task-id``/``--split-index`` to this task's own values (in place).
+
+    Without ``--array-index-variable`` they are single values; with it, lists indexed by
+    the variable's value.
+    """
+    variable = args.array_index_variable
+    if variable is None:
+        args.split_index = None if args.split_index is None else int(args.split_index)
+        return
+    try:
+        position = int(environ[variable])
+        args.task_id = args.task_id.split(",")[position]
+        args.split_index = int(str(args.split_index).split(",")[position])
+    except (KeyError, ValueError, IndexError):
+        raise DoNotRetry(
+            f"array task: ${variable}={environ.get(variable)!r} does not select one of the "
+            f"task ids {args.task_id!r} and split indexes {args.split_index!r}"
+        ) from None
 
 
 def command_arguments(
@@ -113,6 +141,27 @@ def command_arguments(
     for option in with_options:
         args += ["--with", option]
     return args
+
+
+def array_command_arguments(
+    members: Sequence[tuple[str, int]],
+    *,
+    array_index_variable: str,
+    **common: Any,
+) -> list[str]:
+    """One command for every member of a fan-out: ``members`` is (task id, split index).
+
+    ``common`` takes the keyword arguments of :func:`command_arguments` except
+    ``task_id`` and ``split_index``; every member shares them (one parent, one step).
+    """
+    args = command_arguments(task_id=",".join(m[0] for m in members), **common)
+    return [
+        *args,
+        "--split-index",
+        ",".join(str(m[1]) for m in members),
+        "--array-index-variable",
+        array_index_variable,
+    ]
 
 
 def load_flow_class(flow_file: str, flow_name: str) -> type:
@@ -167,6 +216,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"was called with {args.contract_version}: use the same batchwright version in "
             "the scheduler and the task image.\n"
         )
+        return EXIT_DO_NOT_RETRY
+    try:
+        select_array_member(args, os.environ)
+    except DoNotRetry as error:
+        sys.stderr.write(f"error: {error}\n")
         return EXIT_DO_NOT_RETRY
     tempdir = tempfile.mkdtemp(prefix="batchwright-task-")
     # Closed in the finally block below, after they were copied to the datastore.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ from batchwright.task import (
     TASK_ENTRYPOINT_VERSION,
     build_parser,
     command_arguments,
+    select_array_member,
 )
 
 from ._support import SAMPLE_FLOWS
@@ -32,6 +34,7 @@ def test_command_arguments_round_trip() -> None:
         with_options=["retry:times=2"],
     )
     parsed = build_parser().parse_args(args)
+    select_array_member(parsed, {})
     assert parsed.contract_version == TASK_ENTRYPOINT_VERSION == 1
     assert parsed.input_paths == "17/start/1,17/start/2"
     assert (parsed.split_index, parsed.retry_count, parsed.max_retries) == (3, 1, 2)
@@ -69,3 +72,47 @@ def test_missing_input_is_not_retryable_and_writes_no_done_marker(tmp_path: Path
     task = tmp_path / "LinearFlow" / "runs" / "1" / "transform" / "2"
     assert (task / "0" / "metadata.json").exists()
     assert not (task / "DONE").exists()
+
+
+def test_array_form_selects_each_members_task(tmp_path: Path) -> None:
+    from batchwright import Flow
+    from batchwright.backends import TaskSpec, array_entrypoint_arguments
+
+    flow_file = SAMPLE_FLOWS / "foreach_flow.py"
+    ran = subprocess.run(
+        [sys.executable, str(flow_file), "run", "--datastore-root", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert ran.returncode == 0, ran.stderr
+    run = Flow("ForeachFlow", str(tmp_path)).latest_run
+    assert run is not None
+    start = f"{run.id}/start/{run['start'].task.id}"
+    members = [
+        TaskSpec("ForeachFlow", str(flow_file), "per_letter", run.id, task_id, str(tmp_path),
+                 (start,), split_index=index)
+        for task_id, index in (("900", 0), ("901", 1), ("902", 2))
+    ]  # fmt: skip
+    args = array_entrypoint_arguments(members, "ARRAY_INDEX")
+    done = subprocess.run(
+        [sys.executable, "-m", "batchwright.task", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "ARRAY_INDEX": "1"},
+    )
+    assert done.returncode == 0, done.stderr
+    task = run["per_letter"]["901"]
+    assert task.successful and task.data.letter == "b" and task.index == 1
+    assert "900" not in [t.id for t in run["per_letter"]]
+
+    bad = subprocess.run(
+        [sys.executable, "-m", "batchwright.task", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "ARRAY_INDEX": "7"},
+    )
+    assert bad.returncode == EXIT_DO_NOT_RETRY
+    assert "$ARRAY_INDEX='7' does not select" in bad.stderr

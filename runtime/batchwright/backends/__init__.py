@@ -17,6 +17,7 @@ from batchwright.backends.base import (
     TaskHandle,
     TaskSpec,
     TaskStatus,
+    array_entrypoint_arguments,
 )
 
 BackendFactory = Callable[[BackendOptions], Backend]
@@ -30,6 +31,7 @@ __all__ = [
     "TaskHandle",
     "TaskSpec",
     "TaskStatus",
+    "array_entrypoint_arguments",
     "choose_backend_name",
     "create_backend",
     "register_backend",

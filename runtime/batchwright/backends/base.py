@@ -81,6 +81,39 @@ class TaskSpec:
         return next((d for d in self.decorators if getattr(d, "name", None) == name), None)
 
 
+def array_entrypoint_arguments(tasks: Sequence[TaskSpec], array_index_variable: str) -> list[str]:
+    """One entrypoint command for several members of one fan-out (an array job).
+
+    Each member finds its task id and split index through ``array_index_variable`` (for
+    AWS Batch, ``AWS_BATCH_JOB_ARRAY_INDEX``). All tasks must share step, attempt and
+    inputs, as the members of one :class:`FanOut` batch from the scheduler do.
+    """
+    from batchwright.task import array_command_arguments
+
+    first = tasks[0]
+    for task in tasks[1:]:
+        if (task.step, task.attempt, task.input_paths) != (
+            first.step,
+            first.attempt,
+            first.input_paths,
+        ):
+            raise ValueError("array members must share step, attempt and input paths")
+    return array_command_arguments(
+        [(t.task_id, t.split_index if t.split_index is not None else 0) for t in tasks],
+        array_index_variable=array_index_variable,
+        flow_file=first.flow_file,
+        flow=first.flow_name,
+        step=first.step,
+        run_id=first.run_id,
+        datastore_root=first.datastore_root,
+        input_paths=first.input_paths,
+        retry_count=first.attempt,
+        max_retries=first.max_retries,
+        origin_run_id=first.origin_run_id,
+        with_options=first.with_options,
+    )
+
+
 @dataclass(frozen=True)
 class TaskHandle:
     """What ``submit`` returns: the backend's id for one attempt, and the attempt."""
