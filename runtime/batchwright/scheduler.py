@@ -34,6 +34,7 @@ from batchwright.backends import (
 )
 from batchwright.datastore import PARAMETERS_STEP, PARAMETERS_TASK, FlowDatastore
 from batchwright.decorators import StepDecorator
+from batchwright.errors import UserInputError
 from batchwright.events import (
     EventSink,
     Notice,
@@ -133,6 +134,13 @@ class Scheduler:
 
     def run(self, parameters: Mapping[str, Any] | None = None) -> RunResult:
         """Run the flow. ``parameters``: attribute -> value (ignored on resume)."""
+        origin = self.options.origin_run_id
+        if origin and self.store.read_done(origin, PARAMETERS_STEP, PARAMETERS_TASK) is None:
+            raise UserInputError(
+                f"run {self.flow_name}/{origin} has no stored parameters, so it cannot be "
+                "resumed (it was not started by batchwright, or is incomplete). Start a new "
+                "run instead."
+            )
         self.on_event(
             RunStarted(
                 self.flow_name, self.run_id, self.store.storage.root, self.options.origin_run_id
@@ -155,12 +163,14 @@ class Scheduler:
         try:
             with _sigterm_as_interrupt():
                 self._loop()
-        except KeyboardInterrupt:
+        except BaseException as error:
+            # Interrupts and unexpected errors alike: nothing is left running silently.
             self._terminate_all()
+            status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
             self.store.write_run(
-                self.run_id, {**record, "status": "interrupted", "finished_at": time.time()}
+                self.run_id, {**record, "status": status, "finished_at": time.time()}
             )
-            self.on_event(RunFinished(self.run_id, False, None, "interrupted"))
+            self.on_event(RunFinished(self.run_id, False, None, status))
             raise
         successful = self._failure is None
         failed_task, reason = self._failure or (None, None)

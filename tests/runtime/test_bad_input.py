@@ -372,3 +372,10 @@ def test_foreach_over_a_non_iterable_fails_clearly(run_flow: RunFlow, tmp_path: 
     # A deterministic failure is not retried, even with @retry.
     assert "retry 1" not in result.stdout
     assert f"task BadFlow/{result.run_id}/start/1 failed" in result.stderr
+
+
+def test_parameter_named_like_an_option(run_flow: RunFlow, datastore: Path, tmp_path: Path) -> None:
+    body = GOOD_BODY.replace('Parameter("count", default=1)', 'Parameter("max-workers", default=1)')
+    flow_file = write_flow(tmp_path, "bad_flow", _flow(body))
+    result = run_flow(flow_file, "run", "--needed", "x")
+    _assert_rejected(result, datastore, "parameter 'max-workers' has the name of an option")

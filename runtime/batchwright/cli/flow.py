@@ -214,18 +214,28 @@ def _configure_run(parser: argparse.ArgumentParser, command: FlowCommand) -> Non
         names = [f"--{parameter.name}"]
         if "_" in parameter.name:
             names.append(f"--{parameter.name.replace('_', '-')}")
-        default = "" if callable(parameter.default) else f" (default: {parameter.default!r})"
+        default = (
+            ""
+            if callable(parameter.default) or parameter.default is None
+            else f" (default: {parameter.default!r})"
+        )
         required = " (required)" if parameter.required else ""
         extra: dict[str, Any] = {}
         if parameter.type is bool:
             extra = {"nargs": "?", "const": "true"}
-        group.add_argument(
-            *names,
-            dest=f"parameter:{attribute}",
-            metavar=parameter.type_name.upper(),
-            help=(parameter.help or parameter.type_name) + default + required,
-            **extra,
-        )
+        try:
+            group.add_argument(
+                *names,
+                dest=f"parameter:{attribute}",
+                metavar=parameter.type_name.split()[-1].upper(),
+                help=(parameter.help or parameter.type_name) + default + required,
+                **extra,
+            )
+        except argparse.ArgumentError:
+            raise UserInputError(
+                f"flow '{command.flow_name}': parameter '{parameter.name}' has the name of an "
+                f"option of 'run' (--{parameter.name}). Rename the parameter."
+            ) from None
 
 
 def _handle_run(args: argparse.Namespace, command: FlowCommand) -> int:
