@@ -20,8 +20,10 @@ STACK_NAME = "BatchwrightSample"
 SAMPLE_QUEUES = [
     QueueSpec.on_demand("cpu", instance_types=["c5", "m5"], max_vcpus=256),
     QueueSpec.on_demand("small", instance_types=["c5.xlarge"], max_vcpus=16),
-    QueueSpec.spot("spot", instance_types=["c5", "m5", "r5"], max_vcpus=256),
-    QueueSpec.spot_with_fallback("spot-fallback", instance_types=["c6i", "m6i"]),
+    QueueSpec.spot("spot", instance_types=["c5", "m5"], max_vcpus=256),
+    QueueSpec.spot_with_fallback(
+        "spot-fallback", instance_types=["m6i.large", "m6i.xlarge", "m6i.2xlarge", "m6i.4xlarge"]
+    ),
     QueueSpec.fargate("fargate", max_vcpus=64),
     QueueSpec.fargate_spot("fargate-spot", max_vcpus=64),
     # GPU capacity can be scarce: give up on jobs no environment can place within an hour.

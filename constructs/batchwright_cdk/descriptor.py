@@ -9,6 +9,8 @@ the stack output ``BatchwrightEnvironment``, an SSM parameter (its name in the o
 
 from __future__ import annotations
 
+import re
+
 import aws_cdk as cdk
 from constructs import Construct
 
@@ -18,6 +20,21 @@ from batchwright.environment.descriptor import (
     METAFLOW_PROFILE_OUTPUT_KEY,
     EnvironmentDescriptor,
 )
+
+#: Largest value an SSM parameter holds (Advanced tier, which Intelligent-Tiering picks
+#: for values over 4 KB).
+SSM_PARAMETER_MAX_BYTES = 8192
+#: Length assumed for each deploy-time value (ARN, name) when estimating the deployed
+#: size: ARNs with CloudFormation-generated names run to about 120 characters; names and
+#: bucket names are shorter, so the estimate errs on the safe side.
+DEPLOYED_VALUE_CHARS = 128
+_TOKEN = re.compile(r"\$\{Token\[[^\]]*\]\}")
+
+
+def estimated_deployed_bytes(descriptor: EnvironmentDescriptor) -> int:
+    """The size the descriptor will have once CloudFormation has resolved its tokens."""
+    text = _TOKEN.sub("x" * DEPLOYED_VALUE_CHARS, descriptor.to_json())
+    return len(text.encode())
 
 
 def metaflow_profile(descriptor: EnvironmentDescriptor, queue_arn: str) -> dict[str, str]:
@@ -54,6 +71,8 @@ __all__ = [
     "DESCRIPTOR_OUTPUT_KEY",
     "DESCRIPTOR_PARAMETER_OUTPUT_KEY",
     "METAFLOW_PROFILE_OUTPUT_KEY",
+    "SSM_PARAMETER_MAX_BYTES",
     "add_output",
+    "estimated_deployed_bytes",
     "metaflow_profile",
 ]

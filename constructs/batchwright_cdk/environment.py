@@ -30,7 +30,12 @@ from batchwright.environment.descriptor import (
 from batchwright.environment.instances import InstanceCapacity, catalog
 from batchwright_cdk import iam as iam_parts
 from batchwright_cdk.compute import ComputeEnvironment, SharedCompute, create_compute_environment
-from batchwright_cdk.descriptor import add_output, metaflow_profile
+from batchwright_cdk.descriptor import (
+    SSM_PARAMETER_MAX_BYTES,
+    add_output,
+    estimated_deployed_bytes,
+    metaflow_profile,
+)
 from batchwright_cdk.network import (
     create_compute_security_group,
     create_efa_security_group,
@@ -274,6 +279,17 @@ class BatchEnvironment(Construct):
         self._capacities[spec.key] = capacities
         self.job_queues[spec.key] = queue
         self.compute_environments[spec.key] = environments
+        size = estimated_deployed_bytes(self.descriptor())
+        if size > SSM_PARAMETER_MAX_BYTES:
+            raise fail(
+                where,
+                "instance_types",
+                f"{size} bytes of descriptor",
+                f"would make the deployed descriptor larger than an SSM parameter holds "
+                f"({SSM_PARAMETER_MAX_BYTES} bytes)",
+                "Name fewer instance classes or sizes (a keyword like default_x86_64 expands "
+                "to about 40 sizes), or put some queues in a second environment stack",
+            )
         if self._published:
             self.submitter_policy.add_statements(
                 iam.PolicyStatement(actions=["batch:SubmitJob"], resources=[queue.job_queue_arn])

@@ -178,6 +178,16 @@ def test_environment_refuses_queues_its_types_cannot_serve(
     assert f"QueueSpec {queue.key!r}" in str(caught.value)
 
 
+def test_descriptor_that_would_not_fit_an_ssm_parameter_is_refused(stack: cdk.Stack) -> None:
+    wide = ComputeEnvironmentSpec("EC2", instance_types=("default_x86_64",))
+    queues = [QueueSpec(f"wide{i}", (wide, wide, wide)) for i in range(4)]
+    with pytest.raises(EnvironmentConfigError) as caught:
+        BatchEnvironment(stack, "Env", vpc=_vpc(stack), queues=queues)
+    message = str(caught.value)
+    assert "larger than an SSM parameter holds (8192 bytes)" in message
+    assert "QueueSpec 'wide" in message
+
+
 def test_duplicate_queue_keys_are_refused(stack: cdk.Stack) -> None:
     env = BatchEnvironment(stack, "Env", vpc=_vpc(stack), queues=[QueueSpec.fargate("q")])
     with pytest.raises(EnvironmentConfigError, match="key='q' is used by another queue"):

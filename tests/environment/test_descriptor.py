@@ -113,6 +113,15 @@ def test_descriptor_describes_every_kind(document: dict[str, Any]) -> None:
 def test_deployed_descriptor_fits_an_ssm_parameter(document: dict[str, Any]) -> None:
     size = len(EnvironmentDescriptor.from_dict(document).to_json().encode())
     assert size < SSM_ADVANCED_LIMIT, f"{size} bytes"
+    # The construct's synth-time estimate must not undershoot the deployed size.
+    from batchwright_cdk.descriptor import DEPLOYED_VALUE_CHARS
+
+    longest = max(
+        len(v)
+        for q in document["queues"]
+        for v in [q["arn"], q["name"], *(ce["arn"] for ce in q["compute_environments"])]
+    )
+    assert longest <= DEPLOYED_VALUE_CHARS
 
 
 def test_schema_rejects_a_queue_with_four_compute_environments(document: dict[str, Any]) -> None:
