@@ -186,7 +186,15 @@ class FlowSpec(ArtifactHolder):
 
 
 def _foreach_item(holder: ArtifactHolder, frame: dict[str, Any]) -> Any:
-    values = holder._load_artifact(frame["var"])
+    key = frame.get("key")
+    loader = holder.__dict__.get("_loader")
+    if key and loader is not None:
+        cache = holder.__dict__["_cache"]
+        if ("foreach", key) not in cache:
+            cache[("foreach", key)] = loader.load(key)
+        values = cache[("foreach", key)]
+    else:
+        values = holder._load_artifact(frame["var"])
     return values[frame["index"]]
 
 

@@ -357,6 +357,9 @@ class TaskRunner:
                         "var": parent.foreach_param,
                         "index": args.split_index,
                         "num_splits": inputs[0][1].get("foreach_num_splits"),
+                        # The fanned-out value's key, so self.input still works after a
+                        # join has dropped the artifact itself (nested foreach).
+                        "key": inputs[0][1]["artifacts"].get(parent.foreach_param),
                     }
                 )
         flow._foreach_frames = frames

@@ -29,6 +29,8 @@ class ForeachFlow(FlowSpec):
     def join_numbers(self, inputs):
         """Collect the pairs of one letter."""
         self.pairs = [i.pair for i in inputs]
+        # The outer foreach is still open here: self.input is this branch's letter.
+        self.letter_again = self.input
         self.merge_artifacts(inputs, include=["letter"])
         self.next(self.join_letters)
 

@@ -65,6 +65,8 @@ def test_foreach_with_nested_foreach(run_flow: RunFlow, datastore: Path) -> None
     assert len(run["per_letter"].tasks()) == 3
     assert len(run["per_number"].tasks()) == 6
     assert len(run["join_numbers"].tasks()) == 3
+    assert sorted(t.data.letter_again for t in run["join_numbers"]) == ["a", "b", "c"]
+    assert all(t.data.letter_again == t.data.letter for t in run["join_numbers"])
     assert sorted(t.index for t in run["per_letter"]) == [0, 1, 2]
 
 
