@@ -4,7 +4,9 @@
 and adds an error annotation (which fails ``cdk synth``) for:
 
 - a job definition whose container runs privileged;
-- a job definition environment variable that looks like a secret (by name or by value):
+- a job definition environment variable that looks like a secret (by a whole word of its
+  name such as ``TOKEN`` or ``PASSWORD``, unless it names a reference like ``*_ARN``; or
+  by its value: AWS access key ids, private keys, GitHub and Slack tokens):
   such values end up in plain text in the job definition and in ``DescribeJobs``; use
   ``secrets`` (Secrets Manager / SSM) instead;
 - a job queue with more than three compute environments.
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from itertools import pairwise
 from typing import Any
 
 import aws_cdk as cdk
@@ -23,10 +26,15 @@ from constructs import IConstruct
 
 from batchwright_cdk.validation import MAX_COMPUTE_ENVIRONMENTS_PER_QUEUE
 
-#: Environment variable names that suggest a credential.
-SECRET_NAME = re.compile(
-    r"(PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|CREDENTIAL)", re.I
+#: Words of an environment variable name (split at ``_``, ``-``, ``.``) that suggest a
+#: credential; whole words only, so ``TOKENIZERS_PARALLELISM`` is not one.
+SECRET_WORDS = frozenset(
+    {"PASSWORD", "PASSWD", "PWD", "SECRET", "TOKEN", "CREDENTIAL", "CREDENTIALS", "APIKEY"}
 )
+#: Word pairs that suggest a credential (``API_KEY``, ``AWS_SECRET_ACCESS_KEY`` ...).
+SECRET_PAIRS = frozenset({("API", "KEY"), ("ACCESS", "KEY"), ("PRIVATE", "KEY")})
+#: Last words that make the variable a *reference* to a secret, which is fine to pass.
+REFERENCE_WORDS = frozenset({"ARN", "NAME", "ID", "PATH", "FILE", "URL", "PARAMETER"})
 #: Values that are credentials whatever their name (AWS access key ids, private keys,
 #: GitHub and Slack tokens).
 SECRET_VALUE = re.compile(
@@ -59,6 +67,16 @@ def _containers(props: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
                 yield f"EcsProperties.TaskProperties[{i}].Containers[{j}]", container
 
 
+def secret_like_name(name: str) -> bool:
+    """Whether an environment variable name suggests its value is a credential."""
+    words = [w for w in re.split(r"[_\-.]", name.upper()) if w]
+    if not words or words[-1] in REFERENCE_WORDS:
+        return False
+    return bool(SECRET_WORDS.intersection(words)) or any(
+        pair in SECRET_PAIRS for pair in pairwise(words)
+    )
+
+
 def job_definition_problems(props: dict[str, Any]) -> list[str]:
     """What is wrong with a job definition's properties (pure; the aspect and tests use
     it; keys may be CloudFormation's PascalCase or the L1's camelCase)."""
@@ -74,7 +92,9 @@ def job_definition_problems(props: dict[str, Any]) -> list[str]:
             value = _get(variable, "Value")
             if not isinstance(value, str) or not value:
                 continue
-            if SECRET_NAME.search(name) or SECRET_VALUE.search(value):
+            if SECRET_VALUE.search(value) or (
+                secret_like_name(name) and not value.startswith("arn:")
+            ):
                 problems.append(
                     f"{where}.Environment {name!r} looks like a secret in plain text (it is "
                     "visible in the job definition and DescribeJobs). Pass it through "

@@ -52,6 +52,11 @@ def test_privileged_and_secret_looking_job_definitions_fail_synthesis() -> None:
         ("ANYTHING", "AKIA" + "ABCDEFGHIJKLMNOP", True),
         ("LOG_LEVEL", "debug", False),
         ("SECRET_ARN_REF", "", False),
+        ("HF_TOKEN", "hf_abc", True),
+        ("AWS_SECRET_ACCESS_KEY", "abc", True),
+        ("TOKENIZERS_PARALLELISM", "false", False),
+        ("DB_SECRET_ARN", "arn:aws:secretsmanager:us-east-1:1:secret:db", False),
+        ("PASSWORD_FILE", "/run/secrets/db", False),
     ],
 )
 def test_secret_detection_by_name_or_value(name: str, value: str, flagged: bool) -> None:
