@@ -235,6 +235,15 @@ def check_queue(spec: QueueSpec) -> None:
             "mixes EFA and non-EFA environments, so multi-node jobs could land on either",
             "Give the EFA environment its own queue",
         )
+    accelerators = {ce.accelerator for ce in spec.compute_environments} - {"none"}
+    if len(accelerators) > 1:
+        raise fail(
+            where,
+            "compute_environments",
+            sorted(accelerators),
+            "mixes accelerators, so the queue cannot say what its jobs get",
+            "Give GPU and Neuron environments their own queues",
+        )
     if spec.priority < 0 or spec.priority > 1000:
         raise fail(where, "priority", spec.priority, "is out of range", "Use 0 to 1000")
     timeout = spec.runnable_timeout_seconds

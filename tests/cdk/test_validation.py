@@ -83,6 +83,18 @@ FARGATE = ComputeEnvironmentSpec("FARGATE")
             id="efa-mixed-with-plain",
         ),
         pytest.param(
+            lambda: QueueSpec(
+                "accel",
+                (
+                    ComputeEnvironmentSpec("EC2", "gpu", ("g5",)),
+                    ComputeEnvironmentSpec("EC2", "neuron", ("inf2",)),
+                ),
+            ),
+            "compute_environments",
+            "'neuron'",
+            id="gpu-and-neuron-mixed",
+        ),
+        pytest.param(
             lambda: ComputeEnvironmentSpec("EC2", root_volume_gib=8),
             "root_volume_gib",
             "8",
