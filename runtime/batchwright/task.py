@@ -32,14 +32,13 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import io
 import os
 import shutil
 import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
-from typing import IO, Any
+from typing import Any
 
 #: Version of this command's contract; bump on any incompatible change of the options.
 TASK_ENTRYPOINT_VERSION = 1
@@ -185,26 +184,52 @@ def load_flow_class(flow_file: str, flow_name: str) -> type:
     return flow_class
 
 
-class _Tee(io.TextIOBase):
-    """Writes to the real stream and to the task's log file."""
+class _OutputCapture:
+    """Copies everything written to a file descriptor into a log file as well.
 
-    def __init__(self, original: IO[str], log: IO[str]) -> None:
-        self.original = original
-        self.log = log
+    The descriptor (1 or 2) is pointed at a pipe; a thread copies what arrives to the
+    original destination and to the log. Working at the descriptor level captures the
+    output of child processes and C extensions too, not only Python's ``print``.
+    """
 
-    def write(self, text: str) -> int:
-        self.original.write(text)
-        self.log.write(text)
-        if "\n" in text:
-            self.original.flush()
-        return len(text)
+    def __init__(self, fd: int, log_path: str) -> None:
+        import threading
 
-    def flush(self) -> None:
-        self.original.flush()
-        self.log.flush()
+        self.fd = fd
+        self.log_path = log_path
+        self._original = os.dup(fd)
+        read_end, write_end = os.pipe()
+        os.dup2(write_end, fd)
+        os.close(write_end)
+        self._read_end = read_end
+        self._log = open(log_path, "wb")  # noqa: SIM115 - closed by stop()
+        self._thread = threading.Thread(target=self._pump, daemon=True)
+        self._thread.start()
 
-    def isatty(self) -> bool:
-        return False
+    def _pump(self) -> None:
+        while True:
+            data = os.read(self._read_end, 65536)
+            if not data:
+                return
+            if not self._log.closed:
+                self._log.write(data)
+            view = memoryview(data)
+            while view:
+                try:
+                    written = os.write(self._original, view)
+                except OSError:
+                    break  # the reader went away: keep logging
+                view = view[written:]
+
+    def stop(self) -> None:
+        """Restore the descriptor and wait for the copy to drain."""
+        os.dup2(self._original, self.fd)  # closes our write end of the pipe
+        # A background child of the step may still hold the pipe open: do not wait forever.
+        self._thread.join(timeout=5)
+        if not self._thread.is_alive():
+            os.close(self._read_end)
+        self._log.close()
+        os.close(self._original)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -223,14 +248,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"error: {error}\n")
         return EXIT_DO_NOT_RETRY
     tempdir = tempfile.mkdtemp(prefix="batchwright-task-")
-    # Closed in the finally block below, after they were copied to the datastore.
-    logs = {
-        s: open(os.path.join(tempdir, f"{s}.log"), "w+", encoding="utf-8")  # noqa: SIM115
-        for s in ("stdout", "stderr")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    captures = {
+        stream: _OutputCapture(fd, os.path.join(tempdir, f"{stream}.log"))
+        for stream, fd in (("stdout", 1), ("stderr", 2))
     }
-    original = sys.stdout, sys.stderr
-    sys.stdout = _Tee(original[0], logs["stdout"])
-    sys.stderr = _Tee(original[1], logs["stderr"])
+    # Line-buffered so that output reaches the console as the step prints it.
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     runner: TaskRunner | None = None
     try:
         runner = TaskRunner(args, tempdir)
@@ -246,18 +271,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
-        sys.stdout, sys.stderr = original
+        for capture in captures.values():
+            capture.stop()
     try:
         if runner is not None:
-            runner.finish(code, logs)
+            runner.finish(code, {s: c.log_path for s, c in captures.items()})
     except BaseException:
         import traceback
 
         traceback.print_exc()
         code = code or EXIT_STEP_FAILED
     finally:
-        for log in logs.values():
-            log.close()
         shutil.rmtree(tempdir, ignore_errors=True)
     return code
 
@@ -482,7 +506,7 @@ class TaskRunner:
                 ) from error
         return refs
 
-    def finish(self, code: int, logs: Mapping[str, IO[str]]) -> None:
+    def finish(self, code: int, logs: Mapping[str, str]) -> None:
         """Write metadata, then logs, then (on success) the done marker, in that order."""
         args = self.args
         self.metadata["finished_at"] = time.time()
@@ -492,9 +516,8 @@ class TaskRunner:
         self.store.write_metadata(
             args.run_id, self.step_name, args.task_id, args.retry_count, self.metadata
         )
-        for stream, log in logs.items():
-            log.flush()
-            with open(log.name, "rb") as data:
+        for stream, path in logs.items():
+            with open(path, "rb") as data:
                 self.store.write_log(
                     args.run_id, self.step_name, args.task_id, args.retry_count, stream, data
                 )

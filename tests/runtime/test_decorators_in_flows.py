@@ -10,6 +10,7 @@ from ._support import RunFlow, write_flow
 
 CURRENT_FLOW = """
 import os
+import sys
 from batchwright import FlowSpec, current, environment, resources, step
 
 
@@ -36,6 +37,9 @@ class CurrentFlow(FlowSpec):
     @step
     def end(self):
         self.mode_in_end = os.environ.get("MODE")
+        print("from python")
+        os.system("echo from a child process; echo child error >&2")
+        print("to stderr", file=sys.stderr)
 
 
 if __name__ == "__main__":
@@ -85,6 +89,19 @@ def test_environment_resources_and_current(
         "is_running_flow": True,
         "tempdir_exists": True,
     }
+
+
+def test_logs_capture_child_processes(run_flow: RunFlow, datastore: Path, tmp_path: Path) -> None:
+    result = run_flow(write_flow(tmp_path, "current_flow", CURRENT_FLOW), "run")
+    assert result.returncode == 0, result.output
+    run = Flow("CurrentFlow", str(datastore)).latest_run
+    assert run is not None
+    end = run["end"].task
+    assert end.stdout.splitlines() == ["from python", "from a child process"]
+    assert end.stderr.splitlines() == ["child error", "to stderr"]
+    # ... and the console showed them, prefixed by the task's pathspec.
+    assert f"[{end.pathspec}] from a child process" in result.stdout
+    assert f"[{end.pathspec}] child error" in result.stdout
 
 
 def test_current_outside_a_flow() -> None:
