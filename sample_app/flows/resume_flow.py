@@ -1,8 +1,9 @@
 """A run that fails mid-way, to be resumed.
 
-Every step appends its name to the file named by ``--marker`` (a side effect the tests
-use to prove that resume does not execute finished steps again). The ``fragile`` step
-fails while the file named by ``--fail-flag`` exists.
+Every task appends its name (``start``, ``work1``..``work3``, ``collect``, ``fragile``,
+``end``) to the file named by ``--marker``: a side effect the tests use to prove that
+resume does not execute finished tasks again. The task whose name is written in the file
+named by ``--fail_flag`` fails while that file exists.
 """
 
 import os
@@ -14,11 +15,15 @@ class ResumeFlow(FlowSpec):
     """start -> foreach(work) -> collect -> fragile -> end."""
 
     marker = Parameter("marker", help="file each step appends its name to", required=True)
-    fail_flag = Parameter("fail_flag", help="fragile fails while this file exists", required=True)
+    fail_flag = Parameter("fail_flag", help="names the task that fails", required=True)
 
     def _mark(self, name):
         with open(self.marker, "a", encoding="utf-8") as out:
             out.write(name + "\n")
+        if os.path.exists(self.fail_flag):
+            with open(self.fail_flag, encoding="utf-8") as flag:
+                if flag.read().strip() == name:
+                    raise RuntimeError(f"{name} fails while {self.fail_flag} names it")
 
     @step
     def start(self):
@@ -43,10 +48,8 @@ class ResumeFlow(FlowSpec):
 
     @step
     def fragile(self):
-        """Fails while the flag file exists."""
+        """Fails when the flag file names it."""
         self._mark("fragile")
-        if os.path.exists(self.fail_flag):
-            raise RuntimeError("the flag file exists: failing on purpose")
         self.checked = self.total
         self.next(self.end)
 

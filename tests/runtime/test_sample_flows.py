@@ -161,7 +161,7 @@ def test_timeout_without_catch_fails_the_run(run_flow: RunFlow, tmp_path: Path) 
 def test_resume_reuses_finished_tasks(run_flow: RunFlow, datastore: Path, tmp_path: Path) -> None:
     marker = tmp_path / "marker.txt"
     flag = tmp_path / "fail.flag"
-    flag.write_text("fail")
+    flag.write_text("fragile")
     flow_file = SAMPLE_FLOWS / "resume_flow.py"
     first = run_flow(flow_file, "run", "--marker", str(marker), "--fail_flag", str(flag))
     assert first.returncode == 1, first.output
@@ -188,6 +188,31 @@ def test_resume_reuses_finished_tasks(run_flow: RunFlow, datastore: Path, tmp_pa
     assert resumed.data.checked == 18
     assert flow.latest_successful_run is not None
     assert flow.latest_successful_run.id == resumed.id
+
+
+def test_resume_reruns_only_the_failed_foreach_member(
+    run_flow: RunFlow, datastore: Path, tmp_path: Path
+) -> None:
+    marker = tmp_path / "marker.txt"
+    flag = tmp_path / "fail.flag"
+    flag.write_text("work2")
+    flow_file = SAMPLE_FLOWS / "resume_flow.py"
+    first = run_flow(flow_file, "run", "--marker", str(marker), "--fail_flag", str(flag))
+    assert first.returncode == 1, first.output
+    assert sorted(marker.read_text().split()) == ["start", "work1", "work2", "work3"]
+
+    flag.unlink()
+    marker.write_text("")
+    second = run_flow(flow_file, "resume")
+    assert second.returncode == 0, second.output
+    assert marker.read_text().split() == ["work2", "collect", "fragile", "end"]
+    flow = Flow("ResumeFlow", str(datastore))
+    origin, resumed = flow[first.run_id], flow[second.run_id]
+    reused = {t.id for t in resumed["work"] if t.origin_pathspec}
+    rerun = [t for t in resumed["work"] if not t.origin_pathspec]
+    assert reused == {t.id for t in origin["work"] if t.successful}
+    assert len(reused) == 2 and len(rerun) == 1 and rerun[0].data.tripled == 6
+    assert resumed.data.checked == 18
 
 
 def test_resume_from_a_step_reruns_it(run_flow: RunFlow, datastore: Path, tmp_path: Path) -> None:
