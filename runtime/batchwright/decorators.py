@@ -412,6 +412,7 @@ class CatchDecorator(StepDecorator):
         if self.attributes["var"]:
             setattr(context.flow, self.attributes["var"], CaughtException(exception))
         context.extras["caught"] = CaughtException(exception)
+        context.extras["print_exception"] = bool(self.attributes["print_exception"])
         return True
 
 

@@ -429,9 +429,10 @@ class TaskRunner:
             handled = any(d.task_exception(context, failure) for d in decorators)
             if not handled:
                 raise failure
-            import traceback
+            if context.extras.get("print_exception", True):
+                import traceback
 
-            traceback.print_exception(failure)
+                traceback.print_exception(failure)
             self.metadata["caught_exception"] = str(context.extras.get("caught"))
 
         next_steps = list(node.out_funcs)
