@@ -8,8 +8,9 @@ process they run in:
   before anything runs, and again inside each task). Validates and normalises the
   attributes; raises :class:`~batchwright.errors.InvalidValue` naming flow, step,
   decorator, key, value and fix.
-- ``runtime_*``: the scheduler process (none of the built-in decorators needs one; the
-  scheduler reads ``retry`` and ``timeout`` attributes itself).
+- ``runtime_init(context)``, ``runtime_finished(context, successful)``: the scheduler
+  process, once per run and step (the built-in decorators need none; the scheduler reads
+  ``retry`` and ``timeout`` attributes itself).
 - ``task_pre_step(context)``, ``task_post_step(context)``, ``task_exception(context,
   exception)``: inside the task process, around the user's step code.
 
@@ -74,6 +75,17 @@ class TaskContext:
     def is_last_attempt(self) -> bool:
         """True when no retry will follow a failure of this attempt."""
         return self.retry_count >= self.max_retries
+
+
+class RuntimeContext(NamedTuple):
+    """What ``runtime_*`` hooks see in the scheduler process (once per run and step)."""
+
+    flow_name: str
+    step_name: str
+    run_id: str
+    datastore_root: str
+    #: Settings of the run's command-line options by name (e.g. a later ``environment``).
+    options: Mapping[str, Any]
 
 
 class StepDecorator:
@@ -142,6 +154,12 @@ class StepDecorator:
                     problem="is not an attribute of this decorator",
                     fix=f"Use one of: {allowed}.",
                 )
+
+    def runtime_init(self, context: RuntimeContext) -> None:
+        """In the scheduler, before the run's first task (e.g. prepare remote resources)."""
+
+    def runtime_finished(self, context: RuntimeContext, successful: bool) -> None:
+        """In the scheduler, after the run ended (also after a failure or an interrupt)."""
 
     def task_pre_step(self, context: TaskContext) -> None:
         """Inside the task, just before the step's code runs."""

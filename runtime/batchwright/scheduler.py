@@ -33,7 +33,7 @@ from batchwright.backends import (
     create_backend,
 )
 from batchwright.datastore import PARAMETERS_STEP, PARAMETERS_TASK, FlowDatastore
-from batchwright.decorators import StepDecorator
+from batchwright.decorators import RuntimeContext, StepDecorator
 from batchwright.errors import UserInputError
 from batchwright.events import (
     EventSink,
@@ -154,6 +154,8 @@ class Scheduler:
             "origin_run_id": self.options.origin_run_id,
         }
         self.store.write_run(self.run_id, record)
+        for context, decorator in self._runtime_hooks():
+            decorator.runtime_init(context)
         if self.options.origin_run_id:
             self._prepare_resume()
         else:
@@ -171,6 +173,7 @@ class Scheduler:
                 self.run_id, {**record, "status": status, "finished_at": time.time()}
             )
             self.on_event(RunFinished(self.run_id, False, None, status))
+            self._runtime_finished(False)
             raise
         successful = self._failure is None
         failed_task, reason = self._failure or (None, None)
@@ -185,9 +188,27 @@ class Scheduler:
             },
         )
         self.on_event(RunFinished(self.run_id, successful, failed_task, reason))
+        self._runtime_finished(successful)
         return RunResult(self.run_id, successful, failed_task, reason)
 
     # -- setup ---------------------------------------------------------------------------
+
+    def _runtime_hooks(self) -> list[tuple[RuntimeContext, StepDecorator]]:
+        hooks: list[tuple[RuntimeContext, StepDecorator]] = []
+        for step_name, decorators in self.decorators.items():
+            context = RuntimeContext(
+                self.flow_name,
+                step_name,
+                self.run_id,
+                self.options.datastore_root,
+                self.options.extras,
+            )
+            hooks.extend((context, decorator) for decorator in decorators)
+        return hooks
+
+    def _runtime_finished(self, successful: bool) -> None:
+        for context, decorator in self._runtime_hooks():
+            decorator.runtime_finished(context, successful)
 
     def _store_parameters(self, parameters: Mapping[str, Any]) -> None:
         refs = {name: self.store.save(value) for name, value in parameters.items()}

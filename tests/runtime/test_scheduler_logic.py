@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import ClassVar
 
 from batchwright import FlowSpec, retry, step
 from batchwright.backends import Backend, TaskHandle, TaskSpec, TaskStatus, register_backend
@@ -11,6 +12,7 @@ from batchwright.backends.local import LocalBackend
 from batchwright.cli.flow import FlowCommand
 from batchwright.console import Console
 from batchwright.datastore import open_datastore
+from batchwright.decorators import RuntimeContext, StepDecorator, register_step_decorator
 from batchwright.events import Event, TaskFailed
 from batchwright.scheduler import RunOptions, RunResult, Scheduler
 
@@ -72,7 +74,9 @@ class FakeBackend(Backend):
         self.terminated.extend(h.id for h in handles)
 
 
-def _run(backend: FakeBackend, tmp_path: Path, workers: int = 16) -> tuple[RunResult, list[Event]]:
+def _run(
+    backend: FakeBackend, tmp_path: Path, workers: int = 16, with_options: tuple[str, ...] = ()
+) -> tuple[RunResult, list[Event]]:
     command = FlowCommand(ThreeBranchFlow, __file__, Console())
     events: list[Event] = []
     register_backend("local", lambda options: backend)
@@ -80,7 +84,7 @@ def _run(backend: FakeBackend, tmp_path: Path, workers: int = 16) -> tuple[RunRe
         scheduler = Scheduler(
             ThreeBranchFlow,
             command.validated_graph(),
-            command.validated_decorators(),
+            command.validated_decorators(with_options),
             open_datastore("ThreeBranchFlow", str(tmp_path)),
             RunOptions(flow_file=__file__, datastore_root=str(tmp_path), max_workers=workers),
             events.append,
@@ -151,3 +155,36 @@ def test_max_workers_bounds_attempts_in_flight(tmp_path: Path) -> None:
     wide = FakeBackend(lambda task: TaskStatus.succeeded())
     _run(wide, tmp_path, workers=16)
     assert wide.most_in_flight == 3  # the three branches at once
+
+
+class _Calls:
+    seen: ClassVar[list[tuple[str, str, object]]] = []
+
+
+@register_step_decorator
+class RecordingDecorator(StepDecorator):
+    """Records the scheduler-side hooks it receives."""
+
+    name = "recording_test"
+    defaults: ClassVar[dict[str, object]] = {"label": "x"}
+
+    def runtime_init(self, context: RuntimeContext) -> None:
+        _Calls.seen.append(("init", context.step_name, self.attributes["label"]))
+
+    def runtime_finished(self, context: RuntimeContext, successful: bool) -> None:
+        _Calls.seen.append(("finished", context.step_name, successful))
+
+
+def test_runtime_hooks_run_in_the_scheduler(tmp_path: Path) -> None:
+    _Calls.seen.clear()
+    backend = FakeBackend(
+        lambda t: TaskStatus.failed("no", 1) if t.step == "b" else TaskStatus.succeeded()
+    )
+    result, _ = _run(backend, tmp_path, with_options=("recording_test:label=y",))
+    assert not result.successful
+    steps = ["start", "a", "b", "c", "join", "end"]
+    assert sorted(s for kind, s, _ in _Calls.seen if kind == "init") == sorted(steps)
+    assert {v for kind, _, v in _Calls.seen if kind == "init"} == {"y"}
+    assert {v for kind, _, v in _Calls.seen if kind == "finished"} == {False}
+    # Every init came first, every finished after.
+    assert [kind for kind, _, _ in _Calls.seen] == ["init"] * 6 + ["finished"] * 6
