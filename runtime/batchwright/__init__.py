@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from batchwright.batch.decorator import batch
 from batchwright.current import current
 from batchwright.decorators import catch, environment, resources, retry, timeout
 from batchwright.flowspec import FlowSpec, step
@@ -30,6 +31,7 @@ __all__ = [
     "Step",
     "Task",
     "__version__",
+    "batch",
     "catch",
     "current",
     "environment",

@@ -161,6 +161,10 @@ class StepDecorator:
     def runtime_finished(self, context: RuntimeContext, successful: bool) -> None:
         """In the scheduler, after the run ended (also after a failure or an interrupt)."""
 
+    def absorb_command_line(self, other: StepDecorator) -> None:
+        """``--with`` gave the same decorator to a step that declares it; by default the
+        step's own declaration wins and ``other`` is ignored."""
+
     def task_pre_step(self, context: TaskContext) -> None:
         """Inside the task, just before the step's code runs."""
 
@@ -504,13 +508,17 @@ def merge_with_options(
 ) -> list[StepDecorator]:
     """A step's decorators plus the ``--with`` ones it does not already declare.
 
-    A decorator written on the step wins over the same one given by ``--with``. Each
+    A decorator written on the step wins over the same one given by ``--with``, except
+    where it absorbs the command line's values (:meth:`StepDecorator.absorb_command_line`,
+    e.g. ``--with batch:cpu=4`` overriding one key of ``@batch``). Each
     ``--with`` decorator is copied per step, since ``step_init`` normalises attributes.
     """
-    present = {d.name for d in decorators}
+    present = {d.name: d for d in decorators}
     merged = list(decorators)
     for extra in with_options:
-        if extra.name not in present:
+        if extra.name in present:
+            present[extra.name].absorb_command_line(extra)
+        else:
             copy = type(extra)(**extra.given)
             copy.from_command_line = True
             merged.append(copy)

@@ -5,6 +5,7 @@ Nothing in this package calls AWS; the backend that does lives elsewhere and fee
 functions its inputs.
 """
 
+from batchwright.batch.decorator import BatchDecorator, batch
 from batchwright.batch.environment import BatchEnvironment
 from batchwright.batch.failures import Diagnosis, FailureKind, classify_job
 from batchwright.batch.jobspec import (
@@ -25,6 +26,7 @@ from batchwright.batch.options import BatchOptions
 
 __all__ = [
     "JOB_SPEC_VERSION",
+    "BatchDecorator",
     "BatchEnvironment",
     "BatchOptions",
     "Diagnosis",
@@ -35,6 +37,7 @@ __all__ = [
     "QueueTarget",
     "SubmitJobRequest",
     "TaskInvocation",
+    "batch",
     "build_job_definition",
     "build_job_spec",
     "build_submit_job",
