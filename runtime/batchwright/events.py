@@ -39,6 +39,15 @@ class TaskOutput:
 
 
 @dataclass(frozen=True)
+class TaskStatusChanged:
+    """A remote attempt moved to a new state (e.g. Batch's RUNNABLE -> RUNNING)."""
+
+    pathspec: str
+    status: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
 class TaskSucceeded:
     """An attempt finished successfully."""
 
@@ -85,6 +94,7 @@ class RunFinished:
 Event = (
     RunStarted
     | TaskSubmitted
+    | TaskStatusChanged
     | TaskOutput
     | TaskSucceeded
     | TaskFailed

@@ -84,8 +84,13 @@ def select_array_member(args: argparse.Namespace, environ: Mapping[str, str]) ->
     if variable is None:
         args.split_index = None if args.split_index is None else int(args.split_index)
         return
+    value = environ.get(variable)
+    if value is None and variable == "AWS_BATCH_JOB_ARRAY_INDEX":
+        # Emulators set only AWS_BATCH_JOB_ID; an array child's id ends in ":<index>".
+        parent, sep, index = environ.get("AWS_BATCH_JOB_ID", "").rpartition(":")
+        value = index if sep and parent else None
     try:
-        position = int(environ[variable])
+        position = int(value)  # type: ignore[arg-type]
         args.task_id = args.task_id.split(",")[position]
         args.split_index = int(str(args.split_index).split(",")[position])
     except (KeyError, ValueError, IndexError):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from typing import Any, ClassVar
 
+from batchwright.backends import Backend, BackendOptions, register_backend
 from batchwright.batch.environment import BatchEnvironment
 from batchwright.batch.jobspec import check_timeout
 from batchwright.batch.options import OPTION_KEYS, BatchOptions
@@ -81,3 +82,13 @@ class BatchDecorator(StepDecorator):
 
 #: ``@batch`` / ``@batch(...)`` above ``@step``.
 batch = _declare(BatchDecorator)
+
+
+def _create_backend(options: BackendOptions) -> Backend:
+    # Imported here: tasks load this module, and only the scheduler needs boto3 clients.
+    from batchwright.backends.aws_batch import AwsBatchBackend
+
+    return AwsBatchBackend(options)
+
+
+register_backend("batch", _create_backend)

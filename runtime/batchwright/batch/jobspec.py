@@ -784,7 +784,10 @@ if importlib.util.find_spec("boto3") is None:
 import boto3
 def s3_object(url):
     bucket, _, key = url[len("s3://"):].partition("/")
-    return boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    # Old boto3 (e.g. Debian's 1.26) ignores AWS_ENDPOINT_URL: pass it explicitly.
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    s3 = boto3.client("s3", endpoint_url=endpoint or None)
+    return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
 """
 
 #: Runs ``python -m batchwright.task ARGS`` from a code package: argv is the package's

@@ -29,6 +29,7 @@ from batchwright.events import (
     RunStarted,
     TaskCloned,
     TaskOutput,
+    TaskStatusChanged,
     TaskSubmitted,
     TaskSucceeded,
 )
@@ -352,6 +353,9 @@ class EventRenderer:
         elif isinstance(event, TaskSubmitted):
             suffix = f" (retry {event.attempt})" if event.attempt else ""
             console.info(console.style(f"[{event.pathspec}] started{suffix}", "dim"))
+        elif isinstance(event, TaskStatusChanged):
+            reason = f" ({event.reason})" if event.reason else ""
+            console.info(console.style(f"[{event.pathspec}] {event.status}{reason}", "dim"))
         elif isinstance(event, TaskSucceeded):
             console.info(console.style(f"[{event.pathspec}] finished", "dim"))
         elif isinstance(event, TaskFailedEvent):

@@ -1,8 +1,9 @@
 """S3 storage through boto3 (imported only when an ``s3://`` root is used).
 
-boto3 honours ``AWS_ENDPOINT_URL`` by itself, so the local AWS emulator works with no
-extra configuration. Uploads and downloads go through boto3's transfer manager, which
-switches to multipart transfers for large blobs.
+Clients come from :mod:`batchwright.aws`, which passes ``AWS_ENDPOINT_URL`` explicitly,
+so the local AWS emulator works with no extra configuration even with an old boto3.
+Uploads and downloads go through boto3's transfer manager, which switches to multipart
+transfers for large blobs.
 """
 
 from __future__ import annotations
@@ -35,9 +36,9 @@ class S3Storage:
         self.root = root
         self.bucket, self.prefix = split_s3_url(root)
         if client is None:
-            import boto3
+            from batchwright.aws import client as make_client
 
-            client = boto3.client("s3")
+            client = make_client("s3")
         self._client = client
 
     def _key(self, key: str) -> str:

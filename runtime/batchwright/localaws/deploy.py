@@ -571,8 +571,25 @@ def _s3_bucket(d: _Deployer, logical_id: str, p: dict[str, Any]) -> None:
     )
 
 
+def _tls_only(statement: dict[str, Any]) -> bool:
+    condition = statement.get("Condition", {}).get("Bool", {})
+    return (
+        statement.get("Effect") == "Deny"
+        and str(condition.get("aws:SecureTransport", "")).lower() == "false"
+    )
+
+
 def _s3_bucket_policy(d: _Deployer, logical_id: str, p: dict[str, Any]) -> None:
-    d.client("s3").put_bucket_policy(Bucket=p["Bucket"], Policy=json.dumps(p["PolicyDocument"]))
+    document = dict(p["PolicyDocument"])
+    statements = document.get("Statement", [])
+    kept = [s for s in statements if not _tls_only(s)]
+    if len(kept) != len(statements):
+        # The emulator serves plain HTTP on loopback, so a TLS-only deny would refuse
+        # every request; on AWS the statement stands.
+        d.note(f"{logical_id}: TLS-only statement not applied (the emulator speaks HTTP)")
+    if kept:
+        document["Statement"] = kept
+        d.client("s3").put_bucket_policy(Bucket=p["Bucket"], Policy=json.dumps(document))
     d.created(logical_id, p["Bucket"])
 
 
