@@ -44,7 +44,11 @@ def metaflow_profile(descriptor: EnvironmentDescriptor, queue_arn: str) -> dict[
     """
     root = descriptor.datastore_root
     image = descriptor.default_image
-    registry = image.split("/", 1)[0] if "/" in image and "." in image.split("/", 1)[0] else ""
+    # The registry is only known for a literal image; an image chosen at deploy time
+    # (the stack's DefaultImage parameter) carries its registry in the image name itself.
+    literal = not cdk.Token.is_unresolved(image)
+    first = image.split("/", 1)[0]
+    registry = first if literal and "/" in image and "." in first else ""
     profile = {
         "METAFLOW_DEFAULT_DATASTORE": "s3",
         "METAFLOW_DATASTORE_SYSROOT_S3": f"{root}/metaflow",

@@ -20,6 +20,10 @@ from batchwright_cdk.queues import QueueSpec
 from batchwright_cdk.storage import DEFAULT_LOG_RETENTION
 
 
+#: The stack parameter holding the default image (see :class:`BatchEnvironmentStack`).
+DEFAULT_IMAGE_PARAMETER = "DefaultImage"
+
+
 class BatchEnvironmentStack(cdk.Stack):
     """A stack with one :class:`BatchEnvironment` (construct id ``Environment``) and the
     :class:`~batchwright_cdk.aspects.BatchChecks` aspect applied.
@@ -28,9 +32,13 @@ class BatchEnvironmentStack(cdk.Stack):
     ``batchwright:defaultEnvironment``). The settings are those of
     :class:`BatchEnvironment`; see there.
 
+    The default image is the stack parameter ``DefaultImage`` (default: ``default_image``),
+    so ``cdk deploy --parameters DefaultImage=...`` picks another one at deploy time.
+
     Attributes:
         batch_environment: The environment construct (``Stack.environment`` is CDK's
             own attribute).
+        default_image_parameter: The ``DefaultImage`` parameter.
     """
 
     def __init__(
@@ -56,6 +64,16 @@ class BatchEnvironmentStack(cdk.Stack):
             env=env,
             description=description or "batchwright: an AWS Batch environment for flows",
         )
+        # A parameter, so the image can be chosen at deploy time
+        # (`cdk deploy --parameters DefaultImage=...`); the local AWS uses it to put its
+        # offline-built job image in place.
+        self.default_image_parameter = cdk.CfnParameter(
+            self,
+            DEFAULT_IMAGE_PARAMETER,
+            type="String",
+            default=default_image,
+            description="Container image of @batch steps that name none",
+        )
         self.batch_environment = BatchEnvironment(
             self,
             "Environment",
@@ -65,7 +83,7 @@ class BatchEnvironmentStack(cdk.Stack):
             datastore_prefix=datastore_prefix,
             auto_delete_datastore=auto_delete_datastore,
             log_retention=log_retention,
-            default_image=default_image,
+            default_image=self.default_image_parameter.value_as_string,
             instance_capacities=instance_capacities,
             metaflow_queue=metaflow_queue,
         )

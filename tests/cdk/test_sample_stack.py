@@ -338,10 +338,16 @@ def test_descriptor_is_published_three_ways(sample: Any, sample_template: Templa
     assert parameter["Tier"] == "Intelligent-Tiering"
     assert "Name" not in parameter, "no fixed physical name"
     assert parameter["Value"] == outputs[DESCRIPTOR_OUTPUT_KEY]["Value"]
-    profile = json.loads(render_intrinsics(outputs[METAFLOW_PROFILE_OUTPUT_KEY]["Value"]))
+    image = sample.template["Parameters"]["DefaultImage"]["Default"]
+    profile = json.loads(
+        render_intrinsics(outputs[METAFLOW_PROFILE_OUTPUT_KEY]["Value"], {"DefaultImage": image})
+    )
     assert profile["METAFLOW_DEFAULT_DATASTORE"] == "s3"
     assert profile["METAFLOW_DATATOOLS_S3ROOT"].endswith("/batchwright/data")
-    assert profile["METAFLOW_BATCH_CONTAINER_REGISTRY"] == "public.ecr.aws"
+    # The sample's image is the DefaultImage parameter (chosen at deploy time): the
+    # profile names the image, with its registry inside it, and no separate registry.
+    assert profile["METAFLOW_BATCH_CONTAINER_IMAGE"].startswith("public.ecr.aws/")
+    assert "METAFLOW_BATCH_CONTAINER_REGISTRY" not in profile
     for key in (
         "METAFLOW_DATASTORE_SYSROOT_S3",
         "METAFLOW_BATCH_JOB_QUEUE",

@@ -10,6 +10,9 @@ from typing import Any
 from batchwright import localaws
 from batchwright.console import Console
 
+#: The template parameter of a BatchEnvironmentStack naming its default image.
+IMAGE_PARAMETER = "DefaultImage"
+
 
 def register(sub: Any) -> None:
     """Adds the ``localaws`` subcommand group."""
@@ -128,6 +131,10 @@ def _deploy(args: argparse.Namespace, console: Console) -> int:
             "`batchwright localaws up`."
         )
     template = deploy.template_of(Path(args.cdk_out), stack)
+    if IMAGE_PARAMETER in template.get("Parameters", {}) and IMAGE_PARAMETER not in parameters:
+        # No registry is reachable here: the offline-built job image stands in.
+        parameters[IMAGE_PARAMETER] = local.image
+        console.notice(f"{IMAGE_PARAMETER}={local.image} (the local AWS's job image)")
     result = deploy.deploy(local, template, stack, parameters=parameters)
     deploy.record_stack(local, result)
     deploy.write_outputs_file(result, Path(args.outputs_file))

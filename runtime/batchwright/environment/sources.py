@@ -17,6 +17,8 @@ aws-cdk-lib is not installed.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import json
 import re
 from pathlib import Path
@@ -50,35 +52,39 @@ def _placeholder(text: str) -> _Unresolved:
     return _Unresolved(f"<{text}>")
 
 
-def render_intrinsics(value: Any) -> Any:
+def render_intrinsics(value: Any, parameters: Mapping[str, Any] | None = None) -> Any:
     """Evaluates the intrinsic functions of a template value that need no deployment and
-    renders the others as placeholders such as ``<Ref:Bucket>``."""
+    renders the others as placeholders such as ``<Ref:Bucket>``. A ``Ref`` to a template
+    parameter with a default (``parameters``: name -> default) renders as that default."""
+    parameters = parameters or {}
     if isinstance(value, list):
-        return [render_intrinsics(v) for v in value]
+        return [render_intrinsics(v, parameters) for v in value]
     if not isinstance(value, dict):
         return value
     if len(value) != 1:
-        return {k: render_intrinsics(v) for k, v in value.items()}
+        return {k: render_intrinsics(v, parameters) for k, v in value.items()}
     ((name, args),) = value.items()
     if name == "Ref":
+        if args in parameters:
+            return parameters[args]
         return _placeholder(f"Ref:{args}")
     if name == "Fn::GetAtt":
         target = ".".join(args) if isinstance(args, list) else str(args)
         return _placeholder(f"GetAtt:{target}")
     if name == "Fn::Join":
         separator, parts = args
-        rendered = [render_intrinsics(p) for p in render_intrinsics(parts)]
+        rendered = [render_intrinsics(p, parameters) for p in render_intrinsics(parts, parameters)]
         text = str(separator).join(str(p) for p in rendered)
         return text
     if name == "Fn::Split":
         separator, source = args
-        source = render_intrinsics(source)
+        source = render_intrinsics(source, parameters)
         if isinstance(source, _Unresolved):
             return source
         return str(source).split(str(separator))
     if name == "Fn::Select":
         index, items = args
-        items = render_intrinsics(items)
+        items = render_intrinsics(items, parameters)
         if isinstance(items, _Unresolved):
             # A part of something unresolved (e.g. a queue's name inside its ARN); nested
             # selections stay one "part-of" placeholder.
@@ -95,13 +101,13 @@ def render_intrinsics(value: Any) -> Any:
         def substitute(match: re.Match[str]) -> str:
             key = match.group(1)
             if key in variables:
-                return str(render_intrinsics(variables[key]))
+                return str(render_intrinsics(variables[key], parameters))
             return f"<Ref:{key}>" if "." not in key else f"<GetAtt:{key}>"
 
         return re.sub(r"\$\{([^}!]+)\}", substitute, template)
     if name.startswith("Fn::") or name == "Condition":
         return _placeholder(name)
-    return {name: render_intrinsics(args)}
+    return {name: render_intrinsics(args, parameters)}
 
 
 def _stack_template(cdk_out: Path, stack_name: str) -> Path:
@@ -146,7 +152,12 @@ def from_cloud_assembly(stack_name: str, cdk_out: str | Path = "cdk.out") -> Env
             f"stack {stack_name!r} in {template_path} has no output {DESCRIPTOR_OUTPUT_KEY!r}; "
             "is it a batchwright environment (BatchEnvironment construct)?"
         )
-    text = render_intrinsics(output.get("Value"))
+    defaults = {
+        name: spec["Default"]
+        for name, spec in template.get("Parameters", {}).items()
+        if "Default" in spec and not str(spec.get("Type", "")).startswith("AWS::SSM::")
+    }
+    text = render_intrinsics(output.get("Value"), defaults)
     source = f"cdk.out template {template_path} (stack {stack_name}, not deployed)"
     if not isinstance(text, str):
         raise DescriptorError(f"{source}: output {DESCRIPTOR_OUTPUT_KEY} is not a string.")
