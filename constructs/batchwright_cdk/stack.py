@@ -19,7 +19,6 @@ from batchwright_cdk.environment import (
 from batchwright_cdk.queues import QueueSpec
 from batchwright_cdk.storage import DEFAULT_LOG_RETENTION
 
-
 #: The stack parameter holding the default image (see :class:`BatchEnvironmentStack`).
 DEFAULT_IMAGE_PARAMETER = "DefaultImage"
 

@@ -17,10 +17,9 @@ aws-cdk-lib is not installed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import json
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
