@@ -1,0 +1,182 @@
+"""``batchwright env``: what environment was found, and from where; its Metaflow profile.
+
+- ``batchwright env show [NAME] [--outputs-file PATH] [--static]``
+- ``batchwright env export-metaflow [NAME] [-o FILE] [--queue KEY]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from batchwright.console import Console
+from batchwright.environment.descriptor import (
+    METAFLOW_PROFILE_OUTPUT_KEY,
+    EnvironmentDescriptor,
+)
+from batchwright.environment.discovery import Discovery, discover
+from batchwright.errors import EnvironmentNotFound, UserInputError
+
+
+def _discover(args: argparse.Namespace) -> Discovery:
+    found = discover(
+        args.name,
+        cwd=os.getcwd(),
+        outputs_file=args.outputs_file,
+        cdk_out=args.cdk_out,
+        allow_static=True,
+        deployed=not args.static,
+    )
+    if found is None:
+        raise EnvironmentNotFound(
+            "no environment named: pass NAME (a stack built with batchwright_cdk), set "
+            "$BATCHWRIGHT_ENVIRONMENT, or add the 'batchwright:defaultEnvironment' context to "
+            "cdk.json."
+        )
+    return found
+
+
+def _max_vcpus_text(env: EnvironmentDescriptor) -> list[list[str]]:
+    rows = []
+    for q in env.queues:
+        types = sorted({t for ce in q.compute_environments for t in ce.instance_types})
+        rows.append(
+            [
+                q.key,
+                q.name,
+                q.platform,
+                q.accelerator,
+                str(len(types)) if types else "-",
+                str(q.max_vcpus),
+            ]
+        )
+    return rows
+
+
+def _handle_show(args: argparse.Namespace, console: Console) -> int:
+    env = _discover(args).descriptor
+    if args.json:
+        console.line(json.dumps({"source": env.source, **env.to_dict()}, indent=2))
+        return 0
+    console.line(console.style(f"Environment {env.name}", "bold"))
+    for label, value in (
+        ("source", env.source),
+        ("region", env.region),
+        ("datastore", f"{env.datastore_root} (bucket {env.bucket}, prefix {env.prefix!r})"),
+        ("job role", env.job_role_arn),
+        ("execution role", env.execution_role_arn),
+        ("log group", env.log_group),
+        ("default image", env.default_image),
+    ):
+        console.line(f"  {label + ':':16}{value}")
+    console.line()
+    console.table(
+        ["queue", "name", "platform", "accelerator", "instance types", "max vCPUs"],
+        _max_vcpus_text(env),
+    )
+    return 0
+
+
+def metaflow_profile(env: EnvironmentDescriptor, queue_key: str | None = None) -> dict[str, str]:
+    """A Metaflow profile (``metaflow configure import``) built from the descriptor.
+
+    The job queue is ``queue_key``'s, else the first on-demand EC2 queue without
+    accelerators, else the first queue.
+
+    Raises:
+        UserInputError: ``queue_key`` is not a queue of the environment.
+    """
+    if queue_key is not None:
+        queue = env.queue(queue_key)
+        if queue is None:
+            raise UserInputError(
+                f"env export-metaflow --queue {queue_key}: environment '{env.name}' has no "
+                f"such queue (queues: {', '.join(q.key for q in env.queues)})."
+            )
+    else:
+        plain = [q for q in env.queues if q.platform == "EC2" and q.accelerator == "none"]
+        candidates = plain or list(env.queues)
+        queue = candidates[0] if candidates else None
+    root = env.datastore_root
+    image = env.default_image
+    head = image.split("/", 1)[0]
+    profile = {
+        "METAFLOW_DEFAULT_DATASTORE": "s3",
+        "METAFLOW_DATASTORE_SYSROOT_S3": f"{root}/metaflow",
+        "METAFLOW_DATATOOLS_S3ROOT": f"{root}/data",
+        "METAFLOW_BATCH_JOB_QUEUE": queue.arn if queue else "",
+        "METAFLOW_ECS_S3_ACCESS_IAM_ROLE": env.job_role_arn,
+        "METAFLOW_ECS_FARGATE_EXECUTION_ROLE": env.execution_role_arn,
+        "METAFLOW_BATCH_CONTAINER_IMAGE": image,
+        "METAFLOW_BATCH_EMIT_TAGS": "true",
+    }
+    if "/" in image and "." in head:  # a registry host, not a Docker Hub namespace
+        profile["METAFLOW_BATCH_CONTAINER_REGISTRY"] = head
+    return profile
+
+
+def profile_of(found: Discovery, queue_key: str | None = None) -> tuple[dict[str, str], str]:
+    """The profile to export and where it came from: the stack's own
+    ``BatchwrightMetaflowProfile`` output when present (and no other queue was asked for),
+    else one built from the descriptor."""
+    published = found.outputs.get(METAFLOW_PROFILE_OUTPUT_KEY)
+    if published and queue_key is None:
+        try:
+            document: Any = json.loads(published)
+        except json.JSONDecodeError:
+            document = None
+        if isinstance(document, dict) and document:
+            return (
+                {str(k): str(v) for k, v in document.items()},
+                f"stack output {METAFLOW_PROFILE_OUTPUT_KEY}",
+            )
+    return metaflow_profile(found.descriptor, queue_key), "built from the descriptor"
+
+
+def _handle_export(args: argparse.Namespace, console: Console) -> int:
+    found = _discover(args)
+    profile, origin = profile_of(found, args.queue)
+    text = json.dumps(profile, indent=2, sort_keys=True) + "\n"
+    if args.output in (None, "-"):
+        console.line(text.rstrip("\n"))
+    else:
+        Path(args.output).write_text(text)
+        console.info(
+            f"Metaflow profile of {found.descriptor.name} ({origin}) written to {args.output}; "
+            f"import it with: metaflow configure import {args.output}"
+        )
+    return 0
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "name",
+        nargs="?",
+        metavar="NAME",
+        help="environment (stack) name; default: $BATCHWRIGHT_ENVIRONMENT, else cdk.json",
+    )
+    parser.add_argument("--outputs-file", metavar="PATH", help="a 'cdk deploy --outputs-file' JSON")
+    parser.add_argument("--cdk-out", metavar="DIR", help="the cloud assembly (default: cdk.out)")
+    parser.add_argument(
+        "--static", action="store_true", help="read cdk.out only, before deploying (no AWS call)"
+    )
+
+
+def register(sub: Any) -> None:
+    """Adds ``batchwright env show|export-metaflow``."""
+    env = sub.add_parser("env", help="show or export the batchwright environment")
+    commands = env.add_subparsers(dest="env_command", metavar="COMMAND")
+    show = commands.add_parser("show", help="print what was found and from where")
+    _common(show)
+    show.add_argument("--json", action="store_true", help="print the descriptor as JSON")
+    show.set_defaults(handler=_handle_show)
+    export = commands.add_parser(
+        "export-metaflow", help="write a Metaflow profile (metaflow configure import FILE)"
+    )
+    _common(export)
+    export.add_argument("-o", "--output", metavar="FILE", help="where to write it (stdout)")
+    export.add_argument("--queue", metavar="KEY", help="the queue Metaflow submits to")
+    export.set_defaults(handler=_handle_export)

@@ -1,0 +1,392 @@
+"""The pairing on the command line: ``plan``, and the environment of ``run`` / ``resume``.
+
+- ``python flow.py plan [--environment NAME] [--json]`` and ``batchwright plan FLOW.py``
+  print, per step, where it runs, the queue, platform, instance types that fit, the job
+  definition and the verdict; exit code 2 when a step is refused. They work from
+  ``cdk.out`` alone, before anything is deployed.
+- ``run`` / ``resume`` get ``--environment``, ``--outputs-file`` and
+  ``--run-batch-locally``. Before the scheduler starts, :func:`prepare_run` finds the
+  environment, plans, refuses with exit code 2, shows each ``@batch`` step's queue and
+  why, and (unless the steps run locally) checks the queues live. It leaves the results
+  on the parsed arguments, which become ``RunOptions.extras``: ``"plan"`` (a
+  :class:`~batchwright.plan.Plan`), ``"environment"`` (the descriptor or ``None``) and
+  ``"backend_overrides"`` (``{"batch": "local"}`` with ``--run-batch-locally``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import inspect
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from batchwright.cli.flow import (
+    FlowCommand,
+    Subcommand,
+    register_run_option,
+    register_subcommand,
+)
+from batchwright.console import Console
+from batchwright.environment.descriptor import EnvironmentDescriptor
+from batchwright.environment.discovery import find_environment
+from batchwright.environment.sources import is_placeholder
+from batchwright.errors import EnvironmentNotFound, PlanError, UserInputError
+from batchwright.plan import Plan, StepPlan, live_check, make_plan
+
+#: Instance types listed by name in ``plan`` before "... (N in all)".
+SHOWN_INSTANCE_TYPES = 4
+
+
+# --- options ------------------------------------------------------------------------------
+
+
+def add_environment_options(parser: argparse.ArgumentParser) -> None:
+    """``--environment NAME`` and ``--outputs-file PATH``."""
+    parser.add_argument(
+        "--environment",
+        dest="environment_name",
+        metavar="NAME",
+        help="the batchwright environment (stack name); default: $BATCHWRIGHT_ENVIRONMENT, "
+        "else the 'batchwright:defaultEnvironment' context of cdk.json",
+    )
+    parser.add_argument(
+        "--outputs-file",
+        metavar="PATH",
+        help="a 'cdk deploy --outputs-file' JSON; default: $BATCHWRIGHT_OUTPUTS_FILE, else "
+        "cdk-outputs.json beside cdk.json or here",
+    )
+
+
+def _configure_run_options(parser: argparse.ArgumentParser, command: FlowCommand) -> None:
+    add_environment_options(parser)
+    parser.add_argument(
+        "--run-batch-locally",
+        action="store_true",
+        help="plan the @batch steps, then run them on this machine (local backend, same "
+        "task entrypoint); reads cdk.out when nothing is deployed",
+    )
+
+
+# --- run / resume ---------------------------------------------------------------------------
+
+
+def _batch_step_names(decorators: dict[str, list[Any]]) -> list[str]:
+    return [
+        step
+        for step, decs in decorators.items()
+        if any(getattr(d, "name", None) == "batch" for d in decs)
+    ]
+
+
+def show_routes(plan: Plan, console: Console) -> None:
+    """Each ``@batch`` step's queue and why, and every notice (run and resume)."""
+    for step in plan.batch_steps:
+        for notice in step.notices:
+            console.notice(notice)
+        if not step.ok:
+            continue
+        if plan.run_batch_locally:
+            where = f"queue {_queue_text(step)}" if step.queue else "no queue"
+            console.info(f"step '{step.step}': planned for {where}; runs on the local backend")
+        elif step.queue:
+            platform = step.platform or "platform read from AWS"
+            console.info(
+                f"step '{step.step}': queue {_queue_text(step)} ({platform}) - {step.reason}"
+            )
+
+
+def _queue_text(step: StepPlan) -> str:
+    if step.queue_key:
+        return f"'{step.queue_key}'"
+    return f"'{step.queue}'"
+
+
+def refuse(plan: Plan) -> PlanError:
+    """The error of a plan with refused steps: one paragraph per step."""
+    return PlanError("\n".join(plan.refusals))
+
+
+def prepare_run(args: argparse.Namespace, command: FlowCommand, decorators: dict[str, Any]) -> None:
+    """Finds the environment, plans, refuses or shows the routes, checks the queues live.
+
+    Sets on ``args`` (hence ``RunOptions.extras``): ``plan``, ``environment``,
+    ``backend_overrides``; and ``datastore_root`` when the environment provides it.
+
+    Raises:
+        PlanError: a step is refused, or @batch steps would run on AWS with a local
+            datastore.
+        EnvironmentNotFound: an environment was named but not found.
+    """
+    locally = bool(getattr(args, "run_batch_locally", False))
+    args.backend_overrides = {"batch": "local"} if locally else {}
+    batch_steps = _batch_step_names(decorators)
+    name = getattr(args, "environment_name", None)
+    environment: EnvironmentDescriptor | None = None
+    if batch_steps or name:
+        try:
+            environment = find_environment(
+                name,
+                cwd=os.getcwd(),
+                flow_dir=os.path.dirname(command.flow_file),
+                outputs_file=getattr(args, "outputs_file", None),
+                # Only a local run may plan against cdk.out: its ARNs are placeholders.
+                allow_static=locally,
+            )
+        except EnvironmentNotFound as error:
+            # Found before anything ran: bad input, exit code 2 like every refusal.
+            raise PlanError(str(error)) from error
+    args.environment = environment
+    if environment is not None:
+        command.console.info(f"Environment {environment.name}: {environment.source}")
+    plan = make_plan(command.flow_name, decorators, environment, run_batch_locally=locally)
+    if not plan.ok:
+        raise refuse(plan)
+    if batch_steps and not locally:
+        _choose_datastore(args, command, environment)
+    show_routes(plan, command.console)
+    if batch_steps and not locally:
+        from batchwright import aws
+
+        region = environment.region if environment else None
+        if region and is_placeholder(region):
+            region = None
+        plan = live_check(plan, aws.client("batch", region=region))
+        if not plan.ok:
+            raise refuse(plan)
+    args.plan = plan
+
+
+def _choose_datastore(
+    args: argparse.Namespace, command: FlowCommand, environment: EnvironmentDescriptor | None
+) -> None:
+    from batchwright.datastore import ROOT_VARIABLE
+
+    given = args.datastore_root or os.environ.get(ROOT_VARIABLE)
+    if not given and environment is not None:
+        args.datastore_root = environment.datastore_root
+        given = args.datastore_root
+    if not given or not given.startswith("s3://"):
+        shown = given or "the local folder ./.batchwright"
+        raise PlanError(
+            f"flow '{command.flow_name}': @batch steps run on AWS Batch, but the datastore "
+            f"is {shown}, which a Batch job cannot reach. Pass --datastore-root "
+            "s3://BUCKET/PREFIX (or set $BATCHWRIGHT_DATASTORE_ROOT), use --environment NAME "
+            "so the environment's bucket is used, or --run-batch-locally."
+        )
+
+
+# --- plan -----------------------------------------------------------------------------------
+
+
+def _configure_plan(parser: argparse.ArgumentParser, command: FlowCommand) -> None:
+    add_plan_options(parser)
+
+
+def add_plan_options(parser: argparse.ArgumentParser) -> None:
+    """The options of ``plan`` (flow command and ``batchwright plan``)."""
+    add_environment_options(parser)
+    parser.add_argument("--json", action="store_true", help="print the plan as JSON")
+    parser.add_argument(
+        "--with",
+        dest="with_options",
+        action="append",
+        default=[],
+        metavar="DECORATOR[:KEY=VALUE,...]",
+        help="add a step decorator to every step, e.g. --with batch",
+    )
+    parser.add_argument(
+        "--static",
+        action="store_true",
+        help="read the environment from cdk.out only (no AWS call)",
+    )
+    parser.add_argument("--cdk-out", metavar="DIR", help="the cloud assembly (default: cdk.out)")
+    parser.add_argument(
+        "--live",
+        action="store_true",
+        help="also check the queues in AWS (DescribeJobQueues / DescribeComputeEnvironments)",
+    )
+
+
+def plan_flow(args: argparse.Namespace, command: FlowCommand) -> Plan:
+    """The plan ``plan`` prints (static discovery allowed)."""
+    decorators = command.validated_decorators(args.with_options)
+    environment = find_environment(
+        args.environment_name,
+        cwd=os.getcwd(),
+        flow_dir=os.path.dirname(command.flow_file),
+        outputs_file=args.outputs_file,
+        cdk_out=args.cdk_out,
+        allow_static=True,
+        deployed=not args.static,
+    )
+    plan = make_plan(command.flow_name, decorators, environment)
+    if args.live and plan.ok:
+        from batchwright import aws
+
+        region = environment.region if environment else None
+        plan = live_check(
+            plan, aws.client("batch", region=None if region and is_placeholder(region) else region)
+        )
+    return plan
+
+
+def _handle_plan(args: argparse.Namespace, command: FlowCommand) -> int:
+    plan = plan_flow(args, command)
+    if args.json:
+        command.console.line(json.dumps(plan.to_json(), indent=2))
+    else:
+        render_plan(plan, command.console)
+    return 0 if plan.ok else 2
+
+
+def _instance_text(types: tuple[str, ...]) -> str:
+    if not types:
+        return "-"
+    shown = ", ".join(types[:SHOWN_INSTANCE_TYPES])
+    more = len(types) - SHOWN_INSTANCE_TYPES
+    return shown + (f", ... ({len(types)} in all)" if more > 0 else "")
+
+
+def _shape_text(shape: dict[str, Any]) -> str:
+    parts = [f"image {shape.get('image')}"]
+    if "vcpus" in shape:
+        size = f"{shape['vcpus']} vCPU / {shape['memory_mib']} MiB"
+        if shape.get("gpu"):
+            size += f" / {shape['gpu']} GPU"
+        parts.append(size)
+    parts.append("platform " + ",".join(shape.get("platform_capabilities", [])))
+    for key, label in (
+        ("devices", "devices"),
+        ("shared_memory_mib", "shared memory MiB"),
+        ("max_swap_mib", "swap MiB"),
+        ("tmpfs", "tmpfs"),
+        ("ephemeral_storage_gib", "ephemeral storage GiB"),
+        ("timeout_seconds", "timeout s"),
+        ("log_driver", "logs"),
+        ("job_role", "job role"),
+        ("execution_role", "execution role"),
+    ):
+        if key in shape:
+            value = shape[key]
+            text = ", ".join(value) if isinstance(value, list) else str(value)
+            parts.append(f"{label} {text}")
+    if shape.get("privileged"):
+        parts.append("privileged")
+    return "; ".join(parts)
+
+
+def render_plan(plan: Plan, console: Console) -> None:
+    """The human form of a plan."""
+    env = plan.environment
+    title = f"Plan of {plan.flow}"
+    title += f" on environment {env.name}" if env else " (no environment)"
+    console.line(console.style(title, "bold"))
+    if env:
+        console.line(f"  from {env.source}")
+    console.line()
+    for step in plan.steps:
+        head = console.style(f"step {step.step}", "bold")
+        if not step.is_batch:
+            console.line(f"{head}: local")
+            continue
+        console.line(f"{head}: AWS Batch")
+        queue = _queue_text(step) if step.queue else "-"
+        if step.queue_key and step.queue:
+            queue += f" ({step.queue})"
+        console.line(f"    queue:          {queue}")
+        console.line(f"    platform:       {step.platform or 'known after the live check'}")
+        if step.reason:
+            console.line(f"    why:            {step.reason}")
+        console.line(f"    instance types: {_instance_text(step.instance_types)}")
+        shape = step.job_definition_shape()
+        if shape is not None:
+            console.line(f"    job definition: {_shape_text(shape)}")
+        for notice in step.notices:
+            console.line(f"    notice:         {notice}")
+        verdict = (
+            console.style("ok", "green")
+            if step.ok
+            else console.style("REFUSED", "red", "bold") + f" - {step.verdict}"
+        )
+        console.line(f"    verdict:        {verdict}")
+    console.line()
+    refused = len(plan.refusals)
+    console.line(
+        "All steps can run." if not refused else f"{refused} step(s) refused; nothing would run."
+    )
+
+
+# --- batchwright plan FLOW.py ----------------------------------------------------------------
+
+
+def load_flow_file(path: str) -> type:
+    """The FlowSpec subclass defined in a flow file (imported as a module, not run).
+
+    Raises:
+        UserInputError: no such file, or not exactly one flow class in it.
+    """
+    from batchwright.flowspec import FlowSpec
+
+    file = Path(path).resolve()
+    if not file.is_file():
+        raise UserInputError(f"plan {path}: no such file. Pass the path of a flow file.")
+    directory = str(file.parent)
+    if directory not in sys.path:
+        sys.path.insert(0, directory)
+    name = f"batchwright_plan_{file.stem}"
+    spec = importlib.util.spec_from_file_location(name, file)
+    if spec is None or spec.loader is None:
+        raise UserInputError(f"plan {path}: cannot be imported as Python.")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    flows = [
+        value
+        for value in vars(module).values()
+        if inspect.isclass(value)
+        and issubclass(value, FlowSpec)
+        and value is not FlowSpec
+        and value.__module__ == name
+    ]
+    if len(flows) != 1:
+        found = ", ".join(f.__name__ for f in flows) or "none"
+        raise UserInputError(
+            f"plan {path}: expected one FlowSpec subclass, found {found}. Put one flow per "
+            "file, or run 'python FLOW.py plan'."
+        )
+    return flows[0]
+
+
+def _handle_batchwright_plan(args: argparse.Namespace, console: Console) -> int:
+    from batchwright.cli.flow import FlowCommand
+
+    flow_class = load_flow_file(args.flow_file)
+    command = FlowCommand(flow_class, str(Path(args.flow_file).resolve()), console)
+    return _handle_plan(args, command)
+
+
+def register(sub: Any) -> None:
+    """Adds ``batchwright plan FLOW.py``."""
+    parser = sub.add_parser(
+        "plan",
+        help="show where each step of a flow runs and whether it can",
+        description="Plan a flow file against its environment (works from cdk.out alone).",
+    )
+    parser.add_argument("flow_file", metavar="FLOW.py")
+    add_plan_options(parser)
+    parser.set_defaults(handler=_handle_batchwright_plan)
+
+
+register_subcommand(
+    Subcommand(
+        "plan",
+        "show where each step runs, its queue and job definition, and whether it can run",
+        _configure_plan,
+        _handle_plan,
+    )
+)
+register_run_option(_configure_run_options)

@@ -1,0 +1,440 @@
+"""The plan of a run: for every step, where it runs and whether it can, before any submission.
+
+:func:`make_plan` is pure: from each step's decorators and the environment descriptor it
+routes every ``@batch`` step (:func:`batchwright.environment.routing.route`), builds the
+job definition it would register (:func:`batchwright.batch.jobspec.build_job_definition`,
+which also refuses options the queue's platform lacks) and collects notices (e.g. a
+Fargate size rounded up). Everything that can be known without AWS is decided here.
+
+:func:`live_check` is the first AWS call of a run: one ``DescribeJobQueues`` for every
+queue the plan uses and one ``DescribeComputeEnvironments`` for their compute
+environments. It refuses queues that are not ENABLED/VALID or have no usable compute
+environment, and completes steps sent to a queue outside the environment (whose platform
+only AWS knows).
+
+The AWS Batch backend reads ``plan.step(name).target`` and ``.options``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from batchwright.batch.jobspec import (
+    JobDefinitionRequest,
+    QueueTarget,
+    build_job_definition,
+    resolve_resources,
+)
+from batchwright.batch.options import BatchOptions
+from batchwright.environment.descriptor import PLATFORMS, EnvironmentDescriptor, Platform
+from batchwright.environment.routing import Route, route
+from batchwright.errors import BatchwrightError, PlanError
+
+#: The verdict of a step that can run where it was planned.
+OK = "ok"
+#: DescribeJobQueues / DescribeComputeEnvironments take at most this many names per call.
+DESCRIBE_PAGE = 100
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    """Where one step runs, and whether it can."""
+
+    step: str
+    #: ``"local"`` or ``"batch"`` (what the step's decorators ask for).
+    backend: str
+    #: ``"ok"`` or the refusal message (what, where, value, fix).
+    verdict: str = OK
+    #: Why this queue (or why local).
+    reason: str = ""
+    options: BatchOptions | None = None
+    route: Route | None = None
+    #: The queue and its defaults; ``None`` until known (a queue outside the environment
+    #: is completed by :func:`live_check`).
+    target: QueueTarget | None = None
+    #: The queue as submitted: the descriptor's ARN or the name/ARN the step gave.
+    queue: str | None = None
+    #: The queue's key in the environment, when it is one of the environment's queues.
+    queue_key: str | None = None
+    platform: str | None = None
+    #: Instance types of the queue that can hold the request, smallest first.
+    instance_types: tuple[str, ...] = ()
+    job_definition: JobDefinitionRequest | None = None
+    #: The per-task resources as submitted (vCPU, memory MiB, GPU), once the platform is known.
+    resources: tuple[str, int, int] | None = None
+    notices: tuple[str, ...] = ()
+    #: ``@timeout`` in seconds, if any (part of the job definition).
+    timeout_seconds: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the step can run as planned."""
+        return self.verdict == OK
+
+    @property
+    def is_batch(self) -> bool:
+        """Whether the step is a ``@batch`` step."""
+        return self.backend == "batch"
+
+    def job_definition_shape(self) -> dict[str, Any] | None:
+        """The job definition's essentials, for people (``plan``) and ``plan --json``."""
+        if self.job_definition is None:
+            return None
+        body = self.job_definition.body
+        container = body.get("containerProperties", {})
+        shape: dict[str, Any] = {
+            "name": self.job_definition.name,
+            "image": container.get("image"),
+            "platform_capabilities": list(body.get("platformCapabilities", [])),
+        }
+        if self.resources is not None:
+            vcpus, memory, gpu = self.resources
+            shape.update(vcpus=vcpus, memory_mib=memory, gpu=gpu)
+        for key, out in (
+            ("jobRoleArn", "job_role"),
+            ("executionRoleArn", "execution_role"),
+            ("privileged", "privileged"),
+        ):
+            if key in container:
+                shape[out] = container[key]
+        linux = container.get("linuxParameters") or {}
+        if linux.get("devices"):
+            shape["devices"] = [d["containerPath"] for d in linux["devices"]]
+        for key, out in (
+            ("sharedMemorySize", "shared_memory_mib"),
+            ("maxSwap", "max_swap_mib"),
+            ("swappiness", "swappiness"),
+        ):
+            if key in linux:
+                shape[out] = linux[key]
+        if linux.get("tmpfs"):
+            shape["tmpfs"] = [f"{t['containerPath']} ({t['size']} MiB)" for t in linux["tmpfs"]]
+        if "ephemeralStorage" in container:
+            shape["ephemeral_storage_gib"] = container["ephemeralStorage"]["sizeInGiB"]
+        logs = container.get("logConfiguration")
+        if logs:
+            shape["log_driver"] = logs.get("logDriver")
+        if "timeout" in body:
+            shape["timeout_seconds"] = body["timeout"]["attemptDurationSeconds"]
+        return shape
+
+    def to_json(self) -> dict[str, Any]:
+        """One object of ``plan --json``."""
+        return {
+            "step": self.step,
+            "backend": self.backend,
+            "queue": self.queue,
+            "queue_key": self.queue_key,
+            "platform": self.platform,
+            "instance_types": list(self.instance_types),
+            "verdict": self.verdict,
+            "reason": self.reason,
+            "job_definition": self.job_definition_shape(),
+            "notices": list(self.notices),
+        }
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The plan of one flow on one environment (or none)."""
+
+    flow: str
+    steps: tuple[StepPlan, ...]
+    environment: EnvironmentDescriptor | None = None
+    #: ``--run-batch-locally``: ``@batch`` steps are planned but run on the local backend.
+    run_batch_locally: bool = False
+    #: Whether :func:`live_check` confirmed the queues.
+    live_checked: bool = field(default=False)
+
+    @property
+    def ok(self) -> bool:
+        """Whether every step can run as planned."""
+        return all(s.ok for s in self.steps)
+
+    @property
+    def refusals(self) -> list[str]:
+        """The refusal messages, one per refused step, in graph order."""
+        return [s.verdict for s in self.steps if not s.ok]
+
+    @property
+    def batch_steps(self) -> list[StepPlan]:
+        """The ``@batch`` steps."""
+        return [s for s in self.steps if s.is_batch]
+
+    def step(self, name: str) -> StepPlan:
+        """The plan of step ``name`` (KeyError when the flow has no such step)."""
+        for s in self.steps:
+            if s.step == name:
+                return s
+        raise KeyError(name)
+
+    def to_json(self) -> list[dict[str, Any]]:
+        """``plan --json``: one object per step."""
+        return [s.to_json() for s in self.steps]
+
+
+# --- planning -----------------------------------------------------------------------------
+
+
+def _batch_decorator(decorators: Iterable[Any]) -> Any | None:
+    return next((d for d in decorators if getattr(d, "name", None) == "batch"), None)
+
+
+def has_retry(decorators: Iterable[Any]) -> bool:
+    """Whether the step has ``@retry`` with at least one retry (Spot is then preferred)."""
+    for d in decorators:
+        if getattr(d, "name", None) == "retry":
+            times = getattr(d, "attributes", {}).get("times", 0)
+            try:
+                return int(times) > 0
+            except (TypeError, ValueError):
+                return False
+    return False
+
+
+def timeout_of(decorators: Iterable[Any]) -> int | None:
+    """The step's ``@timeout`` in whole seconds, if it has one."""
+    for d in decorators:
+        if getattr(d, "name", None) == "timeout":
+            return int(d.total_seconds)
+    return None
+
+
+def _target_for_queue(
+    env: EnvironmentDescriptor | None, queue: str, platform: Platform
+) -> QueueTarget:
+    """A target for a queue outside the environment, with the environment's defaults."""
+    if env is None:
+        return QueueTarget(queue=queue, platform=platform)
+    return QueueTarget(
+        queue=queue,
+        platform=platform,
+        job_role_arn=env.job_role_arn or None,
+        execution_role_arn=env.execution_role_arn or None,
+        default_image=env.default_image or None,
+        log_group=env.log_group or None,
+        region=env.region or None,
+    )
+
+
+def _with_definition(plan: StepPlan) -> StepPlan:
+    """Builds the job definition and resources of a step whose target is known; a platform
+    refusal (e.g. ephemeral_storage on EC2) becomes the step's verdict."""
+    assert plan.options is not None and plan.target is not None
+    try:
+        definition = build_job_definition(
+            plan.options, plan.target, timeout_seconds=plan.timeout_seconds
+        )
+        resources = resolve_resources(plan.options, plan.target)
+    except BatchwrightError as error:
+        return dataclasses.replace(plan, verdict=str(error))
+    notices = plan.notices + tuple(str(n) for n in resources.notices)
+    return dataclasses.replace(
+        plan,
+        job_definition=definition,
+        resources=(resources.vcpus, resources.memory, resources.gpu),
+        notices=notices,
+    )
+
+
+def _no_environment(options: BatchOptions) -> str:
+    return (
+        f"{options.location}, @batch: no queue to send it to: no environment was found and "
+        "the step names no queue. Pass --environment NAME (a stack built with "
+        "batchwright_cdk; or set $BATCHWRIGHT_ENVIRONMENT, or the "
+        "'batchwright:defaultEnvironment' context in cdk.json), or give @batch(queue=...)."
+    )
+
+
+def plan_step(
+    step: str,
+    decorators: Sequence[Any],
+    environment: EnvironmentDescriptor | None,
+    *,
+    run_batch_locally: bool = False,
+) -> StepPlan:
+    """The plan of one step (see :func:`make_plan`)."""
+    decorator = _batch_decorator(decorators)
+    if decorator is None:
+        return StepPlan(step=step, backend="local", reason="no @batch: runs on the local backend")
+    options: BatchOptions = decorator.options
+    timeout = timeout_of(decorators)
+    base = StepPlan(step=step, backend="batch", options=options, timeout_seconds=timeout)
+    if environment is None:
+        if options.queue is None:
+            if run_batch_locally:
+                return dataclasses.replace(
+                    base, reason="no environment; runs on the local backend (--run-batch-locally)"
+                )
+            return dataclasses.replace(base, verdict=_no_environment(options))
+        return dataclasses.replace(
+            base,
+            queue=options.queue,
+            reason="named by @batch(queue=...); its platform is read from AWS before submitting",
+        )
+    routed = route(options, environment, has_retry=has_retry(decorators))
+    planned = dataclasses.replace(
+        base,
+        route=routed,
+        queue=routed.queue_id,
+        queue_key=routed.queue.key if routed.queue else None,
+        platform=routed.platform,
+        instance_types=routed.instance_types,
+        reason=routed.reason,
+        verdict=routed.verdict,
+    )
+    if not routed.ok:
+        return dataclasses.replace(
+            planned, platform=None if routed.queue is None else routed.platform
+        )
+    if routed.queue is None:
+        # A queue outside the environment: the live check reads its platform.
+        return dataclasses.replace(
+            planned,
+            platform=None,
+            reason="named by @batch(queue=...), not a queue of environment "
+            f"'{environment.name}'; its platform is read from AWS before submitting",
+        )
+    target = QueueTarget.from_descriptor(environment, routed.queue)
+    return _with_definition(dataclasses.replace(planned, target=target))
+
+
+def make_plan(
+    flow_name: str,
+    decorators_by_step: Mapping[str, Sequence[Any]],
+    environment: EnvironmentDescriptor | None,
+    *,
+    run_batch_locally: bool = False,
+) -> Plan:
+    """Plans every step of a flow, in the order of ``decorators_by_step`` (graph order).
+
+    ``decorators_by_step`` is what :meth:`FlowCommand.validated_decorators` returns (each
+    ``@batch`` decorator has run ``step_init``, so its ``options`` are checked). No I/O.
+    """
+    steps = tuple(
+        plan_step(step, decorators, environment, run_batch_locally=run_batch_locally)
+        for step, decorators in decorators_by_step.items()
+    )
+    return Plan(flow_name, steps, environment, run_batch_locally)
+
+
+# --- the live check -------------------------------------------------------------------------
+
+
+def _pages(items: Sequence[str]) -> list[list[str]]:
+    return [list(items[i : i + DESCRIBE_PAGE]) for i in range(0, len(items), DESCRIBE_PAGE)]
+
+
+def _usable(record: Mapping[str, Any]) -> bool:
+    return record.get("state") == "ENABLED" and record.get("status") == "VALID"
+
+
+def _platform_of(ce: Mapping[str, Any]) -> Platform:
+    kind = (ce.get("computeResources") or {}).get("type", "EC2")
+    return kind if kind in PLATFORMS else "EC2"
+
+
+def live_check(plan: Plan, batch_client: Any) -> Plan:
+    """Checks the plan's queues against AWS: one ``DescribeJobQueues`` and one
+    ``DescribeComputeEnvironments`` (per 100 names).
+
+    Refuses a step whose queue does not exist, is not ENABLED and VALID, or has no ENABLED
+    and VALID compute environment. A step sent to a queue outside the environment gets its
+    platform from the queue's first usable compute environment, and then its job
+    definition (so platform refusals surface here too).
+
+    Raises:
+        PlanError: AWS could not be asked (no credentials, no network, access denied).
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    planned = [s for s in plan.steps if s.is_batch and s.ok and s.queue]
+    queues = list(dict.fromkeys(s.queue for s in planned if s.queue))
+    if not queues:
+        return dataclasses.replace(plan, live_checked=True)
+    try:
+        described: list[dict[str, Any]] = []
+        for page in _pages(queues):
+            described += batch_client.describe_job_queues(jobQueues=page).get("jobQueues", [])
+        ce_arns = list(
+            dict.fromkeys(
+                o["computeEnvironment"]
+                for q in described
+                for o in q.get("computeEnvironmentOrder", [])
+            )
+        )
+        environments: dict[str, dict[str, Any]] = {}
+        for page in _pages(ce_arns):
+            for ce in batch_client.describe_compute_environments(computeEnvironments=page).get(
+                "computeEnvironments", []
+            ):
+                environments[ce["computeEnvironmentArn"]] = ce
+                environments[ce["computeEnvironmentName"]] = ce
+    except (BotoCoreError, ClientError) as error:
+        raise PlanError(
+            f"flow '{plan.flow}': could not check the job queues {', '.join(queues)} in AWS "
+            f"({type(error).__name__}: {error}). Check the AWS region, credentials and "
+            "network (or AWS_ENDPOINT_URL for the local AWS), or pass --run-batch-locally "
+            "to run the @batch steps on this machine."
+        ) from error
+    by_id: dict[str, dict[str, Any]] = {}
+    for q in described:
+        by_id[q["jobQueueArn"]] = q
+        by_id[q["jobQueueName"]] = q
+    steps = [_check_step(s, by_id, environments, plan) if s in planned else s for s in plan.steps]
+    return dataclasses.replace(plan, steps=tuple(steps), live_checked=True)
+
+
+def _check_step(
+    step: StepPlan,
+    queues: Mapping[str, Mapping[str, Any]],
+    environments: Mapping[str, Mapping[str, Any]],
+    plan: Plan,
+) -> StepPlan:
+    assert step.queue is not None and step.options is not None
+    where = f"{step.options.location}, @batch"
+    record = queues.get(step.queue)
+    if record is None:
+        return dataclasses.replace(
+            step,
+            verdict=f"{where}: queue {step.queue!r} does not exist in this account and region. "
+            "Deploy the environment (or check --environment / the region), or name an "
+            "existing queue with @batch(queue=...).",
+        )
+    name = record.get("jobQueueName", step.queue)
+    if not _usable(record):
+        reason = record.get("statusReason")
+        return dataclasses.replace(
+            step,
+            verdict=f"{where}: queue '{name}' is {record.get('state')}/{record.get('status')}"
+            + (f" ({reason})" if reason else "")
+            + "; jobs sent there would never start. Enable it (aws batch update-job-queue "
+            f"--job-queue {name} --state ENABLED) or fix it, or send the step elsewhere with "
+            "@batch(queue=...).",
+        )
+    order = sorted(record.get("computeEnvironmentOrder", []), key=lambda o: o.get("order", 0))
+    ces = [environments.get(o["computeEnvironment"]) for o in order]
+    usable = [ce for ce in ces if ce is not None and _usable(ce)]
+    if not usable:
+        states = ", ".join(
+            f"{ce.get('computeEnvironmentName')} {ce.get('state')}/{ce.get('status')}"
+            for ce in ces
+            if ce is not None
+        )
+        return dataclasses.replace(
+            step,
+            verdict=f"{where}: queue '{name}' has no ENABLED and VALID compute environment "
+            f"({states or 'none found'}); jobs sent there would wait in RUNNABLE forever. "
+            "Enable or repair a compute environment of the queue, or send the step elsewhere "
+            "with @batch(queue=...).",
+        )
+    if step.target is not None:
+        return step
+    # A queue outside the environment: its platform comes from its compute environment.
+    platform = _platform_of(usable[0])
+    target = _target_for_queue(plan.environment, step.queue, platform)
+    completed = dataclasses.replace(step, target=target, platform=platform)
+    return _with_definition(completed)
