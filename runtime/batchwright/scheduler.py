@@ -126,8 +126,11 @@ class Scheduler:
         self._failure: tuple[str, str] | None = None
         self._origin_index: dict[tuple[str, tuple[str, ...], int | None], str] = {}
         self._clone_steps: set[str] = set()
+        # e.g. {"batch": "local"} (--run-batch-locally): planned for Batch, run locally.
+        overrides: Mapping[str, str] = options.extras.get("backend_overrides") or {}
         self._backend_by_step = {
-            name: choose_backend_name(decorators) for name, decorators in step_decorators.items()
+            name: overrides.get(choose_backend_name(d), choose_backend_name(d))
+            for name, d in step_decorators.items()
         }
 
     # -- public --------------------------------------------------------------------------

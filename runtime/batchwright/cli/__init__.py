@@ -16,7 +16,7 @@ from batchwright.console import Console
 from batchwright.errors import BatchwrightError
 
 #: Modules of this package that add subcommands (each has ``register(subparsers)``).
-_GROUPS: tuple[str, ...] = ("localaws",)
+_GROUPS: tuple[str, ...] = ("localaws", "env", "plan", "jobs")
 
 
 def build_parser() -> argparse.ArgumentParser:

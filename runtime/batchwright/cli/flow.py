@@ -291,7 +291,12 @@ def _prepare(args: argparse.Namespace, command: FlowCommand) -> dict[str, list[A
         raise UserInputError(
             f"--max-workers={args.max_workers} must be at least 1. Pass e.g. --max-workers 16."
         )
-    return command.validated_decorators(args.with_options)
+    decorators = command.validated_decorators(args.with_options)
+    from batchwright.cli.plan import prepare_run
+
+    # Environment, plan, refusals and the live queue check: before any task or submission.
+    prepare_run(args, command, decorators)
+    return decorators
 
 
 def _execute(
@@ -319,8 +324,11 @@ def _execute(
         resume_step=resume_step,
         extras=extras,
     )
+    overridden = getattr(args, "backend_overrides", None) or {}
     for step, step_decorators in decorators.items():
         for missing in wanted_but_missing(step_decorators):
+            if missing in overridden:
+                continue
             command.console.notice(
                 f"step '{step}' asks for the '{missing}' backend, which is not available "
                 "here; it runs locally."
@@ -475,6 +483,9 @@ for _subcommand in (
     Subcommand("logs", "print the logs of a step's tasks", _configure_logs, _handle_logs),
 ):
     register_subcommand(_subcommand)
+
+# ``plan`` and the run options --environment / --outputs-file / --run-batch-locally.
+from batchwright.cli import plan as _plan  # noqa: E402, F401, I001
 
 
 if __name__ == "__main__":  # pragma: no cover - flows call main() through FlowSpec
