@@ -1,0 +1,63 @@
+"""Fixtures of the pairing tests: the sample app synthesized once per session, the
+environment read from it, and helpers to plan flow files."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from batchwright.cli.flow import FlowCommand
+from batchwright.cli.plan import load_flow_file
+from batchwright.console import Console
+from batchwright.environment.descriptor import EnvironmentDescriptor
+from batchwright.environment.sources import from_cloud_assembly
+
+REPO = Path(__file__).resolve().parents[2]
+FLOWS = Path(__file__).with_name("flows")
+STACK = "BatchwrightSample"
+
+
+def _sample_synth() -> ModuleType:
+    # Shared with tests/cdk under one module name, so the session synthesizes once.
+    name = "batchwright_tests_sample_synth"
+    if name in sys.modules:
+        return sys.modules[name]
+    path = REPO / "tests" / "cdk" / "sample_synth.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def cdk_out() -> Path:
+    """The synthesized sample app (a cloud assembly directory)."""
+    return Path(_sample_synth().synthesize_sample().outdir)
+
+
+@pytest.fixture(scope="session")
+def sample_env(cdk_out: Path) -> EnvironmentDescriptor:
+    """The sample environment read statically from cdk.out (placeholders for ARNs)."""
+    return from_cloud_assembly(STACK, cdk_out)
+
+
+def decorators_of(flow_file: Path, with_options: tuple[str, ...] = ()) -> tuple[str, Any]:
+    """The flow's name and its validated decorators per step, as run/plan see them."""
+    flow_class = load_flow_file(str(flow_file))
+    command = FlowCommand(flow_class, str(flow_file), Console())
+    return command.flow_name, command.validated_decorators(with_options)
+
+
+def write_outputs_file(path: Path, env: EnvironmentDescriptor, **extra: str) -> Path:
+    """A 'cdk deploy --outputs-file' document holding ``env`` as the stack's output."""
+    outputs = {"BatchwrightEnvironment": env.to_json(), **extra}
+    path.write_text(json.dumps({env.name: outputs}))
+    return path

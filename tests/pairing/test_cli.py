@@ -1,0 +1,318 @@
+"""The pairing's commands: ``plan`` (flow and ``batchwright``), run/resume planning before
+anything runs, ``--run-batch-locally``, and ``batchwright env show|export-metaflow``."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from moto import mock_aws
+
+from batchwright.cli import main as batchwright_main
+from batchwright.cli.flow import FlowCommand
+from batchwright.cli.flow import main as flow_main
+from batchwright.cli.plan import load_flow_file, prepare_run
+from batchwright.console import Console
+from batchwright.environment.descriptor import EnvironmentDescriptor
+from batchwright.errors import PlanError, UserInputError
+
+from .conftest import FLOWS, REPO, STACK, write_outputs_file
+
+PAIRING_FLOW = REPO / "sample_app" / "flows" / "pairing_flow.py"
+METAFLOW_KEYS = {
+    "METAFLOW_DEFAULT_DATASTORE",
+    "METAFLOW_DATASTORE_SYSROOT_S3",
+    "METAFLOW_DATATOOLS_S3ROOT",
+    "METAFLOW_BATCH_JOB_QUEUE",
+    "METAFLOW_ECS_S3_ACCESS_IAM_ROLE",
+    "METAFLOW_ECS_FARGATE_EXECUTION_ROLE",
+    "METAFLOW_BATCH_CONTAINER_IMAGE",
+    "METAFLOW_BATCH_EMIT_TAGS",
+}
+
+
+@pytest.fixture(autouse=True)
+def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No environment or datastore leaks in from the caller's shell; AWS is unreachable."""
+    for variable in (
+        "BATCHWRIGHT_ENVIRONMENT",
+        "BATCHWRIGHT_OUTPUTS_FILE",
+        "BATCHWRIGHT_DATASTORE_ROOT",
+    ):
+        monkeypatch.delenv(variable, raising=False)
+    # Any AWS call would fail loudly (connection refused), so a passing refusal test also
+    # shows that no call was made before it.
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.chdir(tmp_path)
+
+
+def _flow(path: Path, argv: list[str]) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = flow_main(load_flow_file(str(path)), argv, Console(out, err))
+    return code, out.getvalue(), err.getvalue()
+
+
+# --- plan ----------------------------------------------------------------------------------------
+
+
+def test_flow_plan_from_cdk_out_only(cdk_out: Path) -> None:
+    code, out, _ = _flow(PAIRING_FLOW, ["plan", "--static", "--cdk-out", str(cdk_out)])
+    assert code == 0
+    assert f"Plan of PairingFlow on environment {STACK}" in out
+    assert "cdk.out template" in out
+    for step, queue in (("featurize", "cpu"), ("train", "spot"), ("export", "fargate")):
+        block = out.split(f"step {step}: AWS Batch", 1)[1].split("verdict:", 1)[0]
+        assert f"queue:          '{queue}'" in block
+        assert "job definition: image public.ecr.aws" in block
+    assert "step start: local" in out and "All steps can run." in out
+    assert "(17 in all)" in out  # instance types: first few, then the count
+
+
+def test_plan_json_through_the_batchwright_command(
+    cdk_out: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = batchwright_main(
+        ["plan", str(PAIRING_FLOW), "--json", "--static", "--cdk-out", str(cdk_out)]
+    )
+    assert code == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["step"] for r in rows] == ["start", "featurize", "train", "export", "score", "end"]
+    assert {r["step"]: r["platform"] for r in rows if r["backend"] == "batch"} == {
+        "featurize": "EC2",
+        "train": "SPOT",
+        "export": "FARGATE",
+        "score": "EC2",
+    }
+    assert all(r["verdict"] == "ok" for r in rows)
+
+
+def test_plan_exit_code_2_when_a_step_is_refused(cdk_out: Path) -> None:
+    code, out, _ = _flow(
+        FLOWS / "refusal_flow.py", ["plan", "--json", "--static", "--cdk-out", str(cdk_out)]
+    )
+    assert code == 2
+    rows = json.loads(out)
+    assert sum(r["verdict"] != "ok" for r in rows) == 6
+    code, out, _ = _flow(FLOWS / "refusal_flow.py", ["plan", "--static", "--cdk-out", str(cdk_out)])
+    assert code == 2 and "6 step(s) refused" in out and "REFUSED" in out
+
+
+def test_plan_with_overrides(cdk_out: Path) -> None:
+    code, out, _ = _flow(
+        PAIRING_FLOW,
+        ["plan", "--json", "--static", "--cdk-out", str(cdk_out), "--with", "batch:memory=16384"],
+    )
+    assert code == 0
+    rows = {r["step"]: r for r in json.loads(out)}
+    assert rows["featurize"]["job_definition"]["memory_mib"] == 16384
+    # --with batch puts every step on Batch.
+    code, out, _ = _flow(
+        PAIRING_FLOW, ["plan", "--json", "--static", "--cdk-out", str(cdk_out), "--with", "batch"]
+    )
+    assert {r["backend"] for r in json.loads(out)} == {"batch"}
+
+
+def test_batchwright_plan_needs_one_flow_class(tmp_path: Path) -> None:
+    empty = tmp_path / "nothing.py"
+    empty.write_text("x = 1\n")
+    with pytest.raises(UserInputError, match="expected one FlowSpec subclass, found none"):
+        load_flow_file(str(empty))
+
+
+# --- run / resume --------------------------------------------------------------------------------
+
+
+def _outputs(tmp_path: Path, env: EnvironmentDescriptor) -> Path:
+    return write_outputs_file(tmp_path / "outputs.json", env)
+
+
+def test_run_refuses_before_anything_runs(
+    tmp_path: Path, sample_env: EnvironmentDescriptor
+) -> None:
+    store = tmp_path / "store"
+    code, out, err = _flow(
+        FLOWS / "memory_flow.py",
+        [
+            "run",
+            "--environment",
+            STACK,
+            "--outputs-file",
+            str(_outputs(tmp_path, sample_env)),
+            "--datastore-root",
+            str(store),
+        ],
+    )
+    assert code == 2
+    assert "error: step 'big', @batch: queue='small' can never run it" in err
+    assert "Traceback" not in err
+    assert "started" not in out
+    assert not store.exists()  # no run was recorded, no task ran
+
+
+def test_run_without_an_environment_refuses_batch_steps(tmp_path: Path) -> None:
+    # A copy outside the repository: no cdk.json above it, no variable names an environment.
+    flow = tmp_path / "pairing_flow.py"
+    flow.write_text(PAIRING_FLOW.read_text())
+    code, _, err = _flow(flow, ["run"])
+    assert code == 2
+    assert "error: flow 'PairingFlow', step 'featurize', @batch: no queue" in err
+    assert "--environment NAME" in err
+    # ...while a named but missing one is reported with the places tried.
+    code, _, err = _flow(flow, ["run", "--environment", "Nowhere"])
+    assert code == 2
+    assert "environment 'Nowhere' (named by --environment) was not found" in err
+
+
+def test_run_batch_locally_plans_then_runs_on_this_machine(
+    tmp_path: Path, sample_env: EnvironmentDescriptor
+) -> None:
+    code, out, err = _flow(
+        PAIRING_FLOW,
+        ["run", "--run-batch-locally", "--outputs-file", str(_outputs(tmp_path, sample_env))],
+    )
+    assert code == 0, err
+    assert "step 'train': planned for queue 'spot'; runs on the local backend" in out
+    assert "step 'export': planned for queue 'fargate'; runs on the local backend" in out
+    # Artifacts flowed local -> batch steps -> local.
+    assert "weight=38.5 model_bytes=4 top=385" in out
+    # The datastore stays local (the default folder in the working directory).
+    assert (tmp_path / ".batchwright").is_dir()
+
+
+def _run_args(**values: Any) -> argparse.Namespace:
+    defaults: dict[str, Any] = {
+        "environment_name": None,
+        "outputs_file": None,
+        "run_batch_locally": False,
+        "datastore_root": None,
+        "with_options": [],
+    }
+    return argparse.Namespace(**{**defaults, **values})
+
+
+@pytest.fixture
+def moto_batch(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws(config={"batch": {"use_docker": False}}):
+        yield
+
+
+def test_run_uses_the_environment_datastore_then_checks_queues_live(
+    tmp_path: Path, sample_env: EnvironmentDescriptor, moto_batch: None
+) -> None:
+    flow_class = load_flow_file(str(PAIRING_FLOW))
+    command = FlowCommand(flow_class, str(PAIRING_FLOW), Console(io.StringIO(), io.StringIO()))
+    decorators = command.validated_decorators()
+    args = _run_args(outputs_file=str(_outputs(tmp_path, sample_env)), environment_name=STACK)
+    with pytest.raises(PlanError) as caught:
+        prepare_run(args, command, decorators)
+    # The environment's datastore was chosen, then the live check (in moto's Batch, where
+    # nothing is deployed) found none of the planned queues.
+    assert args.datastore_root == sample_env.datastore_root
+    assert args.environment == sample_env
+    assert "does not exist in this account and region" in str(caught.value)
+
+
+def test_run_on_aws_with_a_local_datastore_is_refused(
+    tmp_path: Path, sample_env: EnvironmentDescriptor
+) -> None:
+    code, _, err = _flow(
+        PAIRING_FLOW,
+        [
+            "run",
+            "--outputs-file",
+            str(_outputs(tmp_path, sample_env)),
+            "--datastore-root",
+            str(tmp_path / "local"),
+        ],
+    )
+    assert code == 2
+    assert "which a Batch job cannot reach" in err and "--datastore-root s3://" in err
+
+
+def test_prepare_run_puts_plan_environment_and_overrides_in_the_arguments(
+    tmp_path: Path, sample_env: EnvironmentDescriptor
+) -> None:
+    flow_class = load_flow_file(str(PAIRING_FLOW))
+    command = FlowCommand(flow_class, str(PAIRING_FLOW), Console(io.StringIO(), io.StringIO()))
+    args = _run_args(outputs_file=str(_outputs(tmp_path, sample_env)), run_batch_locally=True)
+    prepare_run(args, command, command.validated_decorators())
+    assert args.backend_overrides == {"batch": "local"}
+    assert args.environment == sample_env
+    assert args.plan.ok and args.plan.step("score").queue_key == "gpu"
+    assert args.datastore_root is None  # --run-batch-locally keeps the local default
+
+
+# --- env -----------------------------------------------------------------------------------------
+
+
+def test_env_show(cdk_out: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = batchwright_main(["env", "show", STACK, "--static", "--cdk-out", str(cdk_out)])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert f"Environment {STACK}" in out
+    assert "source:" in out and "cdk.out template" in out
+    assert "region:" in out and "us-east-1" in out
+    for key in ("cpu", "small", "spot", "fargate", "gpu", "neuron", "efa"):
+        assert f"\n{key} " in out
+    small = next(line for line in out.splitlines() if line.startswith("small "))
+    assert small.split()[2:] == ["EC2", "none", "1", "16"]
+
+
+def test_env_show_from_an_outputs_file(
+    tmp_path: Path, sample_env: EnvironmentDescriptor, capsys: pytest.CaptureFixture[str]
+) -> None:
+    outputs = _outputs(tmp_path, sample_env)
+    code = batchwright_main(["env", "show", STACK, "--outputs-file", str(outputs), "--json"])
+    assert code == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["source"] == f"outputs file {outputs} (stack {STACK})"
+    assert shown["queues"] == sample_env.to_dict()["queues"]
+
+
+def test_export_metaflow_reuses_the_stack_output(tmp_path: Path, cdk_out: Path) -> None:
+    target = tmp_path / "profile.json"
+    code = batchwright_main(
+        ["env", "export-metaflow", STACK, "--static", "--cdk-out", str(cdk_out), "-o", str(target)]
+    )
+    assert code == 0
+    profile = json.loads(target.read_text())
+    assert set(profile) >= METAFLOW_KEYS
+    assert profile["METAFLOW_DEFAULT_DATASTORE"] == "s3"
+
+
+def test_export_metaflow_builds_it_from_the_descriptor(
+    tmp_path: Path, sample_env: EnvironmentDescriptor, capsys: pytest.CaptureFixture[str]
+) -> None:
+    outputs = _outputs(tmp_path, sample_env)  # no BatchwrightMetaflowProfile output in it
+    code = batchwright_main(
+        ["env", "export-metaflow", STACK, "--outputs-file", str(outputs), "--queue", "spot"]
+    )
+    assert code == 0
+    profile = json.loads(capsys.readouterr().out)
+    assert set(profile) >= METAFLOW_KEYS
+    spot = sample_env.queue("spot")
+    assert spot is not None and profile["METAFLOW_BATCH_JOB_QUEUE"] == spot.arn
+    assert profile["METAFLOW_DATASTORE_SYSROOT_S3"] == f"{sample_env.datastore_root}/metaflow"
+    assert profile["METAFLOW_DATATOOLS_S3ROOT"] == f"{sample_env.datastore_root}/data"
+    assert profile["METAFLOW_ECS_S3_ACCESS_IAM_ROLE"] == sample_env.job_role_arn
+    assert profile["METAFLOW_BATCH_CONTAINER_REGISTRY"] == "public.ecr.aws"
+
+
+def test_export_metaflow_unknown_queue(
+    tmp_path: Path, sample_env: EnvironmentDescriptor, capsys: pytest.CaptureFixture[str]
+) -> None:
+    outputs = _outputs(tmp_path, sample_env)
+    code = batchwright_main(
+        ["env", "export-metaflow", STACK, "--outputs-file", str(outputs), "--queue", "nope"]
+    )
+    assert code == 2
+    assert "has no such queue" in capsys.readouterr().err
