@@ -37,7 +37,6 @@ from batchwright.decorators import RuntimeContext, StepDecorator
 from batchwright.errors import UserInputError
 from batchwright.events import (
     EventSink,
-    Notice,
     RunFinished,
     RunStarted,
     TaskCloned,
@@ -448,8 +447,6 @@ class Scheduler:
                 self.options.extras,
             )
             self._backends[name] = create_backend(name, options)
-            if name != "local":
-                self.on_event(Notice(f"steps decorated for '{name}' run on the {name} backend"))
         return self._backends[name]
 
     def _decorator(self, step: str, name: str) -> StepDecorator | None:

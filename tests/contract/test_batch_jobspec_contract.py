@@ -178,7 +178,7 @@ def test_table_bodies_are_valid_for_botocore(
     assert submit["jobDefinition"] == definition["jobDefinitionName"]
     assert submit["jobQueue"] == target.queue
     assert submit["arrayProperties"] == {"size": 16}
-    assert definition["timeout"] == {"attemptDurationSeconds": 3600}
+    assert definition["timeout"] == {"attemptDurationSeconds": 3600 + 30}
     assert len(submit["tags"]) == len(options.aws_batch_tags) + 5 <= 50
     requirements = {
         r["type"]: r["value"] for r in submit["containerOverrides"]["resourceRequirements"]
@@ -409,7 +409,7 @@ def test_gpu_training_step_on_a_spot_queue(batch_model: Any) -> None:
     task = invocation(retry_count=1, timeout_seconds=7200, environment={"A": "1", "B": "2"})
     spec = build_job_spec(options, full_target("SPOT"), task)
     assert spec.definition.body == expected_definition(
-        "3a88d9c167bc14902b03afd86440a23e",
+        "d3c558c328c86435063670cd368b0a17",
         {
             "image": f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/batchwright:1",
             "command": list(PLACEHOLDER_COMMAND),
@@ -432,7 +432,7 @@ def test_gpu_training_step_on_a_spot_queue(batch_model: Any) -> None:
             },
         },
         "EC2",
-        timeout={"attemptDurationSeconds": 7200},
+        timeout={"attemptDurationSeconds": 7200 + 30},
     )
     assert spec.submit.body == {
         "jobName": "TrainFlow-train-3",

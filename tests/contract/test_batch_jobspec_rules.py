@@ -233,7 +233,7 @@ def test_timeouts_under_a_minute_are_refused(seconds: int) -> None:
 def test_a_minute_is_the_shortest_timeout() -> None:
     assert check_timeout("s", 60) == 60
     body = build_job_spec(options(), EC2, task(timeout_seconds=60)).definition.body
-    assert body["timeout"] == {"attemptDurationSeconds": 60}
+    assert body["timeout"] == {"attemptDurationSeconds": 60 + 30}
     assert "timeout" not in build_job_spec(options(), EC2, task()).definition.body
 
 

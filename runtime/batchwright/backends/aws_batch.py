@@ -318,7 +318,13 @@ class AwsBatchBackend(Backend):
         exit_code = diagnosis.exit_code if diagnosis is not None else None
         if exit_code is None:
             exit_code = self._recorded_exit_code(handle.task)
-        reason = str(diagnosis) if diagnosis is not None else job.get("statusReason", "failed")
+        if (diagnosis is None or diagnosis.kind == FailureKind.UNKNOWN) and exit_code:
+            # Batch said nothing, but the task entrypoint recorded how the step ended.
+            reason = f"the step failed with exit code {exit_code}; its output is above"
+        elif diagnosis is not None:
+            reason = str(diagnosis)
+        else:
+            reason = job.get("statusReason", "failed")
         retryable = diagnosis is None or diagnosis.kind not in NOT_RETRYABLE
         return TaskStatus.failed(f"job {handle.id}: {reason}", exit_code, retryable=retryable)
 

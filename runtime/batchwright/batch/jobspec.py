@@ -69,6 +69,10 @@ SPEC_VERSION_TAG = TAG_PREFIX + "job-spec-version"
 INFRASTRUCTURE_ATTEMPTS = 3
 #: Batch refuses shorter ``attemptDurationSeconds``.
 MIN_TIMEOUT_SECONDS = 60
+#: Added to ``@timeout`` for Batch's own limit: the task enforces the timeout itself (and
+#: records why it stopped, with the traceback); Batch's limit, counted from container
+#: start, is the backstop for a hang outside the step (e.g. the code package download).
+TIMEOUT_GRACE_SECONDS = 30
 #: RegisterJobDefinition request limit.
 MAX_DEFINITION_BYTES = 24 * 1024
 #: Container overrides are effectively limited to this many bytes.
@@ -553,7 +557,7 @@ def build_job_definition(
         "propagateTags": True,
     }
     if timeout is not None:
-        body["timeout"] = {"attemptDurationSeconds": timeout}
+        body["timeout"] = {"attemptDurationSeconds": timeout + TIMEOUT_GRACE_SECONDS}
     digest = content_hash(body)
     name = DEFINITION_NAME_PREFIX + digest
     body["jobDefinitionName"] = name

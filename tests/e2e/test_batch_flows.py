@@ -1,0 +1,138 @@
+"""@batch steps run in real containers on the local AWS, against the deployed sample
+environment found through its outputs file (issue: @batch machinery)."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import time
+from typing import Any
+
+import pytest
+from tests.e2e.conftest import STACK, Deployed
+
+from batchwright.client import Flow
+from batchwright.environment.descriptor import DESCRIPTOR_OUTPUT_KEY, EnvironmentDescriptor
+
+pytestmark = pytest.mark.localaws
+
+
+def _descriptor(deployed: Deployed) -> EnvironmentDescriptor:
+    outputs = json.loads(deployed.outputs_file.read_text())[STACK]
+    return EnvironmentDescriptor.from_json(outputs[DESCRIPTOR_OUTPUT_KEY])
+
+
+def _run_id(output: str) -> str:
+    match = re.search(r"Run \w+/(\d+) started", output)
+    assert match, output
+    return match.group(1)
+
+
+def _jobs_of(deployed: Deployed, run_id: str) -> list[dict[str, Any]]:
+    batch = deployed.local.client("batch")
+    jobs = [j for j in deployed.jobs()]
+    found = []
+    for start in range(0, len(jobs), 100):
+        ids = [j["jobId"] for j in jobs[start : start + 100]]
+        for job in batch.describe_jobs(jobs=ids)["jobs"]:
+            if (job.get("tags") or {}).get("batchwright:run") == run_id:
+                found.append(job)
+    return found
+
+
+def test_artifacts_cross_and_a_foreach_runs_as_an_array_job(
+    deployed: Deployed, run_tag: str
+) -> None:
+    done = deployed.run("exchange_flow.py", "run", "--tag", run_tag)
+    assert done.returncode == 0, done.stdout + done.stderr
+    run_id = _run_id(done.stdout)
+    root = _descriptor(deployed).datastore_root
+    run = Flow("ExchangeFlow", datastore_root=root)[run_id]
+    assert run.successful
+    assert run["join"].task.data.results == [n * n for n in range(16)]
+    assert run["end"].task.data.checked is True
+    # Each foreach member ran in its own container: one array job, 16 children.
+    job_ids = run["join"].task.data.job_ids
+    parents = {j.rsplit(":", 1)[0] for j in job_ids}
+    assert len(job_ids) == 16 and len(parents) == 1
+    assert sorted(int(j.rsplit(":", 1)[1]) for j in job_ids) == list(range(16))
+    # Their output came back from CloudWatch Logs to the console.
+    assert "square of 15 is 225" in done.stdout
+    assert "total 1240" in done.stdout
+    # The jobs carry the run's tags and went to an on-demand CPU queue of the sample.
+    jobs = _jobs_of(deployed, run_id)
+    assert {j["tags"]["batchwright:step"] for j in jobs} == {"square", "summarize"}
+    queues = {j["jobQueue"].rsplit("/", 1)[-1] for j in jobs}
+    env = _descriptor(deployed)
+    on_demand = {q.name for q in env.queues if q.platform == "EC2" and q.accelerator == "none"}
+    assert queues <= on_demand, queues
+
+
+def test_a_failing_step_fails_the_run_with_exit_code_and_traceback(deployed: Deployed) -> None:
+    done = deployed.run("failing_flow.py", "run")
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output
+    assert "ValueError: the batch step exploded on purpose" in output
+    assert "Traceback" in output
+    assert re.search(r"explode/\d+.*exit code 1", output), output
+
+
+def test_retry_recovers_with_a_new_job_on_a_spot_queue(deployed: Deployed) -> None:
+    done = deployed.run("retry_flow.py", "run")
+    assert done.returncode == 0, done.stdout + done.stderr
+    run_id = _run_id(done.stdout)
+    task = Flow("RetryFlow", datastore_root=_descriptor(deployed).datastore_root)[run_id][
+        "flaky"
+    ].task
+    assert task.data.attempt == 1
+    jobs = _jobs_of(deployed, run_id)
+    assert sorted(j["tags"]["batchwright:attempt"] for j in jobs) == ["0", "1"]
+    assert {j["status"] for j in jobs} == {"FAILED", "SUCCEEDED"}
+    spot = {q.name for q in _descriptor(deployed).queues if q.is_spot and not q.is_fargate}
+    assert {j["jobQueue"].rsplit("/", 1)[-1] for j in jobs} <= spot
+
+
+def test_timeout_stops_a_hung_container(deployed: Deployed) -> None:
+    started = time.monotonic()
+    done = deployed.run("sleepy_flow.py", "run", timeout=240)
+    elapsed = time.monotonic() - started
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output
+    # The task stopped the step itself, with the traceback, before Batch's backstop.
+    assert "step 'hang' exceeded its @timeout of 60 seconds" in output
+    assert re.search(r"hang/\d+.*failed.*exit code 1", output), output
+    assert elapsed < 200, f"the hung step was not stopped in time ({elapsed:.0f} s)"
+
+
+def test_interrupt_terminates_every_submitted_job(deployed: Deployed) -> None:
+    process = deployed.popen("sleepy_flow.py", "run")
+    lines: list[str] = []
+    run_id = None
+    deadline = time.monotonic() + 120
+    assert process.stdout is not None
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        lines.append(line)
+        if run_id is None and (m := re.search(r"Run \w+/(\d+) started", line)):
+            run_id = m.group(1)
+        if "RUNNING" in line:
+            break
+    assert run_id is not None and "RUNNING" in lines[-1], "".join(lines)
+    process.send_signal(signal.SIGINT)
+    rest, _ = process.communicate(timeout=120)
+    assert process.returncode == 130, "".join(lines) + rest
+    # Nothing of this run is left waiting or running in the emulator.
+    deadline = time.monotonic() + 30
+    while True:
+        jobs = _jobs_of(deployed, run_id)
+        active = [
+            j
+            for j in jobs
+            if j["status"] in ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING")
+        ]
+        if not active or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert jobs, "the run submitted no job"
+    assert not active, active
