@@ -4,6 +4,7 @@ emulator, and flows whose ``@batch`` steps run in real containers there."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from batchwright.environment.descriptor import DESCRIPTOR_OUTPUT_KEY, EnvironmentDescriptor
 from batchwright.localaws import LocalAws
 from batchwright.localaws import deploy as local_deploy
 
@@ -45,10 +47,15 @@ class Deployed:
     workdir: Path
     env: dict[str, str] = field(default_factory=dict)
 
+    def descriptor(self) -> EnvironmentDescriptor:
+        """The environment as the outputs file describes it."""
+        outputs = json.loads(self.outputs_file.read_text())[STACK]
+        return EnvironmentDescriptor.from_json(outputs[DESCRIPTOR_OUTPUT_KEY])
+
     def run(self, flow: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         """``python FLOW run --environment ... ARGS`` against the deployed sample."""
         return subprocess.run(
-            [sys.executable, str(FLOWS / flow), *args],
+            [sys.executable, str(FLOWS / flow), *args],  # an absolute path stays as is
             cwd=self.workdir,
             env=self.env,
             capture_output=True,

@@ -3,24 +3,22 @@ environment found through its outputs file (issue: @batch machinery)."""
 
 from __future__ import annotations
 
-import json
 import re
 import signal
 import time
 from typing import Any
 
 import pytest
-from tests.e2e.conftest import STACK, Deployed
+from tests.e2e.conftest import Deployed
 
 from batchwright.client import Flow
-from batchwright.environment.descriptor import DESCRIPTOR_OUTPUT_KEY, EnvironmentDescriptor
+from batchwright.environment.descriptor import EnvironmentDescriptor
 
 pytestmark = pytest.mark.localaws
 
 
 def _descriptor(deployed: Deployed) -> EnvironmentDescriptor:
-    outputs = json.loads(deployed.outputs_file.read_text())[STACK]
-    return EnvironmentDescriptor.from_json(outputs[DESCRIPTOR_OUTPUT_KEY])
+    return deployed.descriptor()
 
 
 def _run_id(output: str) -> str:
