@@ -9,10 +9,28 @@ PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 
-.PHONY: demo test bootstrap lint typecheck pytest synth localaws-up localaws-down clean
+FLOWS := sample_app/flows
+DEMO_FLOW := pairing_flow.py
 
+.PHONY: demo demo-localaws test bootstrap lint typecheck pytest synth localaws-up localaws-down clean
+
+# The main job, with no cloud and no Docker: synthesize the sample environment, show what
+# it offers, plan the sample flow against it (from cdk.out alone) and run the flow with its
+# @batch steps executed locally through the same task entrypoint.
 demo: bootstrap
-	$(PY) -m batchwright.demo
+	cdk synth --quiet
+	batchwright env show --static
+	cd $(FLOWS) && $(CURDIR)/$(PY) $(DEMO_FLOW) plan --static
+	cd $(FLOWS) && $(CURDIR)/$(PY) $(DEMO_FLOW) run --run-batch-locally
+
+# The same flow on the local AWS: real containers on the emulated Batch of the deployed
+# sample environment.
+demo-localaws: bootstrap
+	batchwright localaws up
+	cdk synth --quiet
+	batchwright localaws deploy --outputs-file cdk-outputs.json
+	eval "$$(batchwright localaws env)" && cd $(FLOWS) && \
+		$(CURDIR)/$(PY) $(DEMO_FLOW) run --outputs-file $(CURDIR)/cdk-outputs.json
 
 test: bootstrap lint typecheck pytest
 
