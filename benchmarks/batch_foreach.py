@@ -323,7 +323,7 @@ def run_batchwright(
     folder.mkdir()
     (folder / "flow.py").write_text(BATCHWRIGHT_FLOW.format(width=width, queue=queue))
     command = [
-        str(REPO / ".venv" / "bin" / "python"),
+        sys.executable,
         "flow.py",
         "run",
         "--environment",
