@@ -37,33 +37,6 @@ def estimated_deployed_bytes(descriptor: EnvironmentDescriptor) -> int:
     return len(text.encode())
 
 
-def metaflow_profile(descriptor: EnvironmentDescriptor, queue_arn: str) -> dict[str, str]:
-    """A Metaflow configuration (``metaflow configure import``) for the same environment.
-
-    The datastore root is shared, Metaflow's own data tools get a sibling ``data`` prefix.
-    """
-    root = descriptor.datastore_root
-    image = descriptor.default_image
-    # The registry is only known for a literal image; an image chosen at deploy time
-    # (the stack's DefaultImage parameter) carries its registry in the image name itself.
-    literal = not cdk.Token.is_unresolved(image)
-    first = image.split("/", 1)[0]
-    registry = first if literal and "/" in image and "." in first else ""
-    profile = {
-        "METAFLOW_DEFAULT_DATASTORE": "s3",
-        "METAFLOW_DATASTORE_SYSROOT_S3": f"{root}/metaflow",
-        "METAFLOW_DATATOOLS_S3ROOT": f"{root}/data",
-        "METAFLOW_BATCH_JOB_QUEUE": queue_arn,
-        "METAFLOW_ECS_S3_ACCESS_IAM_ROLE": descriptor.job_role_arn,
-        "METAFLOW_ECS_FARGATE_EXECUTION_ROLE": descriptor.execution_role_arn,
-        "METAFLOW_BATCH_CONTAINER_IMAGE": image,
-        "METAFLOW_BATCH_EMIT_TAGS": "true",
-    }
-    if registry:
-        profile["METAFLOW_BATCH_CONTAINER_REGISTRY"] = registry
-    return profile
-
-
 def add_output(scope: Construct, key: str, value: str, description: str) -> cdk.CfnOutput:
     """A stack output whose logical id is exactly ``key`` (readers look it up by name)."""
     output = cdk.CfnOutput(scope, key, value=value, description=description)
@@ -78,5 +51,4 @@ __all__ = [
     "SSM_PARAMETER_MAX_BYTES",
     "add_output",
     "estimated_deployed_bytes",
-    "metaflow_profile",
 ]

@@ -28,13 +28,13 @@ from batchwright.environment.descriptor import (
     QueueDescription,
 )
 from batchwright.environment.instances import InstanceCapacity, catalog
+from batchwright.environment.metaflow import metaflow_profile
 from batchwright_cdk import iam as iam_parts
 from batchwright_cdk.compute import ComputeEnvironment, SharedCompute, create_compute_environment
 from batchwright_cdk.descriptor import (
     SSM_PARAMETER_MAX_BYTES,
     add_output,
     estimated_deployed_bytes,
-    metaflow_profile,
 )
 from batchwright_cdk.network import (
     create_compute_security_group,

@@ -120,6 +120,8 @@ class Scheduler:
         self._delayed: list[tuple[float, int, _Task]] = []
         self._in_flight: dict[TaskHandle, _Task] = {}
         self._backends: dict[str, Backend] = {}
+        #: When each backend is next due for a poll (monotonic seconds).
+        self._next_poll: dict[str, float] = {}
         self._frame_sizes: dict[str, int] = {}
         self._waiting_joins: dict[tuple[str, str], dict[int, str]] = {}
         self._failure: tuple[str, str] | None = None
@@ -350,8 +352,12 @@ class Scheduler:
                 time.sleep(self._idle_interval())
 
     def _idle_interval(self) -> float:
-        intervals = [b.poll_interval for b in self._backends.values()] or [0.05]
-        wait = min(intervals)
+        # Sleep until the next backend with attempts in flight is due for a poll: a
+        # remote backend's slow cadence is not overridden by an idle local one.
+        busy = {handle.backend for handle in self._in_flight}
+        now = time.monotonic()
+        dues = [self._next_poll.get(name, now) - now for name in busy]
+        wait = max(0.0, min(dues)) if dues else 0.05
         if self._delayed and not self._in_flight:
             wait = max(0.0, min(1.0, self._delayed[0][0] - time.monotonic()))
         return wait
@@ -386,11 +392,14 @@ class Scheduler:
             by_backend.setdefault(handle.backend, []).append(handle)
         now = time.monotonic()
         for name, handles in by_backend.items():
+            if self._next_poll.get(name, now) > now:
+                continue
             backend = self._backends[name]
             overdue = [h for h in handles if (d := self._in_flight[h].deadline) and d < now]
             if overdue:
                 backend.terminate(overdue)
             statuses = backend.poll(handles)
+            self._next_poll[name] = time.monotonic() + backend.poll_interval
             for handle, status in zip(handles, statuses, strict=True):
                 if handle in overdue and status.is_finished:
                     status = TaskStatus.failed(

@@ -98,7 +98,7 @@ def test_timeout_stops_a_hung_container(deployed: Deployed) -> None:
     output = done.stdout + done.stderr
     assert done.returncode == 1, output
     # The task stopped the step itself, with the traceback, before Batch's backstop.
-    assert "step 'hang' exceeded its @timeout of 60 seconds" in output
+    assert "step 'hang' exceeded its @timeout of 60 seconds" in output, output
     assert re.search(r"hang/\d+.*failed.*exit code 1", output), output
     assert elapsed < 200, f"the hung step was not stopped in time ({elapsed:.0f} s)"
 

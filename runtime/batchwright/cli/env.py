@@ -81,14 +81,14 @@ def _handle_show(args: argparse.Namespace, console: Console) -> int:
 
 
 def metaflow_profile(env: EnvironmentDescriptor, queue_key: str | None = None) -> dict[str, str]:
-    """A Metaflow profile (``metaflow configure import``) built from the descriptor.
-
-    The job queue is ``queue_key``'s, else the first on-demand EC2 queue without
-    accelerators, else the first queue.
+    """A Metaflow profile built from the descriptor, for ``queue_key``'s queue (default:
+    :func:`batchwright.environment.metaflow.default_queue`).
 
     Raises:
         UserInputError: ``queue_key`` is not a queue of the environment.
     """
+    from batchwright.environment import metaflow
+
     if queue_key is not None:
         queue = env.queue(queue_key)
         if queue is None:
@@ -97,25 +97,8 @@ def metaflow_profile(env: EnvironmentDescriptor, queue_key: str | None = None) -
                 f"such queue (queues: {', '.join(q.key for q in env.queues)})."
             )
     else:
-        plain = [q for q in env.queues if q.platform == "EC2" and q.accelerator == "none"]
-        candidates = plain or list(env.queues)
-        queue = candidates[0] if candidates else None
-    root = env.datastore_root
-    image = env.default_image
-    head = image.split("/", 1)[0]
-    profile = {
-        "METAFLOW_DEFAULT_DATASTORE": "s3",
-        "METAFLOW_DATASTORE_SYSROOT_S3": f"{root}/metaflow",
-        "METAFLOW_DATATOOLS_S3ROOT": f"{root}/data",
-        "METAFLOW_BATCH_JOB_QUEUE": queue.arn if queue else "",
-        "METAFLOW_ECS_S3_ACCESS_IAM_ROLE": env.job_role_arn,
-        "METAFLOW_ECS_FARGATE_EXECUTION_ROLE": env.execution_role_arn,
-        "METAFLOW_BATCH_CONTAINER_IMAGE": image,
-        "METAFLOW_BATCH_EMIT_TAGS": "true",
-    }
-    if "/" in image and "." in head:  # a registry host, not a Docker Hub namespace
-        profile["METAFLOW_BATCH_CONTAINER_REGISTRY"] = head
-    return profile
+        queue = metaflow.default_queue(env)
+    return metaflow.metaflow_profile(env, queue.arn if queue else "")
 
 
 def profile_of(found: Discovery, queue_key: str | None = None) -> tuple[dict[str, str], str]:
