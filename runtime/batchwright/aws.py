@@ -20,15 +20,20 @@ def endpoint_for(service: str, environ: Mapping[str, str] | None = None) -> str 
     return env.get(specific) or env.get("AWS_ENDPOINT_URL") or None
 
 
-def client(service: str, *, region: str | None = None, session: Any = None) -> Any:
-    """A boto3 client for ``service`` that honours the endpoint variables."""
+def client(
+    service: str, *, region: str | None = None, session: Any = None, config: Any = None
+) -> Any:
+    """A boto3 client for ``service`` that honours the endpoint variables.
+
+    ``config`` (a botocore ``Config``) defaults to standard retry mode: exponential
+    backoff with jitter on throttling and 5xx, up to 8 attempts.
+    """
     import boto3
     from botocore.config import Config
 
     maker = session or boto3
     kwargs: dict[str, Any] = {
-        # Standard retry mode: exponential backoff with jitter on throttling and 5xx.
-        "config": Config(retries={"max_attempts": 8, "mode": "standard"}),
+        "config": config or Config(retries={"max_attempts": 8, "mode": "standard"}),
     }
     endpoint = endpoint_for(service)
     if endpoint:

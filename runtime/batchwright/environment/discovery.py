@@ -132,18 +132,10 @@ def discovery_config() -> Any:
 
 
 def _client(service: str, session: Any) -> Any:
-    # Same endpoint rule as batchwright.aws.client (explicit AWS_ENDPOINT_URL), but with
-    # discovery's short timeouts instead of the run's patient retries.
-    import boto3
+    # Discovery's short timeouts instead of the run's patient retries.
+    from batchwright import aws
 
-    from batchwright.aws import endpoint_for
-
-    kwargs: dict[str, Any] = {"config": discovery_config()}
-    endpoint = endpoint_for(service)
-    if endpoint:
-        kwargs["endpoint_url"] = endpoint
-    maker: Any = session or boto3.Session()
-    return maker.client(service, **kwargs)
+    return aws.client(service, session=session, config=discovery_config())
 
 
 def _aws_problem(error: Exception) -> str:
@@ -316,7 +308,14 @@ class Discovery:
     outputs: Mapping[str, str]
 
 
-def find_environment(
+def find_environment(name: str | None, **options: Any) -> EnvironmentDescriptor | None:
+    """The descriptor of the environment a run uses, or ``None`` when nothing names one;
+    :func:`discover` without the stack outputs (same arguments)."""
+    found = discover(name, **options)
+    return found.descriptor if found is not None else None
+
+
+def discover(
     name: str | None,
     *,
     cwd: str | Path,
@@ -329,8 +328,9 @@ def find_environment(
     allow_static: bool = True,
     deployed: bool = True,
     environ: Mapping[str, str] | None = None,
-) -> EnvironmentDescriptor | None:
-    """The descriptor of the environment a run uses, or ``None`` when nothing names one.
+) -> Discovery | None:
+    """The environment a run uses and the stack outputs of its source, or ``None`` when
+    nothing names one.
 
     Args:
         name: ``--environment`` (else the variable, else ``cdk.json``; see
@@ -355,37 +355,6 @@ def find_environment(
             place tried and how to fix it.
         DescriptorError: a source has the environment, but its descriptor is malformed.
     """
-    found = discover(
-        name,
-        cwd=cwd,
-        flow_dir=flow_dir,
-        outputs_file=outputs_file,
-        cdk_out=cdk_out,
-        session=session,
-        cloudformation=cloudformation,
-        ssm=ssm,
-        allow_static=allow_static,
-        deployed=deployed,
-        environ=environ,
-    )
-    return found.descriptor if found is not None else None
-
-
-def discover(
-    name: str | None,
-    *,
-    cwd: str | Path,
-    flow_dir: str | Path | None = None,
-    outputs_file: str | Path | None = None,
-    cdk_out: str | Path | None = None,
-    session: Any = None,
-    cloudformation: Any = None,
-    ssm: Any = None,
-    allow_static: bool = True,
-    deployed: bool = True,
-    environ: Mapping[str, str] | None = None,
-) -> Discovery | None:
-    """:func:`find_environment`, also returning the stack outputs of the source."""
     env = os.environ if environ is None else environ
     resolved = resolve_name(name, cwd=cwd, flow_dir=flow_dir, environ=env)
     if resolved is None:
