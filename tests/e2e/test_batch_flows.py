@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 import signal
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -134,3 +136,34 @@ def test_interrupt_terminates_every_submitted_job(deployed: Deployed) -> None:
         time.sleep(1)
     assert jobs, "the run submitted no job"
     assert not active, active
+
+
+def test_jobs_list_and_kill_find_a_run_by_its_tags(deployed: Deployed) -> None:
+    process = deployed.popen("sleepy_flow.py", "run")
+    assert process.stdout is not None
+    run_id = None
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if run_id is None and (m := re.search(r"Run \w+/(\d+) started", line)):
+            run_id = m.group(1)
+        if "RUNNING" in line:
+            break
+    assert run_id is not None
+    command = [sys.executable, "-m", "batchwright", "jobs"]
+    listed = subprocess.run(
+        [*command, "list", "--run", run_id], env=deployed.env, capture_output=True, text=True
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert f"SleepyFlow/{run_id}/hang/" in listed.stdout and "RUNNING" in listed.stdout
+    killed = subprocess.run(
+        [*command, "kill", "--run", run_id], env=deployed.env, capture_output=True, text=True
+    )
+    assert killed.returncode == 0, killed.stderr
+    assert "1 job(s) terminated" in killed.stdout
+    rest, _ = process.communicate(timeout=120)
+    assert process.returncode == 1, rest
+    again = subprocess.run(
+        [*command, "list", "--run", run_id], env=deployed.env, capture_output=True, text=True
+    )
+    assert "no active batchwright jobs" in again.stdout
