@@ -167,3 +167,24 @@ def test_jobs_list_and_kill_find_a_run_by_its_tags(deployed: Deployed) -> None:
         [*command, "list", "--run", run_id], env=deployed.env, capture_output=True, text=True
     )
     assert "no active batchwright jobs" in again.stdout
+
+
+def test_a_failed_run_resumes_on_batch_reusing_finished_steps(deployed: Deployed) -> None:
+    failed = deployed.run("fixable_flow.py", "run")
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    origin = _run_id(failed.stdout)
+    resumed = deployed.run(
+        "fixable_flow.py", "resume", origin, "--with", 'environment:vars={"FRAGILE_FIXED": "1"}'
+    )
+    output = resumed.stdout + resumed.stderr
+    assert resumed.returncode == 0, output
+    run_id = _run_id(resumed.stdout)
+    root = deployed.descriptor().datastore_root
+    before = Flow("FixableFlow", datastore_root=root)[origin]
+    after = Flow("FixableFlow", datastore_root=root)[run_id]
+    assert after.successful
+    # The Batch step that finished was reused, not run again: same job, no new job.
+    assert after["prepare"].task.data.prepared_job == before["prepare"].task.data.prepared_job
+    assert re.search(r"prepare/\d+\] reused from", output), output
+    steps = sorted(j["tags"]["batchwright:step"] for j in _jobs_of(deployed, run_id))
+    assert steps == ["fragile"]
