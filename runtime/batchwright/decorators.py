@@ -292,7 +292,7 @@ def step_decorators(function: StepFunction) -> list[StepDecorator]:
     return list(reversed(getattr(function, "_step_decorators", [])))
 
 
-def _declare(cls: type[StepDecorator]) -> Callable[..., Any]:
+def step_decorator_function(cls: type[StepDecorator]) -> Callable[..., Any]:
     """The user-facing ``@name`` / ``@name(...)`` function for a decorator class."""
 
     def apply(function: StepFunction | None = None, **attributes: Any) -> Any:
@@ -496,11 +496,11 @@ class ResourcesDecorator(StepDecorator):
         self.require_number(context, "gpu", integer=True)
 
 
-retry = _declare(RetryDecorator)
-timeout = _declare(TimeoutDecorator)
-catch = _declare(CatchDecorator)
-environment = _declare(EnvironmentDecorator)
-resources = _declare(ResourcesDecorator)
+retry = step_decorator_function(RetryDecorator)
+timeout = step_decorator_function(TimeoutDecorator)
+catch = step_decorator_function(CatchDecorator)
+environment = step_decorator_function(EnvironmentDecorator)
+resources = step_decorator_function(ResourcesDecorator)
 
 
 def merge_with_options(

@@ -20,8 +20,8 @@ from batchwright.decorators import (
     StepInitContext,
     TaskContext,
     TimeoutDecorator,
-    _declare,
     register_step_decorator,
+    step_decorator_function,
 )
 
 
@@ -81,7 +81,7 @@ class BatchDecorator(StepDecorator):
 
 
 #: ``@batch`` / ``@batch(...)`` above ``@step``.
-batch = _declare(BatchDecorator)
+batch = step_decorator_function(BatchDecorator)
 
 
 def _create_backend(options: BackendOptions) -> Backend:
