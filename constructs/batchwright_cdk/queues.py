@@ -10,7 +10,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from batchwright.environment.descriptor import Accelerator, Platform
+from batchwright.environment.descriptor import (
+    FARGATE_PLATFORMS,
+    SPOT_PLATFORMS,
+    Accelerator,
+    Platform,
+)
 from batchwright_cdk.validation import check_compute_environment, check_queue
 
 #: Max vCPUs of a compute environment when none is given (the aws_batch L2 default).
@@ -69,12 +74,12 @@ class ComputeEnvironmentSpec:
     @property
     def is_fargate(self) -> bool:
         """Whether this is a Fargate or Fargate Spot environment."""
-        return self.platform in ("FARGATE", "FARGATE_SPOT")
+        return self.platform in FARGATE_PLATFORMS
 
     @property
     def is_spot(self) -> bool:
         """Whether the environment runs on Spot capacity."""
-        return self.platform in ("SPOT", "FARGATE_SPOT")
+        return self.platform in SPOT_PLATFORMS
 
     @property
     def effective_root_volume_gib(self) -> int:

@@ -47,6 +47,7 @@ from batchwright.batch.options import (
     BatchOptions,
 )
 from batchwright.environment.descriptor import (
+    FARGATE_PLATFORMS,
     PLATFORMS,
     EnvironmentDescriptor,
     Platform,
@@ -57,7 +58,6 @@ from batchwright.errors import InvalidValue, PlanError
 #: Version of this contract; it is part of every definition's content hash.
 JOB_SPEC_VERSION = 1
 
-FARGATE_PLATFORMS: frozenset[str] = frozenset(["FARGATE", "FARGATE_SPOT"])
 
 #: Job definition names are this prefix plus the content hash.
 DEFINITION_NAME_PREFIX = "batchwright-"

@@ -169,18 +169,23 @@ def main(
 # -- shared options ----------------------------------------------------------------------------
 
 
-def _add_execution_options(parser: argparse.ArgumentParser, command: FlowCommand) -> None:
-    parser.add_argument(
-        "--max-workers", type=int, default=16, metavar="N", help="tasks running at once (16)"
-    )
+def add_with_option(parser: argparse.ArgumentParser, example: str) -> None:
+    """``--with DECORATOR[:KEY=VALUE,...]`` (repeatable), as run, resume and plan take it."""
     parser.add_argument(
         "--with",
         dest="with_options",
         action="append",
         default=[],
         metavar="DECORATOR[:KEY=VALUE,...]",
-        help="add a step decorator to every step, e.g. --with retry:times=2",
+        help=f"add a step decorator to every step, e.g. {example}",
     )
+
+
+def _add_execution_options(parser: argparse.ArgumentParser, command: FlowCommand) -> None:
+    parser.add_argument(
+        "--max-workers", type=int, default=16, metavar="N", help="tasks running at once (16)"
+    )
+    add_with_option(parser, "--with retry:times=2")
     parser.add_argument("--run-id-file", metavar="PATH", help="write the new run's id to this file")
     for configure in RUN_OPTIONS:
         configure(parser, command)

@@ -27,6 +27,7 @@ from typing import Any
 from batchwright.cli.flow import (
     FlowCommand,
     Subcommand,
+    add_with_option,
     register_run_option,
     register_subcommand,
 )
@@ -190,14 +191,7 @@ def add_plan_options(parser: argparse.ArgumentParser) -> None:
     """The options of ``plan`` (flow command and ``batchwright plan``)."""
     add_environment_options(parser)
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")
-    parser.add_argument(
-        "--with",
-        dest="with_options",
-        action="append",
-        default=[],
-        metavar="DECORATOR[:KEY=VALUE,...]",
-        help="add a step decorator to every step, e.g. --with batch",
-    )
+    add_with_option(parser, "--with batch:memory=16000")
     parser.add_argument(
         "--static",
         action="store_true",

@@ -34,6 +34,10 @@ DESCRIPTOR_PARAMETER_OUTPUT_KEY = "BatchwrightEnvironmentParameter"
 
 Platform = Literal["EC2", "SPOT", "FARGATE", "FARGATE_SPOT"]
 PLATFORMS: tuple[Platform, ...] = ("EC2", "SPOT", "FARGATE", "FARGATE_SPOT")
+#: Platforms whose jobs run on Fargate (the job definition's platform is FARGATE).
+FARGATE_PLATFORMS: frozenset[str] = frozenset({"FARGATE", "FARGATE_SPOT"})
+#: Platforms whose capacity is Spot (interruptible).
+SPOT_PLATFORMS: frozenset[str] = frozenset({"SPOT", "FARGATE_SPOT"})
 Accelerator = Literal["none", "gpu", "neuron", "efa"]
 ACCELERATORS: tuple[Accelerator, ...] = ("none", "gpu", "neuron", "efa")
 
@@ -58,7 +62,7 @@ class ComputeEnvironmentDescription:
     @property
     def is_fargate(self) -> bool:
         """Whether this is a Fargate or Fargate Spot environment."""
-        return self.platform in ("FARGATE", "FARGATE_SPOT")
+        return self.platform in FARGATE_PLATFORMS
 
 
 @dataclass(frozen=True)
@@ -82,12 +86,12 @@ class QueueDescription:
     @property
     def is_fargate(self) -> bool:
         """Whether the queue runs on Fargate (all of its environments do)."""
-        return self.platform in ("FARGATE", "FARGATE_SPOT")
+        return self.platform in FARGATE_PLATFORMS
 
     @property
     def is_spot(self) -> bool:
         """Whether the queue's first choice is Spot capacity."""
-        return self.platform in ("SPOT", "FARGATE_SPOT")
+        return self.platform in SPOT_PLATFORMS
 
 
 @dataclass(frozen=True)
