@@ -172,6 +172,35 @@ def _docker_answers() -> bool:
         return False
 
 
+def _start_daemon(
+    what: str,
+    command: list[str],
+    logfile: Path,
+    *,
+    answers: Callable[[], bool],
+    env: dict[str, str] | None = None,
+    hint: str = "",
+    timeout: float = 60,
+) -> int:
+    """Starts ``command`` in its own session, logging to ``logfile``, and waits until
+    ``answers()``; returns its pid. It outlives this process; ``down`` stops it by pid."""
+    with open(logfile, "ab") as log:
+        proc = subprocess.Popen(
+            command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = logfile.read_text(errors="replace")[-800:]
+            advice = f" ({hint})" if hint else ""
+            raise LocalAwsError(f"{what} exited with {proc.returncode}: {tail}{advice}")
+        if answers():
+            return proc.pid
+        time.sleep(0.3)
+    _stop_pid(proc.pid)
+    raise LocalAwsError(f"{what} did not answer within {timeout:.0f} s; see {logfile}")
+
+
 def _ensure_docker(directory: Path, log: Log) -> int | None:
     """Makes a Docker engine answer; returns the pid of dockerd when we started it."""
     if _docker_answers():
@@ -179,26 +208,14 @@ def _ensure_docker(directory: Path, log: Log) -> int | None:
     if not shutil.which("dockerd"):
         _apt_install(["docker.io"], log)
     log("starting dockerd")
-    logfile = open(directory / "dockerd.log", "ab")  # noqa: SIM115 - handed to the child
     # No bridge and no iptables: the sandbox has neither; job containers use the host
     # network, which is also how they reach the emulator on 127.0.0.1.
-    proc = subprocess.Popen(
+    return _start_daemon(
+        "dockerd",
         ["dockerd", "--iptables=false", "--bridge=none"],
-        stdout=logfile,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+        directory / "dockerd.log",
+        answers=_docker_answers,
     )
-    logfile.close()
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            tail = (directory / "dockerd.log").read_text(errors="replace")[-800:]
-            raise LocalAwsError(f"dockerd exited with {proc.returncode}: {tail}")
-        if _docker_answers():
-            return proc.pid
-        time.sleep(0.5)
-    _stop_pid(proc.pid)
-    raise LocalAwsError(f"dockerd did not answer within 60 s; see {directory / 'dockerd.log'}")
 
 
 # --- job image --------------------------------------------------------------------------
@@ -284,28 +301,15 @@ def _start_moto(directory: Path, log: Log) -> tuple[int, str]:
         "AWS_DEFAULT_REGION": REGION,
     }
     env.pop("AWS_ENDPOINT_URL", None)
-    logfile = open(directory / "moto.log", "ab")  # noqa: SIM115 - handed to the child
-    proc = subprocess.Popen(
+    pid = _start_daemon(
+        "the moto server",
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        directory / "moto.log",
+        answers=lambda: _moto_answers(endpoint),
         env=env,
-        stdout=logfile,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+        hint="is moto[server] installed? `pip install 'batchwright[dev]'`",
     )
-    logfile.close()
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            tail = (directory / "moto.log").read_text(errors="replace")[-800:]
-            raise LocalAwsError(
-                f"the moto server exited with {proc.returncode}: {tail} "
-                "(is moto[server] installed? `pip install 'batchwright[dev]'`)"
-            )
-        if _moto_answers(endpoint):
-            return proc.pid, endpoint
-        time.sleep(0.3)
-    _stop_pid(proc.pid)
-    raise LocalAwsError(f"the moto server did not answer within 60 s; see {directory}/moto.log")
+    return pid, endpoint
 
 
 def _stop_pid(pid: int | None, timeout: float = 20) -> None:
