@@ -39,10 +39,12 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "runtime"))
+# The local AWS lives in its own source root, beside the runtime it imports.
+sys.path[:0] = [str(REPO / "runtime"), str(REPO / "localaws")]
 
-from batchwright.localaws import deploy as local_deploy  # noqa: E402
-from batchwright.localaws import services  # noqa: E402
+from batchwright.environment.assembly import stack_template  # noqa: E402
+from batchwright_localaws import deploy as local_deploy  # noqa: E402
+from batchwright_localaws import services  # noqa: E402
 
 STACK = "BatchwrightSample"
 METAFLOW_REQUIREMENTS = ("metaflow==2.19.*", "boto3")
@@ -232,7 +234,7 @@ def synthesize_and_deploy(local: services.LocalAws, work: Path) -> dict[str, str
         stdout=subprocess.DEVNULL,
     )
     say("deploying it into the local AWS")
-    template = local_deploy.template_of(cdk_out, STACK)
+    template = stack_template(cdk_out, STACK)
     deployment = local_deploy.deploy(
         local, template, STACK, parameters={"DefaultImage": local.image}
     )

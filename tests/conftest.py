@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from batchwright import localaws
+import batchwright_localaws as localaws
 from batchwright.errors import LocalAwsError
 
 REPO = Path(__file__).resolve().parent.parent

@@ -21,6 +21,8 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct, IConstruct
 
+from batchwright.environment.assembly import References, evaluate
+
 ECS_TASKS = "ecs-tasks.amazonaws.com"
 
 
@@ -80,19 +82,30 @@ WILDCARD_REASONS: dict[str, str] = {
 }
 
 
+class _NagNotation(References):
+    """References as cdk-nag writes them in finding ids: ``<Logical.Attr>``, ``<Logical>``,
+    ``<AWS::Partition>``; joins are joined, and anything else is its JSON, so that an
+    acknowledgment's id is the id of the finding it answers."""
+
+    functions = frozenset({"Fn::Join"})
+
+    def ref(self, name: str) -> str:
+        return f"<{name}>"
+
+    def get_att(self, logical_id: str, attribute: str) -> str:
+        return f"<{logical_id}.{attribute}>"
+
+    def condition(self, name: str) -> str:
+        return json.dumps({"Condition": name})
+
+    def unevaluated(self, function: str, argument: Any) -> str:
+        return json.dumps({function: argument})
+
+
 def _nag_text(value: Any) -> str:
     """A resolved value in cdk-nag's notation (``<Logical.Attr>``, ``<AWS::Partition>``)."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict) and len(value) == 1:
-        ((name, args),) = value.items()
-        if name == "Ref":
-            return f"<{args}>"
-        if name == "Fn::GetAtt":
-            return f"<{args[0]}.{args[1]}>"
-        if name == "Fn::Join":
-            return str(args[0]).join(_nag_text(part) for part in args[1])
-    return json.dumps(value)
+    text = evaluate(value, _NagNotation())
+    return text if isinstance(text, str) else json.dumps(value)
 
 
 def acknowledge_wildcards(construct: IConstruct, statements: Sequence[iam.PolicyStatement]) -> None:

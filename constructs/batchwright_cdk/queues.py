@@ -10,12 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from batchwright.environment.descriptor import (
-    FARGATE_PLATFORMS,
-    SPOT_PLATFORMS,
-    Accelerator,
-    Platform,
-)
+from batchwright.batch.platforms import FARGATE_PLATFORMS, SPOT_PLATFORMS, Platform
+from batchwright.environment.descriptor import Accelerator
 from batchwright_cdk.validation import check_compute_environment, check_queue
 
 #: Max vCPUs of a compute environment when none is given (the aws_batch L2 default).
@@ -233,9 +229,7 @@ class QueueSpec:
         priority: int = 1,
     ) -> QueueSpec:
         """NVIDIA GPU instances on the ECS AL2023 NVIDIA AMI (on-demand unless ``spot``)."""
-        platform: Platform = "SPOT" if spot else "EC2"
-        ce = ComputeEnvironmentSpec(platform, "gpu", tuple(instance_types), max_vcpus)
-        return cls(key, (ce,), priority)
+        return cls._accelerated(key, "gpu", instance_types, max_vcpus, priority, spot=spot)
 
     @classmethod
     def neuron(
@@ -248,9 +242,7 @@ class QueueSpec:
         priority: int = 1,
     ) -> QueueSpec:
         """Inferentia/Trainium instances on the ECS AL2023 Neuron AMI (image override)."""
-        platform: Platform = "SPOT" if spot else "EC2"
-        ce = ComputeEnvironmentSpec(platform, "neuron", tuple(instance_types), max_vcpus)
-        return cls(key, (ce,), priority)
+        return cls._accelerated(key, "neuron", instance_types, max_vcpus, priority, spot=spot)
 
     @classmethod
     def efa(
@@ -262,5 +254,21 @@ class QueueSpec:
         priority: int = 1,
     ) -> QueueSpec:
         """EFA-enabled on-demand instances for tightly coupled multi-node jobs."""
-        ce = ComputeEnvironmentSpec("EC2", "efa", tuple(instance_types), max_vcpus)
+        return cls._accelerated(key, "efa", instance_types, max_vcpus, priority)
+
+    @classmethod
+    def _accelerated(
+        cls,
+        key: str,
+        accelerator: Accelerator,
+        instance_types: Sequence[str],
+        max_vcpus: int,
+        priority: int,
+        *,
+        spot: bool = False,
+    ) -> QueueSpec:
+        """The one shape of the accelerated presets: a queue over one on-demand (or, with
+        ``spot``, Spot) compute environment of that accelerator."""
+        platform: Platform = "SPOT" if spot else "EC2"
+        ce = ComputeEnvironmentSpec(platform, accelerator, tuple(instance_types), max_vcpus)
         return cls(key, (ce,), priority)

@@ -217,33 +217,29 @@ def check_queue(spec: QueueSpec) -> None:
             "is outside what AWS Batch allows per job queue",
             f"Give 1 to {MAX_COMPUTE_ENVIRONMENTS_PER_QUEUE}; split the rest into another queue",
         )
-    kinds = {"FARGATE" if ce.is_fargate else "EC2" for ce in spec.compute_environments}
-    if len(kinds) > 1:
-        raise fail(
-            where,
-            "compute_environments",
-            [ce.platform for ce in spec.compute_environments],
-            "mixes EC2/SPOT with FARGATE/FARGATE_SPOT, which AWS Batch refuses",
-            "Keep EC2 and SPOT in one queue, FARGATE and FARGATE_SPOT in another",
-        )
-    efa = {ce.accelerator == "efa" for ce in spec.compute_environments}
-    if len(efa) > 1:
-        raise fail(
-            where,
-            "compute_environments",
-            [ce.accelerator for ce in spec.compute_environments],
-            "mixes EFA and non-EFA environments, so multi-node jobs could land on either",
-            "Give the EFA environment its own queue",
-        )
-    accelerators = {ce.accelerator for ce in spec.compute_environments} - {"none"}
-    if len(accelerators) > 1:
-        raise fail(
-            where,
-            "compute_environments",
-            sorted(accelerators),
-            "mixes accelerators, so the queue cannot say what its jobs get",
-            "Give GPU and Neuron environments their own queues",
-        )
+    ces = spec.compute_environments
+    _refuse_mixed(
+        where,
+        {"FARGATE" if ce.is_fargate else "EC2" for ce in ces},
+        [ce.platform for ce in ces],
+        "mixes EC2/SPOT with FARGATE/FARGATE_SPOT, which AWS Batch refuses",
+        "Keep EC2 and SPOT in one queue, FARGATE and FARGATE_SPOT in another",
+    )
+    _refuse_mixed(
+        where,
+        {ce.accelerator == "efa" for ce in ces},
+        [ce.accelerator for ce in ces],
+        "mixes EFA and non-EFA environments, so multi-node jobs could land on either",
+        "Give the EFA environment its own queue",
+    )
+    accelerators = {ce.accelerator for ce in ces} - {"none"}
+    _refuse_mixed(
+        where,
+        accelerators,
+        sorted(accelerators),
+        "mixes accelerators, so the queue cannot say what its jobs get",
+        "Give GPU and Neuron environments their own queues",
+    )
     if spec.priority < 0 or spec.priority > 1000:
         raise fail(where, "priority", spec.priority, "is out of range", "Use 0 to 1000")
     timeout = spec.runnable_timeout_seconds
@@ -257,6 +253,13 @@ def check_queue(spec: QueueSpec) -> None:
             "is outside what AWS Batch accepts for a job state time limit",
             f"Use {RUNNABLE_TIMEOUT_RANGE[0]} to {RUNNABLE_TIMEOUT_RANGE[1]} seconds, or omit it",
         )
+
+
+def _refuse_mixed(where: str, kinds: set[Any], shown: Any, problem: str, fix: str) -> None:
+    """Refuses a queue whose compute environments fall into more than one of ``kinds``
+    (``shown`` is the value the error quotes)."""
+    if len(kinds) > 1:
+        raise fail(where, "compute_environments", shown, problem, fix)
 
 
 def check_queue_architectures(

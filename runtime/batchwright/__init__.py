@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from batchwright.batch.decorator import batch
 from batchwright.current import current
-from batchwright.decorators import catch, environment, resources, retry, timeout
+from batchwright.decorators import batch, catch, environment, resources, retry, timeout
 from batchwright.flowspec import FlowSpec, step
 from batchwright.parameters import IncludeFile, JSONType, Parameter
 

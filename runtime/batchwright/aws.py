@@ -33,7 +33,7 @@ def client(
 
     maker = session or boto3
     kwargs: dict[str, Any] = {
-        "config": config or Config(retries={"max_attempts": 8, "mode": "standard"}),
+        "config": config or Config(retries={"total_max_attempts": 8, "mode": "standard"}),
     }
     endpoint = endpoint_for(service)
     if endpoint:

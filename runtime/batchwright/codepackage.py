@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import batchwright
 from batchwright.errors import UserInputError
 
 #: Directories never packed: caches, virtual environments, datastores, build output.
@@ -82,7 +81,8 @@ def _add(archive: tarfile.TarFile, path: Path, name: str) -> None:
 
 def build(flow_directory: Path) -> CodePackage:
     """Packs ``flow_directory`` and the batchwright runtime into one deterministic archive."""
-    runtime_root = Path(batchwright.__file__).resolve().parent
+    # This module sits at the root of the runtime package it packs.
+    runtime_root = Path(__file__).resolve().parent
     flow_directory = flow_directory.resolve()
     entries: dict[str, Path] = {}
     for path in _files(flow_directory):

@@ -43,10 +43,6 @@ class Current:
             "tempdir": tempdir,
         }
 
-    def _clear(self) -> None:
-        self._values = {}
-        self._extensions = {}
-
     def extend(self, name: str, value: Any) -> None:
         """Attach ``value`` as ``current.<name>`` for the rest of the task."""
         if name in _FIELDS or name.startswith("_"):

@@ -15,11 +15,6 @@ class BatchwrightError(Exception):
 
     exit_code: int = 1
 
-    @property
-    def headline(self) -> str:
-        """The first line of the message, for compact displays."""
-        return str(self).split("\n", 1)[0]
-
 
 class UserInputError(BatchwrightError):
     """Bad input found before anything ran: the command exits with code 2."""
@@ -70,8 +65,8 @@ class EnvironmentNotFound(BatchwrightError):
     """No environment descriptor could be found for the requested name."""
 
 
-class TaskFailed(BatchwrightError):
-    """A task of the run failed after its retries; the run failed."""
+class RunFailed(BatchwrightError):
+    """A task of the run failed after its retries, so the run failed."""
 
 
 class LocalAwsError(BatchwrightError):

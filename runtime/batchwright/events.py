@@ -56,8 +56,8 @@ class TaskSucceeded:
 
 
 @dataclass(frozen=True)
-class TaskFailed:
-    """An attempt failed; ``retry_in`` is set when another attempt will follow."""
+class AttemptFailed:
+    """An attempt of a task failed; ``retry_in`` is set when another attempt will follow."""
 
     pathspec: str
     attempt: int
@@ -97,7 +97,7 @@ Event = (
     | TaskStatusChanged
     | TaskOutput
     | TaskSucceeded
-    | TaskFailed
+    | AttemptFailed
     | TaskCloned
     | Notice
     | RunFinished

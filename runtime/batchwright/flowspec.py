@@ -13,7 +13,7 @@ the command line (:mod:`batchwright.cli.flow`), as in Metaflow.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 from batchwright.errors import BatchwrightError
@@ -99,6 +99,24 @@ class FlowSpec(ArtifactHolder):
             from batchwright.cli.flow import main
 
             sys.exit(main(type(self)))
+
+    def _prepare_task(
+        self,
+        loader: ArtifactLoader,
+        refs: Mapping[str, str],
+        foreach_frames: list[dict[str, Any]],
+        *,
+        parameter_names: frozenset[str],
+        is_join: bool,
+        owner: str,
+    ) -> None:
+        """Make this instance the flow of one task: the artifacts it inherits (content keys
+        loaded lazily through ``loader``), the open foreach frames, the flow's parameter
+        names and whether the step is a join. Called once, by the task runner."""
+        self._init_holder(dict(refs), loader, owner)
+        self._foreach_frames = foreach_frames
+        self._parameter_names = parameter_names
+        self._is_join = is_join
 
     @property
     def name(self) -> str:

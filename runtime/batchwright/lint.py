@@ -35,23 +35,14 @@ def _where(node: Node) -> dict[str, object]:
 
 
 @check
-def check_has_start(graph: FlowGraph) -> None:
-    """The flow has a ``start`` step."""
-    if "start" not in graph:
-        raise GraphError(
-            f"flow '{graph.name}' has no 'start' step. Add '@step def start(self): ...' "
-            "as the first step."
-        )
-
-
-@check
-def check_has_end(graph: FlowGraph) -> None:
-    """The flow has an ``end`` step."""
-    if "end" not in graph:
-        raise GraphError(
-            f"flow '{graph.name}' has no 'end' step. Add '@step def end(self): ...' as the "
-            "last step."
-        )
+def check_has_start_and_end(graph: FlowGraph) -> None:
+    """The flow has a ``start`` and an ``end`` step."""
+    for name, place in (("start", "first"), ("end", "last")):
+        if name not in graph:
+            raise GraphError(
+                f"flow '{graph.name}' has no '{name}' step. Add '@step def {name}(self): ...' "
+                f"as the {place} step."
+            )
 
 
 @check

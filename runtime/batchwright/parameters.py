@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from batchwright.errors import ParameterError
@@ -260,6 +260,3 @@ def resolve_parameters(
         attribute: parameter.resolve(given.get(attribute), flow_name)
         for attribute, parameter in flow_parameters(flow_class).items()
     }
-
-
-ParameterDefault = Callable[[ParameterContext], Any]

@@ -1,18 +1,19 @@
 """The plan of a run: for every step, where it runs and whether it can, before any submission.
 
 :func:`make_plan` is pure: from each step's decorators and the environment descriptor it
-routes every ``@batch`` step (:func:`batchwright.environment.routing.route`), builds the
-job definition it would register (:func:`batchwright.batch.jobspec.build_job_definition`,
-which also refuses options the queue's platform lacks) and collects notices (e.g. a
-Fargate size rounded up). Everything that can be known without AWS is decided here.
+decides every step's :class:`~batchwright.policy.StepPolicy` (backend, retries, timeout,
+and for ``@batch`` steps the checked options and the queue), routes every ``@batch`` step
+(:func:`batchwright.environment.routing.route`), builds the job definition it would
+register (:func:`batchwright.batch.definition.build_job_definition`, which also refuses
+options the queue's platform lacks) and collects notices (e.g. a Fargate size rounded
+up). Everything that can be known without AWS is decided here, and read from decorators
+here only: the scheduler and the backends receive the policies.
 
 :func:`live_check` is the first AWS call of a run: one ``DescribeJobQueues`` for every
 queue the plan uses and one ``DescribeComputeEnvironments`` for their compute
 environments. It refuses queues that are not ENABLED/VALID or have no usable compute
 environment, and completes steps sent to a queue outside the environment (whose platform
 only AWS knows).
-
-The AWS Batch backend reads ``plan.step(name).target`` and ``.options``.
 """
 
 from __future__ import annotations
@@ -22,16 +23,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from batchwright.batch.jobspec import (
-    JobDefinitionRequest,
-    QueueTarget,
-    build_job_definition,
-    resolve_resources,
-)
+from batchwright.backends import choose_backend_name, wanted_but_missing
+from batchwright.batch.definition import JobDefinitionRequest, build_job_definition, check_timeout
 from batchwright.batch.options import BatchOptions
-from batchwright.environment.descriptor import PLATFORMS, EnvironmentDescriptor, Platform
-from batchwright.environment.routing import Route, route
+from batchwright.batch.platforms import PLATFORMS, Platform, QueueTarget, resolve_resources
+from batchwright.environment.descriptor import EnvironmentDescriptor
+from batchwright.environment.routing import route
 from batchwright.errors import BatchwrightError, PlanError
+from batchwright.policy import BatchJobPolicy, StepPolicy
 
 #: The verdict of a step that can run where it was planned.
 OK = "ok"
@@ -43,18 +42,14 @@ DESCRIBE_PAGE = 100
 class StepPlan:
     """Where one step runs, and whether it can."""
 
-    step: str
-    #: ``"local"`` or ``"batch"`` (what the step's decorators ask for).
-    backend: str
+    #: What the scheduler and the backend receive.
+    policy: StepPolicy
+    #: The checked ``@batch`` options, for ``@batch`` steps (also when they run locally).
+    options: BatchOptions | None = None
     #: ``"ok"`` or the refusal message (what, where, value, fix).
     verdict: str = OK
     #: Why this queue (or why local).
     reason: str = ""
-    options: BatchOptions | None = None
-    route: Route | None = None
-    #: The queue and its defaults; ``None`` until known (a queue outside the environment
-    #: is completed by :func:`live_check`).
-    target: QueueTarget | None = None
     #: The queue as submitted: the descriptor's ARN or the name/ARN the step gave.
     queue: str | None = None
     #: The queue's key in the environment, when it is one of the environment's queues.
@@ -66,8 +61,11 @@ class StepPlan:
     #: The per-task resources as submitted (vCPU, memory MiB, GPU), once the platform is known.
     resources: tuple[str, int, int] | None = None
     notices: tuple[str, ...] = ()
-    #: ``@timeout`` in seconds, if any (part of the job definition).
-    timeout_seconds: int | None = None
+
+    @property
+    def step(self) -> str:
+        """The step's name."""
+        return self.policy.step
 
     @property
     def ok(self) -> bool:
@@ -77,7 +75,18 @@ class StepPlan:
     @property
     def is_batch(self) -> bool:
         """Whether the step is a ``@batch`` step."""
-        return self.backend == "batch"
+        return self.options is not None
+
+    @property
+    def backend(self) -> str:
+        """``"batch"`` for a ``@batch`` step, else ``"local"`` (what the step asks for)."""
+        return "batch" if self.is_batch else "local"
+
+    @property
+    def target(self) -> QueueTarget | None:
+        """The queue and its defaults; ``None`` until known (a queue outside the
+        environment is completed by :func:`live_check`)."""
+        return self.policy.batch.target if self.policy.batch else None
 
     def job_definition_shape(self) -> dict[str, Any] | None:
         """The job definition's essentials, for people (``plan``) and ``plan --json``."""
@@ -93,23 +102,19 @@ class StepPlan:
         if self.resources is not None:
             vcpus, memory, gpu = self.resources
             shape.update(vcpus=vcpus, memory_mib=memory, gpu=gpu)
-        for key, out in (
-            ("jobRoleArn", "job_role"),
-            ("executionRoleArn", "execution_role"),
-            ("privileged", "privileged"),
-        ):
-            if key in container:
-                shape[out] = container[key]
         linux = container.get("linuxParameters") or {}
+        for source, key, out in (
+            (container, "jobRoleArn", "job_role"),
+            (container, "executionRoleArn", "execution_role"),
+            (container, "privileged", "privileged"),
+            (linux, "sharedMemorySize", "shared_memory_mib"),
+            (linux, "maxSwap", "max_swap_mib"),
+            (linux, "swappiness", "swappiness"),
+        ):
+            if key in source:
+                shape[out] = source[key]
         if linux.get("devices"):
             shape["devices"] = [d["containerPath"] for d in linux["devices"]]
-        for key, out in (
-            ("sharedMemorySize", "shared_memory_mib"),
-            ("maxSwap", "max_swap_mib"),
-            ("swappiness", "swappiness"),
-        ):
-            if key in linux:
-                shape[out] = linux[key]
         if linux.get("tmpfs"):
             shape["tmpfs"] = [f"{t['containerPath']} ({t['size']} MiB)" for t in linux["tmpfs"]]
         if "ephemeralStorage" in container:
@@ -164,6 +169,11 @@ class Plan:
         """The ``@batch`` steps."""
         return [s for s in self.steps if s.is_batch]
 
+    @property
+    def policies(self) -> dict[str, StepPolicy]:
+        """Each step's policy, by step name: what the scheduler runs the flow with."""
+        return {s.step: s.policy for s in self.steps}
+
     def step(self, name: str) -> StepPlan:
         """The plan of step ``name`` (KeyError when the flow has no such step)."""
         for s in self.steps:
@@ -179,64 +189,66 @@ class Plan:
 # --- planning -----------------------------------------------------------------------------
 
 
-def _batch_decorator(decorators: Iterable[Any]) -> Any | None:
-    return next((d for d in decorators if getattr(d, "name", None) == "batch"), None)
+def _decorator(decorators: Iterable[Any], name: str) -> Any | None:
+    return next((d for d in decorators if getattr(d, "name", None) == name), None)
 
 
-def has_retry(decorators: Iterable[Any]) -> bool:
-    """Whether the step has ``@retry`` with at least one retry (Spot is then preferred)."""
-    for d in decorators:
-        if getattr(d, "name", None) == "retry":
-            times = getattr(d, "attributes", {}).get("times", 0)
-            try:
-                return int(times) > 0
-            except (TypeError, ValueError):
-                return False
-    return False
+def step_policy(step: str, decorators: Sequence[Any], *, run_batch_locally: bool) -> StepPolicy:
+    """The step's backend, retries and timeout, read from its checked decorators (the one
+    place they are read); the job settings of ``@batch`` steps are added by the plan."""
+    retry = _decorator(decorators, "retry")
+    timeout = _decorator(decorators, "timeout")
+    backend = choose_backend_name(decorators)
+    if backend == "batch" and run_batch_locally:
+        backend = "local"
+    return StepPolicy(
+        step=step,
+        backend=backend,
+        retries=int(retry.attributes["times"]) if retry else 0,
+        retry_delay_seconds=60.0 * float(retry.attributes["minutes_between_retries"])
+        if retry
+        else 0.0,
+        timeout_seconds=float(timeout.total_seconds) if timeout else None,
+    )
 
 
-def timeout_of(decorators: Iterable[Any]) -> int | None:
-    """The step's ``@timeout`` in whole seconds, if it has one."""
-    for d in decorators:
-        if getattr(d, "name", None) == "timeout":
-            return int(d.total_seconds)
-    return None
-
-
-def _target_for_queue(
-    env: EnvironmentDescriptor | None, queue: str, platform: Platform
+def queue_target(
+    environment: EnvironmentDescriptor | None, queue: str, platform: Platform
 ) -> QueueTarget:
-    """A target for a queue outside the environment, with the environment's defaults."""
-    if env is None:
+    """The target of a queue, with the environment's defaults when there is one."""
+    if environment is None:
         return QueueTarget(queue=queue, platform=platform)
     return QueueTarget(
         queue=queue,
         platform=platform,
-        job_role_arn=env.job_role_arn or None,
-        execution_role_arn=env.execution_role_arn or None,
-        default_image=env.default_image or None,
-        log_group=env.log_group or None,
-        region=env.region or None,
+        job_role_arn=environment.job_role_arn or None,
+        execution_role_arn=environment.execution_role_arn or None,
+        default_image=environment.default_image or None,
+        log_group=environment.log_group or None,
+        region=environment.region or None,
     )
 
 
-def _with_definition(plan: StepPlan) -> StepPlan:
-    """Builds the job definition and resources of a step whose target is known; a platform
-    refusal (e.g. ephemeral_storage on EC2) becomes the step's verdict."""
-    assert plan.options is not None and plan.target is not None
+def _targeted(plan: StepPlan, target: QueueTarget) -> StepPlan:
+    """The plan of a step whose queue is known: its job settings, job definition and
+    resources; a platform refusal (e.g. ephemeral_storage on EC2) becomes its verdict."""
+    assert plan.options is not None
     try:
         definition = build_job_definition(
-            plan.options, plan.target, timeout_seconds=plan.timeout_seconds
+            plan.options, target, timeout_seconds=plan.policy.batch_timeout_seconds
         )
-        resources = resolve_resources(plan.options, plan.target)
+        resources = resolve_resources(plan.options, target)
     except BatchwrightError as error:
         return dataclasses.replace(plan, verdict=str(error))
-    notices = plan.notices + tuple(str(n) for n in resources.notices)
+    policy = plan.policy
+    if policy.backend == "batch":
+        policy = dataclasses.replace(policy, batch=BatchJobPolicy(plan.options, target))
     return dataclasses.replace(
         plan,
+        policy=policy,
         job_definition=definition,
         resources=(resources.vcpus, resources.memory, resources.gpu),
-        notices=notices,
+        notices=plan.notices + tuple(str(n) for n in resources.notices),
     )
 
 
@@ -257,12 +269,21 @@ def plan_step(
     run_batch_locally: bool = False,
 ) -> StepPlan:
     """The plan of one step (see :func:`make_plan`)."""
-    decorator = _batch_decorator(decorators)
-    if decorator is None:
-        return StepPlan(step=step, backend="local", reason="no @batch: runs on the local backend")
-    options: BatchOptions = decorator.options
-    timeout = timeout_of(decorators)
-    base = StepPlan(step=step, backend="batch", options=options, timeout_seconds=timeout)
+    policy = step_policy(step, decorators, run_batch_locally=run_batch_locally)
+    notices = tuple(
+        f"step '{step}' asks for the '{name}' backend, which is not available here; it "
+        "runs locally."
+        for name in wanted_but_missing(decorators)
+    )
+    batch = _decorator(decorators, "batch")
+    if batch is None:
+        return StepPlan(policy, reason="no @batch: runs on the local backend", notices=notices)
+    options: BatchOptions = batch.options
+    base = StepPlan(policy, options=options, notices=notices)
+    try:
+        check_timeout(step, policy.batch_timeout_seconds, flow=options.flow)
+    except BatchwrightError as error:
+        return dataclasses.replace(base, verdict=str(error))
     if environment is None:
         if options.queue is None:
             if run_batch_locally:
@@ -275,10 +296,9 @@ def plan_step(
             queue=options.queue,
             reason="named by @batch(queue=...); its platform is read from AWS before submitting",
         )
-    routed = route(options, environment, has_retry=has_retry(decorators))
+    routed = route(options, environment, has_retry=policy.retries > 0)
     planned = dataclasses.replace(
         base,
-        route=routed,
         queue=routed.queue_id,
         queue_key=routed.queue.key if routed.queue else None,
         platform=routed.platform,
@@ -298,8 +318,7 @@ def plan_step(
             reason="named by @batch(queue=...), not a queue of environment "
             f"'{environment.name}'; its platform is read from AWS before submitting",
         )
-    target = QueueTarget.from_descriptor(environment, routed.queue)
-    return _with_definition(dataclasses.replace(planned, target=target))
+    return _targeted(planned, queue_target(environment, routed.queue.arn, routed.queue.platform))
 
 
 def make_plan(
@@ -311,8 +330,9 @@ def make_plan(
 ) -> Plan:
     """Plans every step of a flow, in the order of ``decorators_by_step`` (graph order).
 
-    ``decorators_by_step`` is what :meth:`FlowCommand.validated_decorators` returns (each
-    ``@batch`` decorator has run ``step_init``, so its ``options`` are checked). No I/O.
+    ``decorators_by_step`` holds each step's checked decorators
+    (:attr:`batchwright.definition.FlowDefinition.decorators`: each ``@batch`` decorator
+    has run ``step_init``, so its ``options`` are checked). No I/O.
     """
     steps = tuple(
         plan_step(step, decorators, environment, run_batch_locally=run_batch_locally)
@@ -435,6 +455,5 @@ def _check_step(
         return step
     # A queue outside the environment: its platform comes from its compute environment.
     platform = _platform_of(usable[0])
-    target = _target_for_queue(plan.environment, step.queue, platform)
-    completed = dataclasses.replace(step, target=target, platform=platform)
-    return _with_definition(completed)
+    completed = dataclasses.replace(step, platform=platform)
+    return _targeted(completed, queue_target(plan.environment, step.queue, platform))

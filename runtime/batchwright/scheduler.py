@@ -18,7 +18,7 @@ import time
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
@@ -29,43 +29,43 @@ from batchwright.backends import (
     TaskHandle,
     TaskSpec,
     TaskStatus,
-    choose_backend_name,
     create_backend,
 )
 from batchwright.datastore import PARAMETERS_STEP, PARAMETERS_TASK, FlowDatastore
 from batchwright.decorators import RuntimeContext, StepDecorator
+from batchwright.definition import FlowDefinition
+from batchwright.entrypoint import TaskArguments
 from batchwright.errors import UserInputError
 from batchwright.events import (
+    AttemptFailed,
     EventSink,
     RunFinished,
     RunStarted,
     TaskCloned,
-    TaskFailed,
     TaskSubmitted,
     TaskSucceeded,
 )
-from batchwright.graph import FlowGraph
+from batchwright.policy import StepPolicy
 
+#: Attempts in flight at once when ``--max-workers`` is not given.
 DEFAULT_MAX_WORKERS = 16
 #: Extra seconds past a step's @timeout before the scheduler kills an attempt itself
 #: (the task's own alarm should have stopped it long before).
-TIMEOUT_GRACE = 60.0
+SCHEDULER_TIMEOUT_GRACE_SECONDS = 60.0
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunOptions:
     """Settings of one run, resolved once by the CLI."""
 
     flow_file: str
     datastore_root: str
     max_workers: int = DEFAULT_MAX_WORKERS
-    with_options: tuple[str, ...] = ()
     run_id: str | None = None
     #: Resume: the run to reuse finished tasks from.
     origin_run_id: str | None = None
     #: Resume: rerun this step and everything after it even if it finished.
     resume_step: str | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -101,16 +101,16 @@ class Scheduler:
 
     def __init__(
         self,
-        flow_class: type,
-        graph: FlowGraph,
-        step_decorators: Mapping[str, Sequence[StepDecorator]],
+        definition: FlowDefinition,
+        policies: Mapping[str, StepPolicy],
         datastore: FlowDatastore,
         options: RunOptions,
         on_event: EventSink,
     ) -> None:
-        self.flow_name = flow_class.__name__
-        self.graph = graph
-        self.decorators = step_decorators
+        self.flow_name = definition.name
+        self.definition = definition
+        self.graph = definition.graph
+        self.policies = policies
         self.store = datastore
         self.options = options
         self.on_event = on_event
@@ -127,12 +127,6 @@ class Scheduler:
         self._failure: tuple[str, str] | None = None
         self._origin_index: dict[tuple[str, tuple[str, ...], int | None], str] = {}
         self._clone_steps: set[str] = set()
-        # e.g. {"batch": "local"} (--run-batch-locally): planned for Batch, run locally.
-        overrides: Mapping[str, str] = options.extras.get("backend_overrides") or {}
-        self._backend_by_step = {
-            name: overrides.get(choose_backend_name(d), choose_backend_name(d))
-            for name, d in step_decorators.items()
-        }
 
     # -- public --------------------------------------------------------------------------
 
@@ -199,13 +193,13 @@ class Scheduler:
 
     def _runtime_hooks(self) -> list[tuple[RuntimeContext, StepDecorator]]:
         hooks: list[tuple[RuntimeContext, StepDecorator]] = []
-        for step_name, decorators in self.decorators.items():
+        for step_name, decorators in self.definition.decorators.items():
             context = RuntimeContext(
                 self.flow_name,
                 step_name,
                 self.run_id,
                 self.options.datastore_root,
-                self.options.extras,
+                self.policies[step_name],
             )
             hooks.extend((context, decorator) for decorator in decorators)
         return hooks
@@ -375,13 +369,14 @@ class Scheduler:
             ):
                 batch.append(self._ready.popleft())
             free -= len(batch)
-            backend = self._backend_for(first.step)
-            specs = [self._spec(t) for t in batch]
+            policy = self.policies[first.step]
+            backend = self._backend(policy.backend)
+            specs = [self._spec(t, policy) for t in batch]
             handles = backend.submit(specs)
             now = time.monotonic()
+            limit = policy.timeout_seconds
             for task, handle in zip(batch, handles, strict=True):
-                limit = self._timeout_seconds(task.step)
-                task.deadline = now + limit + TIMEOUT_GRACE if limit else None
+                task.deadline = now + limit + SCHEDULER_TIMEOUT_GRACE_SECONDS if limit else None
                 self._in_flight[handle] = task
                 self.on_event(TaskSubmitted(handle.task.pathspec, task.attempt, backend.name))
 
@@ -422,16 +417,16 @@ class Scheduler:
             if self._failure is None:
                 self._advance(task, num_splits)
             return
-        retries = self._max_retries(task.step)
-        if status.retryable and task.attempt < retries and self._failure is None:
-            delay = self._retry_delay(task.step)
+        policy = self.policies[task.step]
+        if status.retryable and task.attempt < policy.retries and self._failure is None:
+            delay = policy.retry_delay_seconds
             self.on_event(
-                TaskFailed(pathspec, task.attempt, status.reason, status.exit_code, delay)
+                AttemptFailed(pathspec, task.attempt, status.reason, status.exit_code, delay)
             )
             task.attempt += 1
             heapq.heappush(self._delayed, (time.monotonic() + delay, id(task), task))
             return
-        self.on_event(TaskFailed(pathspec, task.attempt, status.reason, status.exit_code))
+        self.on_event(AttemptFailed(pathspec, task.attempt, status.reason, status.exit_code))
         if self._failure is None:
             self._failure = (pathspec, status.reason)
 
@@ -445,51 +440,30 @@ class Scheduler:
 
     # -- per-step settings -----------------------------------------------------------------
 
-    def _backend_for(self, step: str) -> Backend:
-        name = self._backend_by_step.get(step, "local")
+    def _backend(self, name: str) -> Backend:
         if name not in self._backends:
             options = BackendOptions(
-                self.flow_name,
-                self.run_id,
-                self.options.datastore_root,
-                self.on_event,
-                self.options.extras,
+                self.flow_name, self.run_id, self.options.datastore_root, self.on_event
             )
             self._backends[name] = create_backend(name, options)
         return self._backends[name]
 
-    def _decorator(self, step: str, name: str) -> StepDecorator | None:
-        return next((d for d in self.decorators.get(step, ()) if d.name == name), None)
-
-    def _max_retries(self, step: str) -> int:
-        retry = self._decorator(step, "retry")
-        return int(retry.attributes["times"]) if retry else 0
-
-    def _retry_delay(self, step: str) -> float:
-        retry = self._decorator(step, "retry")
-        return 60.0 * float(retry.attributes["minutes_between_retries"]) if retry else 0.0
-
-    def _timeout_seconds(self, step: str) -> float | None:
-        limit = self._decorator(step, "timeout")
-        return float(limit.total_seconds) if limit is not None else None  # type: ignore[attr-defined]
-
-    def _spec(self, task: _Task) -> TaskSpec:
-        return TaskSpec(
-            flow_name=self.flow_name,
+    def _spec(self, task: _Task, policy: StepPolicy) -> TaskSpec:
+        arguments = TaskArguments(
             flow_file=self.options.flow_file,
+            flow=self.flow_name,
             step=task.step,
             run_id=self.run_id,
             task_id=task.task_id,
             datastore_root=self.options.datastore_root,
             input_paths=task.input_paths,
-            attempt=task.attempt,
-            max_retries=self._max_retries(task.step),
             split_index=task.split_index,
+            retry_count=task.attempt,
+            max_retries=policy.retries,
             origin_run_id=self.options.origin_run_id,
-            with_options=self.options.with_options,
-            group=task.group,
-            decorators=tuple(self.decorators.get(task.step, ())),
+            with_options=self.definition.with_options,
         )
+        return TaskSpec(arguments, policy, task.group)
 
 
 def _strip_runs(paths: Sequence[str]) -> tuple[str, ...]:

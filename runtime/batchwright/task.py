@@ -1,37 +1,18 @@
-"""The task entrypoint (contract 3): run one step of one run, wherever the task runs.
+"""The task runner: ``python -m batchwright.task ...`` runs one attempt of one task.
 
-Command (version :data:`TASK_ENTRYPOINT_VERSION`)::
-
-    python -m batchwright.task --contract-version 1
-        --flow-file FILE --flow NAME --step STEP --run-id RUN --task-id TASK
-        --datastore-root ROOT [--input-paths RUN/STEP/TASK[,RUN/STEP/TASK...]]
-        [--split-index I] [--retry-count N] [--max-retries N]
-        [--origin-run-id RUN] [--with DECORATOR[:key=value,...]]...
-        [--array-index-variable NAME]
-
-Array form (one command for every member of a foreach fan-out, e.g. an AWS Batch array
-job): ``--task-id`` and ``--split-index`` are comma-separated lists, and
-``--array-index-variable AWS_BATCH_JOB_ARRAY_INDEX`` names the environment variable whose
-value picks this member's entries. :func:`array_command_arguments` builds it.
-
-``--flow-file`` is the only host path: the flow's source where the task runs (a local
-file, or later the unpacked code package in a container). Every other location is
-relative to the datastore root (input paths are ``run/step/task`` pathspecs of the
-flow). The entrypoint loads the flow, reads the inputs' metadata, runs the step with its
-decorators' ``task_*`` hooks (``@timeout`` uses a real-time alarm, ``@catch`` records the
-exception), stores new artifacts, then the attempt's metadata, then its logs, and writes
-the done marker LAST.
+The command line is contract 3 (:mod:`batchwright.entrypoint`); this module is what
+executes it, wherever the task runs (a local subprocess or a Batch container). It loads
+the flow, checks the step's decorators as the command line did
+(:func:`batchwright.definition.step_decorators`), reads the inputs' metadata, runs the step
+with its decorators' ``task_*`` hooks (``@timeout`` uses a real-time alarm, ``@catch``
+records the exception), stores new artifacts, then the attempt's metadata, then its logs,
+and writes the done marker LAST.
 
 It needs only the standard library, boto3 (for ``s3://`` roots) and the flow's own code.
-
-Exit codes: 0 success; 1 the step failed (a retry may help); 2 bad command line;
-3 failed in a way a retry cannot fix (see :data:`EXIT_DO_NOT_RETRY`).
 """
 
 from __future__ import annotations
 
-import argparse
-import importlib.util
 import os
 import shutil
 import sys
@@ -40,149 +21,25 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-#: Version of this command's contract; bump on any incompatible change of the options.
-TASK_ENTRYPOINT_VERSION = 1
-EXIT_SUCCESS = 0
-EXIT_STEP_FAILED = 1
-EXIT_USAGE = 2
-#: The failure is deterministic (bad contract version, flow/graph mismatch, foreach over
-#: a non-iterable): the scheduler must not retry.
-EXIT_DO_NOT_RETRY = 3
-
-
-class DoNotRetry(Exception):
-    """A failure that a retry cannot fix; the task exits with EXIT_DO_NOT_RETRY."""
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The entrypoint's argument parser."""
-    parser = argparse.ArgumentParser(prog="python -m batchwright.task")
-    parser.add_argument("--contract-version", type=int, default=TASK_ENTRYPOINT_VERSION)
-    parser.add_argument("--flow-file", required=True)
-    parser.add_argument("--flow", required=True)
-    parser.add_argument("--step", required=True)
-    parser.add_argument("--run-id", required=True)
-    parser.add_argument("--task-id", required=True)
-    parser.add_argument("--datastore-root", required=True)
-    parser.add_argument("--input-paths", default="")
-    parser.add_argument("--split-index", default=None)
-    parser.add_argument("--retry-count", type=int, default=0)
-    parser.add_argument("--max-retries", type=int, default=0)
-    parser.add_argument("--origin-run-id", default=None)
-    parser.add_argument("--with", dest="with_options", action="append", default=[])
-    parser.add_argument("--array-index-variable", default=None)
-    return parser
-
-
-def select_array_member(args: argparse.Namespace, environ: Mapping[str, str]) -> None:
-    """Resolve ``--task-id``/``--split-index`` to this task's own values (in place).
-
-    Without ``--array-index-variable`` they are single values; with it, lists indexed by
-    the variable's value.
-    """
-    variable = args.array_index_variable
-    if variable is None:
-        args.split_index = None if args.split_index is None else int(args.split_index)
-        return
-    value = environ.get(variable)
-    if value is None and variable == "AWS_BATCH_JOB_ARRAY_INDEX":
-        # Emulators set only AWS_BATCH_JOB_ID; an array child's id ends in ":<index>".
-        parent, sep, index = environ.get("AWS_BATCH_JOB_ID", "").rpartition(":")
-        value = index if sep and parent else None
-    try:
-        position = int(value)  # type: ignore[arg-type]
-        args.task_id = args.task_id.split(",")[position]
-        args.split_index = int(str(args.split_index).split(",")[position])
-    except (KeyError, ValueError, IndexError):
-        raise DoNotRetry(
-            f"array task: ${variable}={environ.get(variable)!r} does not select one of the "
-            f"task ids {args.task_id!r} and split indexes {args.split_index!r}"
-        ) from None
-
-
-def command_arguments(
-    *,
-    flow_file: str,
-    flow: str,
-    step: str,
-    run_id: str,
-    task_id: str,
-    datastore_root: str,
-    input_paths: Sequence[str],
-    split_index: int | None = None,
-    retry_count: int = 0,
-    max_retries: int = 0,
-    origin_run_id: str | None = None,
-    with_options: Sequence[str] = (),
-) -> list[str]:
-    """The arguments after ``python -m batchwright.task`` for one task attempt."""
-    args = [
-        "--contract-version",
-        str(TASK_ENTRYPOINT_VERSION),
-        "--flow-file",
-        flow_file,
-        "--flow",
-        flow,
-        "--step",
-        step,
-        "--run-id",
-        run_id,
-        "--task-id",
-        task_id,
-        "--datastore-root",
-        datastore_root,
-        "--retry-count",
-        str(retry_count),
-        "--max-retries",
-        str(max_retries),
-    ]
-    if input_paths:
-        args += ["--input-paths", ",".join(input_paths)]
-    if split_index is not None:
-        args += ["--split-index", str(split_index)]
-    if origin_run_id:
-        args += ["--origin-run-id", origin_run_id]
-    for option in with_options:
-        args += ["--with", option]
-    return args
-
-
-def array_command_arguments(
-    members: Sequence[tuple[str, int]],
-    *,
-    array_index_variable: str,
-    **common: Any,
-) -> list[str]:
-    """One command for every member of a fan-out: ``members`` is (task id, split index).
-
-    ``common`` takes the keyword arguments of :func:`command_arguments` except
-    ``task_id`` and ``split_index``; every member shares them (one parent, one step).
-    """
-    args = command_arguments(task_id=",".join(m[0] for m in members), **common)
-    return [
-        *args,
-        "--split-index",
-        ",".join(str(m[1]) for m in members),
-        "--array-index-variable",
-        array_index_variable,
-    ]
+from batchwright.entrypoint import (
+    EXIT_DO_NOT_RETRY,
+    EXIT_STEP_FAILED,
+    EXIT_SUCCESS,
+    DoNotRetry,
+    TaskArguments,
+    parse_arguments,
+)
 
 
 def load_flow_class(flow_file: str, flow_name: str) -> type:
     """Import the flow file as a module (named after the file) and return the flow class."""
-    path = os.path.realpath(flow_file)
-    directory = os.path.dirname(path)
-    if directory not in sys.path:
-        sys.path.insert(0, directory)
-    module_name = os.path.splitext(os.path.basename(path))[0]
-    module = sys.modules.get(module_name)
-    if module is None or getattr(module, "__file__", None) != path:
-        spec = importlib.util.spec_from_file_location(module_name, path)
-        if spec is None or spec.loader is None:
-            raise DoNotRetry(f"cannot import the flow file {flow_file}")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
-        spec.loader.exec_module(module)
+    from batchwright.definition import import_flow_file
+    from batchwright.errors import UserInputError
+
+    try:
+        module = import_flow_file(flow_file)
+    except UserInputError as error:
+        raise DoNotRetry(str(error)) from None
     flow_class = getattr(module, flow_name, None)
     if not isinstance(flow_class, type):
         raise DoNotRetry(f"the flow file {flow_file} defines no class '{flow_name}'")
@@ -239,16 +96,8 @@ class _OutputCapture:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one task attempt; returns the exit code."""
-    args = build_parser().parse_args(argv)
-    if args.contract_version != TASK_ENTRYPOINT_VERSION:
-        sys.stderr.write(
-            f"batchwright task entrypoint speaks contract version {TASK_ENTRYPOINT_VERSION}, "
-            f"was called with {args.contract_version}: use the same batchwright version in "
-            "the scheduler and the task image.\n"
-        )
-        return EXIT_DO_NOT_RETRY
     try:
-        select_array_member(args, os.environ)
+        arguments = parse_arguments(argv, os.environ)
     except DoNotRetry as error:
         sys.stderr.write(f"error: {error}\n")
         return EXIT_DO_NOT_RETRY
@@ -263,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     runner: TaskRunner | None = None
     try:
-        runner = TaskRunner(args, tempdir)
+        runner = TaskRunner(arguments, tempdir)
         code = runner.run()
     except DoNotRetry as error:
         sys.stderr.write(f"error: {error}\n")
@@ -294,24 +143,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 class TaskRunner:
     """One attempt of one task: set up, run the step, persist."""
 
-    def __init__(self, args: argparse.Namespace, tempdir: str) -> None:
+    def __init__(self, arguments: TaskArguments, tempdir: str) -> None:
         from batchwright.datastore import open_datastore
 
-        self.args = args
+        self.args = arguments
         self.tempdir = tempdir
         self.started_at = time.time()
-        self.flow_name: str = args.flow
-        self.step_name: str = args.step
-        self.store = open_datastore(self.flow_name, args.datastore_root)
+        self.flow_name = arguments.flow
+        self.step_name = arguments.step
+        self.store = open_datastore(self.flow_name, arguments.datastore_root)
         self.metadata: dict[str, Any] = {
             "flow": self.flow_name,
-            "run_id": args.run_id,
+            "run_id": arguments.run_id,
             "step": self.step_name,
-            "task_id": args.task_id,
-            "attempt": args.retry_count,
-            "input_paths": [p for p in args.input_paths.split(",") if p],
-            "split_index": args.split_index,
-            "origin_run_id": args.origin_run_id,
+            "task_id": arguments.task_id,
+            "attempt": arguments.retry_count,
+            "input_paths": list(arguments.input_paths),
+            "split_index": arguments.split_index,
+            "origin_run_id": arguments.origin_run_id,
             "started_at": self.started_at,
             "status": "failed",
             "artifacts": {},
@@ -320,13 +169,8 @@ class TaskRunner:
     def run(self) -> int:
         """Load the flow and inputs, run the step with its hooks; returns the exit code."""
         from batchwright.current import current
-        from batchwright.decorators import (
-            StepInitContext,
-            TaskContext,
-            decorator_from_with_option,
-            merge_with_options,
-            step_decorators,
-        )
+        from batchwright.decorators import TaskContext, decorator_from_with_option
+        from batchwright.definition import step_decorators
         from batchwright.flowspec import Inputs, InputView
         from batchwright.graph import FlowGraph
         from batchwright.parameters import flow_parameters
@@ -337,32 +181,19 @@ class TaskRunner:
         if self.step_name not in graph:
             raise DoNotRetry(f"flow '{self.flow_name}' has no step '{self.step_name}'")
         node = graph[self.step_name]
-        function = getattr(flow_class, self.step_name)
-        decorators = merge_with_options(
-            step_decorators(function), [decorator_from_with_option(w) for w in args.with_options]
-        )
-        init_context = StepInitContext(
-            self.flow_name,
-            node.name,
-            "foreach" if node.is_foreach else node.type,
-            tuple(decorators),
-        )
-        for decorator in decorators:
-            decorator.step_init(init_context)
+        with_decorators = [decorator_from_with_option(w) for w in args.with_options]
+        decorators = step_decorators(flow_class, graph, self.step_name, with_decorators)
 
-        inputs = [self._read_input(path) for path in self.metadata["input_paths"]]
-        flow = flow_class(use_cli=False)
-        flow._init_holder({}, self.store, f"step '{self.step_name}'")
+        inputs = [self._read_input(path) for path in args.input_paths]
         parameter_names = frozenset(flow_parameters(flow_class))
-        flow._parameter_names = parameter_names
         frames: list[dict[str, Any]] = (
             list(inputs[0][1].get("foreach_frames", [])) if inputs else []
         )
+        refs: dict[str, str] = {}
         join_inputs: Inputs | None = None
         if node.type == "join":
-            flow._is_join = True
             first = inputs[0][1]["artifacts"] if inputs else {}
-            flow._refs.update({k: v for k, v in first.items() if k in parameter_names})
+            refs = {k: v for k, v in first.items() if k in parameter_names}
             split = graph[graph.outgoing_stack(node.in_funcs[0])[-1]]
             if split.is_foreach:
                 frames = frames[:-1]
@@ -377,7 +208,7 @@ class TaskRunner:
                 for _, meta in inputs
             )
         elif inputs:
-            flow._refs.update(inputs[0][1]["artifacts"])
+            refs = dict(inputs[0][1]["artifacts"])
             parent = graph.nodes.get(inputs[0][1]["step"])
             if parent is not None and parent.is_foreach:
                 frames.append(
@@ -391,7 +222,15 @@ class TaskRunner:
                         "key": inputs[0][1]["artifacts"].get(parent.foreach_param),
                     }
                 )
-        flow._foreach_frames = frames
+        flow = flow_class(use_cli=False)
+        flow._prepare_task(
+            self.store,
+            refs,
+            frames,
+            parameter_names=parameter_names,
+            is_join=join_inputs is not None,
+            owner=f"step '{self.step_name}'",
+        )
         self.metadata["foreach_frames"] = frames
 
         current._set_task(

@@ -18,14 +18,11 @@ from typing import Any
 import boto3
 import pytest
 
-from batchwright.batch.jobspec import (
-    QueueTarget,
-    TaskInvocation,
-    build_job_definition,
-    build_submit_job,
-    command_for_task,
-)
+from batchwright.batch.definition import build_job_definition
 from batchwright.batch.options import BatchOptions
+from batchwright.batch.platforms import QueueTarget
+from batchwright.batch.submission import TaskInvocation, build_submit_job
+from batchwright.entrypoint.bootstrap import container_command
 
 moto_server = pytest.importorskip("moto.server")
 
@@ -88,7 +85,7 @@ def _upload_package(endpoint: str, bucket: str) -> str:
 
 def test_code_package_bootstrap_runs_the_task_entrypoint(s3_endpoint: str, tmp_path: Path) -> None:
     url = _upload_package(s3_endpoint, "bootstrap-code")
-    command = command_for_task(url, ["--flow", "F", "--step", "train", "--task-id", "3"])
+    command = container_command(url, ["--flow", "F", "--step", "train", "--task-id", "3"])
     env = _environment(s3_endpoint, tmp_path)
     done = subprocess.run(list(command), env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -107,7 +104,7 @@ def test_offloaded_request_runs_the_real_command(s3_endpoint: str, tmp_path: Pat
         run_id="r",
         step="train",
         task_id="1",
-        command=command_for_task(url, ["--input", "x" * 9000]),
+        command=container_command(url, ["--input", "x" * 9000]),
         environment={**env, "MARKER": "from-the-payload"},
     )
     definition = build_job_definition(options, target)

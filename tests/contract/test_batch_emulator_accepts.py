@@ -10,8 +10,11 @@ from typing import Any
 import boto3
 import pytest
 
-from batchwright.batch.jobspec import QueueTarget, TaskInvocation, build_job_spec, command_for_task
+from batchwright.batch.jobspec import build_job_spec
 from batchwright.batch.options import BatchOptions
+from batchwright.batch.platforms import QueueTarget
+from batchwright.batch.submission import TaskInvocation
+from batchwright.entrypoint.bootstrap import container_command
 
 moto = pytest.importorskip("moto")
 
@@ -60,7 +63,7 @@ def test_moto_takes_the_requests(batch: tuple[Any, str]) -> None:
         run_id="r1",
         step="train",
         task_id="1",
-        command=command_for_task("s3://bucket/code/x.tar.gz", ["--step", "train"]),
+        command=container_command("s3://bucket/code/x.tar.gz", ["--step", "train"]),
         environment={"A": "1"},
         timeout_seconds=600,
     )

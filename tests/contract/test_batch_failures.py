@@ -9,8 +9,8 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
+from batchwright.batch.definition import retry_strategy
 from batchwright.batch.failures import BATCH_RETRY_RULES, FailureKind, classify_job
-from batchwright.batch.jobspec import retry_strategy
 
 
 def job(status: str, status_reason: str | None = None, **extra: Any) -> dict[str, Any]:

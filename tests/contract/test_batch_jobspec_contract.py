@@ -10,15 +10,11 @@ from typing import Any
 import pytest
 from botocore.exceptions import ParamValidationError
 
-from batchwright.batch.jobspec import (
-    PLACEHOLDER_COMMAND,
-    QueueTarget,
-    TaskInvocation,
-    build_job_definition,
-    build_job_spec,
-    content_hash,
-)
+from batchwright.batch.definition import PLACEHOLDER_COMMAND, build_job_definition, content_hash
+from batchwright.batch.jobspec import build_job_spec
 from batchwright.batch.options import BatchOptions
+from batchwright.batch.platforms import QueueTarget
+from batchwright.batch.submission import TaskInvocation
 
 from .conftest import ModelViolation
 
@@ -404,7 +400,7 @@ def test_gpu_training_step_on_a_spot_queue(batch_model: Any) -> None:
         "train",
         {"cpu": 8, "memory": 61000, "gpu": 4, "shared_memory": 8192, "use_tmpfs": True},
         resources={"memory": 60000},
-        overrides={"gpu": "2"},
+        overrides={"gpu": 2},
     )
     task = invocation(retry_count=1, timeout_seconds=7200, environment={"A": "1", "B": "2"})
     spec = build_job_spec(options, full_target("SPOT"), task)

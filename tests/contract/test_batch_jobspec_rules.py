@@ -10,34 +10,32 @@ from typing import Any
 
 import pytest
 
-from batchwright.batch import jobspec
-from batchwright.batch.jobspec import (
-    FARGATE_SIZES,
-    JOB_NAME_PATTERN,
-    MAX_OVERRIDES_BYTES,
-    OFFLOAD_BOOTSTRAP,
-    QueueTarget,
-    TaskInvocation,
-    build_job_definition,
-    build_job_spec,
-    build_submit_job,
-    check_timeout,
-    command_for_task,
+from batchwright.batch import definition
+from batchwright.batch.definition import build_job_definition, check_timeout, retry_strategy
+from batchwright.batch.jobenv import (
     credentials_allowed,
-    fargate_size,
     forwarded_aws_environment,
     is_loopback_endpoint,
     job_environment,
-    retry_strategy,
+)
+from batchwright.batch.jobspec import build_job_spec
+from batchwright.batch.options import BatchOptions
+from batchwright.batch.platforms import FARGATE_SIZES, QueueTarget, fargate_size, vcpu_text
+from batchwright.batch.submission import (
+    JOB_NAME_PATTERN,
+    MAX_OVERRIDES_BYTES,
+    TaskInvocation,
+    build_submit_job,
     sanitize_job_name,
 )
-from batchwright.batch.options import BatchOptions
+from batchwright.entrypoint.bootstrap import OFFLOAD_BOOTSTRAP, container_command
 from batchwright.environment.descriptor import (
     ComputeEnvironmentDescription,
     EnvironmentDescriptor,
     QueueDescription,
 )
 from batchwright.errors import InvalidValue, PlanError
+from batchwright.plan import queue_target
 
 EXECUTION_ROLE = "arn:aws:iam::123456789012:role/execution"
 EC2 = QueueTarget(queue="cpu", platform="EC2")
@@ -177,7 +175,7 @@ def test_fargate_requests_round_up_to_the_next_pair(
     request, notices = built
     requirements = request.body["containerOverrides"]["resourceRequirements"]
     assert requirements == [
-        {"type": "VCPU", "value": jobspec._vcpu_text(expected[0])},
+        {"type": "VCPU", "value": vcpu_text(expected[0])},
         {"type": "MEMORY", "value": str(expected[1])},
     ]
     if (cpu, memory) == expected:
@@ -255,7 +253,7 @@ def test_retry_strategy_obeys_batch_limits_and_ends_with_exit() -> None:
 # --- content hash -----------------------------------------------------------------------
 
 
-def _definition(**attributes: Any) -> jobspec.JobDefinitionRequest:
+def _definition(**attributes: Any) -> definition.JobDefinitionRequest:
     return build_job_definition(options(**attributes), EC2)
 
 
@@ -309,7 +307,7 @@ def test_step_values_change_the_definition(attributes: dict[str, Any]) -> None:
 
 def test_the_contract_version_is_part_of_the_hash(monkeypatch: pytest.MonkeyPatch) -> None:
     before = _definition().name
-    monkeypatch.setattr(jobspec, "JOB_SPEC_VERSION", 2)
+    monkeypatch.setattr(definition, "JOB_SPEC_VERSION", 2)
     assert _definition().name != before
 
 
@@ -601,7 +599,7 @@ def test_array_sizes_at_the_bounds() -> None:
 
 
 def test_command_for_task_is_a_python_bootstrap() -> None:
-    command = command_for_task("s3://bucket/code/abc.tar.gz", ["--flow", "F", "--step", "train"])
+    command = container_command("s3://bucket/code/abc.tar.gz", ["--flow", "F", "--step", "train"])
     assert command[:2] == ("python3", "-c")
     assert command[3:] == ("s3://bucket/code/abc.tar.gz", "--flow", "F", "--step", "train")
     script = command[2]
@@ -614,7 +612,7 @@ def test_command_for_task_is_a_python_bootstrap() -> None:
 @pytest.mark.parametrize("url", ["bucket/key", "s3://bucket", "https://b.s3.amazonaws.com/k"])
 def test_command_for_task_needs_an_s3_url(url: str) -> None:
     with pytest.raises(ValueError):
-        command_for_task(url, [])
+        container_command(url, [])
 
 
 def test_queue_target_from_a_descriptor() -> None:
@@ -637,7 +635,7 @@ def test_queue_target_from_a_descriptor() -> None:
         default_image="img:1",
         queues=(queue,),
     )
-    assert QueueTarget.from_descriptor(descriptor, queue) == QueueTarget(
+    assert queue_target(descriptor, queue.arn, queue.platform) == QueueTarget(
         queue="arn:aws:batch:eu-west-1:1:job-queue/q",
         platform="FARGATE",
         job_role_arn="arn:aws:iam::1:role/job",
@@ -656,9 +654,19 @@ def test_job_spec_refusals_name_the_flow_when_known() -> None:
         build_job_definition(flow_options, EC2, timeout_seconds=5)
 
 
-def test_submission_alone_still_checks_the_platform() -> None:
+def test_a_spec_checks_the_platform_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    real = definition.check_platform
+
+    def counting(options: BatchOptions, target: QueueTarget) -> None:
+        calls.append(target.queue)
+        real(options, target)
+
+    monkeypatch.setattr(definition, "check_platform", counting)
+    build_job_spec(options(), EC2, task())
+    assert calls == [EC2.queue]
     with pytest.raises(InvalidValue, match=r"cpu=2\.5"):
-        build_submit_job(options(cpu=2.5), EC2, task(), _definition())
+        build_job_spec(options(cpu=2.5), EC2, task())
 
 
 @pytest.mark.parametrize(("queue", "platform"), [("q", "GPU"), ("", "EC2")])

@@ -14,6 +14,7 @@ from batchwright.batch.options import (
     OPTION_KEYS,
     BatchOptions,
 )
+from batchwright.decorators import parse_value
 from batchwright.errors import InvalidValue, UserInputError
 
 ROLE = "arn:aws:iam::123456789012:role/job"
@@ -132,7 +133,7 @@ def test_resources_drive_the_default_tmpfs_size() -> None:
     ],
 )
 def test_overrides_are_parsed_by_key(text: str, key: str, expected: Any) -> None:
-    options = BatchOptions.from_attributes("s", {}, overrides={key: text})
+    options = BatchOptions.from_attributes("s", {}, overrides={key: parse_value(text)})
     attribute = "inferentia" if key == "trainium" else key
     assert getattr(options, attribute) == expected
 
@@ -141,7 +142,7 @@ def test_overrides_replace_code_key_by_key() -> None:
     options = BatchOptions.from_attributes(
         "s",
         {"cpu": 8, "memory": 32000, "image": "a:1", "inferentia": 2},
-        overrides={"cpu": "2", "trainium": "4"},
+        overrides={"cpu": 2, "trainium": 4},
     )
     assert (options.cpu, options.memory, options.image, options.inferentia) == (2, 32000, "a:1", 4)
 
@@ -431,7 +432,7 @@ REFUSALS: list[tuple[str, dict[str, Any], dict[str, Any], dict[str, str], str, A
         "letters, digits",
     ),
     ("bad resources memory", {}, {"memory": -5}, {}, "memory", -5, "@resources", "at least 4"),
-    ("override unknown key", {}, {}, {"ram": "4"}, "ram", "4", "--with batch", "Known options"),
+    ("override unknown key", {}, {}, {"ram": "4"}, "ram", 4, "--with batch", "Known options"),
     (
         "override not a number",
         {},
@@ -440,7 +441,7 @@ REFUSALS: list[tuple[str, dict[str, Any], dict[str, Any], dict[str, str], str, A
         "cpu",
         "four",
         "--with batch",
-        "batch:cpu=4",
+        "e.g. 2 or 0.5",
     ),
     (
         "override memory with unit",
@@ -450,7 +451,7 @@ REFUSALS: list[tuple[str, dict[str, Any], dict[str, Any], dict[str, str], str, A
         "memory",
         "16G",
         "--with batch",
-        "batch:memory=4",
+        "Give a whole number of MiB",
     ),
     (
         "override bool",
@@ -460,7 +461,7 @@ REFUSALS: list[tuple[str, dict[str, Any], dict[str, Any], dict[str, str], str, A
         "use_tmpfs",
         "maybe",
         "--with batch",
-        "batch:use_tmpfs=true",
+        "true/false, yes/no or on/off",
     ),
     (
         "override tags not json",
@@ -509,7 +510,12 @@ def test_refusal_names_step_key_value_and_fix(
     fix: str,
 ) -> None:
     with pytest.raises(InvalidValue) as caught:
-        BatchOptions.from_attributes("train", attributes, resources=resources, overrides=overrides)
+        BatchOptions.from_attributes(
+            "train",
+            attributes,
+            resources=resources,
+            overrides={k: parse_value(v) for k, v in overrides.items()},
+        )
     error = caught.value
     message = str(error)
     assert message.startswith(f"step 'train', {where}:"), message

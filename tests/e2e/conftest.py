@@ -16,9 +16,10 @@ from typing import Any
 
 import pytest
 
+from batchwright.environment.assembly import stack_template
 from batchwright.environment.descriptor import DESCRIPTOR_OUTPUT_KEY, EnvironmentDescriptor
-from batchwright.localaws import LocalAws
-from batchwright.localaws import deploy as local_deploy
+from batchwright_localaws import LocalAws
+from batchwright_localaws import deploy as local_deploy
 
 REPO = Path(__file__).resolve().parents[2]
 FLOWS = Path(__file__).resolve().parent / "flows"
@@ -102,7 +103,7 @@ def deployed(local_aws: LocalAws, tmp_path_factory: pytest.TempPathFactory) -> I
     flows against it: no queue, role, bucket or image is configured anywhere but in the
     outputs file the deployment wrote."""
     synthesis = _sample_synth().synthesize_sample()
-    template = local_deploy.template_of(synthesis.outdir, STACK)
+    template = stack_template(synthesis.outdir, STACK)
     deployment = local_deploy.deploy(
         local_aws, template, STACK, parameters={"DefaultImage": local_aws.image}
     )

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from batchwright.localaws import LocalAws
+from batchwright_localaws import LocalAws
 
 pytestmark = pytest.mark.localaws
 

@@ -12,8 +12,7 @@ from typing import Any
 
 import pytest
 
-from batchwright.cli.flow import FlowCommand
-from batchwright.cli.plan import load_flow_file
+from batchwright.cli.command import FlowCommand, load_flow_file
 from batchwright.console import Console
 from batchwright.environment.descriptor import EnvironmentDescriptor
 from batchwright.environment.sources import from_cloud_assembly
@@ -53,7 +52,7 @@ def decorators_of(flow_file: Path, with_options: tuple[str, ...] = ()) -> tuple[
     """The flow's name and its validated decorators per step, as run/plan see them."""
     flow_class = load_flow_file(str(flow_file))
     command = FlowCommand(flow_class, str(flow_file), Console())
-    return command.flow_name, command.validated_decorators(with_options)
+    return command.flow_name, command.definition(with_options).decorators
 
 
 def write_outputs_file(path: Path, env: EnvironmentDescriptor, **extra: str) -> Path:

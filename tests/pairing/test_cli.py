@@ -14,9 +14,9 @@ import pytest
 from moto import mock_aws
 
 from batchwright.cli import main as batchwright_main
-from batchwright.cli.flow import FlowCommand
+from batchwright.cli.command import FlowCommand, load_flow_file
 from batchwright.cli.flow import main as flow_main
-from batchwright.cli.plan import load_flow_file, prepare_run
+from batchwright.cli.plan import batch_datastore_root, prepare_run
 from batchwright.console import Console
 from batchwright.environment.descriptor import EnvironmentDescriptor
 from batchwright.errors import PlanError, UserInputError
@@ -210,14 +210,14 @@ def test_run_uses_the_environment_datastore_then_checks_queues_live(
 ) -> None:
     flow_class = load_flow_file(str(PAIRING_FLOW))
     command = FlowCommand(flow_class, str(PAIRING_FLOW), Console(io.StringIO(), io.StringIO()))
-    decorators = command.validated_decorators()
     args = _run_args(outputs_file=str(_outputs(tmp_path, sample_env)), environment_name=STACK)
+    # With no datastore given, a run with @batch steps uses the environment's bucket...
+    assert batch_datastore_root(None, command, sample_env) == sample_env.datastore_root
+    assert batch_datastore_root("s3://mine/x", command, sample_env) == "s3://mine/x"
+    # ...then the live check (in moto's Batch, where nothing is deployed) finds none of the
+    # planned queues.
     with pytest.raises(PlanError) as caught:
-        prepare_run(args, command, decorators)
-    # The environment's datastore was chosen, then the live check (in moto's Batch, where
-    # nothing is deployed) found none of the planned queues.
-    assert args.datastore_root == sample_env.datastore_root
-    assert args.environment == sample_env
+        prepare_run(args, command, command.definition())
     assert "does not exist in this account and region" in str(caught.value)
 
 
@@ -238,17 +238,19 @@ def test_run_on_aws_with_a_local_datastore_is_refused(
     assert "which a Batch job cannot reach" in err and "--datastore-root s3://" in err
 
 
-def test_prepare_run_puts_plan_environment_and_overrides_in_the_arguments(
+def test_prepare_run_returns_the_plan_whose_policies_the_scheduler_runs(
     tmp_path: Path, sample_env: EnvironmentDescriptor
 ) -> None:
     flow_class = load_flow_file(str(PAIRING_FLOW))
     command = FlowCommand(flow_class, str(PAIRING_FLOW), Console(io.StringIO(), io.StringIO()))
     args = _run_args(outputs_file=str(_outputs(tmp_path, sample_env)), run_batch_locally=True)
-    prepare_run(args, command, command.validated_decorators())
-    assert args.backend_overrides == {"batch": "local"}
-    assert args.environment == sample_env
-    assert args.plan.ok and args.plan.step("score").queue_key == "gpu"
-    assert args.datastore_root is None  # --run-batch-locally keeps the local default
+    setup = prepare_run(args, command, command.definition())
+    assert setup.environment == sample_env
+    assert setup.plan.ok and setup.plan.step("score").queue_key == "gpu"
+    assert setup.datastore_root is None  # --run-batch-locally keeps the local default
+    # --run-batch-locally: planned for the GPU queue, run by the local backend.
+    policy = setup.plan.policies["score"]
+    assert policy.backend == "local" and policy.batch is None
 
 
 # --- env -----------------------------------------------------------------------------------------

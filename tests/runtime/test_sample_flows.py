@@ -139,7 +139,7 @@ def test_timeout_stops_a_hung_step(run_flow: RunFlow, datastore: Path) -> None:
     _ok(result)
     run = Flow("TimeoutFlow", str(datastore)).latest_run
     assert run is not None and run.successful
-    assert run.data.stopped_by == "batchwright.decorators.TimeoutExceeded"
+    assert run.data.stopped_by == "batchwright.decorators.builtin.TimeoutExceeded"
     assert "exceeded its @timeout of 1 seconds" in run["hang"].task.stderr
 
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 from batchwright.backends import BackendOptions, TaskHandle, TaskSpec, TaskStatus, register_backend
 from batchwright.backends.local import LocalBackend
-from batchwright.cli.flow import FlowCommand
-from batchwright.console import Console
 from batchwright.datastore import open_datastore
+from batchwright.definition import load_definition
 from batchwright.events import Event, TaskSubmitted
+from batchwright.plan import make_plan
 from batchwright.scheduler import RunOptions, Scheduler
 from batchwright.task import load_flow_class
 
@@ -50,15 +50,14 @@ class RecordingBackend(LocalBackend):
 
 def _run_with(backend: RecordingBackend, flow_file: Path, datastore: Path, workers: int) -> bool:
     flow_class = load_flow_class(str(flow_file), "ForeachFlow")
-    command = FlowCommand(flow_class, str(flow_file), Console())
-    decorators = command.validated_decorators()
+    definition = load_definition(flow_class)
+    plan = make_plan("ForeachFlow", definition.decorators, None)
     events: list[Event] = []
     register_backend("local", lambda options: backend)
     try:
         scheduler = Scheduler(
-            flow_class,
-            command.validated_graph(),
-            decorators,
+            definition,
+            plan.policies,
             open_datastore("ForeachFlow", str(datastore)),
             RunOptions(
                 flow_file=str(flow_file), datastore_root=str(datastore), max_workers=workers
@@ -83,7 +82,7 @@ def test_concurrency_limit_and_fan_out_groups(datastore: Path) -> None:
     grouped = [b for b in backend.batches if b[0].group is not None]
     assert grouped and all(b[0].group.size >= len(b) for b in grouped)  # type: ignore[union-attr]
     per_letter = [t for b in backend.batches for t in b if t.step == "per_letter"]
-    assert sorted(t.split_index for t in per_letter) == [0, 1, 2]  # type: ignore[type-var]
+    assert sorted(t.arguments.split_index or 0 for t in per_letter) == [0, 1, 2]
     assert max(backend.polled_batch_sizes) <= 2
 
 

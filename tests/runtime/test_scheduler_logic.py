@@ -9,11 +9,11 @@ from typing import ClassVar
 from batchwright import FlowSpec, retry, step
 from batchwright.backends import Backend, TaskHandle, TaskSpec, TaskStatus, register_backend
 from batchwright.backends.local import LocalBackend
-from batchwright.cli.flow import FlowCommand
-from batchwright.console import Console
 from batchwright.datastore import open_datastore
 from batchwright.decorators import RuntimeContext, StepDecorator, register_step_decorator
-from batchwright.events import Event, TaskFailed
+from batchwright.definition import load_definition
+from batchwright.events import AttemptFailed, Event
+from batchwright.plan import make_plan
 from batchwright.scheduler import RunOptions, RunResult, Scheduler
 
 
@@ -77,14 +77,14 @@ class FakeBackend(Backend):
 def _run(
     backend: FakeBackend, tmp_path: Path, workers: int = 16, with_options: tuple[str, ...] = ()
 ) -> tuple[RunResult, list[Event]]:
-    command = FlowCommand(ThreeBranchFlow, __file__, Console())
+    definition = load_definition(ThreeBranchFlow, with_options)
+    plan = make_plan("ThreeBranchFlow", definition.decorators, None)
     events: list[Event] = []
     register_backend("local", lambda options: backend)
     try:
         scheduler = Scheduler(
-            ThreeBranchFlow,
-            command.validated_graph(),
-            command.validated_decorators(with_options),
+            definition,
+            plan.policies,
             open_datastore("ThreeBranchFlow", str(tmp_path)),
             RunOptions(flow_file=__file__, datastore_root=str(tmp_path), max_workers=workers),
             events.append,
@@ -104,7 +104,7 @@ def test_all_succeed(tmp_path: Path) -> None:
     assert result.successful
     assert [s for s, _ in _steps(backend)] == ["start", "a", "b", "c", "join", "end"]
     join = next(t for t in backend.submitted if t.step == "join")
-    assert [p.split("/")[1] for p in join.input_paths] == ["a", "b", "c"]
+    assert [p.split("/")[1] for p in join.arguments.input_paths] == ["a", "b", "c"]
 
 
 def test_retry_until_success(tmp_path: Path) -> None:
@@ -119,8 +119,8 @@ def test_retry_until_success(tmp_path: Path) -> None:
     assert [a for s, a in _steps(backend) if s == "a"] == [0, 1, 2]
     a_tasks = {t.task_id for t in backend.submitted if t.step == "a"}
     assert len(a_tasks) == 1  # retries are new attempts of the same task
-    assert all(t.max_retries == 2 for t in backend.submitted if t.step == "a")
-    retries = [e for e in events if isinstance(e, TaskFailed)]
+    assert all(t.arguments.max_retries == 2 for t in backend.submitted if t.step == "a")
+    retries = [e for e in events if isinstance(e, AttemptFailed)]
     assert [e.retry_in for e in retries] == [0.0, 0.0]
 
 

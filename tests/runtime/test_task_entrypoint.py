@@ -7,50 +7,64 @@ import subprocess
 import sys
 from pathlib import Path
 
-from batchwright.task import (
+import pytest
+
+from batchwright.entrypoint import (
     EXIT_DO_NOT_RETRY,
     TASK_ENTRYPOINT_VERSION,
-    build_parser,
-    command_arguments,
-    select_array_member,
+    TaskArguments,
+    array_arguments,
+    parse_arguments,
 )
 
 from ._support import SAMPLE_FLOWS
 
 
 def test_command_arguments_round_trip() -> None:
-    args = command_arguments(
+    arguments = TaskArguments(
         flow_file="/code/flow.py",
         flow="DemoFlow",
         step="work",
         run_id="17",
         task_id="4",
         datastore_root="s3://bucket/prefix",
-        input_paths=["17/start/1", "17/start/2"],
+        input_paths=("17/start/1", "17/start/2"),
         split_index=3,
         retry_count=1,
         max_retries=2,
         origin_run_id="9",
-        with_options=["retry:times=2"],
+        with_options=("retry:times=2",),
     )
-    parsed = build_parser().parse_args(args)
-    select_array_member(parsed, {})
-    assert parsed.contract_version == TASK_ENTRYPOINT_VERSION == 1
-    assert parsed.input_paths == "17/start/1,17/start/2"
-    assert (parsed.split_index, parsed.retry_count, parsed.max_retries) == (3, 1, 2)
-    assert parsed.with_options == ["retry:times=2"] and parsed.origin_run_id == "9"
+    argv = arguments.to_argv()
+    assert argv[:2] == ["--contract-version", str(TASK_ENTRYPOINT_VERSION)]
+    assert TASK_ENTRYPOINT_VERSION == 1
+    assert "17/start/1,17/start/2" in argv
+    assert parse_arguments(argv, {}) == arguments
+
+
+def test_array_arguments_refuse_members_that_differ_beyond_id_and_index() -> None:
+    first = TaskArguments("f.py", "F", "s", "1", "2", "/d", ("1/start/1",), 0)
+    other_step = first._replace(step="t", task_id="3", split_index=1)
+    with pytest.raises(ValueError, match="differ only in task id and split index"):
+        array_arguments([first, other_step])
+    members = [first, first._replace(task_id="3", split_index=1)]
+    argv = array_arguments(members, "INDEX")
+    assert parse_arguments(argv, {"INDEX": "1"}) == members[1]
+    # Emulators set only AWS_BATCH_JOB_ID: the child's id suffix is its index.
+    argv = array_arguments(members)
+    assert parse_arguments(argv, {"AWS_BATCH_JOB_ID": "abc:0"}) == members[0]
 
 
 def _task(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    base = command_arguments(
+    base = TaskArguments(
         flow_file=str(SAMPLE_FLOWS / "linear_flow.py"),
         flow="LinearFlow",
         step="transform",
         run_id="1",
         task_id="2",
         datastore_root=str(tmp_path),
-        input_paths=["1/start/1"],
-    )
+        input_paths=("1/start/1",),
+    ).to_argv()
     return subprocess.run(
         [sys.executable, "-m", "batchwright.task", *base, *extra],
         capture_output=True,
@@ -76,7 +90,6 @@ def test_missing_input_is_not_retryable_and_writes_no_done_marker(tmp_path: Path
 
 def test_array_form_selects_each_members_task(tmp_path: Path) -> None:
     from batchwright import Flow
-    from batchwright.backends import TaskSpec, array_entrypoint_arguments
 
     flow_file = SAMPLE_FLOWS / "foreach_flow.py"
     ran = subprocess.run(
@@ -90,11 +103,11 @@ def test_array_form_selects_each_members_task(tmp_path: Path) -> None:
     assert run is not None
     start = f"{run.id}/start/{run['start'].task.id}"
     members = [
-        TaskSpec("ForeachFlow", str(flow_file), "per_letter", run.id, task_id, str(tmp_path),
-                 (start,), split_index=index)
+        TaskArguments(str(flow_file), "ForeachFlow", "per_letter", run.id, task_id, str(tmp_path),
+                      (start,), split_index=index)
         for task_id, index in (("900", 0), ("901", 1), ("902", 2))
     ]  # fmt: skip
-    args = array_entrypoint_arguments(members, "ARRAY_INDEX")
+    args = array_arguments(members, "ARRAY_INDEX")
     done = subprocess.run(
         [sys.executable, "-m", "batchwright.task", *args],
         capture_output=True,

@@ -56,3 +56,11 @@ def test_a_flow_directory_full_of_data_is_refused(
     monkeypatch.setattr(codepackage, "MAX_PACKAGE_BYTES", 5 * 2**20)
     with pytest.raises(UserInputError, match=r"largest file big\.bin"):
         codepackage.build(folder)
+
+
+def test_ships_the_runtime_without_the_local_aws(tmp_path: Path) -> None:
+    # The local AWS is a development tool in its own package: no job container needs it.
+    names = _names(codepackage.build(_flow_dir(tmp_path)))
+    assert "batchwright/task.py" in names
+    assert not any(n.startswith(("batchwright_localaws", "batchwright/localaws")) for n in names)
+    assert [n for n in names if "localaws" in n] == []  # nor batchwright/cli/localaws.py

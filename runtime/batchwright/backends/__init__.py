@@ -1,9 +1,10 @@
-"""Execution backends and the chooser that decides, per step, where tasks run.
+"""Execution backends, by name: ``local`` (a subprocess per task) and ``batch`` (AWS Batch).
 
-A decorator class asks for a backend through its ``backend`` class attribute (``@batch``
-sets ``"batch"``). :func:`choose_backend_name` takes the first decorator asking for a
-registered backend; steps asking for none, or for one nobody registered, run on
-``"local"``. Backends register a factory with :func:`register_backend`.
+The plan chooses a step's backend (:func:`choose_backend_name`): a decorator class asks
+for one through its ``backend`` class attribute (``@batch`` asks for ``"batch"``); steps
+asking for none, or for one nobody registered, run on ``"local"``. The scheduler creates
+each backend once per run (:func:`create_backend`). Other backends (and test doubles)
+register a factory with :func:`register_backend`.
 """
 
 from __future__ import annotations
@@ -17,11 +18,9 @@ from batchwright.backends.base import (
     TaskHandle,
     TaskSpec,
     TaskStatus,
-    array_entrypoint_arguments,
 )
 
 BackendFactory = Callable[[BackendOptions], Backend]
-_FACTORIES: dict[str, BackendFactory] = {}
 
 __all__ = [
     "Backend",
@@ -31,28 +30,36 @@ __all__ = [
     "TaskHandle",
     "TaskSpec",
     "TaskStatus",
-    "array_entrypoint_arguments",
     "choose_backend_name",
     "create_backend",
     "register_backend",
-    "registered_backends",
+    "wanted_but_missing",
 ]
 
 
+def _local(options: BackendOptions) -> Backend:
+    from batchwright.backends.local import LocalBackend
+
+    return LocalBackend(options)
+
+
+def _aws_batch(options: BackendOptions) -> Backend:
+    # Imported on first use: only runs with @batch steps need boto3 clients.
+    from batchwright.backends.aws_batch import AwsBatchBackend
+
+    return AwsBatchBackend(options)
+
+
+_FACTORIES: dict[str, BackendFactory] = {"local": _local, "batch": _aws_batch}
+
+
 def register_backend(name: str, factory: BackendFactory) -> None:
-    """Make a backend available under ``name``."""
+    """Make a backend available under ``name`` (replacing one of that name)."""
     _FACTORIES[name] = factory
-
-
-def registered_backends() -> list[str]:
-    """Names of the registered backends."""
-    _ensure_local()
-    return sorted(_FACTORIES)
 
 
 def choose_backend_name(decorators: Iterable[object]) -> str:
     """The backend a step's tasks run on, from its decorators (default ``"local"``)."""
-    _ensure_local()
     for decorator in decorators:
         wanted = getattr(decorator, "backend", None)
         if wanted and wanted in _FACTORIES:
@@ -62,19 +69,10 @@ def choose_backend_name(decorators: Iterable[object]) -> str:
 
 def wanted_but_missing(decorators: Iterable[object]) -> list[str]:
     """Backends the decorators ask for that nobody registered (reported as a notice)."""
-    _ensure_local()
     wanted = (getattr(d, "backend", None) for d in decorators)
     return [str(name) for name in wanted if name and name not in _FACTORIES]
 
 
 def create_backend(name: str, options: BackendOptions) -> Backend:
     """A new backend instance for one run."""
-    _ensure_local()
     return _FACTORIES[name](options)
-
-
-def _ensure_local() -> None:
-    if "local" not in _FACTORIES:
-        from batchwright.backends.local import LocalBackend
-
-        _FACTORIES["local"] = LocalBackend

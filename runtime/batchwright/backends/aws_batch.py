@@ -11,42 +11,34 @@ thread; the scheduler calls it. What it keeps is small and per run:
 
 Polling asks DescribeJobs about up to 100 jobs per call; a job not yet visible right
 after SubmitJob counts as still queued. The interval adapts: 1 s after a change, growing
-to :data:`MAX_POLL_INTERVAL` while nothing changes. botocore's standard retry mode backs
-off with jitter on throttling and 5xx. SubmitJob goes through a client-side rate limiter
-below Batch's 50 TPS. A foreach fan-out handed over as a group becomes one array job.
+by half to :data:`MAX_POLL_INTERVAL` while nothing changes, each interval spread by
+:data:`POLL_JITTER` so that many runs started together do not poll in step. botocore's
+standard retry mode backs off with jitter on throttling and 5xx. SubmitJob goes through
+a client-side rate limiter below Batch's 50 TPS. A foreach fan-out handed over as a group
+becomes one array job.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import os
+import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from batchwright import aws, codepackage
-from batchwright.backends.base import (
-    Backend,
-    BackendOptions,
-    TaskHandle,
-    TaskSpec,
-    TaskStatus,
-    array_entrypoint_arguments,
-)
+from batchwright.backends.base import Backend, BackendOptions, TaskHandle, TaskSpec, TaskStatus
 from batchwright.batch.failures import FailureKind, classify_job
-from batchwright.batch.jobspec import (
-    QueueTarget,
-    TaskInvocation,
-    build_job_spec,
-    command_for_task,
-    forwarded_aws_environment,
-)
-from batchwright.batch.options import BatchOptions
+from batchwright.batch.jobenv import forwarded_aws_environment
+from batchwright.batch.jobspec import build_job_spec
+from batchwright.batch.submission import TaskInvocation
+from batchwright.entrypoint import ARRAY_INDEX_VARIABLE, FINAL_EXIT_CODES, array_arguments
+from batchwright.entrypoint.bootstrap import container_command
 from batchwright.errors import PlanError, UserInputError
 from batchwright.events import Notice, TaskOutput, TaskStatusChanged
+from batchwright.policy import BatchJobPolicy
 
 #: Batch's SubmitJob limit is 50 per second; stay below it.
 SUBMIT_RATE_PER_SECOND = 40.0
@@ -54,10 +46,13 @@ SUBMIT_RATE_PER_SECOND = 40.0
 DESCRIBE_BATCH = 100
 MIN_POLL_INTERVAL = 1.0
 MAX_POLL_INTERVAL = 8.0
+#: Growth of the poll interval per poll that saw no change.
+POLL_BACKOFF = 1.5
+#: Each interval is spread uniformly by this fraction either way.
+POLL_JITTER = 0.2
 #: Running jobs' logs are fetched at most this often (one GetLogEvents per job).
 LOG_INTERVAL = 5.0
 DEFAULT_LOG_GROUP = "/aws/batch/job"
-ARRAY_INDEX_VARIABLE = "AWS_BATCH_JOB_ARRAY_INDEX"
 #: Failure kinds a user ``@retry`` cannot fix: the same request fails the same way.
 NOT_RETRYABLE = frozenset({FailureKind.IMAGE_PULL, FailureKind.STUCK_WAITING})
 
@@ -93,16 +88,6 @@ class _Job:
     log_group: str = DEFAULT_LOG_GROUP
     log_token: str | None = None
     logs_fetched_at: float = 0.0
-    finished: bool = False
-
-
-@dataclass
-class _StepSetup:
-    """The per-step inputs of the job spec, resolved once from the run's plan."""
-
-    options: BatchOptions
-    target: QueueTarget
-    timeout_seconds: int | None
 
 
 @dataclass
@@ -112,12 +97,16 @@ class AwsBatchBackend(Backend):
     run: BackendOptions
     name: str = "batch"
     poll_interval: float = MIN_POLL_INTERVAL
-    _batch: Any = None
-    _logs: Any = None
+    #: The Batch and CloudWatch Logs clients; made with :func:`batchwright.aws.client`
+    #: unless given (tests give stubbed ones).
+    batch_client: Any = None
+    logs_client: Any = None
+    #: A number in [0, 1) for each poll's jitter.
+    random: Callable[[], float] = random.random
+    _base_interval: float = MIN_POLL_INTERVAL
     _package_url: str | None = None
     _definitions: dict[str, str] = field(default_factory=dict)
     _jobs: dict[str, _Job] = field(default_factory=dict)
-    _steps: dict[str, _StepSetup] = field(default_factory=dict)
     _limiter: RateLimiter = field(default_factory=lambda: RateLimiter(SUBMIT_RATE_PER_SECOND))
     #: Batch API calls made, by operation (shown by benchmarks and tests).
     calls: dict[str, int] = field(default_factory=dict)
@@ -130,8 +119,10 @@ class AwsBatchBackend(Backend):
                 f"is {root!r}. Pass --environment NAME (its bucket is used) or "
                 "--datastore-root s3://BUCKET/PREFIX."
             )
-        self._batch = aws.client("batch")
-        self._logs = aws.client("logs")
+        if self.batch_client is None:
+            self.batch_client = aws.client("batch")
+        if self.logs_client is None:
+            self.logs_client = aws.client("logs")
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -142,27 +133,15 @@ class AwsBatchBackend(Backend):
     def _emit(self, event: Any) -> None:
         self.run.on_event(event)
 
-    def _setup(self, task: TaskSpec) -> _StepSetup:
-        if task.step in self._steps:
-            return self._steps[task.step]
-        plan = self.run.extras.get("plan")
-        step_plan = plan.step(task.step) if plan is not None else None
-        decorator = task.decorator("batch")
-        options: BatchOptions | None = getattr(step_plan, "options", None) or getattr(
-            decorator, "options", None
-        )
-        target: QueueTarget | None = getattr(step_plan, "target", None)
-        if options is None or target is None:
+    @staticmethod
+    def _job_policy(task: TaskSpec) -> BatchJobPolicy:
+        if task.policy.batch is None:
             raise PlanError(
                 f"step '{task.step}', @batch: no queue was planned for it. Pass "
                 "--environment NAME (a stack built with batchwright_cdk) or "
                 "@batch(queue=...)."
             )
-        timeout = task.decorator("timeout")
-        seconds = int(timeout.total_seconds) if timeout is not None else None
-        setup = _StepSetup(options, target, seconds)
-        self._steps[task.step] = setup
-        return setup
+        return task.policy.batch
 
     def _code_package_url(self, flow_file: str) -> str:
         """Builds and uploads the code package once per run (once per content, ever)."""
@@ -180,12 +159,15 @@ class AwsBatchBackend(Backend):
         """The job definition named ``name``: an active one if it exists, else registered."""
         if name not in self._definitions:
             found = self._call(
-                self._batch, "describe_job_definitions", jobDefinitionName=name, status="ACTIVE"
+                self.batch_client,
+                "describe_job_definitions",
+                jobDefinitionName=name,
+                status="ACTIVE",
             )["jobDefinitions"]
             if found:
                 arn = max(found, key=lambda d: d["revision"])["jobDefinitionArn"]
             else:
-                arn = self._call(self._batch, "register_job_definition", **request)[
+                arn = self._call(self.batch_client, "register_job_definition", **request)[
                     "jobDefinitionArn"
                 ]
             self._definitions[name] = arn
@@ -195,16 +177,16 @@ class AwsBatchBackend(Backend):
 
     def submit(self, tasks: Sequence[TaskSpec]) -> list[TaskHandle]:
         """One job per task, or one array job for several members of one fan-out."""
-        first = tasks[0]
-        setup = self._setup(first)
-        flow_file = os.path.basename(first.flow_file)
+        first = tasks[0].arguments
+        job = self._job_policy(tasks[0])
         package = self._code_package_url(first.flow_file)
+        # In the container the flow file sits at the root of the unpacked code package.
+        members = [t.arguments._replace(flow_file=os.path.basename(first.flow_file)) for t in tasks]
         if len(tasks) > 1:
-            members = [dataclasses.replace(t, flow_file=flow_file) for t in tasks]
-            arguments = array_entrypoint_arguments(members, ARRAY_INDEX_VARIABLE)
+            arguments = array_arguments(members, ARRAY_INDEX_VARIABLE)
             task_label = f"{first.task_id}-x{len(tasks)}"
         else:
-            arguments = dataclasses.replace(first, flow_file=flow_file).entrypoint_arguments()
+            arguments = members[0].to_argv()
             task_label = first.task_id
         environment = {
             **forwarded_aws_environment(os.environ),
@@ -212,21 +194,21 @@ class AwsBatchBackend(Backend):
             "PYTHONUNBUFFERED": "1",
         }
         invocation = TaskInvocation(
-            flow=first.flow_name,
+            flow=first.flow,
             run_id=first.run_id,
             step=first.step,
             task_id=task_label,
-            command=command_for_task(package, arguments),
+            command=container_command(package, arguments),
             environment=environment,
-            retry_count=first.attempt,
+            retry_count=first.retry_count,
             array_size=len(tasks) if len(tasks) > 1 else None,
-            timeout_seconds=setup.timeout_seconds,
+            timeout_seconds=tasks[0].policy.batch_timeout_seconds,
         )
         offload_url = (
-            f"{self.run.datastore_root.rstrip('/')}/{first.flow_name}/runs/{first.run_id}/"
-            f"offload/{first.step}-{task_label}-{first.attempt}.json"
+            f"{self.run.datastore_root.rstrip('/')}/{first.flow}/runs/{first.run_id}/"
+            f"offload/{first.step}-{task_label}-{first.retry_count}.json"
         )
-        spec = build_job_spec(setup.options, setup.target, invocation, offload_url=offload_url)
+        spec = build_job_spec(job.options, job.target, invocation, offload_url=offload_url)
         for notice in spec.notices:
             self._emit(Notice(str(notice)))
         if spec.submit.offload is not None:
@@ -239,15 +221,15 @@ class AwsBatchBackend(Backend):
         request = spec.submit.kwargs()
         request["jobDefinition"] = self._definition(spec.definition.name, spec.definition.kwargs())
         self._limiter.acquire()
-        job_id = self._call(self._batch, "submit_job", **request)["jobId"]
+        job_id = self._call(self.batch_client, "submit_job", **request)["jobId"]
         queue = request["jobQueue"].rsplit("/", 1)[-1]
         if len(tasks) == 1:
             self._jobs[job_id] = _Job(first.pathspec)
             self._emit(Notice(f"[{first.pathspec}] submitted to queue {queue} as job {job_id}"))
-            return [TaskHandle(self.name, job_id, first)]
+            return [TaskHandle(self.name, job_id, tasks[0])]
         self._emit(
             Notice(
-                f"[{first.flow_name}/{first.run_id}/{first.step}] {len(tasks)} tasks submitted "
+                f"[{first.flow}/{first.run_id}/{first.step}] {len(tasks)} tasks submitted "
                 f"to queue {queue} as array job {job_id}"
             )
         )
@@ -264,7 +246,7 @@ class AwsBatchBackend(Backend):
         records: dict[str, dict[str, Any]] = {}
         for start in range(0, len(ids), DESCRIBE_BATCH):
             chunk = ids[start : start + DESCRIBE_BATCH]
-            for job in self._call(self._batch, "describe_jobs", jobs=chunk)["jobs"]:
+            for job in self._call(self.batch_client, "describe_jobs", jobs=chunk)["jobs"]:
                 records[job["jobId"]] = job
         changed = False
         statuses = []
@@ -288,33 +270,34 @@ class AwsBatchBackend(Backend):
             if state.log_stream and (finished or now - state.logs_fetched_at >= LOG_INTERVAL):
                 self._stream_logs(state)
                 state.logs_fetched_at = now
-            statuses.append(self._status(handle, job, state))
-        self.poll_interval = (
-            MIN_POLL_INTERVAL if changed else min(self.poll_interval * 1.5, MAX_POLL_INTERVAL)
+            statuses.append(self._status(handle, job))
+        self._base_interval = (
+            MIN_POLL_INTERVAL
+            if changed
+            else min(self._base_interval * POLL_BACKOFF, MAX_POLL_INTERVAL)
         )
+        spread = 1 + POLL_JITTER * (2 * self.random() - 1)
+        self.poll_interval = self._base_interval * spread
         return statuses
 
-    def _status(self, handle: TaskHandle, job: Mapping[str, Any], state: _Job) -> TaskStatus:
+    def _status(self, handle: TaskHandle, job: Mapping[str, Any]) -> TaskStatus:
         status = job["status"]
         if status == "SUCCEEDED":
-            state.finished = True
             return TaskStatus.succeeded()
         diagnosis = classify_job(job)
         if status == "RUNNABLE" and diagnosis is not None:
             if diagnosis.kind == FailureKind.STUCK_WAITING:
                 # It would wait forever: stop it and say why.
                 self._call(
-                    self._batch,
+                    self.batch_client,
                     "terminate_job",
                     jobId=handle.id,
                     reason="batchwright: stuck waiting for capacity that never comes",
                 )
-                state.finished = True
                 return TaskStatus.failed(str(diagnosis), diagnosis.exit_code, retryable=False)
             return TaskStatus.running()
         if status != "FAILED":
             return TaskStatus.running()
-        state.finished = True
         exit_code = diagnosis.exit_code if diagnosis is not None else None
         if exit_code is None:
             exit_code = self._recorded_exit_code(handle.task)
@@ -325,15 +308,20 @@ class AwsBatchBackend(Backend):
             reason = str(diagnosis)
         else:
             reason = job.get("statusReason", "failed")
-        retryable = diagnosis is None or diagnosis.kind not in NOT_RETRYABLE
+        retryable = (diagnosis is None or diagnosis.kind not in NOT_RETRYABLE) and (
+            exit_code not in FINAL_EXIT_CODES
+        )
         return TaskStatus.failed(f"job {handle.id}: {reason}", exit_code, retryable=retryable)
 
     def _recorded_exit_code(self, task: TaskSpec) -> int | None:
         """The exit code the task entrypoint recorded, for when Batch reports none."""
         from batchwright.datastore import FlowDatastore, open_storage
 
-        store = FlowDatastore(open_storage(self.run.datastore_root), task.flow_name)
-        metadata = store.read_metadata(task.run_id, task.step, task.task_id, task.attempt)
+        arguments = task.arguments
+        store = FlowDatastore(open_storage(self.run.datastore_root), arguments.flow)
+        metadata = store.read_metadata(
+            arguments.run_id, arguments.step, arguments.task_id, arguments.retry_count
+        )
         code = (metadata or {}).get("exit_code")
         return code if isinstance(code, int) else None
 
@@ -349,7 +337,7 @@ class AwsBatchBackend(Backend):
             if state.log_token:
                 kwargs["nextToken"] = state.log_token
             try:
-                page = self._call(self._logs, "get_log_events", **kwargs)
+                page = self._call(self.logs_client, "get_log_events", **kwargs)
             except Exception as error:  # the stream may not exist yet; logs are best effort
                 if "ResourceNotFound" in type(error).__name__ or "ResourceNotFound" in str(error):
                     return
@@ -372,17 +360,8 @@ class AwsBatchBackend(Backend):
             ids.extend([parent, handle.id] if sep else [handle.id])
         for job_id in dict.fromkeys(ids):
             self._call(
-                self._batch,
+                self.batch_client,
                 "terminate_job",
                 jobId=job_id,
                 reason="batchwright: the run was interrupted or timed out",
             )
-
-    def summary(self) -> str:
-        """The Batch API calls this backend made, for the end of a run."""
-        return json.dumps(self.calls, sort_keys=True)
-
-
-def create(options: BackendOptions) -> AwsBatchBackend:
-    """The backend factory registered as ``"batch"``."""
-    return AwsBatchBackend(options)

@@ -16,9 +16,10 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
+from batchwright.entrypoint import TaskArguments
 from batchwright.events import EventSink, ignore_events
+from batchwright.policy import StepPolicy
 
 
 @dataclass(frozen=True)
@@ -34,84 +35,32 @@ class FanOut:
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """Everything needed to start one attempt of one task (the task entrypoint's inputs)."""
+    """One attempt of one task: the entrypoint's arguments, the step's policy and, for a
+    foreach member, its fan-out."""
 
-    flow_name: str
-    flow_file: str
-    step: str
-    run_id: str
-    task_id: str
-    datastore_root: str
-    input_paths: tuple[str, ...]
-    attempt: int = 0
-    max_retries: int = 0
-    split_index: int | None = None
-    origin_run_id: str | None = None
-    with_options: tuple[str, ...] = ()
+    arguments: TaskArguments
+    policy: StepPolicy = field(compare=False)
     group: FanOut | None = None
-    #: The step's decorators after validation (a backend reads e.g. @resources / @batch).
-    decorators: tuple[Any, ...] = field(default=(), compare=False, hash=False)
+
+    @property
+    def step(self) -> str:
+        """The step's name."""
+        return self.arguments.step
+
+    @property
+    def task_id(self) -> str:
+        """The task's id within the run."""
+        return self.arguments.task_id
+
+    @property
+    def attempt(self) -> int:
+        """0 for the first attempt, then 1, 2... (``@retry``)."""
+        return self.arguments.retry_count
 
     @property
     def pathspec(self) -> str:
         """``Flow/run/step/task``."""
-        return f"{self.flow_name}/{self.run_id}/{self.step}/{self.task_id}"
-
-    def entrypoint_arguments(self) -> list[str]:
-        """Arguments after ``python -m batchwright.task`` (contract 3)."""
-        from batchwright.task import command_arguments
-
-        return command_arguments(
-            flow_file=self.flow_file,
-            flow=self.flow_name,
-            step=self.step,
-            run_id=self.run_id,
-            task_id=self.task_id,
-            datastore_root=self.datastore_root,
-            input_paths=self.input_paths,
-            split_index=self.split_index,
-            retry_count=self.attempt,
-            max_retries=self.max_retries,
-            origin_run_id=self.origin_run_id,
-            with_options=self.with_options,
-        )
-
-    def decorator(self, name: str) -> Any | None:
-        """The step's decorator called ``name``, if any."""
-        return next((d for d in self.decorators if getattr(d, "name", None) == name), None)
-
-
-def array_entrypoint_arguments(tasks: Sequence[TaskSpec], array_index_variable: str) -> list[str]:
-    """One entrypoint command for several members of one fan-out (an array job).
-
-    Each member finds its task id and split index through ``array_index_variable`` (for
-    AWS Batch, ``AWS_BATCH_JOB_ARRAY_INDEX``). All tasks must share step, attempt and
-    inputs, as the members of one :class:`FanOut` batch from the scheduler do.
-    """
-    from batchwright.task import array_command_arguments
-
-    first = tasks[0]
-    for task in tasks[1:]:
-        if (task.step, task.attempt, task.input_paths) != (
-            first.step,
-            first.attempt,
-            first.input_paths,
-        ):
-            raise ValueError("array members must share step, attempt and input paths")
-    return array_command_arguments(
-        [(t.task_id, t.split_index if t.split_index is not None else 0) for t in tasks],
-        array_index_variable=array_index_variable,
-        flow_file=first.flow_file,
-        flow=first.flow_name,
-        step=first.step,
-        run_id=first.run_id,
-        datastore_root=first.datastore_root,
-        input_paths=first.input_paths,
-        retry_count=first.attempt,
-        max_retries=first.max_retries,
-        origin_run_id=first.origin_run_id,
-        with_options=first.with_options,
-    )
+        return self.arguments.pathspec
 
 
 @dataclass(frozen=True)
@@ -156,16 +105,17 @@ class TaskStatus:
         return self.state != "running"
 
 
-@dataclass
+@dataclass(frozen=True)
 class BackendOptions:
-    """What a backend factory receives (one object, so new settings do not break callers)."""
+    """What a backend factory receives (one object, so new settings do not break callers).
+
+    Per-step settings are not here: each task carries its step's policy.
+    """
 
     flow_name: str
     run_id: str
     datastore_root: str
     on_event: EventSink = ignore_events
-    #: Settings of later options (e.g. ``--environment``), by name.
-    extras: dict[str, Any] = field(default_factory=dict)
 
 
 class Backend(ABC):

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from typing import IO
 
 from batchwright.backends.base import Backend, BackendOptions, TaskHandle, TaskSpec, TaskStatus
+from batchwright.entrypoint import ENTRYPOINT_MODULE, FINAL_EXIT_CODES
 from batchwright.events import TaskOutput
-from batchwright.task import EXIT_DO_NOT_RETRY, EXIT_USAGE
 
 #: Seconds between SIGTERM and SIGKILL when terminating.
 TERMINATE_GRACE = 5.0
@@ -34,7 +34,7 @@ class _Attempt:
 
 
 class LocalBackend(Backend):
-    """Runs ``python -m batchwright.task`` in a subprocess per attempt."""
+    """Runs the task entrypoint (``python -m batchwright.task``) in a subprocess per attempt."""
 
     name = "local"
     poll_interval = 0.01
@@ -49,7 +49,7 @@ class LocalBackend(Backend):
         handles = []
         environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
         for task in tasks:
-            command = [sys.executable, "-m", "batchwright.task", *task.entrypoint_arguments()]
+            command = [sys.executable, "-m", ENTRYPOINT_MODULE, *task.arguments.to_argv()]
             process = subprocess.Popen(
                 command,
                 stdin=subprocess.DEVNULL,
@@ -148,7 +148,7 @@ def _status_of(code: int) -> TaskStatus:
     if code < 0:
         name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else -code
         return TaskStatus.failed(f"killed by signal {name}", code)
-    if code in (EXIT_DO_NOT_RETRY, EXIT_USAGE):
+    if code in FINAL_EXIT_CODES:
         return TaskStatus.failed(
             "the task failed in a way a retry cannot fix", code, retryable=False
         )

@@ -1,7 +1,10 @@
 """The ``batchwright`` command.
 
-Each subcommand group lives in its own module of this package and registers itself
-through a ``register(subparsers)`` function listed in ``_GROUPS``.
+Each subcommand group lives in its own module and registers itself through a
+``register(subparsers)`` function; ``_GROUPS`` lists those modules. A group from another
+distribution (the local AWS, a development tool that never ships into job containers) is
+listed by its full module path and imported by name, so this package has no import of it
+and the command simply lacks the group where it is not installed.
 """
 
 from __future__ import annotations
@@ -10,13 +13,33 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
 from batchwright import __version__
 from batchwright.console import Console
 from batchwright.errors import BatchwrightError
 
-#: Modules of this package that add subcommands (each has ``register(subparsers)``).
-_GROUPS: tuple[str, ...] = ("localaws", "env", "plan", "jobs")
+#: Modules that add subcommands (each has ``register(subparsers)``): a bare name is a
+#: module of this package, a dotted path a module of an optional package.
+_GROUPS: tuple[str, ...] = ("batchwright_localaws.cli", "env", "plan", "jobs")
+
+
+def _group_module(name: str) -> ModuleType | None:
+    """The module of a subcommand group; ``None`` when its optional package is absent.
+
+    Only the absence of the group's own top-level package is forgiven: a group that is
+    installed but fails to import (a missing dependency of its own, a syntax error) must
+    say so rather than vanish from the command.
+    """
+    if "." not in name:
+        return importlib.import_module(f"batchwright.cli.{name}")
+    package = name.split(".", 1)[0]
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as error:
+        if error.name == package:
+            return None
+        raise
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,8 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"batchwright {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in _GROUPS:
-        module = importlib.import_module(f"batchwright.cli.{name}")
-        module.register(sub)
+        module = _group_module(name)
+        if module is not None:
+            module.register(sub)
     return parser
 
 

@@ -1,13 +1,11 @@
-"""The command line every flow file gets: ``python flow.py run|resume|show|logs|check``.
+"""The command line every flow file gets: ``python flow.py run|resume|show|check|logs|plan``.
 
-``MyFlow()`` at the bottom of a flow file calls :func:`main`. Subcommands are entries of
-:data:`SUBCOMMANDS`; a later module adds one (e.g. ``plan``) with
-:func:`register_subcommand`, and options shared by ``run`` and ``resume`` (e.g.
-``--environment``) with :func:`register_run_option`.
+``MyFlow()`` at the bottom of a flow file calls :func:`main`. The subcommands are the
+rows of :data:`SUBCOMMANDS`.
 
-Exit codes: 0 success; 2 bad input (graph errors, bad parameter or decorator values),
-found before any task runs, reported as one paragraph without a traceback; 1 a task
-failed (the message names it); 130 interrupted.
+Exit codes: 0 success; 2 bad input (graph errors, bad parameter or decorator values,
+refused steps), found before any task runs, reported as one paragraph without a
+traceback; 1 a task failed (the message names it); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -15,14 +13,23 @@ from __future__ import annotations
 import argparse
 import inspect
 import os
-import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from batchwright.cli.command import FlowCommand, add_with_option, flow_file_of
+from batchwright.cli.plan import (
+    RunSetup,
+    add_plan_options,
+    add_run_options,
+    handle_plan,
+    prepare_run,
+)
 from batchwright.console import Console
-from batchwright.errors import BatchwrightError, TaskFailed, UserInputError
+from batchwright.definition import FlowDefinition
+from batchwright.errors import BatchwrightError, RunFailed, UserInputError
 from batchwright.events import (
+    AttemptFailed,
     Event,
     Notice,
     RunFinished,
@@ -33,68 +40,7 @@ from batchwright.events import (
     TaskSubmitted,
     TaskSucceeded,
 )
-from batchwright.events import (
-    TaskFailed as TaskFailedEvent,
-)
-
-
-@dataclass
-class FlowCommand:
-    """What every subcommand handler receives: the flow, its file and the console."""
-
-    flow_class: type
-    flow_file: str
-    console: Console
-    _graph: Any = None
-    _decorators: dict[str, list[Any]] = field(default_factory=dict)
-
-    @property
-    def flow_name(self) -> str:
-        """The flow's class name."""
-        return self.flow_class.__name__
-
-    def validated_graph(self) -> Any:
-        """The flow's graph after every lint check (GraphError on failure)."""
-        if self._graph is None:
-            from batchwright.graph import FlowGraph
-            from batchwright.lint import validate
-
-            graph = FlowGraph(self.flow_class)
-            validate(graph)
-            self._graph = graph
-        return self._graph
-
-    def validated_decorators(self, with_options: Sequence[str] = ()) -> dict[str, list[Any]]:
-        """Each step's decorators (plus ``--with`` ones), after ``step_init`` validation."""
-        from batchwright.decorators import (
-            StepInitContext,
-            decorator_from_with_option,
-            merge_with_options,
-            step_decorators,
-        )
-        from batchwright.parameters import flow_parameters
-
-        graph = self.validated_graph()
-        extra = [decorator_from_with_option(option) for option in with_options]
-        result: dict[str, list[Any]] = {}
-        for node in graph:
-            function = getattr(self.flow_class, node.name)
-            decorators = merge_with_options(step_decorators(function), extra)
-            step_type = "foreach" if node.is_foreach else node.type
-            context = StepInitContext(self.flow_name, node.name, step_type, tuple(decorators))
-            for decorator in decorators:
-                decorator.step_init(context)
-            result[node.name] = decorators
-        parameters = flow_parameters(self.flow_class)
-        for attribute, parameter in parameters.items():
-            parameter.check_declaration(self.flow_name)
-            if attribute in graph:
-                raise UserInputError(
-                    f"flow '{self.flow_name}': parameter '{attribute}' has the name of a step. "
-                    "Rename the parameter or the step."
-                )
-        return result
-
+from batchwright.scheduler import DEFAULT_MAX_WORKERS
 
 Configure = Callable[[argparse.ArgumentParser, FlowCommand], None]
 Handle = Callable[[argparse.Namespace, FlowCommand], int]
@@ -110,29 +56,8 @@ class Subcommand:
     handle: Handle
 
 
-#: The subcommands, in the order ``--help`` shows them.
-SUBCOMMANDS: list[Subcommand] = []
-#: Functions adding options to ``run`` and ``resume`` (e.g. a later ``--environment``).
-RUN_OPTIONS: list[Configure] = []
-
-
-def register_subcommand(subcommand: Subcommand) -> None:
-    """Add (or replace) a subcommand."""
-    SUBCOMMANDS[:] = [s for s in SUBCOMMANDS if s.name != subcommand.name] + [subcommand]
-
-
-def register_run_option(configure: Configure) -> None:
-    """Add options to ``run`` and ``resume``; handlers find them on the namespace."""
-    RUN_OPTIONS.append(configure)
-
-
-def flow_file_of(flow_class: type) -> str:
-    """Absolute path of the file defining ``flow_class``."""
-    return os.path.abspath(inspect.getfile(flow_class))
-
-
 def build_parser(command: FlowCommand) -> argparse.ArgumentParser:
-    """The flow's argument parser with every registered subcommand."""
+    """The flow's argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
         prog=os.path.basename(command.flow_file),
         description=(inspect.getdoc(command.flow_class) or f"The flow {command.flow_name}."),
@@ -169,26 +94,17 @@ def main(
 # -- shared options ----------------------------------------------------------------------------
 
 
-def add_with_option(parser: argparse.ArgumentParser, example: str) -> None:
-    """``--with DECORATOR[:KEY=VALUE,...]`` (repeatable), as run, resume and plan take it."""
+def _add_execution_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--with",
-        dest="with_options",
-        action="append",
-        default=[],
-        metavar="DECORATOR[:KEY=VALUE,...]",
-        help=f"add a step decorator to every step, e.g. {example}",
-    )
-
-
-def _add_execution_options(parser: argparse.ArgumentParser, command: FlowCommand) -> None:
-    parser.add_argument(
-        "--max-workers", type=int, default=16, metavar="N", help="tasks running at once (16)"
+        "--max-workers",
+        type=int,
+        default=DEFAULT_MAX_WORKERS,
+        metavar="N",
+        help=f"tasks running at once ({DEFAULT_MAX_WORKERS})",
     )
     add_with_option(parser, "--with retry:times=2")
     parser.add_argument("--run-id-file", metavar="PATH", help="write the new run's id to this file")
-    for configure in RUN_OPTIONS:
-        configure(parser, command)
+    add_run_options(parser)
 
 
 def _add_datastore_option(parser: argparse.ArgumentParser) -> None:
@@ -200,10 +116,10 @@ def _add_datastore_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _datastore_root(args: argparse.Namespace) -> str:
+def _datastore_root(given: str | None) -> str:
     from batchwright.datastore import default_root
 
-    root = default_root(args.datastore_root)
+    root = default_root(given)
     return root if root.startswith("s3://") else os.path.abspath(root)
 
 
@@ -213,7 +129,7 @@ def _datastore_root(args: argparse.Namespace) -> str:
 def _configure_run(parser: argparse.ArgumentParser, command: FlowCommand) -> None:
     from batchwright.parameters import flow_parameters
 
-    _add_execution_options(parser, command)
+    _add_execution_options(parser)
     _add_datastore_option(parser)
     group = parser.add_argument_group("flow parameters")
     for attribute, parameter in flow_parameters(command.flow_class).items():
@@ -247,28 +163,28 @@ def _configure_run(parser: argparse.ArgumentParser, command: FlowCommand) -> Non
 def _handle_run(args: argparse.Namespace, command: FlowCommand) -> int:
     from batchwright.parameters import flow_parameters, resolve_parameters
 
-    decorators = _prepare(args, command)
+    definition, setup = _prepare(args, command)
     given = {
         attribute: getattr(args, f"parameter:{attribute}", None)
         for attribute in flow_parameters(command.flow_class)
     }
     values = resolve_parameters(command.flow_class, given, command.flow_name)
-    return _execute(args, command, decorators, values, origin_run_id=None, resume_step=None)
+    return _execute(args, command, definition, setup, values, origin_run_id=None)
 
 
 def _configure_resume(parser: argparse.ArgumentParser, command: FlowCommand) -> None:
     parser.add_argument("run_id", nargs="?", metavar="RUN_ID", help="run to resume (latest)")
     parser.add_argument("--step", metavar="STEP", help="rerun this step and all after it")
-    _add_execution_options(parser, command)
+    _add_execution_options(parser)
     _add_datastore_option(parser)
 
 
 def _handle_resume(args: argparse.Namespace, command: FlowCommand) -> int:
     from batchwright.datastore import open_datastore
 
-    decorators = _prepare(args, command)
-    graph = command.validated_graph()
-    store = open_datastore(command.flow_name, _datastore_root(args))
+    definition, setup = _prepare(args, command)
+    graph = definition.graph
+    store = open_datastore(command.flow_name, _datastore_root(setup.datastore_root))
     origin = args.run_id
     if origin is None:
         runs = store.list_runs()
@@ -288,63 +204,49 @@ def _handle_resume(args: argparse.Namespace, command: FlowCommand) -> int:
             f"resume --step {args.step}: flow '{command.flow_name}' has no such step "
             f"(steps: {', '.join(n.name for n in graph)})."
         )
-    return _execute(args, command, decorators, None, origin_run_id=origin, resume_step=args.step)
+    return _execute(
+        args, command, definition, setup, None, origin_run_id=origin, resume_step=args.step
+    )
 
 
-def _prepare(args: argparse.Namespace, command: FlowCommand) -> dict[str, list[Any]]:
+def _prepare(args: argparse.Namespace, command: FlowCommand) -> tuple[FlowDefinition, RunSetup]:
     if args.max_workers < 1:
         raise UserInputError(
-            f"--max-workers={args.max_workers} must be at least 1. Pass e.g. --max-workers 16."
+            f"--max-workers={args.max_workers} must be at least 1. Pass e.g. --max-workers "
+            f"{DEFAULT_MAX_WORKERS}."
         )
-    decorators = command.validated_decorators(args.with_options)
-    from batchwright.cli.plan import prepare_run
-
+    definition = command.definition(args.with_options)
     # Environment, plan, refusals and the live queue check: before any task or submission.
-    prepare_run(args, command, decorators)
-    return decorators
+    return definition, prepare_run(args, command, definition)
 
 
 def _execute(
     args: argparse.Namespace,
     command: FlowCommand,
-    decorators: dict[str, list[Any]],
+    definition: FlowDefinition,
+    setup: RunSetup,
     parameters: dict[str, Any] | None,
     *,
     origin_run_id: str | None,
-    resume_step: str | None,
+    resume_step: str | None = None,
 ) -> int:
-    from batchwright.backends import wanted_but_missing
     from batchwright.datastore import open_datastore
     from batchwright.scheduler import RunOptions, Scheduler
 
-    root = _datastore_root(args)
+    root = _datastore_root(setup.datastore_root)
     store = open_datastore(command.flow_name, root)
-    extras = {k: v for k, v in vars(args).items() if k not in ("handler",)}
     options = RunOptions(
         flow_file=command.flow_file,
         datastore_root=root,
         max_workers=args.max_workers,
-        with_options=tuple(args.with_options),
         origin_run_id=origin_run_id,
         resume_step=resume_step,
-        extras=extras,
     )
-    overridden = getattr(args, "backend_overrides", None) or {}
-    for step, step_decorators in decorators.items():
-        for missing in wanted_but_missing(step_decorators):
-            if missing in overridden:
-                continue
-            command.console.notice(
-                f"step '{step}' asks for the '{missing}' backend, which is not available "
-                "here; it runs locally."
-            )
     renderer = EventRenderer(command.console, args.run_id_file)
-    scheduler = Scheduler(
-        command.flow_class, command.validated_graph(), decorators, store, options, renderer
-    )
+    scheduler = Scheduler(definition, setup.plan.policies, store, options, renderer)
     result = scheduler.run(parameters)
     if not result.successful:
-        raise TaskFailed(
+        raise RunFailed(
             f"task {result.failed_task} failed ({result.reason}); run "
             f"{command.flow_name}/{result.run_id} did not finish. Fix the step and continue "
             f"with: python {os.path.basename(command.flow_file)} resume {result.run_id}"
@@ -371,7 +273,7 @@ class EventRenderer:
             console.info(console.style(f"[{event.pathspec}] {event.status}{reason}", "dim"))
         elif isinstance(event, TaskSucceeded):
             console.info(console.style(f"[{event.pathspec}] finished", "dim"))
-        elif isinstance(event, TaskFailedEvent):
+        elif isinstance(event, AttemptFailed):
             retry = f"; retrying in {event.retry_in:g} s" if event.retry_in is not None else ""
             console.warn(
                 f"[{event.pathspec}] attempt {event.attempt} failed: {event.reason} "
@@ -403,7 +305,7 @@ def _configure_nothing(parser: argparse.ArgumentParser, command: FlowCommand) ->
 
 
 def _handle_show(args: argparse.Namespace, command: FlowCommand) -> int:
-    graph = command.validated_graph()
+    graph = command.definition().graph
     console = command.console
     console.line(console.style(command.flow_name, "bold"))
     if graph.doc:
@@ -422,14 +324,25 @@ def _handle_show(args: argparse.Namespace, command: FlowCommand) -> int:
 
 
 def _handle_check(args: argparse.Namespace, command: FlowCommand) -> int:
-    command.validated_decorators(getattr(args, "with_options", []))
-    steps = len(command.validated_graph().nodes)
+    from batchwright.cli.plan import refuse
+    from batchwright.plan import make_plan
+
+    definition = command.definition(args.with_options)
+    # Every check that needs no environment (e.g. a @timeout Batch cannot enforce).
+    plan = make_plan(command.flow_name, definition.decorators, None, run_batch_locally=True)
+    if not plan.ok:
+        raise refuse(plan)
+    steps = len(definition.graph.nodes)
     command.console.info(f"Flow {command.flow_name} is valid: {steps} steps.")
     return 0
 
 
 def _configure_check(parser: argparse.ArgumentParser, command: FlowCommand) -> None:
-    parser.add_argument("--with", dest="with_options", action="append", default=[])
+    add_with_option(parser, "--with batch:memory=16000")
+
+
+def _configure_plan(parser: argparse.ArgumentParser, command: FlowCommand) -> None:
+    add_plan_options(parser)
 
 
 def _configure_logs(parser: argparse.ArgumentParser, command: FlowCommand) -> None:
@@ -449,7 +362,7 @@ def _handle_logs(args: argparse.Namespace, command: FlowCommand) -> int:
             f"logs {args.pathspec}: expected RUN_ID/STEP or RUN_ID/STEP/TASK, e.g. logs 1234/start."
         )
     run_id, step = parts[0], parts[1]
-    store = open_datastore(command.flow_name, _datastore_root(args))
+    store = open_datastore(command.flow_name, _datastore_root(args.datastore_root))
     tasks = [parts[2]] if len(parts) == 3 else store.list_tasks(run_id, step)
     if not tasks:
         raise UserInputError(
@@ -473,7 +386,8 @@ def _handle_logs(args: argparse.Namespace, command: FlowCommand) -> int:
     return 0
 
 
-for _subcommand in (
+#: The subcommands, in the order ``--help`` shows them.
+SUBCOMMANDS: tuple[Subcommand, ...] = (
     Subcommand("run", "run the flow", _configure_run, _handle_run),
     Subcommand(
         "resume",
@@ -486,12 +400,10 @@ for _subcommand in (
     ),
     Subcommand("check", "validate the flow without running it", _configure_check, _handle_check),
     Subcommand("logs", "print the logs of a step's tasks", _configure_logs, _handle_logs),
-):
-    register_subcommand(_subcommand)
-
-# ``plan`` and the run options --environment / --outputs-file / --run-batch-locally.
-from batchwright.cli import plan as _plan  # noqa: E402, F401, I001
-
-
-if __name__ == "__main__":  # pragma: no cover - flows call main() through FlowSpec
-    sys.exit(0)
+    Subcommand(
+        "plan",
+        "show where each step runs, its queue and job definition, and whether it can run",
+        _configure_plan,
+        handle_plan,
+    ),
+)

@@ -5,37 +5,29 @@
   definition and the verdict; exit code 2 when a step is refused. They work from
   ``cdk.out`` alone, before anything is deployed.
 - ``run`` / ``resume`` get ``--environment``, ``--outputs-file`` and
-  ``--run-batch-locally``. Before the scheduler starts, :func:`prepare_run` finds the
-  environment, plans, refuses with exit code 2, shows each ``@batch`` step's queue and
-  why, and (unless the steps run locally) checks the queues live. It leaves the results
-  on the parsed arguments, which become ``RunOptions.extras``: ``"plan"`` (a
-  :class:`~batchwright.plan.Plan`), ``"environment"`` (the descriptor or ``None``) and
-  ``"backend_overrides"`` (``{"batch": "local"}`` with ``--run-batch-locally``).
+  ``--run-batch-locally`` (:func:`add_run_options`). Before the scheduler starts,
+  :func:`prepare_run` finds the environment, plans, refuses with exit code 2, shows each
+  ``@batch`` step's queue and why, and (unless the steps run locally) checks the queues
+  live. It returns a :class:`RunSetup`: the plan, whose step policies the scheduler runs
+  with, the environment and the datastore the run uses.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import inspect
 import json
 import os
-import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from batchwright.cli.flow import (
-    FlowCommand,
-    Subcommand,
-    add_with_option,
-    register_run_option,
-    register_subcommand,
-)
+from batchwright.cli.command import FlowCommand, add_with_option, load_flow_file
 from batchwright.console import Console
+from batchwright.definition import FlowDefinition
 from batchwright.environment.descriptor import EnvironmentDescriptor
 from batchwright.environment.discovery import find_environment
 from batchwright.environment.sources import is_placeholder
-from batchwright.errors import EnvironmentNotFound, PlanError, UserInputError
+from batchwright.errors import EnvironmentNotFound, PlanError
 from batchwright.plan import Plan, StepPlan, live_check, make_plan
 
 #: Instance types listed by name in ``plan`` before "... (N in all)".
@@ -62,7 +54,8 @@ def add_environment_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _configure_run_options(parser: argparse.ArgumentParser, command: FlowCommand) -> None:
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """The environment options of ``run`` and ``resume``."""
     add_environment_options(parser)
     parser.add_argument(
         "--run-batch-locally",
@@ -73,14 +66,6 @@ def _configure_run_options(parser: argparse.ArgumentParser, command: FlowCommand
 
 
 # --- run / resume ---------------------------------------------------------------------------
-
-
-def _batch_step_names(decorators: dict[str, list[Any]]) -> list[str]:
-    return [
-        step
-        for step, decs in decorators.items()
-        if any(getattr(d, "name", None) == "batch" for d in decs)
-    ]
 
 
 def show_routes(plan: Plan, console: Console) -> None:
@@ -111,45 +96,58 @@ def refuse(plan: Plan) -> PlanError:
     return PlanError("\n".join(plan.refusals))
 
 
-def prepare_run(args: argparse.Namespace, command: FlowCommand, decorators: dict[str, Any]) -> None:
+@dataclass(frozen=True)
+class RunSetup:
+    """What ``run`` and ``resume`` decided before anything runs."""
+
+    #: The plan; its step policies are what the scheduler runs with.
+    plan: Plan
+    #: The environment found, if any.
+    environment: EnvironmentDescriptor | None
+    #: The datastore root: the one given, else the environment's bucket for @batch steps.
+    datastore_root: str | None
+
+
+def prepare_run(
+    args: argparse.Namespace, command: FlowCommand, definition: FlowDefinition
+) -> RunSetup:
     """Finds the environment, plans, refuses or shows the routes, checks the queues live.
 
-    Sets on ``args`` (hence ``RunOptions.extras``): ``plan``, ``environment``,
-    ``backend_overrides``; and ``datastore_root`` when the environment provides it.
-
     Raises:
-        PlanError: a step is refused, or @batch steps would run on AWS with a local
-            datastore.
-        EnvironmentNotFound: an environment was named but not found.
+        PlanError: a step is refused, the environment named was not found, or @batch
+            steps would run on AWS with a local datastore.
     """
-    locally = bool(getattr(args, "run_batch_locally", False))
-    args.backend_overrides = {"batch": "local"} if locally else {}
-    batch_steps = _batch_step_names(decorators)
-    name = getattr(args, "environment_name", None)
+    locally = bool(args.run_batch_locally)
+    has_batch_steps = any(
+        d.name == "batch" for decorators in definition.decorators.values() for d in decorators
+    )
+    name = args.environment_name
     environment: EnvironmentDescriptor | None = None
-    if batch_steps or name:
+    if has_batch_steps or name:
         try:
             environment = find_environment(
                 name,
                 cwd=os.getcwd(),
                 flow_dir=os.path.dirname(command.flow_file),
-                outputs_file=getattr(args, "outputs_file", None),
+                outputs_file=args.outputs_file,
                 # Only a local run may plan against cdk.out: its ARNs are placeholders.
                 allow_static=locally,
             )
         except EnvironmentNotFound as error:
             # Found before anything ran: bad input, exit code 2 like every refusal.
             raise PlanError(str(error)) from error
-    args.environment = environment
     if environment is not None:
         command.console.info(f"Environment {environment.name}: {environment.source}")
-    plan = make_plan(command.flow_name, decorators, environment, run_batch_locally=locally)
+    plan = make_plan(
+        command.flow_name, definition.decorators, environment, run_batch_locally=locally
+    )
     if not plan.ok:
         raise refuse(plan)
-    if batch_steps and not locally:
-        _choose_datastore(args, command, environment)
+    datastore_root = args.datastore_root
+    if has_batch_steps and not locally:
+        datastore_root = batch_datastore_root(datastore_root, command, environment)
     show_routes(plan, command.console)
-    if batch_steps and not locally:
+    if has_batch_steps and not locally:
         from batchwright import aws
 
         region = environment.region if environment else None
@@ -158,18 +156,23 @@ def prepare_run(args: argparse.Namespace, command: FlowCommand, decorators: dict
         plan = live_check(plan, aws.client("batch", region=region))
         if not plan.ok:
             raise refuse(plan)
-    args.plan = plan
+    return RunSetup(plan, environment, datastore_root)
 
 
-def _choose_datastore(
-    args: argparse.Namespace, command: FlowCommand, environment: EnvironmentDescriptor | None
-) -> None:
+def batch_datastore_root(
+    given: str | None, command: FlowCommand, environment: EnvironmentDescriptor | None
+) -> str:
+    """The datastore of a run with @batch steps on AWS: the one given (or
+    ``$BATCHWRIGHT_DATASTORE_ROOT``), else the environment's bucket; it must be in S3.
+
+    Raises:
+        PlanError: the datastore is a local folder, which a Batch job cannot reach.
+    """
     from batchwright.datastore import ROOT_VARIABLE
 
-    given = args.datastore_root or os.environ.get(ROOT_VARIABLE)
+    given = given or os.environ.get(ROOT_VARIABLE)
     if not given and environment is not None:
-        args.datastore_root = environment.datastore_root
-        given = args.datastore_root
+        given = environment.datastore_root
     if not given or not given.startswith("s3://"):
         shown = given or "the local folder ./.batchwright"
         raise PlanError(
@@ -178,13 +181,10 @@ def _choose_datastore(
             "s3://BUCKET/PREFIX (or set $BATCHWRIGHT_DATASTORE_ROOT), use --environment NAME "
             "so the environment's bucket is used, or --run-batch-locally."
         )
+    return given
 
 
 # --- plan -----------------------------------------------------------------------------------
-
-
-def _configure_plan(parser: argparse.ArgumentParser, command: FlowCommand) -> None:
-    add_plan_options(parser)
 
 
 def add_plan_options(parser: argparse.ArgumentParser) -> None:
@@ -207,7 +207,7 @@ def add_plan_options(parser: argparse.ArgumentParser) -> None:
 
 def plan_flow(args: argparse.Namespace, command: FlowCommand) -> Plan:
     """The plan ``plan`` prints (static discovery allowed)."""
-    decorators = command.validated_decorators(args.with_options)
+    definition = command.definition(args.with_options)
     environment = find_environment(
         args.environment_name,
         cwd=os.getcwd(),
@@ -217,7 +217,7 @@ def plan_flow(args: argparse.Namespace, command: FlowCommand) -> Plan:
         allow_static=True,
         deployed=not args.static,
     )
-    plan = make_plan(command.flow_name, decorators, environment)
+    plan = make_plan(command.flow_name, definition.decorators, environment)
     if args.live and plan.ok:
         from batchwright import aws
 
@@ -228,7 +228,8 @@ def plan_flow(args: argparse.Namespace, command: FlowCommand) -> Plan:
     return plan
 
 
-def _handle_plan(args: argparse.Namespace, command: FlowCommand) -> int:
+def handle_plan(args: argparse.Namespace, command: FlowCommand) -> int:
+    """``plan``: print the plan (or its JSON); exit code 2 when a step is refused."""
     plan = plan_flow(args, command)
     if args.json:
         command.console.line(json.dumps(plan.to_json(), indent=2))
@@ -317,50 +318,10 @@ def render_plan(plan: Plan, console: Console) -> None:
 # --- batchwright plan FLOW.py ----------------------------------------------------------------
 
 
-def load_flow_file(path: str) -> type:
-    """The FlowSpec subclass defined in a flow file (imported as a module, not run).
-
-    Raises:
-        UserInputError: no such file, or not exactly one flow class in it.
-    """
-    from batchwright.flowspec import FlowSpec
-
-    file = Path(path).resolve()
-    if not file.is_file():
-        raise UserInputError(f"plan {path}: no such file. Pass the path of a flow file.")
-    directory = str(file.parent)
-    if directory not in sys.path:
-        sys.path.insert(0, directory)
-    name = f"batchwright_plan_{file.stem}"
-    spec = importlib.util.spec_from_file_location(name, file)
-    if spec is None or spec.loader is None:
-        raise UserInputError(f"plan {path}: cannot be imported as Python.")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    flows = [
-        value
-        for value in vars(module).values()
-        if inspect.isclass(value)
-        and issubclass(value, FlowSpec)
-        and value is not FlowSpec
-        and value.__module__ == name
-    ]
-    if len(flows) != 1:
-        found = ", ".join(f.__name__ for f in flows) or "none"
-        raise UserInputError(
-            f"plan {path}: expected one FlowSpec subclass, found {found}. Put one flow per "
-            "file, or run 'python FLOW.py plan'."
-        )
-    return flows[0]
-
-
 def _handle_batchwright_plan(args: argparse.Namespace, console: Console) -> int:
-    from batchwright.cli.flow import FlowCommand
-
     flow_class = load_flow_file(args.flow_file)
     command = FlowCommand(flow_class, str(Path(args.flow_file).resolve()), console)
-    return _handle_plan(args, command)
+    return handle_plan(args, command)
 
 
 def register(sub: Any) -> None:
@@ -373,14 +334,3 @@ def register(sub: Any) -> None:
     parser.add_argument("flow_file", metavar="FLOW.py")
     add_plan_options(parser)
     parser.set_defaults(handler=_handle_batchwright_plan)
-
-
-register_subcommand(
-    Subcommand(
-        "plan",
-        "show where each step runs, its queue and job definition, and whether it can run",
-        _configure_plan,
-        _handle_plan,
-    )
-)
-register_run_option(_configure_run_options)

@@ -21,6 +21,8 @@ from dataclasses import asdict, dataclass, field
 from importlib import resources
 from typing import Any, Literal, cast
 
+# The platform vocabulary is AWS Batch's, shared with the job spec and the constructs.
+from batchwright.batch.platforms import FARGATE_PLATFORMS, PLATFORMS, SPOT_PLATFORMS, Platform
 from batchwright.environment.instances import InstanceCapacity, lookup
 from batchwright.errors import DescriptorError
 
@@ -32,12 +34,6 @@ METAFLOW_PROFILE_OUTPUT_KEY = "BatchwrightMetaflowProfile"
 #: Stack output key of the SSM parameter name that holds the descriptor.
 DESCRIPTOR_PARAMETER_OUTPUT_KEY = "BatchwrightEnvironmentParameter"
 
-Platform = Literal["EC2", "SPOT", "FARGATE", "FARGATE_SPOT"]
-PLATFORMS: tuple[Platform, ...] = ("EC2", "SPOT", "FARGATE", "FARGATE_SPOT")
-#: Platforms whose jobs run on Fargate (the job definition's platform is FARGATE).
-FARGATE_PLATFORMS: frozenset[str] = frozenset({"FARGATE", "FARGATE_SPOT"})
-#: Platforms whose capacity is Spot (interruptible).
-SPOT_PLATFORMS: frozenset[str] = frozenset({"SPOT", "FARGATE_SPOT"})
 Accelerator = Literal["none", "gpu", "neuron", "efa"]
 ACCELERATORS: tuple[Accelerator, ...] = ("none", "gpu", "neuron", "efa")
 

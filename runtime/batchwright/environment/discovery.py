@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from batchwright.environment.assembly import stack_template
 from batchwright.environment.descriptor import (
     DESCRIPTOR_OUTPUT_KEY,
     DESCRIPTOR_PARAMETER_OUTPUT_KEY,
@@ -127,7 +128,7 @@ def discovery_config() -> Any:
     return Config(
         connect_timeout=CONNECT_TIMEOUT_SECONDS,
         read_timeout=READ_TIMEOUT_SECONDS,
-        retries={"max_attempts": 1, "mode": "standard"},
+        retries={"total_max_attempts": 1, "mode": "standard"},
     )
 
 
@@ -221,22 +222,14 @@ def _file_outputs(file: Path, stack: str) -> dict[str, str]:
 def _template_outputs(cdk_out: Path, stack: str) -> dict[str, str]:
     """The stack's outputs as the static reader renders them (placeholders for tokens)."""
     try:
-        manifest = json.loads((cdk_out / "manifest.json").read_text())
-        for artifact_id, artifact in (manifest.get("artifacts") or {}).items():
-            properties = artifact.get("properties") or {}
-            if artifact.get("type") == "aws:cloudformation:stack" and stack in (
-                artifact_id,
-                properties.get("stackName"),
-            ):
-                template = json.loads((cdk_out / properties["templateFile"]).read_text())
-                rendered = {
-                    key: render_intrinsics(output.get("Value"))
-                    for key, output in (template.get("Outputs") or {}).items()
-                }
-                return {k: v for k, v in rendered.items() if isinstance(v, str)}
-    except (OSError, json.JSONDecodeError, KeyError, AttributeError):
-        pass
-    return {}
+        template = stack_template(cdk_out, stack)
+        rendered = {
+            key: render_intrinsics(output.get("Value"))
+            for key, output in (template.get("Outputs") or {}).items()
+        }
+    except (EnvironmentNotFound, OSError, ValueError, AttributeError):
+        return {}  # outputs besides the descriptor are a courtesy, not a requirement
+    return {k: v for k, v in rendered.items() if isinstance(v, str)}
 
 
 def _has_credentials(session: Any) -> bool:

@@ -3,8 +3,9 @@
 Pure functions over an :class:`EnvironmentDescriptor` and a step's checked
 :class:`BatchOptions`. A step is routed, among the queues that can run it, to:
 
-1. the platform its options imply (``ephemeral_storage`` -> Fargate; GPUs, devices, swap,
-   shared memory, tmpfs or ``privileged`` -> EC2), otherwise EC2 before Fargate;
+1. the platform its options imply (an option limited to one platform in the option
+   table, e.g. ``ephemeral_storage`` -> Fargate, ``gpu`` or ``privileged`` -> EC2;
+   :func:`~batchwright.batch.platforms.implied_platform`), otherwise EC2 before Fargate;
 2. a queue of its accelerator kind only: Neuron queues for ``inferentia``/``trainium``,
    EFA queues for ``efa``, GPU queues for ``gpu``, and plain queues otherwise;
 3. Spot before on-demand when the step has ``@retry`` (on-demand before Spot otherwise);
@@ -22,24 +23,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from batchwright.batch.jobspec import FARGATE_SIZES, fargate_size
 from batchwright.batch.options import BatchOptions
+from batchwright.batch.platforms import FARGATE_SIZES, fargate_size, implied_platform
 from batchwright.environment.descriptor import EnvironmentDescriptor, QueueDescription
 from batchwright.environment.instances import InstanceCapacity
-
-#: Options that exist on EC2 only (their presence implies an EC2 queue).
-EC2_ONLY_KEYS = (
-    "gpu",
-    "inferentia",
-    "efa",
-    "shared_memory",
-    "max_swap",
-    "swappiness",
-    "use_tmpfs",
-    "privileged",
-)
-#: Options that exist on Fargate only.
-FARGATE_ONLY_KEYS = ("ephemeral_storage",)
 
 
 @dataclass(frozen=True)
@@ -76,23 +63,6 @@ class Route:
     def ok(self) -> bool:
         """Whether the step can run where it was routed."""
         return self.verdict == "ok"
-
-
-def implied_platform(options: BatchOptions) -> str | None:
-    """``"FARGATE"``, ``"EC2"`` or ``None`` from the options the step uses."""
-    if options.ephemeral_storage is not None:
-        return "FARGATE"
-    used = (
-        options.gpu > 0
-        or options.inferentia > 0
-        or options.efa > 0
-        or options.shared_memory is not None
-        or options.max_swap is not None
-        or options.swappiness is not None
-        or options.use_tmpfs
-        or options.privileged
-    )
-    return "EC2" if used else None
 
 
 def accelerator_of(options: BatchOptions) -> str:

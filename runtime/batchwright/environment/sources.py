@@ -2,8 +2,9 @@
 
 - :func:`from_cloud_assembly`: the synthesized template in ``cdk.out``, before anything is
   deployed. The descriptor output is an ``Fn::Join`` over deploy-time references; this
-  module evaluates what it can (``Fn::Join``, ``Fn::Select``, ``Fn::Split``, ``Fn::Sub``)
-  and renders the rest as readable placeholders (``<Ref:LogicalId>``,
+  module evaluates what it can (``Fn::Join``, ``Fn::Select``, ``Fn::Split``, ``Fn::Sub``,
+  with the evaluator of :mod:`batchwright.environment.assembly`) and renders the rest as
+  readable placeholders (``<Ref:LogicalId>``,
   ``<GetAtt:LogicalId.Attribute>``), so the static part (platforms, instance types, max
   vCPUs) is usable for planning.
 - :func:`from_outputs_file`: the JSON written by ``cdk deploy --outputs-file``.
@@ -23,6 +24,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from batchwright.environment.assembly import CloudAssembly, References, Unresolved, evaluate
 from batchwright.environment.descriptor import (
     DESCRIPTOR_OUTPUT_KEY,
     DESCRIPTOR_PARAMETER_OUTPUT_KEY,
@@ -41,96 +43,40 @@ _PLACEHOLDER = re.compile(r"^<[^<>]*>$")
 # --- static reading of cdk.out ------------------------------------------------------------
 
 
-class _Unresolved(str):
-    """A template value that only CloudFormation can resolve, rendered as a placeholder."""
+class _Placeholders(References):
+    """References as they stand before deployment: a template parameter with a default
+    is that default; everything else only CloudFormation knows, so it renders as a
+    placeholder (``<Ref:Bucket>``, ``<GetAtt:Queue.JobQueueArn>``, ``<Fn::If>``)."""
 
-    __slots__ = ()
+    #: What needs no deployment: string surgery on what is known.
+    functions = frozenset({"Fn::Join", "Fn::Split", "Fn::Select", "Fn::Sub"})
 
+    def __init__(self, parameters: Mapping[str, Any]) -> None:
+        self.parameters = parameters
 
-def _placeholder(text: str) -> _Unresolved:
-    return _Unresolved(f"<{text}>")
+    def ref(self, name: str) -> Any:
+        if name in self.parameters:
+            return self.parameters[name]
+        return Unresolved.named(f"Ref:{name}")
+
+    def get_att(self, logical_id: str, attribute: str) -> Any:
+        target = f"{logical_id}.{attribute}" if attribute else logical_id
+        return Unresolved.named(f"GetAtt:{target}")
+
+    def condition(self, name: str) -> Any:
+        return Unresolved.named("Condition")
+
+    def unevaluated(self, function: str, argument: Any) -> Any:
+        if function == "Fn::Select":  # an index past the end of a known list
+            return Unresolved.named(f"Fn::Select:{argument[0]}")
+        return Unresolved.named(function)
 
 
 def render_intrinsics(value: Any, parameters: Mapping[str, Any] | None = None) -> Any:
     """Evaluates the intrinsic functions of a template value that need no deployment and
     renders the others as placeholders such as ``<Ref:Bucket>``. A ``Ref`` to a template
     parameter with a default (``parameters``: name -> default) renders as that default."""
-    parameters = parameters or {}
-    if isinstance(value, list):
-        return [render_intrinsics(v, parameters) for v in value]
-    if not isinstance(value, dict):
-        return value
-    if len(value) != 1:
-        return {k: render_intrinsics(v, parameters) for k, v in value.items()}
-    ((name, args),) = value.items()
-    if name == "Ref":
-        if args in parameters:
-            return parameters[args]
-        return _placeholder(f"Ref:{args}")
-    if name == "Fn::GetAtt":
-        target = ".".join(args) if isinstance(args, list) else str(args)
-        return _placeholder(f"GetAtt:{target}")
-    if name == "Fn::Join":
-        separator, parts = args
-        rendered = [render_intrinsics(p, parameters) for p in render_intrinsics(parts, parameters)]
-        text = str(separator).join(str(p) for p in rendered)
-        return text
-    if name == "Fn::Split":
-        separator, source = args
-        source = render_intrinsics(source, parameters)
-        if isinstance(source, _Unresolved):
-            return source
-        return str(source).split(str(separator))
-    if name == "Fn::Select":
-        index, items = args
-        items = render_intrinsics(items, parameters)
-        if isinstance(items, _Unresolved):
-            # A part of something unresolved (e.g. a queue's name inside its ARN); nested
-            # selections stay one "part-of" placeholder.
-            if items.startswith("<part-of:"):
-                return items
-            return _placeholder(f"part-of:{items[1:-1]}")
-        try:
-            return items[int(index)]
-        except (IndexError, TypeError, ValueError):
-            return _placeholder(f"Fn::Select:{index}")
-    if name == "Fn::Sub":
-        template, variables = (args, {}) if isinstance(args, str) else (args[0], args[1])
-
-        def substitute(match: re.Match[str]) -> str:
-            key = match.group(1)
-            if key in variables:
-                return str(render_intrinsics(variables[key], parameters))
-            return f"<Ref:{key}>" if "." not in key else f"<GetAtt:{key}>"
-
-        return re.sub(r"\$\{([^}!]+)\}", substitute, template)
-    if name.startswith("Fn::") or name == "Condition":
-        return _placeholder(name)
-    return {name: render_intrinsics(args, parameters)}
-
-
-def _stack_template(cdk_out: Path, stack_name: str) -> Path:
-    manifest_path = cdk_out / "manifest.json"
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except FileNotFoundError as e:
-        raise EnvironmentNotFound(
-            f"{manifest_path} does not exist. Run 'cdk synth' in the CDK app's directory, "
-            "or pass the cdk.out directory that holds the synthesized app."
-        ) from e
-    stacks = []
-    for artifact_id, artifact in (manifest.get("artifacts") or {}).items():
-        if artifact.get("type") != "aws:cloudformation:stack":
-            continue
-        properties = artifact.get("properties") or {}
-        names = {artifact_id, artifact.get("displayName"), properties.get("stackName")}
-        stacks.append(properties.get("stackName") or artifact_id)
-        if stack_name in names and properties.get("templateFile"):
-            return cdk_out / str(properties["templateFile"])
-    raise EnvironmentNotFound(
-        f"{manifest_path} has no stack named {stack_name!r}; it has "
-        f"{sorted(stacks) or 'no stacks'}. Pass one of those names."
-    )
+    return evaluate(value, _Placeholders(parameters or {}))
 
 
 def from_cloud_assembly(stack_name: str, cdk_out: str | Path = "cdk.out") -> EnvironmentDescriptor:
@@ -143,8 +89,9 @@ def from_cloud_assembly(stack_name: str, cdk_out: str | Path = "cdk.out") -> Env
         EnvironmentNotFound: no manifest, no such stack, or no descriptor output.
         DescriptorError: the output is not a valid descriptor.
     """
-    template_path = _stack_template(Path(cdk_out), stack_name)
-    template = json.loads(template_path.read_text())
+    assembly = CloudAssembly.read(cdk_out)
+    template_path = assembly.template_path(stack_name)
+    template = assembly.template(stack_name)
     output = (template.get("Outputs") or {}).get(DESCRIPTOR_OUTPUT_KEY)
     if output is None:
         raise EnvironmentNotFound(

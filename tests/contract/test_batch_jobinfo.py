@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from batchwright.batch.environment import BatchEnvironment
+from batchwright.batch.jobinfo import BatchJobInfo
 
 JOB = "2f1b0c2e-1111-4000-8000-000000000001"
 
 
 def test_outside_batch_there_is_nothing() -> None:
-    assert BatchEnvironment.from_environ({}) is None
-    assert BatchEnvironment.from_environ({"AWS_BATCH_JOB_ID": "  "}) is None
+    assert BatchJobInfo.from_environ({}) is None
+    assert BatchJobInfo.from_environ({"AWS_BATCH_JOB_ID": "  "}) is None
 
 
 def test_everything_batch_sets() -> None:
-    env = BatchEnvironment.from_environ(
+    env = BatchJobInfo.from_environ(
         {
             "AWS_BATCH_JOB_ID": f"{JOB}:3",
             "AWS_BATCH_JOB_ATTEMPT": "2",
@@ -24,7 +24,7 @@ def test_everything_batch_sets() -> None:
             "AWS_BATCH_JOB_ARRAY_INDEX": "3",
         }
     )
-    assert env == BatchEnvironment(
+    assert env == BatchJobInfo(
         job_id=f"{JOB}:3",
         attempt=2,
         compute_environment="ce-spot",
@@ -35,26 +35,26 @@ def test_everything_batch_sets() -> None:
 
 
 def test_moto_sets_only_the_job_id() -> None:
-    env = BatchEnvironment.from_environ({"AWS_BATCH_JOB_ID": JOB})
-    assert env == BatchEnvironment(job_id=JOB)
+    env = BatchJobInfo.from_environ({"AWS_BATCH_JOB_ID": JOB})
+    assert env == BatchJobInfo(job_id=JOB)
     assert env.attempt is None and env.array_index is None and env.parent_job_id is None
 
 
 @pytest.mark.parametrize(("suffix", "index"), [(":0", 0), (":9999", 9999)])
 def test_array_index_comes_from_the_job_id_when_missing(suffix: str, index: int) -> None:
-    env = BatchEnvironment.from_environ({"AWS_BATCH_JOB_ID": JOB + suffix})
+    env = BatchJobInfo.from_environ({"AWS_BATCH_JOB_ID": JOB + suffix})
     assert env is not None and env.array_index == index
 
 
 def test_the_variable_wins_over_the_job_id_suffix() -> None:
-    env = BatchEnvironment.from_environ(
+    env = BatchJobInfo.from_environ(
         {"AWS_BATCH_JOB_ID": f"{JOB}:5", "AWS_BATCH_JOB_ARRAY_INDEX": "7"}
     )
     assert env is not None and env.array_index == 7
 
 
 def test_malformed_values_become_none() -> None:
-    env = BatchEnvironment.from_environ(
+    env = BatchJobInfo.from_environ(
         {
             "AWS_BATCH_JOB_ID": f"{JOB}#1",  # a multi-node child, not an array child
             "AWS_BATCH_JOB_ATTEMPT": "first",

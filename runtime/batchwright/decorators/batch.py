@@ -2,8 +2,9 @@
 
 The decorator only declares. At definition time (``step_init``) it turns what the step
 wrote, its ``@resources`` values and any ``--with batch:key=value`` overrides into one
-checked :class:`BatchOptions`; the planner routes it to a queue and the AWS Batch backend
-submits it. Inside the job, ``task_pre_step`` attaches ``current.batch``.
+checked :class:`~batchwright.batch.options.BatchOptions`; the plan routes it to a queue
+and the AWS Batch backend submits it. Inside the job, ``task_pre_step`` attaches
+``current.batch``.
 """
 
 from __future__ import annotations
@@ -11,15 +12,12 @@ from __future__ import annotations
 import os
 from typing import Any, ClassVar
 
-from batchwright.backends import Backend, BackendOptions, register_backend
-from batchwright.batch.environment import BatchEnvironment
-from batchwright.batch.jobspec import check_timeout
+from batchwright.batch.jobinfo import BatchJobInfo
 from batchwright.batch.options import OPTION_KEYS, BatchOptions
-from batchwright.decorators import (
+from batchwright.decorators.base import (
     StepDecorator,
     StepInitContext,
     TaskContext,
-    TimeoutDecorator,
     register_step_decorator,
     step_decorator_function,
 )
@@ -57,38 +55,25 @@ class BatchDecorator(StepDecorator):
     def step_init(self, context: StepInitContext) -> None:
         """Checks every value once, in :meth:`BatchOptions.from_attributes`."""
         resources = next((d for d in context.decorators if d.name == "resources"), None)
-        timeout = next((d for d in context.decorators if isinstance(d, TimeoutDecorator)), None)
-        # Command-line values are typed by the --with parser already; they replace the
-        # code's values key by key.
-        attributes = {**self.given, **self.overrides}
+        code, command_line = (
+            ({}, self.given) if self.from_command_line else (self.given, self.overrides)
+        )
         self._options = BatchOptions.from_attributes(
             context.step_name,
-            attributes,
+            code,
             resources=resources.given if resources is not None else None,
+            overrides=command_line,
             flow=context.flow_name,
         )
-        if timeout is not None:
-            # Batch enforces whole seconds, at least 60, per attempt.
-            check_timeout(context.step_name, int(timeout.total_seconds), flow=context.flow_name)
 
     def task_pre_step(self, context: TaskContext) -> None:
         """Attaches ``current.batch`` from the job's ``AWS_BATCH_*`` variables."""
         from batchwright.current import current
 
-        environment = BatchEnvironment.from_environ(os.environ)
-        if environment is not None:
-            current.extend("batch", environment)
+        info = BatchJobInfo.from_environ(os.environ)
+        if info is not None:
+            current.extend("batch", info)
 
 
 #: ``@batch`` / ``@batch(...)`` above ``@step``.
 batch = step_decorator_function(BatchDecorator)
-
-
-def _create_backend(options: BackendOptions) -> Backend:
-    # Imported here: tasks load this module, and only the scheduler needs boto3 clients.
-    from batchwright.backends.aws_batch import AwsBatchBackend
-
-    return AwsBatchBackend(options)
-
-
-register_backend("batch", _create_backend)

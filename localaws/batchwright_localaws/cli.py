@@ -1,4 +1,9 @@
-"""``batchwright localaws up|down|status|env``: the local AWS for tests and demos."""
+"""``batchwright localaws up|down|status|env|deploy``: the local AWS for tests and demos.
+
+The runtime's command lists this module by name and adds the group only when this
+distribution's ``batchwright_localaws`` package is importable, so the runtime itself never
+imports the development tool.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from batchwright import localaws
+import batchwright_localaws as localaws
 from batchwright.console import Console
+from batchwright.environment.assembly import stack_template
+from batchwright.errors import UserInputError
 
 #: The template parameter of a BatchEnvironmentStack naming its default image.
 IMAGE_PARAMETER = "DefaultImage"
@@ -106,8 +113,7 @@ def default_stack_name(directory: Path) -> str | None:
 
 
 def _deploy(args: argparse.Namespace, console: Console) -> int:
-    from batchwright.errors import UserInputError
-    from batchwright.localaws import deploy
+    from batchwright_localaws import deploy  # loaded only by the verb that uses it
 
     stack = args.stack or default_stack_name(Path.cwd())
     if not stack:
@@ -130,7 +136,7 @@ def _deploy(args: argparse.Namespace, console: Console) -> int:
             "localaws deploy: the local AWS is not running; start it with "
             "`batchwright localaws up`."
         )
-    template = deploy.template_of(Path(args.cdk_out), stack)
+    template = stack_template(args.cdk_out, stack)
     if IMAGE_PARAMETER in template.get("Parameters", {}) and IMAGE_PARAMETER not in parameters:
         # No registry is reachable here: the offline-built job image stands in.
         parameters[IMAGE_PARAMETER] = local.image

@@ -1,4 +1,4 @@
-"""Step decorators: ``@retry``, ``@timeout``, ``@catch``, ``@environment``, ``@resources``.
+"""The step decorator model: the base class, its hook contexts, the registry, ``--with``.
 
 A decorator only *declares*: applying one to a step stores its raw attributes and
 nothing else. The runtime decides when to act, through hooks named after the phase and
@@ -9,25 +9,26 @@ process they run in:
   attributes; raises :class:`~batchwright.errors.InvalidValue` naming flow, step,
   decorator, key, value and fix.
 - ``runtime_init(context)``, ``runtime_finished(context, successful)``: the scheduler
-  process, once per run and step (the built-in decorators need none; the scheduler reads
-  ``retry`` and ``timeout`` attributes itself).
+  process, once per run and step. What the scheduler itself needs of a step (retries,
+  timeout, backend, queue) is decided by the plan, not read from decorators here.
 - ``task_pre_step(context)``, ``task_post_step(context)``, ``task_exception(context,
-  exception)``: inside the task process, around the user's step code.
+  exception)``, ``task_finally(context)``: inside the task process, around the user's
+  step code.
 
-Other modules add decorators with :func:`register_step_decorator`; the registry is what
+Decorator classes register with :func:`register_step_decorator`; the registry is what
 ``--with name:key=value,...`` looks names up in.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import signal
 from collections.abc import Callable, Mapping
-from types import FrameType
-from typing import Any, ClassVar, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, TypeVar
 
 from batchwright.errors import BatchwrightError, InvalidValue, UserInputError
+
+if TYPE_CHECKING:
+    from batchwright.policy import StepPolicy
 
 StepFunction = Callable[..., Any]
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -84,8 +85,8 @@ class RuntimeContext(NamedTuple):
     step_name: str
     run_id: str
     datastore_root: str
-    #: Settings of the run's command-line options by name (e.g. a later ``environment``).
-    options: Mapping[str, Any]
+    #: What the plan decided for the step (backend, queue, retries, timeout).
+    policy: StepPolicy
 
 
 class StepDecorator:
@@ -226,8 +227,6 @@ def register_step_decorator(cls: type[StepDecorator]) -> type[StepDecorator]:
 
 def step_decorator_class(name: str) -> type[StepDecorator]:
     """The registered decorator class called ``name``; UserInputError when unknown."""
-    if name not in _REGISTRY:
-        _load_optional_decorators()
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -239,22 +238,7 @@ def step_decorator_class(name: str) -> type[StepDecorator]:
 
 def registered_step_decorators() -> dict[str, type[StepDecorator]]:
     """A copy of the registry (name -> class)."""
-    _load_optional_decorators()
     return dict(_REGISTRY)
-
-
-def _load_optional_decorators() -> None:
-    # Decorators that live in other subpackages register themselves on import; import
-    # them only when a name is looked up, so task start-up stays light.
-    import importlib
-
-    for module in ("batchwright.batch",):
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as error:
-            # Absent subpackage: fine. A missing import inside it is a real bug: re-raise.
-            if error.name != module:
-                raise
 
 
 def decorator_from_with_option(option: str) -> StepDecorator:
@@ -263,11 +247,19 @@ def decorator_from_with_option(option: str) -> StepDecorator:
     return step_decorator_class(name.strip()).from_spec(spec)
 
 
+#: ``--with`` words for booleans, any case.
+TRUE_WORDS = frozenset(["true", "yes", "on"])
+FALSE_WORDS = frozenset(["false", "no", "off"])
+
+
 def parse_value(raw: str) -> Any:
-    """A ``--with`` value: JSON when it parses (``3``, ``true``, ``[1,2]``), else the string."""
-    lowered = raw.lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
+    """A ``--with`` value, the one parser for every decorator: a boolean word (``true``,
+    ``yes``, ``on``, ``false``, ``no``, ``off``, any case), else JSON when it parses
+    (``3``, ``0.5``, ``[1,2]``, ``{"team":"ml"}``), else the string itself. The
+    decorator's own checks then judge the typed value."""
+    lowered = raw.strip().lower()
+    if lowered in TRUE_WORDS or lowered in FALSE_WORDS:
+        return lowered in TRUE_WORDS
     try:
         return json.loads(raw)
     except ValueError:
@@ -304,203 +296,6 @@ def step_decorator_function(cls: type[StepDecorator]) -> Callable[..., Any]:
     apply.__qualname__ = cls.name
     apply.__doc__ = cls.__doc__
     return apply
-
-
-# -- built-in decorators -----------------------------------------------------------------
-
-
-@register_step_decorator
-class RetryDecorator(StepDecorator):
-    """Retry a failed task: ``times`` more attempts, ``minutes_between_retries`` apart."""
-
-    name = "retry"
-    defaults = {"times": 3, "minutes_between_retries": 2}
-
-    def step_init(self, context: StepInitContext) -> None:
-        """Check ``times`` (integer >= 0) and ``minutes_between_retries`` (number >= 0)."""
-        super().step_init(context)
-        self.require_number(context, "times", integer=True)
-        self.require_number(context, "minutes_between_retries")
-
-
-class TimeoutExceeded(Exception):
-    """The step ran longer than its ``@timeout``."""
-
-
-@register_step_decorator
-class TimeoutDecorator(StepDecorator):
-    """Stop the step after ``seconds + 60*minutes + 3600*hours`` (enforced inside the task)."""
-
-    name = "timeout"
-    defaults = {"seconds": 0, "minutes": 0, "hours": 0}
-
-    def step_init(self, context: StepInitContext) -> None:
-        """Check each part is a number >= 0 and that the total is positive."""
-        super().step_init(context)
-        for key in ("seconds", "minutes", "hours"):
-            self.require_number(context, key)
-        if self.total_seconds <= 0:
-            raise InvalidValue(
-                where=self.where(context),
-                key="seconds",
-                value=self.attributes["seconds"],
-                problem="gives a total timeout of 0",
-                fix="Pass a positive seconds=, minutes= or hours=.",
-            )
-
-    @property
-    def total_seconds(self) -> float:
-        """The timeout in seconds."""
-        a = self.attributes
-        return float(a["seconds"]) + 60.0 * float(a["minutes"]) + 3600.0 * float(a["hours"])
-
-    def task_pre_step(self, context: TaskContext) -> None:
-        """Arm a real-time alarm that raises TimeoutExceeded in the step's code."""
-        limit = self.total_seconds
-
-        def expire(signum: int, frame: FrameType | None) -> None:
-            raise TimeoutExceeded(
-                f"step '{context.step_name}' exceeded its @timeout of {limit:g} seconds"
-            )
-
-        signal.signal(signal.SIGALRM, expire)
-        signal.setitimer(signal.ITIMER_REAL, limit)
-
-    def task_finally(self, context: TaskContext) -> None:
-        """Disarm the alarm."""
-        signal.setitimer(signal.ITIMER_REAL, 0)
-
-
-class CaughtException:
-    """What ``@catch(var=...)`` stores: the exception's type, message and stack trace.
-
-    Picklable and importable without the user's code, so the client can read it.
-    Attribute names follow Metaflow's (``type``, ``exception``, ``stacktrace``).
-    """
-
-    def __init__(self, exception: BaseException) -> None:
-        import traceback
-
-        self.type = f"{type(exception).__module__}.{type(exception).__qualname__}"
-        self.exception = str(exception)
-        self.stacktrace = "".join(
-            traceback.format_exception(type(exception), exception, exception.__traceback__)
-        )
-
-    def __repr__(self) -> str:
-        return f"CaughtException({self.type}: {self.exception})"
-
-    def __str__(self) -> str:
-        return f"{self.type}: {self.exception}"
-
-
-@register_step_decorator
-class CatchDecorator(StepDecorator):
-    """On the last failed attempt, store the exception in artifact ``var`` and go on."""
-
-    name = "catch"
-    defaults = {"var": None, "print_exception": True}
-
-    def step_init(self, context: StepInitContext) -> None:
-        """Check ``var`` is an identifier and that the step is not a foreach split."""
-        super().step_init(context)
-        var = self.attributes["var"]
-        if var is not None and (not isinstance(var, str) or not var.isidentifier()):
-            raise InvalidValue(
-                where=self.where(context),
-                key="var",
-                value=var,
-                problem="is not a valid artifact name",
-                fix="Pass a Python identifier, e.g. @catch(var='failure').",
-            )
-        if context.step_type == "foreach":
-            raise InvalidValue(
-                where=self.where(context),
-                key="var",
-                value=var,
-                problem="cannot recover a foreach split (its fan-out would be unknown)",
-                fix="Move the risky code into the steps inside the foreach.",
-            )
-
-    def task_post_step(self, context: TaskContext) -> None:
-        """A successful step stores None in the artifact (so later steps can test it)."""
-        if self.attributes["var"]:
-            setattr(context.flow, self.attributes["var"], None)
-
-    def task_exception(self, context: TaskContext, exception: BaseException) -> bool:
-        """Handle the exception only on the last attempt (retries come first)."""
-        if not context.is_last_attempt:
-            return False
-        if self.attributes["var"]:
-            setattr(context.flow, self.attributes["var"], CaughtException(exception))
-        context.extras["caught"] = CaughtException(exception)
-        context.extras["print_exception"] = bool(self.attributes["print_exception"])
-        return True
-
-
-@register_step_decorator
-class EnvironmentDecorator(StepDecorator):
-    """Set environment variables for the step's code: ``@environment(vars={...})``."""
-
-    name = "environment"
-    defaults: ClassVar[Mapping[str, Any]] = {"vars": {}}
-
-    def step_init(self, context: StepInitContext) -> None:
-        """Check ``vars`` maps names to strings (numbers and booleans are converted)."""
-        super().step_init(context)
-        variables = self.attributes["vars"]
-        if not isinstance(variables, dict):
-            raise InvalidValue(
-                where=self.where(context),
-                key="vars",
-                value=variables,
-                problem="must be a dict of variable names to values",
-                fix="Pass e.g. @environment(vars={'MODE': 'fast'}).",
-            )
-        for key, value in variables.items():
-            if not isinstance(key, str) or not key or "=" in key:
-                raise InvalidValue(
-                    where=self.where(context),
-                    key="vars",
-                    value=key,
-                    problem="has an invalid variable name",
-                    fix="Use non-empty names without '='.",
-                )
-            if not isinstance(value, str | int | float | bool):
-                raise InvalidValue(
-                    where=self.where(context),
-                    key=f"vars[{key!r}]",
-                    value=value,
-                    problem="is not a string, number or boolean",
-                    fix="Environment variables hold text; convert the value with str().",
-                )
-        self.attributes["vars"] = {k: str(v) for k, v in variables.items()}
-
-    def task_pre_step(self, context: TaskContext) -> None:
-        """Export the variables into the task's environment."""
-        os.environ.update(self.attributes["vars"])
-
-
-@register_step_decorator
-class ResourcesDecorator(StepDecorator):
-    """Declare what the step needs (cpu, memory in MiB, gpu); local runs ignore it."""
-
-    name = "resources"
-    defaults = {"cpu": 1, "memory": 4096, "gpu": 0}
-
-    def step_init(self, context: StepInitContext) -> None:
-        """Check cpu > 0, memory >= 1 MiB (integer) and gpu >= 0 (integer)."""
-        super().step_init(context)
-        self.require_number(context, "cpu", minimum=0.25)
-        self.require_number(context, "memory", minimum=1, integer=True)
-        self.require_number(context, "gpu", integer=True)
-
-
-retry = step_decorator_function(RetryDecorator)
-timeout = step_decorator_function(TimeoutDecorator)
-catch = step_decorator_function(CatchDecorator)
-environment = step_decorator_function(EnvironmentDecorator)
-resources = step_decorator_function(ResourcesDecorator)
 
 
 def merge_with_options(

@@ -28,7 +28,7 @@ def _name(text: str | None) -> str | None:
 
 
 @dataclass(frozen=True)
-class BatchEnvironment:
+class BatchJobInfo:
     """The Batch job a step runs in; ``None`` fields were not provided by Batch."""
 
     job_id: str
@@ -50,7 +50,7 @@ class BatchEnvironment:
         return match["parent"] if match else None
 
     @classmethod
-    def from_environ(cls, environ: Mapping[str, str]) -> BatchEnvironment | None:
+    def from_environ(cls, environ: Mapping[str, str]) -> BatchJobInfo | None:
         """The job's view of itself, or ``None`` outside a Batch job (no ``AWS_BATCH_JOB_ID``)."""
         job_id = _name(environ.get("AWS_BATCH_JOB_ID"))
         if job_id is None:

@@ -3,7 +3,9 @@
 moto's CloudFormation cannot create the ``AWS::Batch::*`` resources a CDK synth
 produces, so this module plays CloudFormation's part for the resource types a batchwright
 environment uses: it orders resources by their references, resolves intrinsic functions
-(``Ref``, ``Fn::GetAtt``, ``Fn::Join``, ``Fn::Sub``, ``Fn::Select``, ``Fn::If``, …),
+(``Ref``, ``Fn::GetAtt``, ``Fn::Join``, ``Fn::Sub``, ``Fn::Select``, ``Fn::If``, …) with
+the runtime's evaluator (:mod:`batchwright.environment.assembly`, which also reads the
+template out of ``cdk.out``) against the emulator's values,
 creates each resource through the emulator's own API with a generated physical name, and
 finally evaluates the stack's outputs and writes them in the format of
 ``cdk deploy --outputs-file``. The runtime then reads that file through the same code path
@@ -28,11 +30,11 @@ from pathlib import Path
 from typing import Any
 
 from batchwright.environment import instances
+from batchwright.environment.assembly import FUNCTIONS, NO_VALUE, References, evaluate
 from batchwright.errors import LocalAwsError
-from batchwright.localaws.services import LocalAws
+from batchwright_localaws.services import LocalAws
 
 ACCOUNT_ID = "123456789012"  # moto's default account
-_NO_VALUE = object()
 
 
 @dataclass
@@ -48,24 +50,6 @@ class Deployment:
     def outputs_file_document(self) -> dict[str, dict[str, str]]:
         """The document ``cdk deploy --outputs-file`` writes for this stack."""
         return {self.stack_name: dict(self.outputs)}
-
-
-def template_of(cdk_out: Path, stack_name: str) -> dict[str, Any]:
-    """The synthesized template of ``stack_name`` in a cloud assembly directory."""
-    manifest_path = cdk_out / "manifest.json"
-    if not manifest_path.exists():
-        raise LocalAwsError(
-            f"{cdk_out} is not a cloud assembly (no manifest.json); run `cdk synth`"
-        )
-    manifest = json.loads(manifest_path.read_text())
-    for artifact_id, artifact in manifest.get("artifacts", {}).items():
-        if artifact.get("type") != "aws:cloudformation:stack":
-            continue
-        name = artifact.get("properties", {}).get("stackName", artifact_id)
-        if stack_name in (name, artifact_id):
-            template_file = artifact["properties"]["templateFile"]
-            return dict(json.loads((cdk_out / template_file).read_text()))
-    raise LocalAwsError(f"no stack named {stack_name!r} in {cdk_out}")
 
 
 def deploy(
@@ -108,7 +92,12 @@ def write_outputs_file(deployment: Deployment, path: Path) -> None:
 # --- the deployer ------------------------------------------------------------------------
 
 
-class _Deployer:
+class _Deployer(References):
+    """One deployment: creates the resources in order and answers for the references
+    between them (emulator values, generated names, ``<skipped:...>`` stand-ins)."""
+
+    functions = FUNCTIONS
+
     def __init__(
         self,
         local: LocalAws,
@@ -167,12 +156,6 @@ class _Deployer:
             self.note(f"parameter {name}: SSM {path} is not in the emulator; using {value}")
             return value
 
-    def _condition(self, name: str) -> bool:
-        if name not in self.conditions:
-            expression = self.template.get("Conditions", {})[name]
-            self.conditions[name] = bool(self.resolve(expression))
-        return self.conditions[name]
-
     def _order(self) -> list[str]:
         resources = self.template.get("Resources", {})
         deps: dict[str, set[str]] = {}
@@ -202,25 +185,11 @@ class _Deployer:
             visit(node)
         return ordered
 
-    # -- intrinsic functions
+    # -- intrinsic functions: the evaluator is batchwright's; the values are the emulator's
 
     def resolve(self, value: Any) -> Any:
-        if isinstance(value, list):
-            items = [self.resolve(v) for v in value]
-            return [v for v in items if v is not _NO_VALUE]
-        if not isinstance(value, dict):
-            return value
-        if len(value) == 1:
-            ((key, arg),) = value.items()
-            handler = _INTRINSICS.get(key)
-            if handler is not None:
-                return handler(self, arg)
-        out = {}
-        for k, v in value.items():
-            resolved = self.resolve(v)
-            if resolved is not _NO_VALUE:
-                out[k] = resolved
-        return out
+        """``value`` with its intrinsic functions evaluated against this deployment."""
+        return evaluate(value, self)
 
     def ref(self, name: str) -> Any:
         pseudo = {
@@ -231,7 +200,7 @@ class _Deployer:
             "AWS::StackName": self.stack,
             "AWS::StackId": f"arn:aws:cloudformation:{self.local.region}:{ACCOUNT_ID}:stack/"
             f"{self.stack}/local",
-            "AWS::NoValue": _NO_VALUE,
+            "AWS::NoValue": NO_VALUE,
         }
         if name in pseudo:
             return pseudo[name]
@@ -253,6 +222,28 @@ class _Deployer:
                 f"Fn::GetAtt {logical_id}.{attribute} is not available in the local AWS"
             ) from None
 
+    def condition(self, name: str) -> bool:
+        if name not in self.conditions:
+            expression = self.template.get("Conditions", {})[name]
+            self.conditions[name] = bool(self.resolve(expression))
+        return self.conditions[name]
+
+    def find_in_map(self, map_name: Any, top_level_key: Any, second_level_key: Any) -> Any:
+        return self.template["Mappings"][map_name][top_level_key][second_level_key]
+
+    def availability_zones(self, region: str) -> list[str]:
+        return [f"{region}{zone}" for zone in "abc"]
+
+    def unevaluated(self, function: str, argument: Any) -> Any:
+        if function == "Fn::ImportValue":
+            raise LocalAwsError(
+                f"Fn::ImportValue {argument!r}: cross-stack imports are not supported locally"
+            )
+        if function in self.functions:
+            raise LocalAwsError(f"{function} {argument!r} cannot be evaluated with these arguments")
+        # A function batchwright does not evaluate goes to the emulator's API as written.
+        return {function: self.resolve(argument)}
+
     # -- main loop
 
     def run(self) -> Deployment:
@@ -261,7 +252,7 @@ class _Deployer:
             resource = resources[logical_id]
             kind = resource["Type"]
             condition = resource.get("Condition")
-            if condition and not self._condition(condition):
+            if condition and not self.condition(condition):
                 continue
             creator = _CREATORS.get(kind)
             if creator is None:
@@ -278,7 +269,7 @@ class _Deployer:
                 ) from error
         for key, output in self.template.get("Outputs", {}).items():
             condition = output.get("Condition")
-            if condition and not self._condition(condition):
+            if condition and not self.condition(condition):
                 continue
             value = self.resolve(output["Value"])
             self.result.outputs[key] = value if isinstance(value, str) else json.dumps(value)
@@ -385,91 +376,6 @@ def _shape(value: Any, shape: Any, path: str, dropped: list[str]) -> Any:
     if shape.type_name == "string" and not isinstance(value, str):
         return str(value).lower() if isinstance(value, bool) else str(value)
     return value
-
-
-# --- intrinsic function handlers ---------------------------------------------------------
-
-
-def _fn_get_att(d: _Deployer, arg: Any) -> Any:
-    logical_id, attribute = arg if isinstance(arg, list) else str(arg).split(".", 1)
-    return d.get_att(str(logical_id), str(d.resolve(attribute)))
-
-
-def _fn_join(d: _Deployer, arg: Any) -> str:
-    separator, items = arg
-    return str(separator).join(str(v) for v in d.resolve(items))
-
-
-def _fn_sub(d: _Deployer, arg: Any) -> str:
-    text, variables = (arg[0], d.resolve(arg[1])) if isinstance(arg, list) else (arg, {})
-
-    def replace(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name.startswith("!"):
-            return "${" + name[1:] + "}"
-        if name in variables:
-            return str(variables[name])
-        if "." in name and name.split(".", 1)[0] not in ("AWS",):
-            logical_id, attribute = name.split(".", 1)
-            return str(d.get_att(logical_id, attribute))
-        return str(d.ref(name))
-
-    return re.sub(r"\$\{([^}]+)\}", replace, str(text))
-
-
-def _fn_select(d: _Deployer, arg: Any) -> Any:
-    index, items = d.resolve(arg[0]), d.resolve(arg[1])
-    return items[int(index)]
-
-
-def _fn_split(d: _Deployer, arg: Any) -> list[str]:
-    return str(d.resolve(arg[1])).split(str(arg[0]))
-
-
-def _fn_get_azs(d: _Deployer, arg: Any) -> list[str]:
-    region = d.resolve(arg) or d.local.region
-    return [f"{region}{zone}" for zone in "abc"]
-
-
-def _fn_if(d: _Deployer, arg: Any) -> Any:
-    name, when_true, when_false = arg
-    return d.resolve(when_true if d._condition(name) else when_false)
-
-
-def _fn_equals(d: _Deployer, arg: Any) -> bool:
-    left, right = (d.resolve(v) for v in arg)
-    return bool(left == right)
-
-
-def _fn_find_in_map(d: _Deployer, arg: Any) -> Any:
-    name, top, second = (d.resolve(v) for v in arg)
-    return d.template["Mappings"][name][top][second]
-
-
-def _fn_import_value(d: _Deployer, arg: Any) -> Any:
-    raise LocalAwsError(f"Fn::ImportValue {arg!r}: cross-stack imports are not supported locally")
-
-
-_INTRINSICS: dict[str, Callable[[_Deployer, Any], Any]] = {
-    "Ref": lambda d, arg: d.ref(str(arg)),
-    "Fn::GetAtt": _fn_get_att,
-    "Fn::Join": _fn_join,
-    "Fn::Sub": _fn_sub,
-    "Fn::Select": _fn_select,
-    "Fn::Split": _fn_split,
-    "Fn::GetAZs": _fn_get_azs,
-    "Fn::If": _fn_if,
-    "Fn::Equals": _fn_equals,
-    "Fn::Not": lambda d, arg: not d.resolve(arg[0]),
-    "Fn::And": lambda d, arg: all(d.resolve(v) for v in arg),
-    "Fn::Or": lambda d, arg: any(d.resolve(v) for v in arg),
-    "Fn::Base64": lambda d, arg: (
-        __import__("base64").b64encode(str(d.resolve(arg)).encode()).decode()
-    ),
-    "Fn::FindInMap": _fn_find_in_map,
-    "Fn::ImportValue": _fn_import_value,
-    "Condition": lambda d, arg: d._condition(str(arg)),
-}
 
 
 # --- resource creators -------------------------------------------------------------------

@@ -1,0 +1,77 @@
+"""The job environment: which variables of the launching process reach a Batch job.
+
+Credentials never travel in a job's environment on real AWS: a job gets them from its job
+role. The one exception is the local emulator, whose test credentials are useless
+anywhere else: when every endpoint variable points at a loopback address, they travel so
+that the container can reach the emulator. Variables naming files of the launching
+machine (``AWS_PROFILE``...) mean nothing in a container and are dropped.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from urllib.parse import urlsplit
+
+#: Variables that carry credentials; they never reach a job (see :func:`job_environment`).
+CREDENTIAL_VARIABLES = frozenset(
+    ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"]
+)
+#: Variables that point at files on the launching machine; meaningless in a container.
+HOST_ONLY_VARIABLES = frozenset(["AWS_PROFILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE"])
+#: Variables forwarded from the launching process besides the endpoints.
+FORWARDED_VARIABLES = frozenset(["AWS_DEFAULT_REGION", "AWS_REGION"])
+
+
+def is_loopback_endpoint(url: str | None) -> bool:
+    """Whether ``url`` points at this machine (127.0.0.0/8, ::1 or ``localhost``)."""
+    if not url:
+        return False
+    try:
+        host = urlsplit(url if "//" in url else "//" + url).hostname
+    except ValueError:
+        return False
+    if host is None:
+        return False
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def credentials_allowed(environment: Mapping[str, str]) -> bool:
+    """Whether credentials may travel in a job's environment.
+
+    Only for the local emulator: ``AWS_ENDPOINT_URL`` is set and it, and every other
+    ``AWS_ENDPOINT_URL_*`` set, is a loopback address. Real AWS jobs get credentials
+    from their job role, never from variables.
+    """
+    endpoints = {k: v for k, v in environment.items() if k.startswith("AWS_ENDPOINT_URL")}
+    return "AWS_ENDPOINT_URL" in endpoints and all(
+        is_loopback_endpoint(v) for v in endpoints.values()
+    )
+
+
+def job_environment(environment: Mapping[str, str]) -> dict[str, str]:
+    """``environment`` made safe for a job: credentials removed unless
+    :func:`credentials_allowed`; variables naming host files (``AWS_PROFILE``…) removed."""
+    keep_credentials = credentials_allowed(environment)
+    return {
+        k: v
+        for k, v in environment.items()
+        if k not in HOST_ONLY_VARIABLES and (keep_credentials or k not in CREDENTIAL_VARIABLES)
+    }
+
+
+def forwarded_aws_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The AWS variables of the launching process a job should see: the endpoints
+    (``AWS_ENDPOINT_URL``, ``AWS_ENDPOINT_URL_S3``…), the region, and the credentials
+    only when :func:`credentials_allowed` (the local emulator's test credentials)."""
+    picked = {
+        k: v
+        for k, v in environ.items()
+        if k.startswith("AWS_ENDPOINT_URL") or k in FORWARDED_VARIABLES or k in CREDENTIAL_VARIABLES
+    }
+    return job_environment(picked)

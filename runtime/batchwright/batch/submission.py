@@ -1,0 +1,216 @@
+"""The submission of one task: what changes per task, as a ``SubmitJob`` request.
+
+Command, environment, vCPU, memory and GPU go in container overrides, next to the array
+size and tags naming flow, run, step, task and attempt; per-task values never change the
+definition's hash. Overrides that would exceed Batch's size limits are moved out of the
+request into an :class:`Offload`: the caller uploads its bytes to the given S3 URL, and
+the job's command becomes a short bootstrap that downloads it and runs the real command.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from batchwright.batch.definition import JOB_SPEC_VERSION, JobDefinitionRequest
+from batchwright.batch.jobenv import job_environment
+from batchwright.batch.options import MAX_TAG_VALUE_LENGTH, TAG_PREFIX, BatchOptions
+from batchwright.batch.platforms import QueueTarget, SpecNotice, resolve_resources
+from batchwright.entrypoint.bootstrap import OFFLOAD_BOOTSTRAP
+from batchwright.errors import PlanError
+
+#: Container overrides are effectively limited to this many bytes.
+MAX_OVERRIDES_BYTES = 8 * 1024
+#: SubmitJob request limit.
+MAX_SUBMIT_BYTES = 30 * 1024
+#: Array job sizes Batch accepts.
+ARRAY_SIZE_RANGE = (2, 10_000)
+
+
+@dataclass(frozen=True)
+class TaskInvocation:
+    """One task to submit: who it is and what it runs.
+
+    Raises ``ValueError`` on construction for values only a caller bug can produce (an
+    empty command, an array size Batch cannot take).
+    """
+
+    flow: str
+    run_id: str
+    step: str
+    task_id: str
+    #: The container command (usually :func:`command_for_task`).
+    command: tuple[str, ...]
+    #: The job's environment (filtered through :func:`job_environment`).
+    environment: Mapping[str, str] = field(default_factory=dict, hash=False)
+    #: How many times the user's ``@retry`` resubmitted this task (``current.retry_count``).
+    retry_count: int = 0
+    #: Children of an array job (2..10,000), or ``None`` for a single job.
+    array_size: int | None = None
+    #: ``@timeout`` of the step in seconds, or ``None``.
+    timeout_seconds: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "command", tuple(self.command))
+        if not self.command:
+            raise ValueError("a task's command must not be empty")
+        low, high = ARRAY_SIZE_RANGE
+        if self.array_size is not None and not low <= self.array_size <= high:
+            raise ValueError(f"array_size must be {low}..{high}, got {self.array_size}")
+        if self.retry_count < 0:
+            raise ValueError(f"retry_count must be >= 0, got {self.retry_count}")
+
+
+@dataclass(frozen=True)
+class Offload:
+    """Bytes the caller must upload to ``url`` before submitting the job."""
+
+    url: str
+    payload: bytes
+
+
+@dataclass(frozen=True)
+class SubmitJobRequest:
+    """The ``SubmitJob`` keyword arguments, plus an offload when the overrides were too big."""
+
+    body: Mapping[str, Any] = field(hash=False)
+    offload: Offload | None = None
+
+    def kwargs(self) -> dict[str, Any]:
+        """A fresh deep copy of the request, ready for ``client.submit_job``."""
+        copied: dict[str, Any] = json.loads(json.dumps(self.body))
+        return copied
+
+
+_JOB_NAME_BAD = re.compile(r"[^A-Za-z0-9_-]+")
+_JOB_NAME_DASHES = re.compile(r"-{2,}")
+JOB_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
+_JOB_NAME_MAX = 128
+
+
+def sanitize_job_name(*parts: str) -> str:
+    """A Batch job name from ``parts`` (joined by ``-``): deterministic, never empty,
+    matching ``^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$``.
+
+    Runs of other characters (and of dashes) become one ``-``; a name cut to 128
+    characters ends with 8 hex digits of the original's hash so long names stay distinct.
+    """
+    raw = "-".join(parts)
+    name = _JOB_NAME_DASHES.sub("-", _JOB_NAME_BAD.sub("-", raw)).lstrip("-_").rstrip("-")
+    name = name or "batchwright"
+    if len(name) > _JOB_NAME_MAX:
+        suffix = hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+        name = name[: _JOB_NAME_MAX - len(suffix) - 1] + "-" + suffix
+    return name
+
+
+_TAG_VALUE_BAD = re.compile(r"[^\w\s.:/=+\-@]")
+
+
+def _tag_value(text: str) -> str:
+    # Our own values come from names and ids; keep them within AWS's tag rules.
+    return _TAG_VALUE_BAD.sub("_", text)[:MAX_TAG_VALUE_LENGTH] or "_"
+
+
+def job_tags(options: BatchOptions, invocation: TaskInvocation) -> dict[str, str]:
+    """Tags of a job: the user's ``aws_batch_tags`` plus flow, run, step, task, attempt.
+
+    :meth:`BatchOptions.from_attributes` already keeps the total within 50.
+    """
+    ours = {
+        TAG_PREFIX + "flow": invocation.flow,
+        TAG_PREFIX + "run": invocation.run_id,
+        TAG_PREFIX + "step": invocation.step,
+        TAG_PREFIX + "task": invocation.task_id,
+        TAG_PREFIX + "attempt": str(invocation.retry_count),
+    }
+    return {**options.tags, **{k: _tag_value(v) for k, v in ours.items()}}
+
+
+def _env_list(environment: Mapping[str, str]) -> list[dict[str, str]]:
+    return [{"name": k, "value": environment[k]} for k in sorted(environment)]
+
+
+def _size(value: Any) -> int:
+    return len(json.dumps(value, separators=(",", ":")).encode())
+
+
+def build_submit_job(
+    options: BatchOptions,
+    target: QueueTarget,
+    invocation: TaskInvocation,
+    definition: JobDefinitionRequest,
+    *,
+    offload_url: str | None = None,
+) -> tuple[SubmitJobRequest, tuple[SpecNotice, ...]]:
+    """The ``SubmitJob`` request of one task, and the notices raised building it.
+
+    When the command and environment would exceed the overrides limit (8 KiB) or the
+    request Batch's 30 KiB, they move into an :class:`Offload` for ``offload_url`` (an
+    ``s3://`` URL the caller uploads to) and the command becomes a bootstrap that fetches
+    them; only the AWS variables the bootstrap itself needs stay in the request.
+
+    The options are not checked against the platform again: the definition it names was
+    built by :func:`~batchwright.batch.definition.build_job_definition`, which did that.
+
+    Raises:
+        InvalidValue: the resources exceed Fargate's largest size.
+        PlanError: the request is too big and no ``offload_url`` was given, or still too
+            big after offloading.
+    """
+    resources = resolve_resources(options, target)
+    environment = job_environment(invocation.environment)
+    command = list(invocation.command)
+    tags = job_tags(options, invocation)
+
+    def body_for(cmd: list[str], env: Mapping[str, str]) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "jobName": sanitize_job_name(invocation.flow, invocation.step, invocation.task_id),
+            "jobQueue": target.queue,
+            "jobDefinition": definition.name,
+            "containerOverrides": {
+                "command": cmd,
+                "environment": _env_list(env),
+                "resourceRequirements": resources.requirements(),
+            },
+            "tags": tags,
+            "propagateTags": True,
+        }
+        if invocation.array_size is not None:
+            body["arrayProperties"] = {"size": invocation.array_size}
+        return body
+
+    def fits(body: dict[str, Any]) -> bool:
+        overrides = body["containerOverrides"]
+        return (
+            _size({"command": overrides["command"], "environment": overrides["environment"]})
+            <= MAX_OVERRIDES_BYTES
+            and _size(body) <= MAX_SUBMIT_BYTES
+        )
+
+    body = body_for(command, environment)
+    if fits(body):
+        return SubmitJobRequest(body=body), resources.notices
+    where = f"{options.location}, task '{invocation.task_id}'"
+    if offload_url is None or not offload_url.startswith("s3://"):
+        raise PlanError(
+            f"{where}: the job's command and environment exceed AWS Batch's override limits "
+            f"({MAX_OVERRIDES_BYTES} bytes) and no s3:// offload location was given."
+        )
+    payload = json.dumps(
+        {"version": JOB_SPEC_VERSION, "command": command, "environment": environment},
+        sort_keys=True,
+        separators=(",", ":"),
+    ).encode()
+    # The bootstrap needs the endpoint, region and (emulator only) credentials to fetch.
+    transport = {k: v for k, v in environment.items() if k.startswith("AWS_")}
+    body = body_for(["python3", "-c", OFFLOAD_BOOTSTRAP, offload_url], transport)
+    if not fits(body):
+        raise PlanError(
+            f"{where}: the job request exceeds AWS Batch's limits even after offloading."
+        )
+    return SubmitJobRequest(body=body, offload=Offload(offload_url, payload)), resources.notices

@@ -1,0 +1,215 @@
+"""Contract 3, the task entrypoint: the command that runs one attempt of one task.
+
+Standard library only: the scheduler builds this command, and every place a task runs (a
+local subprocess, a Batch container with a stock image) parses it, so neither side may
+need more than Python. The runner that executes the user's step lives in
+:mod:`batchwright.task`; this module is only the agreement between the two.
+
+Command (version :data:`TASK_ENTRYPOINT_VERSION`)::
+
+    python -m batchwright.task --contract-version 1
+        --flow-file FILE --flow NAME --step STEP --run-id RUN --task-id TASK
+        --datastore-root ROOT [--input-paths RUN/STEP/TASK[,RUN/STEP/TASK...]]
+        [--split-index I] [--retry-count N] [--max-retries N]
+        [--origin-run-id RUN] [--with DECORATOR[:key=value,...]]...
+        [--array-index-variable NAME]
+
+Array form (one command for every member of a foreach fan-out, e.g. an AWS Batch array
+job): ``--task-id`` and ``--split-index`` are comma-separated lists, and
+``--array-index-variable AWS_BATCH_JOB_ARRAY_INDEX`` names the environment variable whose
+value picks this member's entries (:func:`array_arguments` builds it;
+:func:`parse_arguments` resolves it).
+
+``--flow-file`` is the only host path: the flow's source where the task runs. Every other
+location is relative to the datastore root (input paths are ``run/step/task`` pathspecs
+of the flow).
+
+Exit codes: 0 success; 1 the step failed (a retry may help); 2 bad command line;
+3 failed in a way a retry cannot fix (:data:`EXIT_DO_NOT_RETRY`).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping, Sequence
+from typing import NamedTuple
+
+#: Version of this command's contract; bump on any incompatible change of the options.
+TASK_ENTRYPOINT_VERSION = 1
+#: The module run with ``python -m``.
+ENTRYPOINT_MODULE = "batchwright.task"
+EXIT_SUCCESS = 0
+EXIT_STEP_FAILED = 1
+EXIT_USAGE = 2
+#: The failure is deterministic (bad contract version, flow/graph mismatch, foreach over
+#: a non-iterable): the scheduler must not retry.
+EXIT_DO_NOT_RETRY = 3
+#: Exit codes that say a retry cannot help: the same command fails the same way.
+FINAL_EXIT_CODES = frozenset({EXIT_USAGE, EXIT_DO_NOT_RETRY})
+#: The variable AWS Batch sets to an array child's index.
+ARRAY_INDEX_VARIABLE = "AWS_BATCH_JOB_ARRAY_INDEX"
+
+
+class DoNotRetry(Exception):
+    """A failure that a retry cannot fix; the task exits with :data:`EXIT_DO_NOT_RETRY`."""
+
+
+class TaskArguments(NamedTuple):
+    """The inputs of one attempt of one task, as the command line carries them.
+
+    (A NamedTuple rather than a dataclass: every task parses one, and ``dataclasses``
+    imports ``inspect``, which costs start-up time.)
+    """
+
+    flow_file: str
+    flow: str
+    step: str
+    run_id: str
+    task_id: str
+    datastore_root: str
+    #: ``run/step/task`` pathspecs of the inputs.
+    input_paths: tuple[str, ...] = ()
+    #: Position in the foreach this task fans out of, if any.
+    split_index: int | None = None
+    #: How many ``@retry`` attempts came before this one (``current.retry_count``).
+    retry_count: int = 0
+    max_retries: int = 0
+    #: Resume: the run the finished tasks are reused from.
+    origin_run_id: str | None = None
+    #: ``--with`` options of the run, as typed (``retry:times=2``).
+    with_options: tuple[str, ...] = ()
+
+    @property
+    def pathspec(self) -> str:
+        """``Flow/run/step/task``."""
+        return f"{self.flow}/{self.run_id}/{self.step}/{self.task_id}"
+
+    def to_argv(self) -> list[str]:
+        """The arguments after ``python -m batchwright.task``."""
+        return _argv(
+            self, self.task_id, None if self.split_index is None else str(self.split_index)
+        )
+
+
+def _argv(common: TaskArguments, task_ids: str, split_indexes: str | None) -> list[str]:
+    args = [
+        "--contract-version",
+        str(TASK_ENTRYPOINT_VERSION),
+        "--flow-file",
+        common.flow_file,
+        "--flow",
+        common.flow,
+        "--step",
+        common.step,
+        "--run-id",
+        common.run_id,
+        "--task-id",
+        task_ids,
+        "--datastore-root",
+        common.datastore_root,
+        "--retry-count",
+        str(common.retry_count),
+        "--max-retries",
+        str(common.max_retries),
+    ]
+    if common.input_paths:
+        args += ["--input-paths", ",".join(common.input_paths)]
+    if split_indexes is not None:
+        args += ["--split-index", split_indexes]
+    if common.origin_run_id:
+        args += ["--origin-run-id", common.origin_run_id]
+    for option in common.with_options:
+        args += ["--with", option]
+    return args
+
+
+def array_arguments(
+    members: Sequence[TaskArguments], array_index_variable: str = ARRAY_INDEX_VARIABLE
+) -> list[str]:
+    """One command for several members of one fan-out (an array job).
+
+    Each member finds its task id and split index through ``array_index_variable``.
+
+    Raises:
+        ValueError: the members differ in anything but task id and split index.
+    """
+    first = members[0]
+    for member in members[1:]:
+        if member._replace(task_id="", split_index=None) != first._replace(
+            task_id="", split_index=None
+        ):
+            raise ValueError("array members must differ only in task id and split index")
+    task_ids = ",".join(m.task_id for m in members)
+    splits = ",".join(str(0 if m.split_index is None else m.split_index) for m in members)
+    return [*_argv(first, task_ids, splits), "--array-index-variable", array_index_variable]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The entrypoint's argument parser (``--help`` shows the contract's options)."""
+    parser = argparse.ArgumentParser(prog=f"python -m {ENTRYPOINT_MODULE}")
+    parser.add_argument("--contract-version", type=int, default=TASK_ENTRYPOINT_VERSION)
+    for name in ("--flow-file", "--flow", "--step", "--run-id", "--task-id", "--datastore-root"):
+        parser.add_argument(name, required=True)
+    parser.add_argument("--input-paths", default="")
+    parser.add_argument("--split-index", default=None)
+    parser.add_argument("--retry-count", type=int, default=0)
+    parser.add_argument("--max-retries", type=int, default=0)
+    parser.add_argument("--origin-run-id", default=None)
+    parser.add_argument("--with", dest="with_options", action="append", default=[])
+    parser.add_argument("--array-index-variable", default=None)
+    return parser
+
+
+def parse_arguments(argv: Sequence[str] | None, environ: Mapping[str, str]) -> TaskArguments:
+    """This task's arguments, with an array member's own task id and split index picked.
+
+    Raises:
+        SystemExit: the command line is malformed (argparse's usage error, exit code 2).
+        DoNotRetry: the contract version differs, or the array index selects no member.
+    """
+    args = build_parser().parse_args(argv)
+    if args.contract_version != TASK_ENTRYPOINT_VERSION:
+        raise DoNotRetry(
+            f"batchwright task entrypoint speaks contract version {TASK_ENTRYPOINT_VERSION}, "
+            f"was called with {args.contract_version}: use the same batchwright version in "
+            "the scheduler and the task image."
+        )
+    task_id, split_index = _select_member(
+        args.task_id, args.split_index, args.array_index_variable, environ
+    )
+    return TaskArguments(
+        flow_file=args.flow_file,
+        flow=args.flow,
+        step=args.step,
+        run_id=args.run_id,
+        task_id=task_id,
+        datastore_root=args.datastore_root,
+        input_paths=tuple(p for p in args.input_paths.split(",") if p),
+        split_index=split_index,
+        retry_count=args.retry_count,
+        max_retries=args.max_retries,
+        origin_run_id=args.origin_run_id,
+        with_options=tuple(args.with_options),
+    )
+
+
+def _select_member(
+    task_ids: str, split_indexes: str | None, variable: str | None, environ: Mapping[str, str]
+) -> tuple[str, int | None]:
+    """This member's task id and split index: the single values, or the entries of the
+    lists at the index the array variable holds."""
+    if variable is None:
+        return task_ids, None if split_indexes is None else int(split_indexes)
+    value = environ.get(variable)
+    if value is None and variable == ARRAY_INDEX_VARIABLE:
+        # Emulators set only AWS_BATCH_JOB_ID; an array child's id ends in ":<index>".
+        parent, sep, index = environ.get("AWS_BATCH_JOB_ID", "").rpartition(":")
+        value = index if sep and parent else None
+    try:
+        position = int(value)  # type: ignore[arg-type]
+        return task_ids.split(",")[position], int(str(split_indexes).split(",")[position])
+    except (TypeError, ValueError, IndexError):
+        raise DoNotRetry(
+            f"array task: ${variable}={environ.get(variable)!r} does not select one of the "
+            f"task ids {task_ids!r} and split indexes {split_indexes!r}"
+        ) from None

@@ -1,0 +1,707 @@
+"""The AWS Batch backend against stubbed botocore clients (no network, no AWS).
+
+Batch and CloudWatch Logs are real botocore clients wrapped in a ``Stubber``, which checks
+every request and every canned answer against botocore's service model. Retries are shown
+on a client made by :func:`batchwright.aws.client` (the project's own retry settings),
+answered through botocore's ``before-send`` event instead of the network.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import os
+import types
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.awsrequest import AWSResponse
+from botocore.exceptions import ClientError
+from botocore.retries.standard import ExponentialBackoff
+from botocore.stub import ANY, Stubber
+
+import batchwright.datastore
+from batchwright import aws
+from batchwright.backends import aws_batch
+from batchwright.backends.aws_batch import (
+    DESCRIBE_BATCH,
+    LOG_INTERVAL,
+    MAX_POLL_INTERVAL,
+    MIN_POLL_INTERVAL,
+    POLL_BACKOFF,
+    POLL_JITTER,
+    AwsBatchBackend,
+)
+from batchwright.backends.base import BackendOptions, FanOut, TaskHandle, TaskSpec, TaskStatus
+from batchwright.batch.definition import build_job_definition
+from batchwright.batch.options import BatchOptions
+from batchwright.batch.platforms import QueueTarget
+from batchwright.datastore import FlowDatastore, LocalStorage, Storage
+from batchwright.entrypoint import ARRAY_INDEX_VARIABLE, EXIT_DO_NOT_RETRY, TaskArguments
+from batchwright.events import Notice, TaskOutput, TaskStatusChanged
+from batchwright.policy import BatchJobPolicy, StepPolicy
+
+REGION = "us-east-1"
+FLOW = "F"
+RUN_ID = "1"
+ROOT = "s3://bucket/prefix"
+QUEUE = "arn:aws:batch:us-east-1:123456789012:job-queue/q"
+JOB_ROLE = "arn:aws:iam::123456789012:role/job"
+PACKAGE_URL = f"{ROOT}/code/x.tar.gz"
+DEFINITION_ARN = "arn:aws:batch:us-east-1:123456789012:job-definition/batchwright-x:1"
+STARTED_AT = 1_700_000_000_000
+TARGET = QueueTarget(queue=QUEUE, platform="EC2", job_role_arn=JOB_ROLE)
+
+
+def make_task(
+    task_id: str = "2",
+    *,
+    step: str = "s",
+    split_index: int | None = None,
+    retry_count: int = 0,
+    group: FanOut | None = None,
+) -> TaskSpec:
+    """One attempt of a task of a ``@batch`` step on the EC2 queue."""
+    arguments = TaskArguments(
+        flow_file="/x/flow.py",
+        flow=FLOW,
+        step=step,
+        run_id=RUN_ID,
+        task_id=task_id,
+        datastore_root=ROOT,
+        split_index=split_index,
+        retry_count=retry_count,
+    )
+    policy = StepPolicy(
+        step,
+        backend="batch",
+        batch=BatchJobPolicy(BatchOptions.from_attributes(step, {}), TARGET),
+    )
+    return TaskSpec(arguments, policy, group=group)
+
+
+def job_record(job_id: str, status: str, **extra: Any) -> dict[str, Any]:
+    """A DescribeJobs job record with the members botocore's model requires."""
+    return {
+        "jobId": job_id,
+        "jobName": f"{FLOW}-s",
+        "jobQueue": QUEUE,
+        "status": status,
+        "startedAt": STARTED_AT,
+        "jobDefinition": DEFINITION_ARN,
+        **extra,
+    }
+
+
+def make_client(service: str) -> Any:
+    """A real botocore client with dummy credentials (only ever used stubbed)."""
+    return boto3.client(
+        service, region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x"
+    )
+
+
+def clear_aws_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No endpoint, region, profile or credential of the machine reaches the test."""
+    for key in list(os.environ):
+        if key.startswith("AWS_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+
+
+@dataclass
+class Harness:
+    """A backend on stubbed Batch and Logs clients, and the events it emitted."""
+
+    backend: AwsBatchBackend
+    batch: Stubber
+    logs: Stubber
+    events: list[object] = field(default_factory=list)
+    #: SubmitJob requests as the client received them.
+    submitted: list[dict[str, Any]] = field(default_factory=list)
+
+    def describe(self, ids: Sequence[str], jobs: Sequence[Mapping[str, Any]]) -> None:
+        """Queue one DescribeJobs answer, expecting exactly ``ids``."""
+        self.batch.add_response("describe_jobs", {"jobs": list(jobs)}, {"jobs": list(ids)})
+
+    def of_type(self, kind: type) -> list[Any]:
+        return [e for e in self.events if isinstance(e, kind)]
+
+
+@pytest.fixture
+def harness(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Harness]:
+    clear_aws_environment(monkeypatch, tmp_path)
+    # The code package is tested elsewhere; never build or upload it here.
+    monkeypatch.setattr(AwsBatchBackend, "_code_package_url", lambda self, flow_file: PACKAGE_URL)
+    batch_client, logs_client = make_client("batch"), make_client("logs")
+    events: list[object] = []
+    backend = AwsBatchBackend(
+        BackendOptions(FLOW, RUN_ID, ROOT, events.append),
+        batch_client=batch_client,
+        logs_client=logs_client,
+        random=lambda: 0.5,  # no jitter unless a test asks for it
+    )
+    harness = Harness(backend, Stubber(batch_client), Stubber(logs_client), events)
+
+    def capture(params: dict[str, Any], **kwargs: Any) -> None:
+        harness.submitted.append(copy.deepcopy(params))
+
+    batch_client.meta.events.register("before-parameter-build.batch.SubmitJob", capture)
+    with harness.batch, harness.logs:
+        yield harness
+        harness.batch.assert_no_pending_responses()
+        harness.logs.assert_no_pending_responses()
+
+
+def expect_definition_lookup(harness: Harness, task: TaskSpec, found: list[dict[str, Any]]) -> str:
+    """Queue DescribeJobDefinitions for ``task``'s definition; returns its name."""
+    assert task.policy.batch is not None
+    definition = build_job_definition(task.policy.batch.options, task.policy.batch.target)
+    harness.batch.add_response(
+        "describe_job_definitions",
+        {"jobDefinitions": found},
+        {"jobDefinitionName": definition.name, "status": "ACTIVE"},
+    )
+    return definition.name
+
+
+# -- submit ------------------------------------------------------------------------------
+
+
+def test_submit_one_task_registers_the_definition_and_submits_one_job(harness: Harness) -> None:
+    task = make_task("2")
+    assert task.policy.batch is not None
+    definition = build_job_definition(task.policy.batch.options, task.policy.batch.target)
+    expect_definition_lookup(harness, task, [])
+    harness.batch.add_response(
+        "register_job_definition",
+        {"jobDefinitionName": definition.name, "jobDefinitionArn": DEFINITION_ARN, "revision": 1},
+        definition.kwargs(),
+    )
+    harness.batch.add_response("submit_job", {"jobName": "F-s-2", "jobId": "job-1"})
+
+    handles = harness.backend.submit([task])
+
+    assert handles == [TaskHandle("batch", "job-1", task)]
+    [request] = harness.submitted
+    assert request["jobQueue"] == QUEUE
+    assert request["jobDefinition"] == DEFINITION_ARN
+    assert "arrayProperties" not in request
+    overrides = request["containerOverrides"]
+    command = overrides["command"]
+    # The bootstrap fetches the package, then runs the entrypoint with the task's arguments;
+    # in the container the flow file sits at the root of the unpacked package.
+    in_container = task.arguments._replace(flow_file="flow.py").to_argv()
+    assert command[-len(in_container) - 1 :] == [PACKAGE_URL, *in_container]
+    assert {"name": "PYTHONUNBUFFERED", "value": "1"} in overrides["environment"]
+    assert not any(e["name"].startswith("AWS_") for e in overrides["environment"])
+    assert {r["type"]: r["value"] for r in overrides["resourceRequirements"]} == {
+        "VCPU": str(task.policy.batch.options.cpu),
+        "MEMORY": str(task.policy.batch.options.memory),
+    }
+    assert harness.backend.calls == {
+        "describe_job_definitions": 1,
+        "register_job_definition": 1,
+        "submit_job": 1,
+    }
+    assert Notice(f"[{task.pathspec}] submitted to queue q as job job-1") in harness.events
+
+
+def test_submit_reuses_an_active_definition_without_registering(harness: Harness) -> None:
+    first, second = make_task("2"), make_task("3")
+    name = expect_definition_lookup(
+        harness,
+        first,
+        [
+            {
+                "jobDefinitionName": "n",
+                "jobDefinitionArn": f"{DEFINITION_ARN}-r1",
+                "revision": 1,
+                "type": "container",
+                "status": "ACTIVE",
+            },
+            {
+                "jobDefinitionName": "n",
+                "jobDefinitionArn": f"{DEFINITION_ARN}-r3",
+                "revision": 3,
+                "type": "container",
+                "status": "ACTIVE",
+            },
+            {
+                "jobDefinitionName": "n",
+                "jobDefinitionArn": f"{DEFINITION_ARN}-r2",
+                "revision": 2,
+                "type": "container",
+                "status": "ACTIVE",
+            },
+        ],
+    )
+    assert name.startswith("batchwright-")
+    # No RegisterJobDefinition is queued: the Stubber fails the test if one is made.
+    harness.batch.add_response("submit_job", {"jobName": "F-s-2", "jobId": "job-2"})
+    harness.batch.add_response("submit_job", {"jobName": "F-s-3", "jobId": "job-3"})
+
+    harness.backend.submit([first])
+    harness.backend.submit([second])  # same definition: cached, no second lookup
+
+    assert [r["jobDefinition"] for r in harness.submitted] == [f"{DEFINITION_ARN}-r3"] * 2
+    assert harness.backend.calls == {"describe_job_definitions": 1, "submit_job": 2}
+
+
+def test_submit_fan_out_members_as_one_array_job(harness: Harness) -> None:
+    group = FanOut(parent="start/1", step="s", size=3)
+    tasks = [make_task(str(10 + i), split_index=i, group=group) for i in range(3)]
+    expect_definition_lookup(
+        harness,
+        tasks[0],
+        [
+            {
+                "jobDefinitionName": "n",
+                "jobDefinitionArn": DEFINITION_ARN,
+                "revision": 1,
+                "type": "container",
+            }
+        ],
+    )
+    harness.batch.add_response("submit_job", {"jobName": "F-s-10-x3", "jobId": "parent"})
+
+    handles = harness.backend.submit(tasks)
+
+    [request] = harness.submitted
+    assert request["arrayProperties"] == {"size": len(tasks)}
+    assert [h.id for h in handles] == ["parent:0", "parent:1", "parent:2"]
+    assert [h.task for h in handles] == tasks
+    command = request["containerOverrides"]["command"]
+    assert command[command.index("--task-id") + 1] == "10,11,12"
+    assert command[command.index("--split-index") + 1] == "0,1,2"
+    assert command[command.index("--array-index-variable") + 1] == ARRAY_INDEX_VARIABLE
+    assert harness.backend.calls["submit_job"] == 1
+
+
+# -- terminate ---------------------------------------------------------------------------
+
+
+def test_terminate_array_children_stops_the_parent_and_each_child_once(
+    harness: Harness,
+) -> None:
+    children = [TaskHandle("batch", f"parent:{i}", make_task(str(i))) for i in range(3)]
+    single = TaskHandle("batch", "job-9", make_task("9"))
+    for job_id in ["parent", "parent:0", "parent:1", "parent:2", "job-9"]:
+        harness.batch.add_response("terminate_job", {}, {"jobId": job_id, "reason": ANY})
+
+    harness.backend.terminate([*children, single])
+
+    assert harness.backend.calls == {"terminate_job": 5}
+
+
+# -- poll: DescribeJobs ------------------------------------------------------------------
+
+
+def test_poll_chunks_describe_jobs_at_100_ids(harness: Harness) -> None:
+    count = 250
+    ids = [f"job-{i:03d}" for i in range(count)]
+    handles = [TaskHandle("batch", job_id, make_task(str(i))) for i, job_id in enumerate(ids)]
+    wanted = ["SUCCEEDED" if i % 3 == 0 else "RUNNING" for i in range(count)]
+    chunks = [ids[start : start + DESCRIBE_BATCH] for start in range(0, count, DESCRIBE_BATCH)]
+    assert [len(c) for c in chunks] == [100, 100, 50]
+    for chunk in chunks:
+        # Answered in reverse: the backend must match records by id, not by position.
+        records = [job_record(j, wanted[ids.index(j)]) for j in reversed(chunk)]
+        harness.describe(chunk, records)
+
+    statuses = harness.backend.poll(handles)
+
+    assert harness.backend.calls == {"describe_jobs": 3}
+    assert statuses == [
+        TaskStatus.succeeded() if w == "SUCCEEDED" else TaskStatus.running() for w in wanted
+    ]
+    assert harness.of_type(TaskStatusChanged) == [
+        TaskStatusChanged(h.task.pathspec, w) for h, w in zip(handles, wanted, strict=True)
+    ]
+
+
+def test_a_job_not_yet_visible_after_submit_counts_as_running(harness: Harness) -> None:
+    task = make_task("2")
+    expect_definition_lookup(
+        harness,
+        task,
+        [
+            {
+                "jobDefinitionName": "n",
+                "jobDefinitionArn": DEFINITION_ARN,
+                "revision": 1,
+                "type": "container",
+            }
+        ],
+    )
+    harness.batch.add_response("submit_job", {"jobName": "F-s-2", "jobId": "job-1"})
+    [handle] = harness.backend.submit([task])
+    harness.describe(["job-1"], [])  # DescribeJobs is eventually consistent
+    harness.describe(["job-1"], [job_record("job-1", "SUCCEEDED")])
+
+    assert harness.backend.poll([handle]) == [TaskStatus.running()]
+    assert harness.of_type(TaskStatusChanged) == []
+    assert harness.backend.poll([handle]) == [TaskStatus.succeeded()]
+    assert harness.of_type(TaskStatusChanged) == [TaskStatusChanged(task.pathspec, "SUCCEEDED")]
+
+
+def test_a_job_stuck_runnable_is_terminated_and_fails_without_retry(harness: Harness) -> None:
+    handle = TaskHandle("batch", "job-1", make_task("2"))
+    reason = "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT - no compute environment fits"
+    harness.describe(["job-1"], [job_record("job-1", "RUNNABLE", statusReason=reason)])
+    harness.batch.add_response("terminate_job", {}, {"jobId": "job-1", "reason": ANY})
+
+    [status] = harness.backend.poll([handle])
+
+    assert status.state == "failed"
+    assert status.retryable is False
+    assert "stuck-waiting" in status.reason
+    assert harness.backend.calls["terminate_job"] == 1
+
+
+# -- poll: the adaptive interval ---------------------------------------------------------
+
+
+def test_poll_interval_adapts_with_backoff_and_jitter(harness: Harness) -> None:
+    handle = TaskHandle("batch", "job-1", make_task("2"))
+    unchanged_polls = 8
+    # random() == 0.5 is the middle of the spread (no jitter); 0.0 and almost 1.0 are its ends.
+    draws = iter([0.5] * (1 + unchanged_polls + 1) + [0.0, 1.0 - 1e-12])
+    harness.backend.random = draws.__next__
+
+    def poll(status: str) -> float:
+        harness.describe(["job-1"], [job_record("job-1", status)])
+        harness.backend.poll([handle])
+        return harness.backend.poll_interval
+
+    # A change (SUBMITTED -> RUNNABLE): the minimum, 1 s.
+    assert poll("RUNNABLE") == pytest.approx(1.0) == MIN_POLL_INTERVAL
+    # No change: each poll waits POLL_BACKOFF times longer, up to MAX_POLL_INTERVAL.
+    intervals = [poll("RUNNABLE") for _ in range(unchanged_polls)]
+    expected, base = [], MIN_POLL_INTERVAL
+    for _ in range(unchanged_polls):
+        base = min(base * POLL_BACKOFF, MAX_POLL_INTERVAL)
+        expected.append(base)
+    assert intervals == pytest.approx(expected)
+    assert intervals[0] == pytest.approx(MIN_POLL_INTERVAL * POLL_BACKOFF)
+    assert intervals[-2:] == pytest.approx([MAX_POLL_INTERVAL, MAX_POLL_INTERVAL])
+    assert all(a < b for a, b in itertools.pairwise(intervals) if b < MAX_POLL_INTERVAL)
+    # A change again: back to the minimum.
+    assert poll("RUNNING") == pytest.approx(MIN_POLL_INTERVAL)
+    # The jitter: random() == 0 gives the lower bound of the spread...
+    assert poll("STARTING") == pytest.approx(MIN_POLL_INTERVAL * (1 - POLL_JITTER))
+    # ...and random() -> 1 the upper bound (here after one unchanged poll).
+    upper = poll("STARTING")
+    assert upper == pytest.approx(MIN_POLL_INTERVAL * POLL_BACKOFF * (1 + POLL_JITTER))
+    assert upper < MIN_POLL_INTERVAL * POLL_BACKOFF * (1 + POLL_JITTER)
+    assert next(draws, None) is None  # one draw per poll
+
+
+# -- poll: throttling and 5xx, through the project's own client --------------------------
+
+
+class _Body:
+    """The ``raw`` of an ``AWSResponse``: something with ``stream()``."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def stream(self, **kwargs: Any) -> Iterator[bytes]:
+        yield self.data
+
+
+Answer = tuple[int, dict[str, str], dict[str, Any]]
+
+
+def _answering_client(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, answers: Callable[[int], Answer]
+) -> tuple[Any, list[dict[str, Any]], list[int]]:
+    """A Batch client from :func:`batchwright.aws.client` whose DescribeJobs requests are
+    answered by ``answers(attempt)``; returns it, the bodies sent, and the retry delays
+    botocore asked for (made zero so that the test does not sleep)."""
+    clear_aws_environment(monkeypatch, tmp_path)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)  # a session that sees this environment
+    delays: list[int] = []
+
+    def no_delay(self: ExponentialBackoff, context: Any) -> float:
+        delays.append(context.attempt_number)
+        return 0.0
+
+    monkeypatch.setattr(ExponentialBackoff, "delay_amount", no_delay)
+    client = aws.client("batch", region=REGION)
+    sent: list[dict[str, Any]] = []
+
+    def answer(request: Any, **kwargs: Any) -> AWSResponse:
+        sent.append(json.loads(request.body))
+        status, headers, body = answers(len(sent))
+        headers = {"Content-Type": "application/json", **headers}
+        return AWSResponse(request.url, status, headers, _Body(json.dumps(body).encode()))
+
+    client.meta.events.register("before-send.batch.DescribeJobs", answer)
+    return client, sent, delays
+
+
+THROTTLED: Answer = (
+    429,
+    {"x-amzn-ErrorType": "TooManyRequestsException"},
+    {"__type": "TooManyRequestsException", "message": "Too Many Requests"},
+)
+UNAVAILABLE: Answer = (
+    503,
+    {"x-amzn-ErrorType": "ServerException"},
+    {"__type": "ServerException", "message": "Service Unavailable"},
+)
+
+
+def test_throttling_and_5xx_answers_are_retried(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    answers = [THROTTLED, UNAVAILABLE, (200, {}, {"jobs": [job_record("job-1", "SUCCEEDED")]})]
+    client, sent, delays = _answering_client(monkeypatch, tmp_path, lambda n: answers[n - 1])
+    backend = AwsBatchBackend(
+        BackendOptions(FLOW, RUN_ID, ROOT),
+        batch_client=client,
+        logs_client=make_client("logs"),
+        random=lambda: 0.5,
+    )
+
+    statuses = backend.poll([TaskHandle("batch", "job-1", make_task("2"))])
+
+    assert statuses == [TaskStatus.succeeded()]
+    assert sent == [{"jobs": ["job-1"]}] * 3  # the same request, three times
+    assert delays == [1, 2]  # botocore backed off before each retry
+    assert backend.calls == {"describe_jobs": 1}  # one API call for the backend
+
+
+def _poll_until_given_up(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> tuple[Any, int]:
+    """Polls through a client whose every DescribeJobs answer is a 503; returns the client
+    and how many requests it sent before the backend saw the error."""
+    client, sent, _ = _answering_client(monkeypatch, tmp_path, lambda n: UNAVAILABLE)
+    backend = AwsBatchBackend(
+        BackendOptions(FLOW, RUN_ID, ROOT), batch_client=client, logs_client=make_client("logs")
+    )
+    with pytest.raises(ClientError, match="ServerException"):
+        backend.poll([TaskHandle("batch", "job-1", make_task("2"))])
+    return client, len(sent)
+
+
+def test_retries_are_standard_mode_and_bounded(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    client, attempts = _poll_until_given_up(monkeypatch, tmp_path)
+    assert client.meta.config.retries["mode"] == "standard"
+    assert attempts == client.meta.config.retries["total_max_attempts"]
+    assert attempts > 3
+
+
+def test_retries_give_up_after_eight_attempts(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _, attempts = _poll_until_given_up(monkeypatch, tmp_path)
+    assert attempts == 8
+
+
+# -- poll: CloudWatch Logs ---------------------------------------------------------------
+
+
+def log_page(messages: Sequence[str], token: str) -> dict[str, Any]:
+    return {
+        "events": [
+            {"timestamp": STARTED_AT + i, "message": m, "ingestionTime": STARTED_AT + i}
+            for i, m in enumerate(messages)
+        ],
+        "nextForwardToken": token,
+        "nextBackwardToken": "b/0",
+    }
+
+
+LOG_GROUP = "/batchwright/F"
+LOG_STREAM = "F/default/0123456789abcdef"
+
+
+def logs_request(token: str | None = None) -> dict[str, Any]:
+    request: dict[str, Any] = {
+        "logGroupName": LOG_GROUP,
+        "logStreamName": LOG_STREAM,
+        "startFromHead": True,
+    }
+    if token is not None:
+        request["nextToken"] = token
+    return request
+
+
+def running_with_logs(job_id: str) -> dict[str, Any]:
+    return job_record(
+        job_id,
+        "RUNNING",
+        container={
+            "logStreamName": LOG_STREAM,
+            "logConfiguration": {"logDriver": "awslogs", "options": {"awslogs-group": LOG_GROUP}},
+        },
+    )
+
+
+def test_logs_follow_the_forward_token_and_resume_from_it(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = types.SimpleNamespace(now=10_000.0)
+    monkeypatch.setattr(
+        aws_batch, "time", types.SimpleNamespace(monotonic=lambda: clock.now, sleep=None)
+    )
+    task = make_task("2")
+    handle = TaskHandle("batch", "job-1", task)
+    harness.describe(["job-1"], [running_with_logs("job-1")])
+    harness.logs.add_response("get_log_events", log_page(["one", "two"], "f/A"), logs_request())
+    harness.logs.add_response("get_log_events", log_page(["three"], "f/B"), logs_request("f/A"))
+    harness.logs.add_response("get_log_events", log_page([], "f/B"), logs_request("f/B"))
+
+    assert harness.backend.poll([handle]) == [TaskStatus.running()]
+    assert harness.of_type(TaskOutput) == [
+        TaskOutput(task.pathspec, "stdout", "one\ntwo"),
+        TaskOutput(task.pathspec, "stdout", "three"),
+    ]
+    assert harness.backend.calls["get_log_events"] == 3
+
+    # Before LOG_INTERVAL has passed: no GetLogEvents (none is queued).
+    clock.now += LOG_INTERVAL / 2
+    harness.describe(["job-1"], [running_with_logs("job-1")])
+    harness.backend.poll([handle])
+    assert harness.backend.calls["get_log_events"] == 3
+
+    # After it: resume from token B, not from the head.
+    clock.now += LOG_INTERVAL / 2
+    harness.describe(["job-1"], [running_with_logs("job-1")])
+    harness.logs.add_response("get_log_events", log_page(["four"], "f/C"), logs_request("f/B"))
+    harness.logs.add_response("get_log_events", log_page([], "f/C"), logs_request("f/C"))
+    harness.backend.poll([handle])
+    assert harness.of_type(TaskOutput)[2:] == [TaskOutput(task.pathspec, "stdout", "four")]
+    assert harness.backend.calls["get_log_events"] == 5
+
+
+def test_a_log_stream_not_found_is_ignored(harness: Harness) -> None:
+    handle = TaskHandle("batch", "job-1", make_task("2"))
+    harness.describe(["job-1"], [running_with_logs("job-1")])
+    harness.logs.add_client_error(
+        "get_log_events",
+        service_error_code="ResourceNotFoundException",
+        service_message="The specified log stream does not exist.",
+        http_status_code=400,
+        expected_params=logs_request(),
+    )
+
+    assert harness.backend.poll([handle]) == [TaskStatus.running()]
+    assert harness.backend.calls["get_log_events"] == 1
+    assert harness.of_type(TaskOutput) == []
+
+
+# -- poll: exit codes of failed jobs -----------------------------------------------------
+
+
+@pytest.fixture
+def recorded(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[str]:
+    """The datastore (root ``s3://...`` for the backend) is a local folder; returns the
+    roots the backend opened."""
+    opened: list[str] = []
+
+    def open_storage(root: str) -> Storage:
+        opened.append(root)
+        return LocalStorage(tmp_path / "datastore")
+
+    monkeypatch.setattr(batchwright.datastore, "open_storage", open_storage)
+    return opened
+
+
+def write_exit_code(tmp_path: Path, task: TaskSpec, attempt: int, code: int) -> None:
+    """What the task entrypoint records when it ends (``metadata.json`` of the attempt)."""
+    store = FlowDatastore(LocalStorage(tmp_path / "datastore"), FLOW)
+    store.write_metadata(RUN_ID, task.step, task.task_id, attempt, {"exit_code": code})
+
+
+UNEXPLAINED_FAILURE = {"statusReason": "Essential container in task exited", "container": {}}
+
+
+def test_a_failed_job_without_exit_code_uses_the_one_the_entrypoint_recorded(
+    harness: Harness, recorded: list[str], tmp_path: Path
+) -> None:
+    task = make_task("2", retry_count=1)
+    write_exit_code(tmp_path, task, attempt=0, code=42)  # an earlier attempt: not this one
+    write_exit_code(tmp_path, task, attempt=1, code=1)
+    harness.describe(["job-1"], [job_record("job-1", "FAILED", **UNEXPLAINED_FAILURE)])
+
+    [status] = harness.backend.poll([TaskHandle("batch", "job-1", task)])
+
+    assert status.state == "failed"
+    assert status.exit_code == 1
+    assert "exit code 1" in status.reason
+    assert status.reason.startswith("job job-1: ")
+    assert recorded == [ROOT]
+
+
+def test_a_failed_job_with_nothing_recorded_keeps_batchs_reason(
+    harness: Harness, recorded: list[str]
+) -> None:
+    harness.describe(["job-1"], [job_record("job-1", "FAILED", **UNEXPLAINED_FAILURE)])
+
+    [status] = harness.backend.poll([TaskHandle("batch", "job-1", make_task("2"))])
+
+    assert status.state == "failed"
+    assert status.exit_code is None
+    assert "Essential container in task exited" in status.reason
+    assert recorded == [ROOT]
+
+
+def test_the_exit_code_batch_reports_wins_over_the_recorded_one(
+    harness: Harness, recorded: list[str], tmp_path: Path
+) -> None:
+    task = make_task("2")
+    write_exit_code(tmp_path, task, attempt=0, code=42)
+    harness.describe(
+        ["job-1"],
+        [
+            job_record(
+                "job-1",
+                "FAILED",
+                statusReason="Essential container in task exited",
+                container={"exitCode": 1},
+            )
+        ],
+    )
+
+    [status] = harness.backend.poll([TaskHandle("batch", "job-1", task)])
+
+    assert status.exit_code == 1
+    assert "user-error" in status.reason
+    assert "42" not in status.reason
+    assert recorded == []  # the datastore was not even read
+
+
+@pytest.mark.parametrize("where", ["reported by Batch", "recorded by the entrypoint"])
+def test_exit_code_do_not_retry_is_not_retryable(
+    harness: Harness, recorded: list[str], tmp_path: Path, where: str
+) -> None:
+    task = make_task("2")
+    if where == "reported by Batch":
+        record = job_record(
+            "job-1",
+            "FAILED",
+            statusReason="Essential container in task exited",
+            container={"exitCode": EXIT_DO_NOT_RETRY},
+        )
+    else:
+        write_exit_code(tmp_path, task, attempt=0, code=EXIT_DO_NOT_RETRY)
+        record = job_record("job-1", "FAILED", **UNEXPLAINED_FAILURE)
+    harness.describe(["job-1"], [record])
+
+    [status] = harness.backend.poll([TaskHandle("batch", "job-1", task)])
+
+    assert status.state == "failed"
+    assert status.exit_code == EXIT_DO_NOT_RETRY
+    assert status.retryable is False
