@@ -53,6 +53,8 @@ IMAGE_PACKAGES = (
 IMAGE_REPOSITORY = "batchwright/job"
 
 Log = Callable[[str], None]
+#: Every state a Batch job can be in, in the order a job goes through them.
+JOB_STATES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED")
 
 
 def _no_log(_: str) -> None:
@@ -78,6 +80,29 @@ class LocalAws:
             "AWS_REGION": self.region,
             **TEST_CREDENTIALS,
         }
+
+    def job_records(self) -> list[dict[str, Any]]:
+        """The emulator's own DescribeJobs record of every job on every queue, array
+        children included (ListJobs shows only their parents)."""
+        batch = self.client("batch")
+        ids = [
+            summary["jobId"]
+            for queue in batch.describe_job_queues()["jobQueues"]
+            for state in JOB_STATES
+            for page in batch.get_paginator("list_jobs").paginate(
+                jobQueue=queue["jobQueueArn"], jobStatus=state
+            )
+            for summary in page["jobSummaryList"]
+        ]
+        records: dict[str, dict[str, Any]] = {}
+        while ids:
+            chunk, ids = ids[:100], ids[100:]
+            for job in batch.describe_jobs(jobs=chunk)["jobs"]:
+                records[job["jobId"]] = job
+                size = (job.get("arrayProperties") or {}).get("size")
+                if size and ":" not in job["jobId"]:  # a parent: "<parent>:<i>" are children
+                    ids += [f"{job['jobId']}:{i}" for i in range(size)]
+        return list(records.values())
 
     def client(self, service: str) -> Any:
         """A boto3 client of ``service`` bound to this local AWS."""

@@ -48,6 +48,38 @@ class TaskStatusChanged:
 
 
 @dataclass(frozen=True)
+class TaskWaiting:
+    """Attempts wait to start: their state, the reason AWS gives and for how long.
+
+    Reported when the state or reason changes and then every few minutes while it
+    lasts; ``tasks`` > 1 when the attempts are the children of one array job.
+    """
+
+    pathspec: str
+    status: str
+    queue: str
+    reason: str
+    waited_seconds: float
+    tasks: int = 1
+
+
+@dataclass(frozen=True)
+class Reconnecting:
+    """AWS did not answer (or throttled past botocore's retries); the run waits and retries."""
+
+    problem: str
+    #: How long AWS has been unreachable so far.
+    unreachable_seconds: float
+
+
+@dataclass(frozen=True)
+class Reconnected:
+    """AWS answers again after an outage."""
+
+    unreachable_seconds: float
+
+
+@dataclass(frozen=True)
 class TaskSucceeded:
     """An attempt finished successfully."""
 
@@ -57,13 +89,18 @@ class TaskSucceeded:
 
 @dataclass(frozen=True)
 class AttemptFailed:
-    """An attempt of a task failed; ``retry_in`` is set when another attempt will follow."""
+    """An attempt of a task failed; ``retry_in`` is set when another attempt will follow.
+
+    ``infrastructure`` marks a failure of the capacity, not of the step (a Spot reclaim):
+    the attempt is submitted again without using a ``@retry``.
+    """
 
     pathspec: str
     attempt: int
     reason: str
     exit_code: int | None
     retry_in: float | None = None
+    infrastructure: bool = False
 
 
 @dataclass(frozen=True)
@@ -95,6 +132,9 @@ Event = (
     RunStarted
     | TaskSubmitted
     | TaskStatusChanged
+    | TaskWaiting
+    | Reconnecting
+    | Reconnected
     | TaskOutput
     | TaskSucceeded
     | AttemptFailed

@@ -28,9 +28,9 @@ from batchwright.batch.definition import JobDefinitionRequest, build_job_definit
 from batchwright.batch.options import BatchOptions
 from batchwright.batch.platforms import PLATFORMS, Platform, QueueTarget, resolve_resources
 from batchwright.environment.descriptor import EnvironmentDescriptor
-from batchwright.environment.routing import route
+from batchwright.environment.routing import on_demand_counterpart, route
 from batchwright.errors import BatchwrightError, PlanError
-from batchwright.policy import BatchJobPolicy, StepPolicy
+from batchwright.policy import DEFAULT_RECLAIMS_BEFORE_ON_DEMAND, BatchJobPolicy, StepPolicy
 
 #: The verdict of a step that can run where it was planned.
 OK = "ok"
@@ -57,6 +57,8 @@ class StepPlan:
     platform: str | None = None
     #: Instance types of the queue that can hold the request, smallest first.
     instance_types: tuple[str, ...] = ()
+    #: For a Spot queue: the on-demand queue an attempt moves to after repeated reclaims.
+    on_demand_queue_key: str | None = None
     job_definition: JobDefinitionRequest | None = None
     #: The per-task resources as submitted (vCPU, memory MiB, GPU), once the platform is known.
     resources: tuple[str, int, int] | None = None
@@ -135,6 +137,7 @@ class StepPlan:
             "queue_key": self.queue_key,
             "platform": self.platform,
             "instance_types": list(self.instance_types),
+            "on_demand_queue_key": self.on_demand_queue_key,
             "verdict": self.verdict,
             "reason": self.reason,
             "job_definition": self.job_definition_shape(),
@@ -229,7 +232,12 @@ def queue_target(
     )
 
 
-def _targeted(plan: StepPlan, target: QueueTarget) -> StepPlan:
+def _targeted(
+    plan: StepPlan,
+    target: QueueTarget,
+    on_demand: QueueTarget | None = None,
+    reclaims_before_on_demand: int = DEFAULT_RECLAIMS_BEFORE_ON_DEMAND,
+) -> StepPlan:
     """The plan of a step whose queue is known: its job settings, job definition and
     resources; a platform refusal (e.g. ephemeral_storage on EC2) becomes its verdict."""
     assert plan.options is not None
@@ -242,7 +250,8 @@ def _targeted(plan: StepPlan, target: QueueTarget) -> StepPlan:
         return dataclasses.replace(plan, verdict=str(error))
     policy = plan.policy
     if policy.backend == "batch":
-        policy = dataclasses.replace(policy, batch=BatchJobPolicy(plan.options, target))
+        job = BatchJobPolicy(plan.options, target, on_demand, reclaims_before_on_demand)
+        policy = dataclasses.replace(policy, batch=job)
     return dataclasses.replace(
         plan,
         policy=policy,
@@ -267,6 +276,7 @@ def plan_step(
     environment: EnvironmentDescriptor | None,
     *,
     run_batch_locally: bool = False,
+    reclaims_before_on_demand: int = DEFAULT_RECLAIMS_BEFORE_ON_DEMAND,
 ) -> StepPlan:
     """The plan of one step (see :func:`make_plan`)."""
     policy = step_policy(step, decorators, run_batch_locally=run_batch_locally)
@@ -318,7 +328,16 @@ def plan_step(
             reason="named by @batch(queue=...), not a queue of environment "
             f"'{environment.name}'; its platform is read from AWS before submitting",
         )
-    return _targeted(planned, queue_target(environment, routed.queue.arn, routed.queue.platform))
+    queue = routed.queue
+    counterpart = (
+        on_demand_counterpart(options, queue, environment) if reclaims_before_on_demand else None
+    )
+    on_demand = None
+    if counterpart is not None:
+        on_demand = queue_target(environment, counterpart.queue.arn, counterpart.queue.platform)
+        planned = dataclasses.replace(planned, on_demand_queue_key=counterpart.queue.key)
+    target = queue_target(environment, queue.arn, queue.platform)
+    return _targeted(planned, target, on_demand, reclaims_before_on_demand)
 
 
 def make_plan(
@@ -327,15 +346,24 @@ def make_plan(
     environment: EnvironmentDescriptor | None,
     *,
     run_batch_locally: bool = False,
+    reclaims_before_on_demand: int = DEFAULT_RECLAIMS_BEFORE_ON_DEMAND,
 ) -> Plan:
     """Plans every step of a flow, in the order of ``decorators_by_step`` (graph order).
 
     ``decorators_by_step`` holds each step's checked decorators
     (:attr:`batchwright.definition.FlowDefinition.decorators`: each ``@batch`` decorator
-    has run ``step_init``, so its ``options`` are checked). No I/O.
+    has run ``step_init``, so its ``options`` are checked). A step on a Spot queue moves
+    to the on-demand queue of the same kind after ``reclaims_before_on_demand`` reclaims
+    of one attempt (0: never). No I/O.
     """
     steps = tuple(
-        plan_step(step, decorators, environment, run_batch_locally=run_batch_locally)
+        plan_step(
+            step,
+            decorators,
+            environment,
+            run_batch_locally=run_batch_locally,
+            reclaims_before_on_demand=reclaims_before_on_demand,
+        )
         for step, decorators in decorators_by_step.items()
     )
     return Plan(flow_name, steps, environment, run_batch_locally)

@@ -14,13 +14,28 @@ from dataclasses import dataclass
 from batchwright.batch.options import BatchOptions
 from batchwright.batch.platforms import QueueTarget
 
+#: Spot reclaims of one attempt before it moves to on-demand capacity, by default.
+DEFAULT_RECLAIMS_BEFORE_ON_DEMAND = 2
+
 
 @dataclass(frozen=True)
 class BatchJobPolicy:
-    """How the AWS Batch backend submits a step: its checked options and its queue."""
+    """How the AWS Batch backend submits a step: its checked options and its queue, and
+    where an attempt goes once Spot capacity keeps being reclaimed under it."""
 
     options: BatchOptions
     target: QueueTarget
+    #: The on-demand queue of the same capabilities (EC2 for a SPOT queue, FARGATE for a
+    #: FARGATE_SPOT one), when the target is a Spot queue and the environment has one.
+    on_demand: QueueTarget | None = None
+    #: After this many reclaims an attempt goes to :attr:`on_demand`.
+    reclaims_before_on_demand: int = DEFAULT_RECLAIMS_BEFORE_ON_DEMAND
+
+    def target_after(self, reclaims: int) -> QueueTarget:
+        """The queue of an attempt that lost its Spot capacity ``reclaims`` times."""
+        if self.on_demand is not None and reclaims >= self.reclaims_before_on_demand:
+            return self.on_demand
+        return self.target
 
 
 @dataclass(frozen=True)

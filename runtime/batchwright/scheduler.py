@@ -18,10 +18,11 @@ import time
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
+from batchwright.aws import AwsUnreachable, Patience
 from batchwright.backends import (
     Backend,
     BackendOptions,
@@ -29,9 +30,11 @@ from batchwright.backends import (
     TaskHandle,
     TaskSpec,
     TaskStatus,
+    WaitPolicy,
     create_backend,
 )
 from batchwright.datastore import PARAMETERS_STEP, PARAMETERS_TASK, FlowDatastore
+from batchwright.datastore.journal import Journal, Submission, latest_by_task
 from batchwright.decorators import RuntimeContext, StepDecorator
 from batchwright.definition import FlowDefinition
 from batchwright.entrypoint import TaskArguments
@@ -45,13 +48,18 @@ from batchwright.events import (
     TaskSubmitted,
     TaskSucceeded,
 )
+from batchwright.lease import LeaseLost, RunLease
 from batchwright.policy import StepPolicy
 
 #: Attempts in flight at once when ``--max-workers`` is not given.
 DEFAULT_MAX_WORKERS = 16
 #: Extra seconds past a step's @timeout before the scheduler kills an attempt itself
-#: (the task's own alarm should have stopped it long before).
-SCHEDULER_TIMEOUT_GRACE_SECONDS = 60.0
+#: (the task's own alarm should have stopped it long before). Counted, like the timeout,
+#: from when the attempt started running: time spent waiting for capacity does not count.
+SCHEDULER_TIMEOUT_GRACE_SECONDS = 30.0
+#: An attempt whose capacity failed (a Spot reclaim) is submitted again at most this
+#: many times without using a @retry; after that the failure counts as the step's.
+MAX_RESUBMISSIONS = 5
 
 
 @dataclass(frozen=True)
@@ -66,6 +74,10 @@ class RunOptions:
     origin_run_id: str | None = None
     #: Resume: rerun this step and everything after it even if it finished.
     resume_step: str | None = None
+    #: How long attempts may wait to start (the backends enforce it).
+    waits: WaitPolicy = field(default_factory=WaitPolicy)
+    #: How the run waits out throttling and outages of AWS (one for the orchestrator).
+    patience: Patience = field(default_factory=Patience, compare=False)
 
 
 @dataclass
@@ -88,7 +100,16 @@ class _Task:
     split_index: int | None = None
     group: FanOut | None = None
     attempt: int = 0
+    #: When the current attempt was submitted, and when it started running (epoch s).
+    submitted_at: float = 0.0
+    started_at: float | None = None
+    #: The scheduler's backstop for ``@timeout``: running time counts, waiting does not.
     deadline: float | None = None
+    #: Submissions of the current attempt after its capacity failed, and Spot reclaims.
+    resubmission: int = 0
+    reclaims: int = 0
+    #: Resume: the run whose still-running job this task follows (its records live there).
+    adopted_from: str | None = None
 
 
 def new_run_id() -> str:
@@ -126,12 +147,24 @@ class Scheduler:
         self._waiting_joins: dict[tuple[str, str], dict[int, str]] = {}
         self._failure: tuple[str, str] | None = None
         self._origin_index: dict[tuple[str, tuple[str, ...], int | None], str] = {}
+        #: Resume: the origin run's jobs by task, which may still be running.
+        self._origin_jobs: Mapping[
+            tuple[str, tuple[str, ...], int | None], tuple[Submission, int]
+        ] = {}
         self._clone_steps: set[str] = set()
+        self.journal = Journal(datastore, self.run_id)
+        self.lease = RunLease(
+            datastore, [r for r in (self.run_id, options.origin_run_id) if r is not None]
+        )
 
     # -- public --------------------------------------------------------------------------
 
     def run(self, parameters: Mapping[str, Any] | None = None) -> RunResult:
-        """Run the flow. ``parameters``: attribute -> value (ignored on resume)."""
+        """Run the flow. ``parameters``: attribute -> value (ignored on resume).
+
+        Raises:
+            RunInUse: another live orchestrator drives this run or the one it resumes.
+        """
         origin = self.options.origin_run_id
         if origin and self.store.read_done(origin, PARAMETERS_STEP, PARAMETERS_TASK) is None:
             raise UserInputError(
@@ -139,6 +172,13 @@ class Scheduler:
                 "resumed (it was not started by batchwright, or is incomplete). Start a new "
                 "run instead."
             )
+        self.lease.acquire()
+        try:
+            return self._run(parameters)
+        finally:
+            self.lease.release()
+
+    def _run(self, parameters: Mapping[str, Any] | None) -> RunResult:
         self.on_event(
             RunStarted(
                 self.flow_name, self.run_id, self.store.storage.root, self.options.origin_run_id
@@ -164,8 +204,11 @@ class Scheduler:
             with _sigterm_as_interrupt():
                 self._loop()
         except BaseException as error:
-            # Interrupts and unexpected errors alike: nothing is left running silently.
-            self._terminate_all()
+            # Interrupts and unexpected errors alike: nothing is left running silently;
+            # except when AWS cannot be reached, or another orchestrator took the run over:
+            # then the jobs keep running, for a resume (or that orchestrator) to follow.
+            if not isinstance(error, AwsUnreachable | LeaseLost):
+                self._terminate_all()
             status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
             self.store.write_run(
                 self.run_id, {**record, "status": status, "finished_at": time.time()}
@@ -247,6 +290,15 @@ class Scheduler:
                     metadata.get("split_index"),
                 )
                 self._origin_index[key] = task_id
+        # Jobs the origin run submitted: some may still run (its orchestrator died).
+        submissions = Journal(self.store, origin).entries()
+        self._origin_jobs = latest_by_task(
+            [s for s in submissions if all(t.step in self._clone_steps for t in s.tasks)]
+        )
+        for submission in submissions:
+            for task in submission.tasks:
+                if task.task_id.isdigit():
+                    highest = max(highest, int(task.task_id))
         self._next_id = highest + 1
 
     # -- task creation ---------------------------------------------------------------------
@@ -259,13 +311,57 @@ class Scheduler:
         split_index: int | None,
         group: FanOut | None,
     ) -> None:
-        origin_task = self._origin_index.get((step, _strip_runs(input_paths), split_index))
+        key = (step, _strip_runs(input_paths), split_index)
+        origin_task = self._origin_index.get(key)
         if origin_task is not None:
             self._clone(step, origin_task, frames)
+            return
+        if key in self._origin_jobs and self._reattach(
+            step, input_paths, frames, split_index, *self._origin_jobs[key]
+        ):
             return
         task_id = str(self._next_id)
         self._next_id += 1
         self._ready.append(_Task(step, task_id, input_paths, frames, split_index, group))
+
+    def _reattach(
+        self,
+        step: str,
+        input_paths: tuple[str, ...],
+        frames: tuple[tuple[str, int], ...],
+        split_index: int | None,
+        submission: Submission,
+        index: int,
+    ) -> bool:
+        """Follows the origin run's job of this task instead of submitting it again;
+        False when the job cannot be found (it is then submitted as usual)."""
+        origin = self.options.origin_run_id
+        policy = self.policies[step]
+        if origin is None or submission.backend != policy.backend:
+            return False
+        recorded = submission.tasks[index]
+        arguments = TaskArguments(
+            flow_file=self.options.flow_file,
+            flow=self.flow_name,
+            step=step,
+            run_id=origin,
+            task_id=recorded.task_id,
+            datastore_root=self.options.datastore_root,
+            input_paths=recorded.input_paths,
+            split_index=recorded.split_index,
+            retry_count=recorded.attempt,
+            max_retries=policy.retries,
+            with_options=self.definition.with_options,
+        )
+        spec = TaskSpec(arguments, policy, resubmission=submission.resubmission)
+        handle = self._backend(policy.backend).reattach(spec, submission, index)
+        if handle is None:
+            return False
+        task = _Task(step, recorded.task_id, input_paths, frames, split_index)
+        task.attempt, task.resubmission = recorded.attempt, submission.resubmission
+        task.submitted_at, task.adopted_from = submission.recorded_at, origin
+        self._in_flight[handle] = task
+        return True
 
     def _clone(self, step: str, task_id: str, frames: tuple[tuple[str, int], ...]) -> None:
         origin = self.options.origin_run_id
@@ -332,6 +428,7 @@ class Scheduler:
 
     def _loop(self) -> None:
         while True:
+            self.lease.renew()
             now = time.monotonic()
             while self._delayed and self._delayed[0][0] <= now:
                 self._ready.append(heapq.heappop(self._delayed)[2])
@@ -361,11 +458,12 @@ class Scheduler:
         while free > 0 and self._ready:
             first = self._ready.popleft()
             batch = [first]
+            # Members of one fan-out at the same point of their lives go as one array job.
             while (
                 len(batch) < free
                 and first.group is not None
                 and self._ready
-                and self._ready[0].group == first.group
+                and _batch_key(self._ready[0]) == _batch_key(first)
             ):
                 batch.append(self._ready.popleft())
             free -= len(batch)
@@ -373,10 +471,9 @@ class Scheduler:
             backend = self._backend(policy.backend)
             specs = [self._spec(t, policy) for t in batch]
             handles = backend.submit(specs)
-            now = time.monotonic()
-            limit = policy.timeout_seconds
+            now = time.time()
             for task, handle in zip(batch, handles, strict=True):
-                task.deadline = now + limit + SCHEDULER_TIMEOUT_GRACE_SECONDS if limit else None
+                task.submitted_at, task.started_at, task.deadline = now, None, None
                 self._in_flight[handle] = task
                 self.on_event(TaskSubmitted(handle.task.pathspec, task.attempt, backend.name))
 
@@ -390,24 +487,49 @@ class Scheduler:
             if self._next_poll.get(name, now) > now:
                 continue
             backend = self._backends[name]
-            overdue = [h for h in handles if (d := self._in_flight[h].deadline) and d < now]
+            clock = time.time()
+            overdue = [h for h in handles if (d := self._in_flight[h].deadline) and d < clock]
             if overdue:
                 backend.terminate(overdue)
             statuses = backend.poll(handles)
             self._next_poll[name] = time.monotonic() + backend.poll_interval
             for handle, status in zip(handles, statuses, strict=True):
+                task = self._in_flight[handle]
+                if status.state == "running" and task.started_at is None:
+                    self._started(task, status.started_at or time.time())
                 if handle in overdue and status.is_finished:
-                    status = TaskStatus.failed(
-                        "killed by the scheduler after its @timeout", status.exit_code
-                    )
+                    status = TaskStatus.failed(self._timeout_reason(task), status.exit_code)
                 if status.is_finished:
                     changed = True
                     self._finished(handle, status)
         return changed
 
+    def _started(self, task: _Task, started_at: float) -> None:
+        """The attempt runs: its @timeout backstop counts from now on."""
+        task.started_at = started_at
+        limit = self.policies[task.step].timeout_seconds
+        if limit:
+            task.deadline = started_at + limit + SCHEDULER_TIMEOUT_GRACE_SECONDS
+
+    def _timeout_reason(self, task: _Task) -> str:
+        limit = self.policies[task.step].timeout_seconds or 0
+        started = task.started_at or task.submitted_at
+        return (
+            f"killed by the scheduler: it ran {time.time() - started:.0f} s, past its "
+            f"@timeout of {limit:g} s (+{SCHEDULER_TIMEOUT_GRACE_SECONDS:g} s grace), after "
+            f"waiting {started - task.submitted_at:.0f} s to start"
+        )
+
     def _finished(self, handle: TaskHandle, status: TaskStatus) -> None:
         task = self._in_flight.pop(handle)
         pathspec = handle.task.pathspec
+        if status.state == "succeeded" and task.adopted_from is not None:
+            # A job of the origin run finished after its orchestrator died: its records
+            # are the origin run's; take them over like any finished task.
+            self.on_event(TaskSucceeded(pathspec, task.attempt))
+            self._clone(task.step, task.task_id, task.frames)
+            return
+        task.adopted_from = None  # a retry or resubmission runs in this run
         if status.state == "succeeded":
             self.on_event(TaskSucceeded(pathspec, task.attempt))
             num_splits = None
@@ -418,12 +540,22 @@ class Scheduler:
                 self._advance(task, num_splits)
             return
         policy = self.policies[task.step]
+        if status.infrastructure and task.resubmission < MAX_RESUBMISSIONS and not self._failure:
+            # The capacity failed, not the step: the same attempt again, no @retry used.
+            self.on_event(
+                AttemptFailed(pathspec, task.attempt, status.reason, status.exit_code, 0.0, True)
+            )
+            task.resubmission += 1
+            task.reclaims += status.reclaims
+            self._ready.appendleft(task)
+            return
         if status.retryable and task.attempt < policy.retries and self._failure is None:
             delay = policy.retry_delay_seconds
             self.on_event(
                 AttemptFailed(pathspec, task.attempt, status.reason, status.exit_code, delay)
             )
             task.attempt += 1
+            task.resubmission = task.reclaims = 0
             heapq.heappush(self._delayed, (time.monotonic() + delay, id(task), task))
             return
         self.on_event(AttemptFailed(pathspec, task.attempt, status.reason, status.exit_code))
@@ -443,7 +575,13 @@ class Scheduler:
     def _backend(self, name: str) -> Backend:
         if name not in self._backends:
             options = BackendOptions(
-                self.flow_name, self.run_id, self.options.datastore_root, self.on_event
+                self.flow_name,
+                self.run_id,
+                self.options.datastore_root,
+                self.on_event,
+                self.options.patience,
+                self.options.waits,
+                self.journal,
             )
             self._backends[name] = create_backend(name, options)
         return self._backends[name]
@@ -463,7 +601,11 @@ class Scheduler:
             origin_run_id=self.options.origin_run_id,
             with_options=self.definition.with_options,
         )
-        return TaskSpec(arguments, policy, task.group)
+        return TaskSpec(arguments, policy, task.group, task.resubmission, task.reclaims)
+
+
+def _batch_key(task: _Task) -> tuple[object, ...]:
+    return (task.group, task.attempt, task.resubmission, task.reclaims)
 
 
 def _strip_runs(paths: Sequence[str]) -> tuple[str, ...]:

@@ -81,6 +81,6 @@ def test_moto_takes_the_requests(batch: tuple[Any, str]) -> None:
 
     job_id = client.submit_job(**spec.submit.kwargs())["jobId"]
     (job,) = client.describe_jobs(jobs=[job_id])["jobs"]
-    assert job["jobName"] == "F-train-1"
+    assert job["jobName"] == "F-train-1-r1-a0"  # flow, step, task, run, attempt
     assert job["tags"]["batchwright:run"] == "r1" and job["tags"]["team"] == "ml"
     assert job["container"]["command"] == list(task.command)

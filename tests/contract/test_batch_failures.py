@@ -10,7 +10,12 @@ import pytest
 from botocore.stub import Stubber
 
 from batchwright.batch.definition import retry_strategy
-from batchwright.batch.failures import BATCH_RETRY_RULES, FailureKind, classify_job
+from batchwright.batch.failures import (
+    BATCH_RETRY_RULES,
+    FailureKind,
+    classify_job,
+    count_reclaims,
+)
 
 
 def job(status: str, status_reason: str | None = None, **extra: Any) -> dict[str, Any]:
@@ -128,7 +133,7 @@ CASES: list[tuple[str, dict[str, Any], FailureKind, str]] = [
     (
         "stuck on capacity",
         job("RUNNABLE", "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY - no capacity"),
-        FailureKind.STUCK_WAITING,
+        FailureKind.WAITING_FOR_CAPACITY,
         "no capacity",
     ),
     (
@@ -283,3 +288,29 @@ def test_the_retry_rules_match_the_reasons_they_retry() -> None:
         "action": "EXIT",
         "onReason": "*",
     }
+
+
+def test_a_timeout_says_how_long_the_attempt_ran_and_waited() -> None:
+    record = job(
+        "FAILED",
+        "Job attempt duration exceeded timeout",
+        createdAt=1_000_000,
+        attempts=[{**attempt(137), "startedAt": 1_095_000, "stoppedAt": 1_156_000}],
+    )
+    diagnosis = classify_job(record)
+    assert diagnosis is not None and diagnosis.kind == FailureKind.TIMEOUT
+    assert "(it ran 61 s, after waiting 95 s to start)" in diagnosis.explanation
+
+
+@pytest.mark.parametrize(
+    ("record", "reclaims"),
+    [
+        (job("FAILED", SPOT_REASON, attempts=[attempt(status_reason=SPOT_REASON)] * 3), 3),
+        (job("RUNNABLE", attempts=[attempt(status_reason=SPOT_REASON), attempt(1)]), 1),
+        (job("FAILED", SPOT_REASON), 1),
+        (job("FAILED", "Essential container in task exited", attempts=[attempt(1)]), 0),
+        (job("RUNNING"), 0),
+    ],
+)
+def test_reclaims_are_counted_from_the_attempts(record: dict[str, Any], reclaims: int) -> None:
+    assert count_reclaims(record) == reclaims

@@ -376,7 +376,7 @@ def test_default_step_on_a_minimal_ec2_queue(batch_model: Any) -> None:
         "EC2",
     )
     assert spec.submit.body == {
-        "jobName": "TrainFlow-train-3",
+        "jobName": "TrainFlow-train-3-1732540000-a0",
         "jobQueue": "ec2",
         "jobDefinition": spec.definition.name,
         "containerOverrides": {
@@ -431,7 +431,7 @@ def test_gpu_training_step_on_a_spot_queue(batch_model: Any) -> None:
         timeout={"attemptDurationSeconds": 7200 + 30},
     )
     assert spec.submit.body == {
-        "jobName": "TrainFlow-train-3",
+        "jobName": "TrainFlow-train-3-1732540000-a1",
         "jobQueue": queue_arn("spot"),
         "jobDefinition": spec.definition.name,
         "containerOverrides": {

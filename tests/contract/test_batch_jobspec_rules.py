@@ -13,6 +13,7 @@ import pytest
 from batchwright.batch import definition
 from batchwright.batch.definition import build_job_definition, check_timeout, retry_strategy
 from batchwright.batch.jobenv import (
+    JOB_ENDPOINT_VARIABLE,
     credentials_allowed,
     forwarded_aws_environment,
     is_loopback_endpoint,
@@ -367,7 +368,7 @@ def test_long_job_names_are_cut_to_128_and_stay_distinct() -> None:
 
 def test_submitted_job_name_is_sanitized() -> None:
     body = build_job_spec(options(), EC2, task(flow="My Flow!", task_id="run/1/t:2")).submit.body
-    assert body["jobName"] == "My-Flow-train-run-1-t-2"
+    assert body["jobName"] == "My-Flow-train-run-1-t-2-r1-a0"
 
 
 # --- tags -------------------------------------------------------------------------------
@@ -490,6 +491,23 @@ def test_forwarded_aws_environment_takes_endpoints_and_region_only() -> None:
         "AWS_DEFAULT_REGION",
         *CREDENTIALS,
     }
+
+
+def test_jobs_can_be_given_their_own_endpoint() -> None:
+    through_a_proxy = {
+        **CREDENTIALS,
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:7000",  # the orchestrator's route
+        "AWS_ENDPOINT_URL_S3": "http://127.0.0.1:7000",
+        JOB_ENDPOINT_VARIABLE: "http://127.0.0.1:5000",  # the jobs' route
+    }
+    forwarded = forwarded_aws_environment(through_a_proxy)
+    assert forwarded["AWS_ENDPOINT_URL"] == "http://127.0.0.1:5000"
+    assert "AWS_ENDPOINT_URL_S3" not in forwarded and set(CREDENTIALS) <= set(forwarded)
+    # A job endpoint that is not loopback: no credentials travel.
+    public = forwarded_aws_environment(
+        {**through_a_proxy, JOB_ENDPOINT_VARIABLE: "https://vpce.example.com"}
+    )
+    assert public == {"AWS_ENDPOINT_URL": "https://vpce.example.com"}
 
 
 def test_no_credentials_in_any_request_for_a_real_endpoint() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -63,7 +64,7 @@ def _flow(path: Path, argv: list[str]) -> tuple[int, str, str]:
 # --- plan ----------------------------------------------------------------------------------------
 
 
-def test_flow_plan_from_cdk_out_only(cdk_out: Path) -> None:
+def test_flow_plan_from_cdk_out_only(cdk_out: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = _flow(PAIRING_FLOW, ["plan", "--static", "--cdk-out", str(cdk_out)])
     assert code == 0
     assert f"Plan of PairingFlow on environment {STACK}" in out
@@ -74,6 +75,21 @@ def test_flow_plan_from_cdk_out_only(cdk_out: Path) -> None:
         assert "job definition: image public.ecr.aws" in block
     assert "step start: local" in out and "All steps can run." in out
     assert "(17 in all)" in out  # instance types: first few, then the count
+    train = out.split("step train: AWS Batch", 1)[1].split("verdict:", 1)[0]
+    assert re.search(
+        r"on reclaim: +after 2 Spot reclaim\(s\) of an attempt, queue '(cpu|small)'", train
+    )
+    # --spot-reclaims 0 turns the move off; a negative count is refused by argparse.
+    code, out, _ = _flow(
+        PAIRING_FLOW, ["plan", "--static", "--cdk-out", str(cdk_out), "--spot-reclaims", "0"]
+    )
+    assert code == 0 and "on reclaim:" not in out
+    with pytest.raises(SystemExit) as refused:  # argparse's usage error: exit code 2
+        _flow(
+            PAIRING_FLOW, ["plan", "--static", "--cdk-out", str(cdk_out), "--spot-reclaims", "-1"]
+        )
+    assert refused.value.code == 2
+    assert "--spot-reclaims: '-1' is not a whole number >= 0" in capsys.readouterr().err
 
 
 def test_plan_json_through_the_batchwright_command(
@@ -194,6 +210,7 @@ def _run_args(**values: Any) -> argparse.Namespace:
         "run_batch_locally": False,
         "datastore_root": None,
         "with_options": [],
+        "spot_reclaims": 2,
     }
     return argparse.Namespace(**{**defaults, **values})
 

@@ -58,6 +58,14 @@ def test_pairing_flow_routes_each_step_to_its_queue(sample_env: EnvironmentDescr
         shape = step.job_definition_shape()
         assert shape is not None and shape["image"] == sample_env.default_image
     assert "@retry" in plan.step("train").reason
+    # The Spot step moves to an on-demand CPU queue after reclaims; the others stay put.
+    train = plan.step("train")
+    assert train.on_demand_queue_key in ("cpu", "small")
+    assert train.policy.batch is not None and train.policy.batch.on_demand is not None
+    on_demand = sample_env.queue(train.on_demand_queue_key or "")
+    assert on_demand is not None and train.policy.batch.on_demand.queue == on_demand.arn
+    assert train.policy.batch.reclaims_before_on_demand == 2
+    assert {s.step for s in plan.batch_steps if s.on_demand_queue_key} == {"train"}
     assert plan.step("score").instance_types[0] == "g5.xlarge"
     score = plan.step("score").job_definition_shape()
     assert score is not None and (score["gpu"], score["memory_mib"]) == (1, 8192)

@@ -9,10 +9,10 @@ answered through botocore's ``before-send`` event instead of the network.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 import json
 import os
-import types
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +27,7 @@ from botocore.stub import ANY, Stubber
 
 import batchwright.datastore
 from batchwright import aws
-from batchwright.backends import aws_batch
+from batchwright.aws import AwsUnreachable, Patience
 from batchwright.backends.aws_batch import (
     DESCRIBE_BATCH,
     LOG_INTERVAL,
@@ -35,15 +35,23 @@ from batchwright.backends.aws_batch import (
     MIN_POLL_INTERVAL,
     POLL_BACKOFF,
     POLL_JITTER,
+    WAIT_REPORT_SECONDS,
     AwsBatchBackend,
 )
-from batchwright.backends.base import BackendOptions, FanOut, TaskHandle, TaskSpec, TaskStatus
+from batchwright.backends.base import (
+    BackendOptions,
+    FanOut,
+    TaskHandle,
+    TaskSpec,
+    TaskStatus,
+    WaitPolicy,
+)
 from batchwright.batch.definition import build_job_definition
 from batchwright.batch.options import BatchOptions
 from batchwright.batch.platforms import QueueTarget
 from batchwright.datastore import FlowDatastore, LocalStorage, Storage
 from batchwright.entrypoint import ARRAY_INDEX_VARIABLE, EXIT_DO_NOT_RETRY, TaskArguments
-from batchwright.events import Notice, TaskOutput, TaskStatusChanged
+from batchwright.events import Notice, TaskOutput, TaskStatusChanged, TaskWaiting
 from batchwright.policy import BatchJobPolicy, StepPolicy
 
 REGION = "us-east-1"
@@ -51,6 +59,7 @@ FLOW = "F"
 RUN_ID = "1"
 ROOT = "s3://bucket/prefix"
 QUEUE = "arn:aws:batch:us-east-1:123456789012:job-queue/q"
+SPOT_QUEUE = "arn:aws:batch:us-east-1:123456789012:job-queue/spot"
 JOB_ROLE = "arn:aws:iam::123456789012:role/job"
 PACKAGE_URL = f"{ROOT}/code/x.tar.gz"
 DEFINITION_ARN = "arn:aws:batch:us-east-1:123456789012:job-definition/batchwright-x:1"
@@ -122,6 +131,8 @@ class Harness:
     batch: Stubber
     logs: Stubber
     events: list[object] = field(default_factory=list)
+    #: The backend's clock (seconds since the epoch); tests move it forward.
+    now: float = STARTED_AT / 1000
     #: SubmitJob requests as the client received them.
     submitted: list[dict[str, Any]] = field(default_factory=list)
 
@@ -147,6 +158,7 @@ def harness(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Harness
         random=lambda: 0.5,  # no jitter unless a test asks for it
     )
     harness = Harness(backend, Stubber(batch_client), Stubber(logs_client), events)
+    backend.clock = lambda: harness.now
 
     def capture(params: dict[str, Any], **kwargs: Any) -> None:
         harness.submitted.append(copy.deepcopy(params))
@@ -318,7 +330,8 @@ def test_poll_chunks_describe_jobs_at_100_ids(harness: Harness) -> None:
 
     assert harness.backend.calls == {"describe_jobs": 3}
     assert statuses == [
-        TaskStatus.succeeded() if w == "SUCCEEDED" else TaskStatus.running() for w in wanted
+        TaskStatus.succeeded() if w == "SUCCEEDED" else TaskStatus.running(STARTED_AT / 1000)
+        for w in wanted
     ]
     assert harness.of_type(TaskStatusChanged) == [
         TaskStatusChanged(h.task.pathspec, w) for h, w in zip(handles, wanted, strict=True)
@@ -344,24 +357,151 @@ def test_a_job_not_yet_visible_after_submit_counts_as_running(harness: Harness) 
     harness.describe(["job-1"], [])  # DescribeJobs is eventually consistent
     harness.describe(["job-1"], [job_record("job-1", "SUCCEEDED")])
 
-    assert harness.backend.poll([handle]) == [TaskStatus.running()]
+    assert harness.backend.poll([handle]) == [TaskStatus.waiting("not visible in DescribeJobs yet")]
     assert harness.of_type(TaskStatusChanged) == []
     assert harness.backend.poll([handle]) == [TaskStatus.succeeded()]
     assert harness.of_type(TaskStatusChanged) == [TaskStatusChanged(task.pathspec, "SUCCEEDED")]
 
 
-def test_a_job_stuck_runnable_is_terminated_and_fails_without_retry(harness: Harness) -> None:
+MISCONFIGURED = "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT - no compute environment fits"
+NO_CAPACITY = "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY - Service cannot fulfill the capacity"
+
+
+def test_a_misconfiguration_is_shown_at_once_and_ends_the_job_after_the_grace(
+    harness: Harness,
+) -> None:
+    grace = harness.backend.run.waits.misconfiguration_grace_seconds
     handle = TaskHandle("batch", "job-1", make_task("2"))
-    reason = "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT - no compute environment fits"
-    harness.describe(["job-1"], [job_record("job-1", "RUNNABLE", statusReason=reason)])
+    runnable = job_record("job-1", "RUNNABLE", statusReason=MISCONFIGURED)
+    harness.describe(["job-1"], [runnable])
+
+    assert harness.backend.poll([handle]) == [TaskStatus.waiting(MISCONFIGURED)]
+    [notice] = [n for n in harness.of_type(Notice) if "stuck-waiting" in n.text]
+    assert "queue q" in notice.text and "Lower cpu/memory/gpu" in notice.text
+
+    # Still within the grace (seen during scale-ups from zero): it keeps waiting.
+    harness.now += grace - 1
+    harness.describe(["job-1"], [runnable])
+    assert harness.backend.poll([handle])[0].state == "waiting"
+
+    harness.now += 1
+    harness.describe(["job-1"], [runnable])
     harness.batch.add_response("terminate_job", {}, {"jobId": "job-1", "reason": ANY})
-
     [status] = harness.backend.poll([handle])
+    assert status.state == "failed" and status.retryable is False
+    assert f"could not start for {grace:.0f} s" in status.reason
+    assert "queue q" in status.reason and "instances large enough" in status.reason
 
-    assert status.state == "failed"
-    assert status.retryable is False
-    assert "stuck-waiting" in status.reason
-    assert harness.backend.calls["terminate_job"] == 1
+
+def test_a_misconfiguration_that_clears_restarts_the_grace(harness: Harness) -> None:
+    grace = harness.backend.run.waits.misconfiguration_grace_seconds
+    handle = TaskHandle("batch", "job-1", make_task("2"))
+    for reason in (MISCONFIGURED, "", MISCONFIGURED):
+        harness.describe(["job-1"], [job_record("job-1", "RUNNABLE", statusReason=reason)])
+        assert harness.backend.poll([handle])[0].state == "waiting"
+        harness.now += grace * 0.75
+    assert "terminate_job" not in harness.backend.calls
+
+
+def test_waiting_for_capacity_is_reported_and_never_ends_the_job(harness: Harness) -> None:
+    handle = TaskHandle("batch", "job-1", make_task("2"))
+    for _ in range(3):
+        harness.describe(["job-1"], [job_record("job-1", "RUNNABLE", statusReason=NO_CAPACITY)])
+        assert harness.backend.poll([handle]) == [TaskStatus.waiting(NO_CAPACITY)]
+        harness.now += WAIT_REPORT_SECONDS / 2
+    # Reported when it began, then again once WAIT_REPORT_SECONDS had passed.
+    waits = harness.of_type(TaskWaiting)
+    assert [w.reason for w in waits] == [NO_CAPACITY, NO_CAPACITY]
+    assert waits[0].queue == "q" and waits[1].waited_seconds >= WAIT_REPORT_SECONDS
+    assert "terminate_job" not in harness.backend.calls
+
+
+def test_waiting_children_of_one_array_job_are_reported_together(harness: Harness) -> None:
+    group = FanOut("start/1", "s", 3)
+    handles = [
+        TaskHandle("batch", f"arr:{i}", make_task(str(10 + i), split_index=i, group=group))
+        for i in range(3)
+    ]
+    records = [job_record(h.id, "RUNNABLE", statusReason=NO_CAPACITY) for h in handles]
+    harness.describe([h.id for h in handles], records)
+    harness.backend.poll(handles)
+    [wait] = harness.of_type(TaskWaiting)
+    assert wait.tasks == 3 and wait.pathspec == f"{FLOW}/{RUN_ID}/s"
+
+
+def test_max_wait_ends_a_job_that_never_starts(harness: Harness) -> None:
+    backend = harness.backend
+    backend.run = dataclasses.replace(backend.run, waits=WaitPolicy(max_wait_seconds=600))
+    handle = TaskHandle("batch", "job-1", make_task("2"))
+    created = int(harness.now * 1000)
+    for advance, expected in ((599, "waiting"), (1, "failed")):
+        harness.now += advance
+        harness.describe(["job-1"], [job_record("job-1", "RUNNABLE", createdAt=created)])
+        if expected == "failed":
+            harness.batch.add_response("terminate_job", {}, {"jobId": "job-1", "reason": ANY})
+        [status] = backend.poll([handle])
+        assert status.state == expected
+    assert "longer than --max-wait 600" in status.reason and not status.retryable
+
+
+def test_a_job_never_shown_is_given_up_after_the_grace(harness: Harness) -> None:
+    grace = harness.backend.run.waits.invisible_grace_seconds
+    handle = TaskHandle("batch", "job-1", make_task("2"))
+    harness.describe(["job-1"], [])
+    assert harness.backend.poll([handle])[0].state == "waiting"
+    harness.now += grace
+    harness.describe(["job-1"], [])
+    [status] = harness.backend.poll([handle])
+    assert status.state == "failed" and not status.retryable
+    assert "DescribeJobs has never shown it" in status.reason and "job-1" in status.reason
+
+
+# -- Spot reclaims ------------------------------------------------------------------------
+
+RECLAIMED = "Host EC2 (instance i-0123456789abcdef0) terminated."
+
+
+def test_a_reclaimed_job_is_an_infrastructure_failure(harness: Harness) -> None:
+    handle = TaskHandle("batch", "job-1", make_task("2"))
+    record = job_record(
+        "job-1", "FAILED", statusReason=RECLAIMED, attempts=[{"statusReason": RECLAIMED}]
+    )
+    harness.describe(["job-1"], [record])
+    [status] = harness.backend.poll([handle])
+    assert status.state == "failed" and status.infrastructure and status.reclaims == 1
+    assert "spot-reclaimed" in status.reason
+
+
+def test_an_attempt_moves_to_on_demand_after_the_reclaims_it_may_take(harness: Harness) -> None:
+    spot = dataclasses.replace(TARGET, queue=SPOT_QUEUE, platform="SPOT")
+    task = make_task("2")
+    assert task.policy.batch is not None
+    job = dataclasses.replace(task.policy.batch, target=spot, on_demand=TARGET)
+    task = dataclasses.replace(task, policy=dataclasses.replace(task.policy, batch=job))
+    definition = expect_definition_lookup(harness, task, [])
+    harness.batch.add_response(
+        "register_job_definition",
+        {"jobDefinitionName": definition, "jobDefinitionArn": DEFINITION_ARN, "revision": 1},
+    )
+    harness.batch.add_response("submit_job", {"jobName": "a", "jobId": "job-1"})
+    [handle] = harness.backend.submit([task])
+    assert harness.submitted[-1]["jobQueue"] == SPOT_QUEUE
+
+    # Batch retried the reclaimed attempt itself and would run it on Spot a third time:
+    # after two reclaims the backend stops it so the scheduler can move it.
+    attempts = [{"statusReason": RECLAIMED}, {"statusReason": RECLAIMED}]
+    harness.describe(["job-1"], [job_record("job-1", "RUNNABLE", attempts=attempts)])
+    harness.batch.add_response("terminate_job", {}, {"jobId": "job-1", "reason": ANY})
+    [status] = harness.backend.poll([handle])
+    assert status.infrastructure and status.reclaims == 2
+
+    harness.batch.add_response("submit_job", {"jobName": "b", "jobId": "job-2"})
+    moved = dataclasses.replace(task, resubmission=1, reclaims=2)
+    harness.backend.submit([moved])
+    request = harness.submitted[-1]
+    assert request["jobQueue"] == QUEUE  # on-demand now
+    assert request["jobName"].endswith("-a0-r1")  # the same attempt, submitted again
+    assert any("moves to the on-demand queue" in n.text for n in harness.of_type(Notice))
 
 
 # -- poll: the adaptive interval ---------------------------------------------------------
@@ -485,11 +625,17 @@ def _poll_until_given_up(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> tup
     """Polls through a client whose every DescribeJobs answer is a 503; returns the client
     and how many requests it sent before the backend saw the error."""
     client, sent, _ = _answering_client(monkeypatch, tmp_path, lambda n: UNAVAILABLE)
+    # No patience beyond botocore's own retries: the first transient failure ends it.
+    impatient = Patience(limit_seconds=0)
     backend = AwsBatchBackend(
-        BackendOptions(FLOW, RUN_ID, ROOT), batch_client=client, logs_client=make_client("logs")
+        BackendOptions(FLOW, RUN_ID, ROOT, patience=impatient),
+        batch_client=client,
+        logs_client=make_client("logs"),
     )
-    with pytest.raises(ClientError, match="ServerException"):
+    with pytest.raises(AwsUnreachable) as caught:
         backend.poll([TaskHandle("batch", "job-1", make_task("2"))])
+    assert isinstance(caught.value.__cause__, ClientError)
+    assert "ServerException" in str(caught.value)
     return client, len(sent)
 
 
@@ -549,13 +695,7 @@ def running_with_logs(job_id: str) -> dict[str, Any]:
     )
 
 
-def test_logs_follow_the_forward_token_and_resume_from_it(
-    harness: Harness, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    clock = types.SimpleNamespace(now=10_000.0)
-    monkeypatch.setattr(
-        aws_batch, "time", types.SimpleNamespace(monotonic=lambda: clock.now, sleep=None)
-    )
+def test_logs_follow_the_forward_token_and_resume_from_it(harness: Harness) -> None:
     task = make_task("2")
     handle = TaskHandle("batch", "job-1", task)
     harness.describe(["job-1"], [running_with_logs("job-1")])
@@ -563,7 +703,7 @@ def test_logs_follow_the_forward_token_and_resume_from_it(
     harness.logs.add_response("get_log_events", log_page(["three"], "f/B"), logs_request("f/A"))
     harness.logs.add_response("get_log_events", log_page([], "f/B"), logs_request("f/B"))
 
-    assert harness.backend.poll([handle]) == [TaskStatus.running()]
+    assert harness.backend.poll([handle]) == [TaskStatus.running(STARTED_AT / 1000)]
     assert harness.of_type(TaskOutput) == [
         TaskOutput(task.pathspec, "stdout", "one\ntwo"),
         TaskOutput(task.pathspec, "stdout", "three"),
@@ -571,13 +711,13 @@ def test_logs_follow_the_forward_token_and_resume_from_it(
     assert harness.backend.calls["get_log_events"] == 3
 
     # Before LOG_INTERVAL has passed: no GetLogEvents (none is queued).
-    clock.now += LOG_INTERVAL / 2
+    harness.now += LOG_INTERVAL / 2
     harness.describe(["job-1"], [running_with_logs("job-1")])
     harness.backend.poll([handle])
     assert harness.backend.calls["get_log_events"] == 3
 
     # After it: resume from token B, not from the head.
-    clock.now += LOG_INTERVAL / 2
+    harness.now += LOG_INTERVAL / 2
     harness.describe(["job-1"], [running_with_logs("job-1")])
     harness.logs.add_response("get_log_events", log_page(["four"], "f/C"), logs_request("f/B"))
     harness.logs.add_response("get_log_events", log_page([], "f/C"), logs_request("f/C"))
@@ -597,7 +737,7 @@ def test_a_log_stream_not_found_is_ignored(harness: Harness) -> None:
         expected_params=logs_request(),
     )
 
-    assert harness.backend.poll([handle]) == [TaskStatus.running()]
+    assert harness.backend.poll([handle]) == [TaskStatus.running(STARTED_AT / 1000)]
     assert harness.backend.calls["get_log_events"] == 1
     assert harness.of_type(TaskOutput) == []
 

@@ -18,6 +18,7 @@ from batchwright.backends.base import (
     TaskHandle,
     TaskSpec,
     TaskStatus,
+    WaitPolicy,
 )
 
 BackendFactory = Callable[[BackendOptions], Backend]
@@ -30,6 +31,7 @@ __all__ = [
     "TaskHandle",
     "TaskSpec",
     "TaskStatus",
+    "WaitPolicy",
     "choose_backend_name",
     "create_backend",
     "register_backend",

@@ -30,18 +30,22 @@ from typing import Any
 
 from batchwright import aws, codepackage
 from batchwright.backends.base import Backend, BackendOptions, TaskHandle, TaskSpec, TaskStatus
-from batchwright.batch.failures import FailureKind, classify_job
+from batchwright.batch.failures import FailureKind, classify_job, count_reclaims
 from batchwright.batch.jobenv import forwarded_aws_environment
 from batchwright.batch.jobspec import build_job_spec
 from batchwright.batch.submission import TaskInvocation
+from batchwright.datastore.journal import Submission, SubmittedTask
 from batchwright.entrypoint import ARRAY_INDEX_VARIABLE, FINAL_EXIT_CODES, array_arguments
 from batchwright.entrypoint.bootstrap import container_command
 from batchwright.errors import PlanError, UserInputError
-from batchwright.events import Notice, TaskOutput, TaskStatusChanged
+from batchwright.events import Notice, TaskOutput, TaskStatusChanged, TaskWaiting
 from batchwright.policy import BatchJobPolicy
 
 #: Batch's SubmitJob limit is 50 per second; stay below it.
 SUBMIT_RATE_PER_SECOND = 40.0
+#: The slowest SubmitJob rate throttling can push the limiter to, and its recovery step.
+MIN_RATE = 1.0
+RATE_STEP = 1.0
 #: DescribeJobs takes at most 100 job ids.
 DESCRIBE_BATCH = 100
 MIN_POLL_INTERVAL = 1.0
@@ -55,16 +59,35 @@ LOG_INTERVAL = 5.0
 DEFAULT_LOG_GROUP = "/aws/batch/job"
 #: Failure kinds a user ``@retry`` cannot fix: the same request fails the same way.
 NOT_RETRYABLE = frozenset({FailureKind.IMAGE_PULL, FailureKind.STUCK_WAITING})
+#: Job states before RUNNING: the attempt waits.
+WAITING_STATES = frozenset({"SUBMITTED", "PENDING", "RUNNABLE", "STARTING"})
+#: A wait that goes on is reported again this often.
+WAIT_REPORT_SECONDS = 120.0
 
 
 class RateLimiter:
-    """A token bucket: at most ``rate`` acquisitions per second, bursts of ``burst``."""
+    """A token bucket: at most ``rate`` acquisitions per second, bursts of ``burst``.
+
+    The rate adapts to AWS: each throttled call halves it (down to :data:`MIN_RATE`), each
+    call that went through raises it by :data:`RATE_STEP` again, up to the ceiling it
+    started with (additive increase, multiplicative decrease).
+    """
 
     def __init__(self, rate: float, burst: int = 10) -> None:
+        self.ceiling = rate
         self.rate = rate
         self.burst = float(burst)
         self.tokens = float(burst)
         self.stamp = time.monotonic()
+
+    def throttled(self) -> None:
+        """AWS said "slow down": halve the rate."""
+        self.rate = max(MIN_RATE, self.rate / 2)
+        self.tokens = min(self.tokens, 1.0)
+
+    def recovered(self) -> None:
+        """A call went through: creep back towards the ceiling."""
+        self.rate = min(self.ceiling, self.rate + RATE_STEP)
 
     def acquire(self) -> None:
         """Blocks until a token is available, then takes it."""
@@ -80,10 +103,25 @@ class RateLimiter:
 
 @dataclass
 class _Job:
-    """What the backend remembers about one job in flight."""
+    """What the backend remembers about one job (or array child) in flight."""
 
     pathspec: str
+    #: The queue's name, for messages.
+    queue: str
+    #: When SubmitJob returned (seconds since the epoch).
+    submitted_at: float
+    #: The job lands on Spot capacity with an on-demand queue to move to.
+    escalates: bool = False
+    #: The array job it is a child of, if any.
+    parent: str | None = None
     status: str = "SUBMITTED"
+    reason: str = ""
+    #: Whether DescribeJobs has shown it at least once.
+    seen: bool = False
+    #: When a ``MISCONFIGURATION:...`` reason was first seen (reset when it goes away).
+    misconfigured_since: float | None = None
+    #: When its wait was last reported.
+    wait_reported_at: float = 0.0
     log_stream: str | None = None
     log_group: str = DEFAULT_LOG_GROUP
     log_token: str | None = None
@@ -101,12 +139,20 @@ class AwsBatchBackend(Backend):
     #: unless given (tests give stubbed ones).
     batch_client: Any = None
     logs_client: Any = None
+    #: The client SubmitJob goes through: one that never retries by itself, because a
+    #: SubmitJob whose answer was lost may have created the job (see :meth:`_submit_job`).
+    #: The Batch client when one was given.
+    submit_client: Any = None
     #: A number in [0, 1) for each poll's jitter.
     random: Callable[[], float] = random.random
+    #: The time, in seconds since the epoch (tests give a fake one).
+    clock: Callable[[], float] = time.time
     _base_interval: float = MIN_POLL_INTERVAL
     _package_url: str | None = None
     _definitions: dict[str, str] = field(default_factory=dict)
     _jobs: dict[str, _Job] = field(default_factory=dict)
+    #: Whether CloudWatch Logs failed once (warned about, then left alone).
+    _logs_broken: bool = False
     _limiter: RateLimiter = field(default_factory=lambda: RateLimiter(SUBMIT_RATE_PER_SECOND))
     #: Batch API calls made, by operation (shown by benchmarks and tests).
     calls: dict[str, int] = field(default_factory=dict)
@@ -120,15 +166,23 @@ class AwsBatchBackend(Backend):
                 "--datastore-root s3://BUCKET/PREFIX."
             )
         if self.batch_client is None:
+            from botocore.config import Config
+
             self.batch_client = aws.client("batch")
+            self.submit_client = aws.client(
+                "batch", config=Config(retries={"total_max_attempts": 1, "mode": "standard"})
+            )
+        if self.submit_client is None:
+            self.submit_client = self.batch_client
         if self.logs_client is None:
             self.logs_client = aws.client("logs")
 
     # -- helpers -------------------------------------------------------------------------
 
     def _call(self, client: Any, operation: str, **kwargs: Any) -> Any:
+        """One AWS call, counted, through the run's patience (throttling, outages)."""
         self.calls[operation] = self.calls.get(operation, 0) + 1
-        return getattr(client, operation)(**kwargs)
+        return self.run.patience.call(getattr(client, operation), **kwargs)
 
     def _emit(self, event: Any) -> None:
         self.run.on_event(event)
@@ -149,7 +203,7 @@ class AwsBatchBackend(Backend):
             from batchwright.datastore import open_storage
 
             package = codepackage.build(Path(flow_file).parent)
-            storage = open_storage(self.run.datastore_root)
+            storage = open_storage(self.run.datastore_root, self.run.patience)
             if not storage.exists(package.key):
                 storage.write_bytes(package.key, package.data)
             self._package_url = f"{self.run.datastore_root.rstrip('/')}/{package.key}"
@@ -179,6 +233,7 @@ class AwsBatchBackend(Backend):
         """One job per task, or one array job for several members of one fan-out."""
         first = tasks[0].arguments
         job = self._job_policy(tasks[0])
+        target = job.target_after(tasks[0].reclaims)
         package = self._code_package_url(first.flow_file)
         # In the container the flow file sits at the root of the unpacked code package.
         members = [t.arguments._replace(flow_file=os.path.basename(first.flow_file)) for t in tasks]
@@ -201,30 +256,55 @@ class AwsBatchBackend(Backend):
             command=container_command(package, arguments),
             environment=environment,
             retry_count=first.retry_count,
+            resubmission=tasks[0].resubmission,
             array_size=len(tasks) if len(tasks) > 1 else None,
             timeout_seconds=tasks[0].policy.batch_timeout_seconds,
         )
         offload_url = (
             f"{self.run.datastore_root.rstrip('/')}/{first.flow}/runs/{first.run_id}/"
-            f"offload/{first.step}-{task_label}-{first.retry_count}.json"
+            f"_offload/{invocation.job_name}.json"
         )
-        spec = build_job_spec(job.options, job.target, invocation, offload_url=offload_url)
+        spec = build_job_spec(job.options, target, invocation, offload_url=offload_url)
         for notice in spec.notices:
             self._emit(Notice(str(notice)))
         if spec.submit.offload is not None:
             from batchwright.datastore import open_storage
 
             prefix = self.run.datastore_root.rstrip("/") + "/"
-            open_storage(self.run.datastore_root).write_bytes(
+            open_storage(self.run.datastore_root, self.run.patience).write_bytes(
                 spec.submit.offload.url[len(prefix) :], spec.submit.offload.payload
             )
         request = spec.submit.kwargs()
         request["jobDefinition"] = self._definition(spec.definition.name, spec.definition.kwargs())
-        self._limiter.acquire()
-        job_id = self._call(self.batch_client, "submit_job", **request)["jobId"]
+        submission = Submission(
+            job_name=invocation.job_name,
+            backend=self.name,
+            queue=target.queue,
+            tasks=tuple(
+                SubmittedTask(t.step, t.task_id, t.retry_count, t.input_paths, t.split_index)
+                for t in (task.arguments for task in tasks)
+            ),
+            recorded_at=self.clock(),
+            resubmission=tasks[0].resubmission,
+        )
+        if self.run.journal is not None:
+            # Recorded first, so a resume finds the job even if this process dies now.
+            self.run.journal.intend(submission)
+        job_id = self._submit_job(request, submission)
+        if self.run.journal is not None:
+            self.run.journal.submitted(submission, job_id)
         queue = request["jobQueue"].rsplit("/", 1)[-1]
+        now = self.clock()
+        escalates = target is job.target and job.on_demand is not None
+        if target is not job.target:
+            self._emit(
+                Notice(
+                    f"[{first.pathspec}] Spot capacity was reclaimed {tasks[0].reclaims} "
+                    f"time(s) under this attempt: it moves to the on-demand queue {queue}"
+                )
+            )
         if len(tasks) == 1:
-            self._jobs[job_id] = _Job(first.pathspec)
+            self._jobs[job_id] = _Job(first.pathspec, queue, now, escalates)
             self._emit(Notice(f"[{first.pathspec}] submitted to queue {queue} as job {job_id}"))
             return [TaskHandle(self.name, job_id, tasks[0])]
         self._emit(
@@ -236,7 +316,7 @@ class AwsBatchBackend(Backend):
         handles = []
         for index, task in enumerate(tasks):
             child = f"{job_id}:{index}"
-            self._jobs[child] = _Job(task.pathspec)
+            self._jobs[child] = _Job(task.pathspec, queue, now, escalates, parent=job_id)
             handles.append(TaskHandle(self.name, child, task))
         return handles
 
@@ -250,27 +330,28 @@ class AwsBatchBackend(Backend):
                 records[job["jobId"]] = job
         changed = False
         statuses = []
-        now = time.monotonic()
+        waiting: dict[str, list[_Job]] = {}
+        now = self.clock()
         for handle in handles:
-            state = self._jobs.setdefault(handle.id, _Job(handle.task.pathspec))
+            state = self._jobs.get(handle.id) or self._adopt(handle, now)
             job = records.get(handle.id)
-            if job is None:  # not visible yet right after SubmitJob
-                statuses.append(TaskStatus.running())
+            if job is None:
+                statuses.append(self._unseen(handle, state, now))
                 continue
-            status = job["status"]
+            state.seen = True
+            status, reason = job["status"], job.get("statusReason", "")
             if status != state.status:
                 changed = True
-                state.status = status
-                self._emit(TaskStatusChanged(state.pathspec, status, job.get("statusReason", "")))
-            container = job.get("container") or {}
-            state.log_stream = container.get("logStreamName") or state.log_stream
-            options = (container.get("logConfiguration") or {}).get("options") or {}
-            state.log_group = options.get("awslogs-group", state.log_group)
-            finished = status in ("SUCCEEDED", "FAILED")
-            if state.log_stream and (finished or now - state.logs_fetched_at >= LOG_INTERVAL):
-                self._stream_logs(state)
-                state.logs_fetched_at = now
-            statuses.append(self._status(handle, job))
+                self._emit(TaskStatusChanged(state.pathspec, status, reason))
+            if (status, reason) != (state.status, state.reason):
+                state.wait_reported_at = 0.0
+            state.status, state.reason = status, reason
+            self._follow_logs(state, job, now)
+            result = self._status(handle, job, state, now)
+            if result.state == "waiting" and now - state.wait_reported_at >= WAIT_REPORT_SECONDS:
+                waiting.setdefault(state.parent or handle.id, []).append(state)
+            statuses.append(result)
+        self._report_waits(waiting, now)
         self._base_interval = (
             MIN_POLL_INTERVAL
             if changed
@@ -280,24 +361,108 @@ class AwsBatchBackend(Backend):
         self.poll_interval = self._base_interval * spread
         return statuses
 
-    def _status(self, handle: TaskHandle, job: Mapping[str, Any]) -> TaskStatus:
+    def _submit_job(self, request: Mapping[str, Any], submission: Submission) -> str:
+        """SubmitJob, at most once per job name: when an attempt fails in a way that may
+        have created the job anyway (a 5xx, a lost answer), ListJobs looks for it by its
+        name before the next try. Throttling is retried (it rejects before creating)."""
+
+        def attempt() -> str:
+            self._limiter.acquire()
+            self.calls["submit_job"] = self.calls.get("submit_job", 0) + 1
+            try:
+                return str(self.submit_client.submit_job(**request)["jobId"])
+            except Exception as error:
+                if aws.is_throttling(error):
+                    self._limiter.throttled()
+                elif aws.is_transient(error):
+                    found = self._find_by_name(submission)
+                    if found is not None:
+                        return found
+                raise
+
+        job_id = self.run.patience.call(attempt)
+        self._limiter.recovered()
+        return job_id
+
+    def reattach(self, task: TaskSpec, submission: Submission, index: int) -> TaskHandle | None:
+        """Follows again the job a dead orchestrator submitted for ``task``: by its
+        recorded id, or by its name when the answer of SubmitJob was never recorded.
+        ``None`` when there is nothing to follow: the job was never submitted, or it
+        failed (a resume runs a failed task again)."""
+        job_id = submission.job_id_of(index)
+        if job_id is None:
+            found = self._find_by_name(submission)
+            if found is None:
+                return None
+            job_id = submission.job_id_of(index, found)
+            assert job_id is not None
+        jobs = self._call(self.batch_client, "describe_jobs", jobs=[job_id])["jobs"]
+        if not jobs or jobs[0].get("status") == "FAILED":
+            return None
+        handle = TaskHandle(self.name, job_id, task)
+        state = self._adopt(handle, submission.recorded_at)
+        # It was visible to the orchestrator that submitted it: no eventual-consistency
+        # grace is owed, but a job AWS has forgotten must not be waited for forever.
+        state.queue = submission.queue.rsplit("/", 1)[-1]
+        self._emit(Notice(f"[{task.pathspec}] reattached to job {job_id} (submitted before)"))
+        return handle
+
+    def _find_by_name(self, submission: Submission) -> str | None:
+        """The id of the job named ``submission.job_name`` on its queue, if any."""
+        request: dict[str, Any] = {
+            "jobQueue": submission.queue,
+            "filters": [{"name": "JOB_NAME", "values": [submission.job_name]}],
+        }
+        while True:
+            page = self._call(self.batch_client, "list_jobs", **request)
+            for summary in page.get("jobSummaryList", []):
+                if summary.get("jobName") == submission.job_name:
+                    return str(summary["jobId"])
+            if not page.get("nextToken"):
+                return None
+            request["nextToken"] = page["nextToken"]
+
+    def _adopt(self, handle: TaskHandle, now: float) -> _Job:
+        """Starts following a job this instance did not submit."""
+        job_policy = handle.task.policy.batch
+        queue = job_policy.target.queue.rsplit("/", 1)[-1] if job_policy else "?"
+        parent, sep, _ = handle.id.rpartition(":")
+        state = _Job(handle.task.pathspec, queue, now, parent=parent if sep else None)
+        self._jobs[handle.id] = state
+        return state
+
+    def _unseen(self, handle: TaskHandle, state: _Job, now: float) -> TaskStatus:
+        """A job DescribeJobs does not show: normal right after SubmitJob (the API is
+        eventually consistent), given up after the grace period."""
+        grace = self.run.waits.invisible_grace_seconds
+        if state.seen or now - state.submitted_at < grace:
+            return TaskStatus.waiting("not visible in DescribeJobs yet")
+        return TaskStatus.failed(
+            f"job {handle.id} was submitted to queue {state.queue} {now - state.submitted_at:.0f} "
+            f"s ago, and DescribeJobs has never shown it (grace {grace:g} s). Look it up with "
+            f"`aws batch describe-jobs --jobs {handle.id}`; resume the run when it is sorted out.",
+            retryable=False,
+        )
+
+    def _status(
+        self, handle: TaskHandle, job: Mapping[str, Any], state: _Job, now: float
+    ) -> TaskStatus:
         status = job["status"]
         if status == "SUCCEEDED":
             return TaskStatus.succeeded()
+        reclaims = count_reclaims(job)
+        if status in WAITING_STATES:
+            return self._waiting(handle, job, state, now, reclaims)
+        if status == "RUNNING":
+            started = job.get("startedAt")
+            return TaskStatus.running(started / 1000 if isinstance(started, int) else None)
         diagnosis = classify_job(job)
-        if status == "RUNNABLE" and diagnosis is not None:
-            if diagnosis.kind == FailureKind.STUCK_WAITING:
-                # It would wait forever: stop it and say why.
-                self._call(
-                    self.batch_client,
-                    "terminate_job",
-                    jobId=handle.id,
-                    reason="batchwright: stuck waiting for capacity that never comes",
-                )
-                return TaskStatus.failed(str(diagnosis), diagnosis.exit_code, retryable=False)
-            return TaskStatus.running()
-        if status != "FAILED":
-            return TaskStatus.running()
+        if diagnosis is not None and diagnosis.kind == FailureKind.SPOT_RECLAIMED:
+            return TaskStatus.failed(
+                f"job {handle.id}: {diagnosis}",
+                infrastructure=True,
+                reclaims=max(reclaims, 1),
+            )
         exit_code = diagnosis.exit_code if diagnosis is not None else None
         if exit_code is None:
             exit_code = self._recorded_exit_code(handle.task)
@@ -313,6 +478,73 @@ class AwsBatchBackend(Backend):
         )
         return TaskStatus.failed(f"job {handle.id}: {reason}", exit_code, retryable=retryable)
 
+    def _waiting(
+        self,
+        handle: TaskHandle,
+        job: Mapping[str, Any],
+        state: _Job,
+        now: float,
+        reclaims: int,
+    ) -> TaskStatus:
+        """A job that has not started: waiting is normal; a misconfiguration that lasts,
+        a wait past ``--max-wait``, or Spot capacity reclaimed too often ends it."""
+        job_policy = handle.task.policy.batch
+        if (
+            state.escalates
+            and reclaims
+            and job_policy is not None
+            and handle.task.reclaims + reclaims >= job_policy.reclaims_before_on_demand
+        ):
+            # Batch would retry it on Spot once more: move it to on-demand instead.
+            self._stop(handle.id, "batchwright: Spot capacity reclaimed; moving to on-demand")
+            return TaskStatus.failed(
+                f"job {handle.id}: Spot capacity was reclaimed {reclaims} time(s)",
+                infrastructure=True,
+                reclaims=reclaims,
+            )
+        diagnosis = classify_job(job)
+        if diagnosis is not None and diagnosis.kind == FailureKind.STUCK_WAITING:
+            if state.misconfigured_since is None:
+                state.misconfigured_since = now
+                self._emit(Notice(f"[{state.pathspec}] queue {state.queue}: {diagnosis}"))
+            grace = self.run.waits.misconfiguration_grace_seconds
+            if now - state.misconfigured_since >= grace:
+                self._stop(handle.id, "batchwright: the queue cannot run this job")
+                return TaskStatus.failed(
+                    f"job {handle.id} on queue {state.queue} could not start for "
+                    f"{now - state.misconfigured_since:.0f} s (grace {grace:g} s): {diagnosis}",
+                    retryable=False,
+                )
+        else:
+            state.misconfigured_since = None
+        max_wait = self.run.waits.max_wait_seconds
+        created = job.get("createdAt")
+        waited = now - (created / 1000 if isinstance(created, int) else state.submitted_at)
+        if max_wait is not None and waited >= max_wait:
+            self._stop(handle.id, "batchwright: waited longer than --max-wait")
+            return TaskStatus.failed(
+                f"job {handle.id} waited {waited:.0f} s to start on queue {state.queue} "
+                f"({job['status']}{': ' + state.reason if state.reason else ''}), longer than "
+                f"--max-wait {max_wait:g}. Raise --max-wait, or give the queue more capacity.",
+                retryable=False,
+            )
+        return TaskStatus.waiting(state.reason)
+
+    def _report_waits(self, waiting: Mapping[str, list[_Job]], now: float) -> None:
+        """One event per waiting job, or per array job for its waiting children."""
+        for jobs in waiting.values():
+            first = jobs[0]
+            pathspec = first.pathspec if len(jobs) == 1 else first.pathspec.rsplit("/", 1)[0]
+            waited = max(now - j.submitted_at for j in jobs)
+            self._emit(
+                TaskWaiting(pathspec, first.status, first.queue, first.reason, waited, len(jobs))
+            )
+            for job in jobs:
+                job.wait_reported_at = now
+
+    def _stop(self, job_id: str, reason: str) -> None:
+        self._call(self.batch_client, "terminate_job", jobId=job_id, reason=reason)
+
     def _recorded_exit_code(self, task: TaskSpec) -> int | None:
         """The exit code the task entrypoint recorded, for when Batch reports none."""
         from batchwright.datastore import FlowDatastore, open_storage
@@ -325,9 +557,28 @@ class AwsBatchBackend(Backend):
         code = (metadata or {}).get("exit_code")
         return code if isinstance(code, int) else None
 
+    def _follow_logs(self, state: _Job, job: Mapping[str, Any], now: float) -> None:
+        """Streams a job's new output at most every :data:`LOG_INTERVAL`, and at its end."""
+        container = job.get("container") or {}
+        state.log_stream = container.get("logStreamName") or state.log_stream
+        options = (container.get("logConfiguration") or {}).get("options") or {}
+        state.log_group = options.get("awslogs-group", state.log_group)
+        finished = job["status"] in ("SUCCEEDED", "FAILED")
+        if state.log_stream and (finished or now - state.logs_fetched_at >= LOG_INTERVAL):
+            self._stream_logs(state)
+            state.logs_fetched_at = now
+
     def _stream_logs(self, state: _Job) -> None:
-        """Emits the lines the job printed since the last call (forward token)."""
+        """Emits the lines the job printed since the last call (forward token).
+
+        Logs are best effort: they never hold the run up (no patience here) and never
+        fail it. A stream not created yet is normal; any other failure (throttling, a
+        missing ``logs:GetLogEvents`` permission, an outage) is reported once, and the
+        output stays readable from the datastore with ``python FLOW.py logs``.
+        """
         assert state.log_stream is not None
+        if self._logs_broken:
+            return
         while True:
             kwargs: dict[str, Any] = {
                 "logGroupName": state.log_group,
@@ -336,12 +587,21 @@ class AwsBatchBackend(Backend):
             }
             if state.log_token:
                 kwargs["nextToken"] = state.log_token
+            self.calls["get_log_events"] = self.calls.get("get_log_events", 0) + 1
             try:
-                page = self._call(self.logs_client, "get_log_events", **kwargs)
-            except Exception as error:  # the stream may not exist yet; logs are best effort
+                page = self.logs_client.get_log_events(**kwargs)
+            except Exception as error:
                 if "ResourceNotFound" in type(error).__name__ or "ResourceNotFound" in str(error):
                     return
-                raise
+                self._logs_broken = True
+                self._emit(
+                    Notice(
+                        f"CloudWatch Logs could not be read ({aws.describe_error(error)}); "
+                        "jobs are still followed, and each task's output is stored in the "
+                        "datastore (python FLOW.py logs RUN_ID/STEP)."
+                    )
+                )
+                return
             events = page.get("events", [])
             token = page.get("nextForwardToken")
             if events:

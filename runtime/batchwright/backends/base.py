@@ -17,6 +17,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from batchwright.aws import Patience
+from batchwright.datastore.journal import Journal, Submission
 from batchwright.entrypoint import TaskArguments
 from batchwright.events import EventSink, ignore_events
 from batchwright.policy import StepPolicy
@@ -34,6 +36,21 @@ class FanOut:
 
 
 @dataclass(frozen=True)
+class WaitPolicy:
+    """How long attempts may wait to start, whatever the backend."""
+
+    #: An attempt whose compute environment says ``MISCONFIGURATION:...`` is stopped after
+    #: this long: such reasons have been seen briefly while a compute environment scales up
+    #: from zero, so one sighting is not proof.
+    misconfiguration_grace_seconds: float = 300.0
+    #: An attempt waiting longer than this to start is stopped (``None``: no limit; the
+    #: queue's own job-state time limit decides).
+    max_wait_seconds: float | None = None
+    #: A submitted job the API has not shown for this long is given up.
+    invisible_grace_seconds: float = 300.0
+
+
+@dataclass(frozen=True)
 class TaskSpec:
     """One attempt of one task: the entrypoint's arguments, the step's policy and, for a
     foreach member, its fan-out."""
@@ -41,6 +58,10 @@ class TaskSpec:
     arguments: TaskArguments
     policy: StepPolicy = field(compare=False)
     group: FanOut | None = None
+    #: How many times this attempt was submitted again after its capacity failed.
+    resubmission: int = 0
+    #: Spot reclaims this attempt suffered so far (decides when it moves to on-demand).
+    reclaims: int = 0
 
     @property
     def step(self) -> str:
@@ -74,18 +95,32 @@ class TaskHandle:
 
 @dataclass(frozen=True)
 class TaskStatus:
-    """The state of one attempt: running, succeeded, or failed with a reason."""
+    """The state of one attempt: waiting to start, running, succeeded, or failed with a
+    reason."""
 
+    #: ``"waiting"``, ``"running"``, ``"succeeded"`` or ``"failed"``.
     state: str
     reason: str = ""
     exit_code: int | None = None
     #: False when the backend knows a retry cannot help (e.g. image pull refused).
     retryable: bool = True
+    #: When the attempt started running (seconds since the epoch), once the backend knows.
+    started_at: float | None = None
+    #: The capacity failed, not the step (a Spot reclaim): the scheduler submits the same
+    #: attempt again without using a ``@retry``.
+    infrastructure: bool = False
+    #: Spot reclaims the attempt's job suffered (the compute service's own retries included).
+    reclaims: int = 0
 
     @classmethod
-    def running(cls) -> TaskStatus:
-        """Still queued or running."""
-        return cls("running")
+    def waiting(cls, reason: str = "") -> TaskStatus:
+        """Submitted, not started yet (queued, waiting for capacity, starting)."""
+        return cls("waiting", reason)
+
+    @classmethod
+    def running(cls, started_at: float | None = None) -> TaskStatus:
+        """Running since ``started_at`` (``None``: the backend does not say)."""
+        return cls("running", started_at=started_at)
 
     @classmethod
     def succeeded(cls) -> TaskStatus:
@@ -94,15 +129,28 @@ class TaskStatus:
 
     @classmethod
     def failed(
-        cls, reason: str, exit_code: int | None = None, *, retryable: bool = True
+        cls,
+        reason: str,
+        exit_code: int | None = None,
+        *,
+        retryable: bool = True,
+        infrastructure: bool = False,
+        reclaims: int = 0,
     ) -> TaskStatus:
         """Finished without success."""
-        return cls("failed", reason, exit_code, retryable)
+        return cls(
+            "failed",
+            reason,
+            exit_code,
+            retryable,
+            infrastructure=infrastructure,
+            reclaims=reclaims,
+        )
 
     @property
     def is_finished(self) -> bool:
         """True once the attempt ended, either way."""
-        return self.state != "running"
+        return self.state in ("succeeded", "failed")
 
 
 @dataclass(frozen=True)
@@ -116,6 +164,12 @@ class BackendOptions:
     run_id: str
     datastore_root: str
     on_event: EventSink = ignore_events
+    #: How long the run waits out throttling and outages (the orchestrator's one instance).
+    patience: Patience = field(default_factory=Patience)
+    #: How long attempts may wait to start.
+    waits: WaitPolicy = field(default_factory=WaitPolicy)
+    #: Where submissions are recorded before and after they are made (remote backends).
+    journal: Journal | None = None
 
 
 class Backend(ABC):
@@ -137,3 +191,10 @@ class Backend(ABC):
     @abstractmethod
     def terminate(self, handles: Sequence[TaskHandle]) -> None:
         """Stop these attempts; return once they are stopped or asked to stop."""
+
+    def reattach(self, task: TaskSpec, submission: Submission, index: int) -> TaskHandle | None:
+        """Follow again an attempt a previous orchestrator of the run started (member
+        ``index`` of ``submission``), or ``None`` when it cannot be found, so it is
+        submitted again. Backends whose attempts die with the orchestrator keep this
+        default."""
+        return None

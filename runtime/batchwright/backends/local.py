@@ -30,6 +30,8 @@ TERMINATE_GRACE = 5.0
 class _Attempt:
     process: subprocess.Popen[bytes]
     pathspec: str
+    #: A subprocess starts running when it is started (seconds since the epoch).
+    started_at: float = field(default_factory=time.time)
     partial: dict[str, bytes] = field(default_factory=lambda: {"stdout": b"", "stderr": b""})
 
 
@@ -78,7 +80,7 @@ class LocalBackend(Backend):
             self._drain(attempt, final=False)
             code = attempt.process.poll()
             if code is None:
-                statuses.append(TaskStatus.running())
+                statuses.append(TaskStatus.running(attempt.started_at))
                 continue
             self._drain(attempt, final=True)
             self._close(handle.id)

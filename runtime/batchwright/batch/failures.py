@@ -34,8 +34,13 @@ class FailureKind(StrEnum):
     RESOURCE_INITIALIZATION = "resource-initialization"
     #: The attempt ran longer than the job's timeout.
     TIMEOUT = "timeout"
-    #: RUNNABLE with a reason saying no compute environment can or will run it.
+    #: RUNNABLE with a ``MISCONFIGURATION:*`` reason: no compute environment of the queue
+    #: can run it as configured (stopped after a grace period: such reasons also show
+    #: briefly while a compute environment scales up from zero).
     STUCK_WAITING = "stuck-waiting"
+    #: RUNNABLE with a ``CAPACITY:*`` reason: EC2 has no capacity right now. Not a failure:
+    #: the job waits, and the queue's own job-state time limit decides how long.
+    WAITING_FOR_CAPACITY = "waiting-for-capacity"
     #: Someone (or batchwright on interrupt) cancelled or terminated the job.
     TERMINATED = "terminated"
     #: An array parent: some children failed; their own records say why.
@@ -61,6 +66,7 @@ RETRIED_BY_BATCH = frozenset(
 _SPOT = re.compile(r"^Host EC2 \(instance [^)]*\) terminated|^Your Spot Task was interrupted")
 _TIMEOUT = "Job attempt duration exceeded timeout"
 _STUCK = re.compile(r"^(MISCONFIGURATION|CAPACITY):")
+_CAPACITY = "CAPACITY:"
 #: Exit code of a container killed by SIGKILL, which is how the kernel's OOM killer stops it.
 OOM_EXIT_CODE = 137
 
@@ -77,7 +83,8 @@ _STUCK_HELP: dict[str, tuple[str, str]] = {
     ),
     "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY": (
         "EC2 has no capacity for the compute environment's instance types right now",
-        "Wait, add instance types or subnets in other zones, or use an on-demand queue.",
+        "It waits for capacity; the queue's job-state time limit decides how long. To start "
+        "sooner, add instance types or subnets in other zones, or use an on-demand queue.",
     ),
 }
 
@@ -123,7 +130,8 @@ def classify_job(job: Mapping[str, Any]) -> Diagnosis | None:
     (succeeded, or still on its way).
 
     FAILED jobs are always diagnosed; RUNNABLE jobs only when their ``statusReason`` says
-    they cannot start (``MISCONFIGURATION:*`` or ``CAPACITY:*``). Reads the record
+    they cannot start (``MISCONFIGURATION:*``: :attr:`FailureKind.STUCK_WAITING`) or not
+    yet (``CAPACITY:*``: :attr:`FailureKind.WAITING_FOR_CAPACITY`). Reads the record
     defensively: any field may be missing.
     """
     status = _text(job.get("status"))
@@ -136,8 +144,13 @@ def classify_job(job: Mapping[str, Any]) -> Diagnosis | None:
                 "Check the queue's compute environments (state, instance types, max vCPUs).",
             ),
         )
+        kind = (
+            FailureKind.WAITING_FOR_CAPACITY
+            if status_reason.startswith(_CAPACITY)
+            else FailureKind.STUCK_WAITING
+        )
         return Diagnosis(
-            FailureKind.STUCK_WAITING,
+            kind,
             f"The job waits in RUNNABLE ({status_reason}): {explanation}.",
             fix,
             status_reason=status_reason,
@@ -179,7 +192,7 @@ def classify_job(job: Mapping[str, Any]) -> Diagnosis | None:
     if any(_TIMEOUT in r for r in reasons):
         return diagnosis(
             FailureKind.TIMEOUT,
-            "The job ran longer than its timeout and Batch stopped it.",
+            f"The job ran longer than its timeout and Batch stopped it{_times(job, last)}.",
             "Raise @timeout(seconds=...), or make the step faster.",
         )
     if any(_SPOT.match(r) for r in reasons):
@@ -226,6 +239,28 @@ def classify_job(job: Mapping[str, Any]) -> Diagnosis | None:
         f"The job failed ({status_reason or 'AWS Batch gave no reason'}).",
         "See the job in the AWS Batch console or `aws batch describe-jobs` for details.",
     )
+
+
+def _times(job: Mapping[str, Any], attempt: Mapping[str, Any]) -> str:
+    """`` (it ran 61 s, after waiting 95 s to start)``, from the record's timestamps, when
+    it has them: a timeout counts running time only."""
+    created, started = job.get("createdAt"), attempt.get("startedAt") or job.get("startedAt")
+    stopped = attempt.get("stoppedAt") or job.get("stoppedAt")
+    if not all(isinstance(t, int) for t in (created, started, stopped)):
+        return ""
+    ran, waited = (stopped - started) / 1000, (started - created) / 1000  # type: ignore[operator]
+    return f" (it ran {ran:.0f} s, after waiting {waited:.0f} s to start)"
+
+
+def count_reclaims(job: Mapping[str, Any]) -> int:
+    """How many times Spot capacity was reclaimed under a job: its attempts that ended with
+    a reclaim reason (Batch retries a reclaimed attempt itself), or 1 for a job whose own
+    status says so without a matching attempt."""
+    attempts = [_mapping(a) for a in job.get("attempts") or [] if isinstance(a, Mapping)]
+    reclaimed = sum(1 for a in attempts if _SPOT.match(_text(a.get("statusReason"))))
+    if reclaimed == 0 and _SPOT.match(_text(job.get("statusReason"))):
+        return 1
+    return reclaimed
 
 
 def _first(reasons: list[str], pattern: re.Pattern[str]) -> str:

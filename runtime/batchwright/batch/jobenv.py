@@ -19,6 +19,8 @@ CREDENTIAL_VARIABLES = frozenset(
 )
 #: Variables that point at files on the launching machine; meaningless in a container.
 HOST_ONLY_VARIABLES = frozenset(["AWS_PROFILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE"])
+#: The endpoint jobs use when it differs from the launching process's ``AWS_ENDPOINT_URL``.
+JOB_ENDPOINT_VARIABLE = "BATCHWRIGHT_JOB_AWS_ENDPOINT_URL"
 #: Variables forwarded from the launching process besides the endpoints.
 FORWARDED_VARIABLES = frozenset(["AWS_DEFAULT_REGION", "AWS_REGION"])
 
@@ -68,10 +70,20 @@ def job_environment(environment: Mapping[str, str]) -> dict[str, str]:
 def forwarded_aws_environment(environ: Mapping[str, str]) -> dict[str, str]:
     """The AWS variables of the launching process a job should see: the endpoints
     (``AWS_ENDPOINT_URL``, ``AWS_ENDPOINT_URL_S3``…), the region, and the credentials
-    only when :func:`credentials_allowed` (the local emulator's test credentials)."""
+    only when :func:`credentials_allowed` (the local emulator's test credentials).
+
+    When :data:`JOB_ENDPOINT_VARIABLE` is set, jobs get that endpoint instead of the
+    launching process's ones: the two may reach AWS by different routes (an emulator
+    behind a proxy on this machine, a container network that names the host
+    differently).
+    """
     picked = {
         k: v
         for k, v in environ.items()
         if k.startswith("AWS_ENDPOINT_URL") or k in FORWARDED_VARIABLES or k in CREDENTIAL_VARIABLES
     }
+    job_endpoint = environ.get(JOB_ENDPOINT_VARIABLE)
+    if job_endpoint:
+        picked = {k: v for k, v in picked.items() if not k.startswith("AWS_ENDPOINT_URL")}
+        picked["AWS_ENDPOINT_URL"] = job_endpoint
     return job_environment(picked)

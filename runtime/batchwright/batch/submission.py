@@ -49,6 +49,8 @@ class TaskInvocation:
     environment: Mapping[str, str] = field(default_factory=dict, hash=False)
     #: How many times the user's ``@retry`` resubmitted this task (``current.retry_count``).
     retry_count: int = 0
+    #: How many times this attempt was submitted again after its capacity failed.
+    resubmission: int = 0
     #: Children of an array job (2..10,000), or ``None`` for a single job.
     array_size: int | None = None
     #: ``@timeout`` of the step in seconds, or ``None``.
@@ -61,8 +63,21 @@ class TaskInvocation:
         low, high = ARRAY_SIZE_RANGE
         if self.array_size is not None and not low <= self.array_size <= high:
             raise ValueError(f"array_size must be {low}..{high}, got {self.array_size}")
-        if self.retry_count < 0:
-            raise ValueError(f"retry_count must be >= 0, got {self.retry_count}")
+        if self.retry_count < 0 or self.resubmission < 0:
+            raise ValueError(
+                f"retry_count and resubmission must be >= 0, got {self.retry_count}, "
+                f"{self.resubmission}"
+            )
+
+    @property
+    def job_name(self) -> str:
+        """The job's name: flow, step, task, run and attempt, so it is the same on every
+        try of one submission and differs between submissions (ListJobs finds a job by
+        it, e.g. when a run resumes after a submit whose answer was lost)."""
+        parts = [self.flow, self.step, self.task_id, self.run_id, f"a{self.retry_count}"]
+        if self.resubmission:
+            parts.append(f"r{self.resubmission}")
+        return sanitize_job_name(*parts)
 
 
 @dataclass(frozen=True)
@@ -169,7 +184,7 @@ def build_submit_job(
 
     def body_for(cmd: list[str], env: Mapping[str, str]) -> dict[str, Any]:
         body: dict[str, Any] = {
-            "jobName": sanitize_job_name(invocation.flow, invocation.step, invocation.task_id),
+            "jobName": invocation.job_name,
             "jobQueue": target.queue,
             "jobDefinition": definition.name,
             "containerOverrides": {

@@ -17,6 +17,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from batchwright.aws import DEFAULT_OUTAGE_LIMIT_SECONDS, Patience
+from batchwright.backends import WaitPolicy
 from batchwright.cli.command import FlowCommand, add_with_option, flow_file_of
 from batchwright.cli.plan import (
     RunSetup,
@@ -32,6 +34,8 @@ from batchwright.events import (
     AttemptFailed,
     Event,
     Notice,
+    Reconnected,
+    Reconnecting,
     RunFinished,
     RunStarted,
     TaskCloned,
@@ -39,6 +43,7 @@ from batchwright.events import (
     TaskStatusChanged,
     TaskSubmitted,
     TaskSucceeded,
+    TaskWaiting,
 )
 from batchwright.scheduler import DEFAULT_MAX_WORKERS
 
@@ -105,6 +110,42 @@ def _add_execution_options(parser: argparse.ArgumentParser) -> None:
     add_with_option(parser, "--with retry:times=2")
     parser.add_argument("--run-id-file", metavar="PATH", help="write the new run's id to this file")
     add_run_options(parser)
+    waits = parser.add_argument_group("waiting on AWS")
+    waits.add_argument(
+        "--max-wait",
+        type=seconds_option,
+        metavar="SECONDS",
+        help="stop an attempt that waited this long to start (default: no limit; the "
+        "queue's own job-state time limit decides)",
+    )
+    waits.add_argument(
+        "--misconfiguration-grace",
+        type=seconds_option,
+        default=WaitPolicy.misconfiguration_grace_seconds,
+        metavar="SECONDS",
+        help="stop an attempt whose queue keeps saying MISCONFIGURATION:... this long "
+        f"(default {WaitPolicy.misconfiguration_grace_seconds:g}; such reasons can show "
+        "briefly while capacity scales up from zero)",
+    )
+    waits.add_argument(
+        "--outage-limit",
+        type=seconds_option,
+        default=DEFAULT_OUTAGE_LIMIT_SECONDS,
+        metavar="SECONDS",
+        help="keep retrying while AWS does not answer or throttles, up to this long in a "
+        f"row (default {DEFAULT_OUTAGE_LIMIT_SECONDS:g}); jobs keep running meanwhile",
+    )
+
+
+def seconds_option(text: str) -> float:
+    """An argparse type: seconds, a number above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds above 0 (e.g. 600)")
+    return value
 
 
 def _add_datastore_option(parser: argparse.ArgumentParser) -> None:
@@ -233,16 +274,26 @@ def _execute(
     from batchwright.datastore import open_datastore
     from batchwright.scheduler import RunOptions, Scheduler
 
+    renderer = EventRenderer(command.console, args.run_id_file)
+    patience = Patience(
+        limit_seconds=args.outage_limit,
+        on_wait=lambda problem, seconds: renderer(Reconnecting(problem, seconds)),
+        on_recovered=lambda seconds: renderer(Reconnected(seconds)),
+    )
     root = _datastore_root(setup.datastore_root)
-    store = open_datastore(command.flow_name, root)
+    store = open_datastore(command.flow_name, root, patience)
     options = RunOptions(
         flow_file=command.flow_file,
         datastore_root=root,
         max_workers=args.max_workers,
         origin_run_id=origin_run_id,
         resume_step=resume_step,
+        waits=WaitPolicy(
+            misconfiguration_grace_seconds=args.misconfiguration_grace,
+            max_wait_seconds=args.max_wait,
+        ),
+        patience=patience,
     )
-    renderer = EventRenderer(command.console, args.run_id_file)
     scheduler = Scheduler(definition, setup.plan.policies, store, options, renderer)
     result = scheduler.run(parameters)
     if not result.successful:
@@ -252,6 +303,29 @@ def _execute(
             f"with: python {os.path.basename(command.flow_file)} resume {result.run_id}"
         )
     return 0
+
+
+def duration_text(seconds: float) -> str:
+    """``42 s``, ``4 min``, ``1 h 5 min``: a wait as people say it."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
+
+
+def waiting_text(event: TaskWaiting) -> str:
+    """``[Flow/1/train/4] waiting for capacity on queue gpu: CAPACITY:..., 4 min``."""
+    what = (
+        "waiting for capacity"
+        if event.reason.startswith("CAPACITY:")
+        else f"waiting to start ({event.status})"
+    )
+    tasks = f" {event.tasks} tasks" if event.tasks > 1 else ""
+    reason = f": {event.reason}" if event.reason else ""
+    return (
+        f"[{event.pathspec}]{tasks} {what} on queue {event.queue}{reason}, "
+        f"{duration_text(event.waited_seconds)}"
+    )
 
 
 class EventRenderer:
@@ -273,12 +347,26 @@ class EventRenderer:
             console.info(console.style(f"[{event.pathspec}] {event.status}{reason}", "dim"))
         elif isinstance(event, TaskSucceeded):
             console.info(console.style(f"[{event.pathspec}] finished", "dim"))
+        elif isinstance(event, AttemptFailed) and event.infrastructure:
+            console.warn(
+                f"[{event.pathspec}] attempt {event.attempt} lost its capacity: {event.reason}; "
+                "submitting it again (no @retry used)"
+            )
         elif isinstance(event, AttemptFailed):
             retry = f"; retrying in {event.retry_in:g} s" if event.retry_in is not None else ""
             console.warn(
                 f"[{event.pathspec}] attempt {event.attempt} failed: {event.reason} "
                 f"(exit code {event.exit_code}){retry}"
             )
+        elif isinstance(event, TaskWaiting):
+            console.info(console.style(waiting_text(event), "dim"))
+        elif isinstance(event, Reconnecting):
+            console.warn(
+                f"AWS unreachable for {duration_text(event.unreachable_seconds)} "
+                f"({event.problem}); reconnecting"
+            )
+        elif isinstance(event, Reconnected):
+            console.notice(f"AWS answers again after {duration_text(event.unreachable_seconds)}")
         elif isinstance(event, TaskCloned):
             console.info(f"[{event.pathspec}] reused from {event.origin_pathspec}")
         elif isinstance(event, RunStarted):

@@ -29,6 +29,7 @@ from batchwright.environment.discovery import find_environment
 from batchwright.environment.sources import is_placeholder
 from batchwright.errors import EnvironmentNotFound, PlanError
 from batchwright.plan import Plan, StepPlan, live_check, make_plan
+from batchwright.policy import DEFAULT_RECLAIMS_BEFORE_ON_DEMAND
 
 #: Instance types listed by name in ``plan`` before "... (N in all)".
 SHOWN_INSTANCE_TYPES = 4
@@ -54,9 +55,34 @@ def add_environment_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def count_option(text: str) -> int:
+    """An argparse type: a whole number, 0 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 0 (e.g. 2)")
+    return value
+
+
+def add_spot_option(parser: argparse.ArgumentParser) -> None:
+    """``--spot-reclaims N``: when a step's attempts move from Spot to on-demand."""
+    parser.add_argument(
+        "--spot-reclaims",
+        type=count_option,
+        default=DEFAULT_RECLAIMS_BEFORE_ON_DEMAND,
+        metavar="N",
+        help="after N Spot reclaims of one attempt, run it on the environment's on-demand "
+        f"queue of the same kind (default {DEFAULT_RECLAIMS_BEFORE_ON_DEMAND}; 0: never); "
+        "reclaims never use a @retry",
+    )
+
+
 def add_run_options(parser: argparse.ArgumentParser) -> None:
     """The environment options of ``run`` and ``resume``."""
     add_environment_options(parser)
+    add_spot_option(parser)
     parser.add_argument(
         "--run-batch-locally",
         action="store_true",
@@ -139,7 +165,11 @@ def prepare_run(
     if environment is not None:
         command.console.info(f"Environment {environment.name}: {environment.source}")
     plan = make_plan(
-        command.flow_name, definition.decorators, environment, run_batch_locally=locally
+        command.flow_name,
+        definition.decorators,
+        environment,
+        run_batch_locally=locally,
+        reclaims_before_on_demand=args.spot_reclaims,
     )
     if not plan.ok:
         raise refuse(plan)
@@ -190,6 +220,7 @@ def batch_datastore_root(
 def add_plan_options(parser: argparse.ArgumentParser) -> None:
     """The options of ``plan`` (flow command and ``batchwright plan``)."""
     add_environment_options(parser)
+    add_spot_option(parser)
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")
     add_with_option(parser, "--with batch:memory=16000")
     parser.add_argument(
@@ -217,7 +248,12 @@ def plan_flow(args: argparse.Namespace, command: FlowCommand) -> Plan:
         allow_static=True,
         deployed=not args.static,
     )
-    plan = make_plan(command.flow_name, definition.decorators, environment)
+    plan = make_plan(
+        command.flow_name,
+        definition.decorators,
+        environment,
+        reclaims_before_on_demand=args.spot_reclaims,
+    )
     if args.live and plan.ok:
         from batchwright import aws
 
@@ -297,6 +333,12 @@ def render_plan(plan: Plan, console: Console) -> None:
         if step.reason:
             console.line(f"    why:            {step.reason}")
         console.line(f"    instance types: {_instance_text(step.instance_types)}")
+        if step.on_demand_queue_key and step.policy.batch is not None:
+            after = step.policy.batch.reclaims_before_on_demand
+            console.line(
+                f"    on reclaim:     after {after} Spot reclaim(s) of an attempt, queue "
+                f"'{step.on_demand_queue_key}' (on-demand; no @retry used)"
+            )
         shape = step.job_definition_shape()
         if shape is not None:
             console.line(f"    job definition: {_shape_text(shape)}")

@@ -9,6 +9,7 @@ the working directory.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from batchwright.datastore.storage import LocalStorage, Storage
 from batchwright.datastore.store import (
@@ -17,6 +18,9 @@ from batchwright.datastore.store import (
     PARAMETERS_TASK,
     FlowDatastore,
 )
+
+if TYPE_CHECKING:
+    from batchwright.aws import Patience
 
 #: Environment variable naming the datastore root.
 ROOT_VARIABLE = "BATCHWRIGHT_DATASTORE_ROOT"
@@ -47,15 +51,18 @@ def default_root(explicit: str | None = None) -> str:
     return os.path.abspath(DEFAULT_ROOT)
 
 
-def open_storage(root: str) -> Storage:
-    """The storage backend for ``root``."""
+def open_storage(root: str, patience: Patience | None = None) -> Storage:
+    """The storage backend for ``root``; S3 calls go through ``patience`` when given (the
+    orchestrator's, so a run outlives throttling and short outages)."""
     if root.startswith("s3://"):
         from batchwright.datastore.s3 import S3Storage
 
-        return S3Storage(root)
+        return S3Storage(root, patience=patience)
     return LocalStorage(root)
 
 
-def open_datastore(flow_name: str, root: str | None = None) -> FlowDatastore:
+def open_datastore(
+    flow_name: str, root: str | None = None, patience: Patience | None = None
+) -> FlowDatastore:
     """The datastore of ``flow_name`` at ``root`` (see :func:`default_root`)."""
-    return FlowDatastore(open_storage(default_root(root)), flow_name)
+    return FlowDatastore(open_storage(default_root(root), patience), flow_name)

@@ -3,15 +3,23 @@
 Clients come from :mod:`batchwright.aws`, which passes ``AWS_ENDPOINT_URL`` explicitly,
 so the local AWS emulator works with no extra configuration even with an old boto3.
 Uploads and downloads go through boto3's transfer manager, which switches to multipart
-transfers for large blobs.
+transfers for large blobs. In the orchestrator every call goes through a
+:class:`~batchwright.aws.Patience`, so a run outlives throttling and short outages; a
+task leaves it out (botocore's own retries are enough inside AWS).
 """
 
 from __future__ import annotations
 
 import tempfile
-from typing import Any, BinaryIO
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
+
+if TYPE_CHECKING:
+    from batchwright.aws import Patience
 
 from batchwright.errors import UserInputError
+
+_T = TypeVar("_T")
 
 #: Blobs up to this size stay in memory when read; larger ones spill to a temporary file.
 SPOOL_BYTES = 16 * 1024 * 1024
@@ -32,7 +40,9 @@ def split_s3_url(url: str) -> tuple[str, str]:
 class S3Storage:
     """Blobs in an S3 bucket under a prefix."""
 
-    def __init__(self, root: str, client: Any | None = None) -> None:
+    def __init__(
+        self, root: str, client: Any | None = None, patience: Patience | None = None
+    ) -> None:
         self.root = root
         self.bucket, self.prefix = split_s3_url(root)
         if client is None:
@@ -40,32 +50,57 @@ class S3Storage:
 
             client = make_client("s3")
         self._client = client
+        self._patience = patience
 
     def _key(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key
 
+    def _call(self, function: Callable[[], _T]) -> _T:
+        """One S3 operation, through the orchestrator's patience when there is one."""
+        return self._patience.call(function) if self._patience else function()
+
     def read_bytes(self, key: str) -> bytes | None:
         """The object's bytes, or None when it does not exist."""
-        try:
-            response = self._client.get_object(Bucket=self.bucket, Key=self._key(key))
-        except self._client.exceptions.NoSuchKey:
-            return None
-        body: bytes = response["Body"].read()
-        return body
+
+        def read() -> bytes | None:
+            try:
+                response = self._client.get_object(Bucket=self.bucket, Key=self._key(key))
+            except self._client.exceptions.NoSuchKey:
+                return None
+            body: bytes = response["Body"].read()
+            return body
+
+        return self._call(read)
 
     def write_bytes(self, key: str, data: bytes) -> None:
         """One PutObject (atomic by S3's semantics)."""
-        self._client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+        self._call(
+            lambda: self._client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+        )
 
     def write_stream(self, key: str, stream: BinaryIO) -> None:
-        """Upload through the transfer manager (multipart for large streams)."""
-        self._client.upload_fileobj(stream, self.bucket, self._key(key))
+        """Upload through the transfer manager (multipart for large streams); a retried
+        upload starts again from where the stream stood."""
+        start = stream.tell() if stream.seekable() else None
+
+        def upload() -> None:
+            if start is not None:
+                stream.seek(start)
+            self._client.upload_fileobj(stream, self.bucket, self._key(key))
+
+        self._call(upload)
 
     def open_read(self, key: str) -> BinaryIO:
         """Download into a spooled temporary file and return it rewound."""
         spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115
-        try:
+
+        def download() -> None:
+            spool.seek(0)
+            spool.truncate()
             self._client.download_fileobj(self.bucket, self._key(key), spool)
+
+        try:
+            self._call(download)
         except Exception as error:
             spool.close()
             if _is_missing(error):
@@ -76,31 +111,73 @@ class S3Storage:
 
     def exists(self, key: str) -> bool:
         """HeadObject."""
-        try:
-            self._client.head_object(Bucket=self.bucket, Key=self._key(key))
-        except Exception as error:
-            if _is_missing(error):
-                return False
-            raise
-        return True
+
+        def head() -> bool:
+            try:
+                self._client.head_object(Bucket=self.bucket, Key=self._key(key))
+            except Exception as error:
+                if _is_missing(error):
+                    return False
+                raise
+            return True
+
+        return self._call(head)
 
     def list_children(self, prefix: str) -> list[str]:
         """One level of names under ``prefix`` (ListObjectsV2 with a delimiter)."""
         base = self._key(prefix).rstrip("/") + "/"
         names: set[str] = set()
-        paginator = self._client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=base, Delimiter="/"):
+        request: dict[str, Any] = {"Bucket": self.bucket, "Prefix": base, "Delimiter": "/"}
+        while True:
+            page = self._call(lambda: self._client.list_objects_v2(**request))
             for common in page.get("CommonPrefixes", []):
                 names.add(common["Prefix"][len(base) :].rstrip("/"))
             for item in page.get("Contents", []):
                 names.add(item["Key"][len(base) :])
-        return sorted(n for n in names if n)
+            if not page.get("IsTruncated"):
+                return sorted(n for n in names if n)
+            request["ContinuationToken"] = page["NextContinuationToken"]
 
     def copy(self, source: str, destination: str) -> None:
         """Server-side copy."""
-        self._client.copy(
-            {"Bucket": self.bucket, "Key": self._key(source)}, self.bucket, self._key(destination)
+        self._call(
+            lambda: self._client.copy(
+                {"Bucket": self.bucket, "Key": self._key(source)},
+                self.bucket,
+                self._key(destination),
+            )
         )
+
+    def read_versioned(self, key: str) -> tuple[bytes, str] | None:
+        """The object's bytes and its ETag."""
+
+        def read() -> tuple[bytes, str] | None:
+            try:
+                response = self._client.get_object(Bucket=self.bucket, Key=self._key(key))
+            except self._client.exceptions.NoSuchKey:
+                return None
+            return response["Body"].read(), str(response["ETag"])
+
+        return self._call(read)
+
+    def write_versioned(self, key: str, data: bytes, expected: str | None) -> str | None:
+        """A conditional PutObject: ``If-Match`` the expected ETag, or ``If-None-Match: *``
+        when there must be no object yet (S3 answers 412 when another writer won)."""
+        condition = {"IfMatch": expected} if expected else {"IfNoneMatch": "*"}
+
+        def write() -> str | None:
+            try:
+                response = self._client.put_object(
+                    Bucket=self.bucket, Key=self._key(key), Body=data, **condition
+                )
+            except Exception as error:
+                code = str(getattr(error, "response", {}).get("Error", {}).get("Code", ""))
+                if code in ("PreconditionFailed", "412", "ConditionalRequestConflict", "NoSuchKey"):
+                    return None
+                raise
+            return str(response["ETag"])
+
+        return self._call(write)
 
 
 def _is_missing(error: Exception) -> bool:

@@ -8,6 +8,8 @@ blobs are streamed from and to file objects rather than held in memory.
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import hashlib
 import os
 import shutil
 import tempfile
@@ -46,6 +48,16 @@ class Storage(Protocol):
 
     def copy(self, source: str, destination: str) -> None:
         """Copy a blob within this storage."""
+        ...
+
+    def read_versioned(self, key: str) -> tuple[bytes, str] | None:
+        """The blob at ``key`` and a version token for :meth:`write_versioned`, or None."""
+        ...
+
+    def write_versioned(self, key: str, data: bytes, expected: str | None) -> str | None:
+        """Store ``data`` only if the blob is still at version ``expected`` (``None``: only
+        if there is none); returns the new version, or None when it was not stored. Two
+        writers racing on one key: exactly one wins."""
         ...
 
 
@@ -116,12 +128,29 @@ class LocalStorage:
             names = os.listdir(self._path(prefix))
         except (FileNotFoundError, NotADirectoryError):
             return []
-        return sorted(n for n in names if not n.startswith(".tmp-"))
+        return sorted(n for n in names if not n.startswith(".tmp-") and not n.endswith(".lock"))
 
     def copy(self, source: str, destination: str) -> None:
         """Copy one file."""
         with self.open_read(source) as stream:
             self.write_stream(destination, stream)
+
+    def read_versioned(self, key: str) -> tuple[bytes, str] | None:
+        """The file's bytes, versioned by their SHA-256."""
+        data = self.read_bytes(key)
+        return None if data is None else (data, hashlib.sha256(data).hexdigest())
+
+    def write_versioned(self, key: str, data: bytes, expected: str | None) -> str | None:
+        """Compare and swap under an exclusive lock on a lock file beside the target."""
+        path = self._path(key)
+        self._parent_ready(path)
+        with open(path + ".lock", "a+b") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            current = self.read_versioned(key)
+            if (current[1] if current else None) != expected:
+                return None
+            self.write_bytes(key, data)
+            return hashlib.sha256(data).hexdigest()
 
 
 def _remove_quietly(path: str) -> None:

@@ -226,6 +226,29 @@ def route(
     )
 
 
+#: The on-demand platform of each Spot platform.
+ON_DEMAND_OF = {"SPOT": "EC2", "FARGATE_SPOT": "FARGATE"}
+
+
+def on_demand_counterpart(
+    options: BatchOptions, queue: QueueDescription, env: EnvironmentDescriptor
+) -> Fit | None:
+    """For a Spot queue, the on-demand queue of the environment with the same accelerator
+    that can run the step (smallest fitting instance first); ``None`` when there is none or
+    ``queue`` is not a Spot queue. Where a step goes once Spot keeps being reclaimed."""
+    platform = ON_DEMAND_OF.get(queue.platform)
+    if platform is None:
+        return None
+    fits = [
+        f
+        for q in env.queues
+        if q.platform == platform and q.accelerator == queue.accelerator
+        for f in (fit(options, q, env),)
+        if f.fits
+    ]
+    return min(fits, key=lambda f: _rank(f, env, prefer_spot=False), default=None)
+
+
 def _explicit(options: BatchOptions, env: EnvironmentDescriptor) -> Route:
     assert options.queue is not None
     queue = env.queue(options.queue)
