@@ -219,7 +219,8 @@ def faulty_run(
         stats = proxy.stats
         injected = Counter(stats.injected)
         injected["spot reclaim"] += len(stats.reclaimed)
-        injected["hidden new job"] += len(stats.hidden)
+        injected["job record hidden after submit"] += stats.hidden
+        injected["capacity reason shown"] += stats.waiting_reasons
         injected.update(outcome.faults)
     return outcome, injected
 

@@ -1,19 +1,43 @@
 """Read runs back: ``Flow("Name").latest_run["end"].task.data.x``.
 
-The client reads the same datastore as the runs (root: explicit argument, else
-``BATCHWRIGHT_DATASTORE_ROOT``, else ``.batchwright`` under the working directory).
-There are no namespaces: every run of the flow in that datastore is visible. Unpickling
+The client finds the datastore the way ``run`` does: the root given, else
+``BATCHWRIGHT_DATASTORE_ROOT``, else the datastore of the environment discovery finds
+(``--environment``'s sources: ``$BATCHWRIGHT_ENVIRONMENT``, ``cdk.json``, the outputs
+file...), where runs with ``@batch`` steps keep their data, then ``.batchwright`` under
+the working directory; the first of them that holds runs of the flow is used. There are
+no namespaces: every run of the flow in that datastore is visible. Unpickling
 an artifact of a class defined in the flow file needs that file importable.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 from batchwright.datastore import FlowDatastore, open_datastore
 from batchwright.errors import BatchwrightError
+
+
+def find_datastore(
+    flow_name: str, datastore_root: str | None = None, run_id: str | None = None
+) -> FlowDatastore:
+    """The datastore of ``flow_name`` (see the module docstring): the first candidate
+    root that holds the run ``run_id`` (or, without one, any run of the flow), else the
+    first candidate."""
+    from batchwright.environment.discovery import datastore_roots
+
+    roots = datastore_roots(datastore_root, cwd=os.getcwd())
+    stores = [open_datastore(flow_name, root) for root in roots]
+    if len(stores) > 1:
+        for store in stores:
+            try:
+                if (store.read_run(run_id) is not None) if run_id else store.list_runs():
+                    return store
+            except Exception:  # an unreachable or forbidden candidate: look at the next
+                continue
+    return stores[0]
 
 
 class ClientError(BatchwrightError, KeyError):
@@ -28,7 +52,7 @@ class Flow:
 
     def __init__(self, name: str, datastore_root: str | None = None) -> None:
         self.name = name
-        self._store = open_datastore(name, datastore_root)
+        self._store = find_datastore(name, datastore_root)
         self.pathspec = name
 
     def runs(self) -> list[Run]:

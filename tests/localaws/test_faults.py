@@ -485,7 +485,12 @@ def test_reclaim_kills_the_container_and_reports_it_as_aws_does(
         try:
 
             def container_stopped() -> bool:
-                found = engine.containers.list(all=True, filters={"name": f"{job_name}-{job_id}"})
+                try:
+                    found = engine.containers.list(
+                        all=True, filters={"name": f"{job_name}-{job_id}"}
+                    )
+                except docker.errors.NotFound:  # removed while it was being listed: gone
+                    return True
                 return all(c.status != "running" for c in found)
 
             _poll("the job's container stops", container_stopped, timeout=10)

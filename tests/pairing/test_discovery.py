@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,11 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from batchwright.cli.command import load_flow_file
+from batchwright.cli.flow import main as flow_main
+from batchwright.client import Flow
+from batchwright.console import Console
+from batchwright.datastore import open_datastore
 from batchwright.environment.descriptor import (
     DESCRIPTOR_OUTPUT_KEY,
     DESCRIPTOR_PARAMETER_OUTPUT_KEY,
@@ -20,6 +27,7 @@ from batchwright.environment.descriptor import (
 )
 from batchwright.environment.discovery import (
     DEFAULT_ENVIRONMENT_CONTEXT,
+    datastore_roots,
     discover,
     find_environment,
     resolve_name,
@@ -220,3 +228,58 @@ def test_no_credentials_skips_aws(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     with pytest.raises(EnvironmentNotFound, match="skipped, no AWS credentials found"):
         find_environment(STACK, cwd=tmp_path, allow_static=False, environ={})
+
+
+# --- readers find the datastore the way run does ------------------------------------------
+
+DISCOVERED_FLOW = """
+from batchwright import FlowSpec, step
+
+
+class DiscoFlow(FlowSpec):
+    @step
+    def start(self):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+"""
+
+
+def test_logs_and_the_client_find_the_environments_datastore(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    sample_env: EnvironmentDescriptor,
+) -> None:
+    for key in list(os.environ):
+        if key.startswith(("BATCHWRIGHT_", "AWS_ENDPOINT_URL")):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    env = dataclasses.replace(sample_env, bucket="discovered", prefix="bw")
+    app = _cdk_app(tmp_path / "app")
+    write_outputs_file(app / "cdk-outputs.json", env)
+    (app / "disco_flow.py").write_text(DISCOVERED_FLOW)
+    monkeypatch.chdir(app)
+    with mock_aws():
+        boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="discovered")
+        store = open_datastore("DiscoFlow", env.datastore_root)
+        store.write_run("42", {"status": "succeeded"})
+        store.write_log("42", "start", "1", 0, "stdout", io.BytesIO(b"said from S3\n"))
+        store.mark_done("42", "start", "1", 0)
+        # Nothing names the datastore: cdk.json names the environment, whose outputs file
+        # gives its bucket, as `run` finds it.
+        assert datastore_roots(None, cwd=app) == [
+            env.datastore_root,
+            str((app / ".batchwright").resolve()),
+        ]
+        flow = Flow("DiscoFlow")
+        assert flow.latest_run is not None and flow.latest_run.id == "42"
+        out, err = io.StringIO(), io.StringIO()
+        code = flow_main(
+            load_flow_file(str(app / "disco_flow.py")), ["logs", "42/start"], Console(out, err)
+        )
+        assert code == 0, err.getvalue()
+        assert "said from S3" in out.getvalue()

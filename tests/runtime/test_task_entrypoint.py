@@ -12,6 +12,7 @@ import pytest
 from batchwright.entrypoint import (
     EXIT_DO_NOT_RETRY,
     TASK_ENTRYPOINT_VERSION,
+    DoNotRetry,
     TaskArguments,
     array_arguments,
     parse_arguments,
@@ -129,3 +130,25 @@ def test_array_form_selects_each_members_task(tmp_path: Path) -> None:
     )
     assert bad.returncode == EXIT_DO_NOT_RETRY
     assert "$ARRAY_INDEX='7' does not select" in bad.stderr
+
+
+def test_an_array_task_without_its_index_fails_clearly_and_is_not_retried(tmp_path: Path) -> None:
+    members = [
+        TaskArguments("f.py", "F", "s", "1", task_id, str(tmp_path), ("1/start/1",), index)
+        for task_id, index in (("5", 0), ("6", 1))
+    ]
+    argv = array_arguments(members)
+    # No AWS_BATCH_JOB_ARRAY_INDEX, and a job id without an ":<index>" suffix.
+    for environ in ({}, {"AWS_BATCH_JOB_ID": "plain-job"}):
+        with pytest.raises(DoNotRetry, match="does not select one of the task ids"):
+            parse_arguments(argv, environ)
+    done = subprocess.run(
+        [sys.executable, "-m", "batchwright.task", *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={k: v for k, v in os.environ.items() if not k.startswith("AWS_BATCH_")},
+    )
+    assert done.returncode == EXIT_DO_NOT_RETRY
+    assert "AWS_BATCH_JOB_ARRAY_INDEX=None does not select" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import io
 import itertools
 import json
 import os
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -423,7 +425,9 @@ def test_waiting_children_of_one_array_job_are_reported_together(harness: Harnes
         for i in range(3)
     ]
     records = [job_record(h.id, "RUNNABLE", statusReason=NO_CAPACITY) for h in handles]
-    harness.describe([h.id for h in handles], records)
+    parent = job_record("arr", "PENDING", arrayProperties={"size": 3, "statusSummary": {}})
+    # The parent is asked about too (its record says whether the API runs array jobs).
+    harness.describe([*(h.id for h in handles), "arr"], [*records, parent])
     harness.backend.poll(handles)
     [wait] = harness.of_type(TaskWaiting)
     assert wait.tasks == 3 and wait.pathspec == f"{FLOW}/{RUN_ID}/s"
@@ -751,7 +755,7 @@ def recorded(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[str]:
     roots the backend opened."""
     opened: list[str] = []
 
-    def open_storage(root: str) -> Storage:
+    def open_storage(root: str, patience: object = None) -> Storage:
         opened.append(root)
         return LocalStorage(tmp_path / "datastore")
 
@@ -820,7 +824,7 @@ def test_the_exit_code_batch_reports_wins_over_the_recorded_one(
     assert status.exit_code == 1
     assert "user-error" in status.reason
     assert "42" not in status.reason
-    assert recorded == []  # the datastore was not even read
+    assert recorded == [ROOT]  # read for the attempt's stored stderr only
 
 
 @pytest.mark.parametrize("where", ["reported by Batch", "recorded by the entrypoint"])
@@ -845,3 +849,155 @@ def test_exit_code_do_not_retry_is_not_retryable(
     assert status.state == "failed"
     assert status.exit_code == EXIT_DO_NOT_RETRY
     assert status.retryable is False
+
+
+# -- a partial or different Batch API (a second emulator showed these) -------------------
+
+
+def test_an_api_that_ignores_array_jobs_gets_one_job_per_member(harness: Harness) -> None:
+    group = FanOut("start/1", "s", 3)
+    tasks = [make_task(str(10 + i), split_index=i, group=group) for i in range(3)]
+    definition = expect_definition_lookup(harness, tasks[0], [])
+    harness.batch.add_response(
+        "register_job_definition",
+        {"jobDefinitionName": definition, "jobDefinitionArn": DEFINITION_ARN, "revision": 1},
+    )
+    harness.batch.add_response("submit_job", {"jobName": "a", "jobId": "arr"})
+    handles = harness.backend.submit(tasks)
+    # The API ran the parent as a plain job: no arrayProperties in its record, and no
+    # children at all. The backend stops it and hands the members back to be resubmitted.
+    harness.describe(["arr:0", "arr:1", "arr:2", "arr"], [job_record("arr", "RUNNING")])
+    harness.batch.add_response("terminate_job", {}, {"jobId": "arr", "reason": ANY})
+    statuses = harness.backend.poll(handles)
+    assert all(s.state == "failed" and s.infrastructure for s in statuses)
+    assert any("submitted as one job each" in n.text for n in harness.of_type(Notice))
+    for i in range(3):
+        harness.batch.add_response("submit_job", {"jobName": "b", "jobId": f"single-{i}"})
+    again = harness.backend.submit([dataclasses.replace(t, resubmission=1) for t in tasks])
+    assert [h.id for h in again] == ["single-0", "single-1", "single-2"]
+    assert all("arrayProperties" not in request for request in harness.submitted[1:])
+
+
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [("ThrottlingException", 400), ("AccessDeniedException", 400), ("ServiceUnavailable", 503)],
+)
+def test_a_logs_failure_is_reported_once_and_never_stops_the_run(
+    harness: Harness, code: str, status: int
+) -> None:
+    handle = TaskHandle("batch", "job-1", make_task("2"))
+    harness.describe(["job-1"], [running_with_logs("job-1")])
+    harness.logs.add_client_error(
+        "get_log_events", service_error_code=code, http_status_code=status
+    )
+    assert harness.backend.poll([handle]) == [TaskStatus.running(STARTED_AT / 1000)]
+    [notice] = [n for n in harness.of_type(Notice) if "CloudWatch Logs" in n.text]
+    assert code in notice.text and "python FLOW.py logs" in notice.text
+    # Logs are left alone from then on; the job is still followed to its end.
+    harness.now += LOG_INTERVAL
+    container = running_with_logs("job-1")["container"]
+    harness.describe(["job-1"], [job_record("job-1", "SUCCEEDED", container=container)])
+    assert harness.backend.poll([handle]) == [TaskStatus.succeeded()]
+    assert harness.backend.calls["get_log_events"] == 1
+
+
+def test_logs_that_cannot_be_reached_do_not_hold_the_run_up(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A Logs endpoint nobody listens on: refused at once, tried twice, then given up.
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_LOGS", "http://127.0.0.1:9")
+    backend = AwsBatchBackend(
+        dataclasses.replace(harness.backend.run), batch_client=harness.backend.batch_client
+    )
+    backend.clock = lambda: harness.now
+    handle = TaskHandle("batch", "job-1", make_task("2"))
+    harness.describe(["job-1"], [running_with_logs("job-1")])
+    started = time.monotonic()
+    assert backend.poll([handle]) == [TaskStatus.running(STARTED_AT / 1000)]
+    assert time.monotonic() - started < 30
+    assert any("could not be read" in n.text for n in harness.of_type(Notice))
+
+
+def test_a_failed_attempts_stderr_comes_from_the_datastore_when_logs_did_not_show_it(
+    harness: Harness, recorded: list[str], tmp_path: Path
+) -> None:
+    task = make_task("2")
+    store = FlowDatastore(LocalStorage(tmp_path / "datastore"), FLOW)
+    traceback_text = "Traceback (most recent call last):\n  ...\nValueError: boom\n"
+    store.write_log(
+        RUN_ID, task.step, task.task_id, 0, "stderr", io.BytesIO(traceback_text.encode())
+    )
+    harness.describe(["job-1"], [job_record("job-1", "FAILED", **UNEXPLAINED_FAILURE)])
+    harness.backend.poll([TaskHandle("batch", "job-1", task)])
+    [shown] = [o for o in harness.of_type(TaskOutput) if o.stream == "stderr"]
+    assert "from the datastore" in shown.text and shown.text.endswith("ValueError: boom")
+
+    # When CloudWatch Logs already showed that traceback, it is not shown twice.
+    again = make_task("3")
+    store.write_log(
+        RUN_ID, again.step, again.task_id, 0, "stderr", io.BytesIO(traceback_text.encode())
+    )
+    failed = job_record(
+        "job-2",
+        "FAILED",
+        statusReason="Essential container in task exited",
+        container=running_with_logs("job-2")["container"],
+    )
+    harness.describe(["job-2"], [failed])
+    harness.logs.add_response(
+        "get_log_events", log_page(["ValueError: boom"], "f/A"), logs_request()
+    )
+    harness.logs.add_response("get_log_events", log_page([], "f/A"), logs_request("f/A"))
+    harness.backend.poll([TaskHandle("batch", "job-2", again)])
+    assert len([o for o in harness.of_type(TaskOutput) if o.stream == "stderr"]) == 1
+
+
+def test_logs_fall_back_to_the_environments_log_group(harness: Harness) -> None:
+    target = dataclasses.replace(TARGET, log_group="/batchwright/env-logs")
+    task = make_task("2")
+    assert task.policy.batch is not None
+    job = dataclasses.replace(task.policy.batch, target=target)
+    task = dataclasses.replace(task, policy=dataclasses.replace(task.policy, batch=job))
+    definition = expect_definition_lookup(harness, task, [])
+    harness.batch.add_response(
+        "register_job_definition",
+        {"jobDefinitionName": definition, "jobDefinitionArn": DEFINITION_ARN, "revision": 1},
+    )
+    harness.batch.add_response("submit_job", {"jobName": "a", "jobId": "job-1"})
+    [handle] = harness.backend.submit([task])
+    # An API that echoes no log configuration: the environment's group, not /aws/batch/job.
+    bare = job_record("job-1", "RUNNING", container={"logStreamName": LOG_STREAM})
+    harness.describe(["job-1"], [bare])
+    expected = {**logs_request(), "logGroupName": "/batchwright/env-logs"}
+    harness.logs.add_response("get_log_events", log_page([], "f/A"), expected)
+    harness.backend.poll([handle])
+    assert harness.backend.calls["get_log_events"] == 1
+
+
+def test_logs_an_api_wrote_to_batchs_default_group_are_found_there(harness: Harness) -> None:
+    target = dataclasses.replace(TARGET, log_group="/batchwright/env-logs")
+    task = make_task("2")
+    assert task.policy.batch is not None
+    job = dataclasses.replace(task.policy.batch, target=target)
+    task = dataclasses.replace(task, policy=dataclasses.replace(task.policy, batch=job))
+    handle = TaskHandle("batch", "job-1", task)
+    bare = job_record("job-1", "SUCCEEDED", container={"logStreamName": LOG_STREAM})
+    harness.describe(["job-1"], [bare])
+    # The environment's group has no such stream (the API ignored the definition's log
+    # configuration): Batch's default group does.
+    harness.logs.add_client_error(
+        "get_log_events",
+        service_error_code="ResourceNotFoundException",
+        http_status_code=400,
+        expected_params={**logs_request(), "logGroupName": "/batchwright/env-logs"},
+    )
+    default = {**logs_request(), "logGroupName": "/aws/batch/job"}
+    harness.logs.add_response("get_log_events", log_page(["from the default"], "f/A"), default)
+    harness.logs.add_response(
+        "get_log_events", log_page([], "f/A"), {**default, "nextToken": "f/A"}
+    )
+    assert harness.backend.poll([handle]) == [TaskStatus.succeeded()]
+    assert harness.of_type(TaskOutput)[-1].text == "from the default"

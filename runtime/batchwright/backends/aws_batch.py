@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import random
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,7 @@ from batchwright.batch.failures import FailureKind, classify_job, count_reclaims
 from batchwright.batch.jobenv import forwarded_aws_environment
 from batchwright.batch.jobspec import build_job_spec
 from batchwright.batch.submission import TaskInvocation
+from batchwright.datastore import FlowDatastore
 from batchwright.datastore.journal import Submission, SubmittedTask
 from batchwright.entrypoint import ARRAY_INDEX_VARIABLE, FINAL_EXIT_CODES, array_arguments
 from batchwright.entrypoint.bootstrap import container_command
@@ -63,6 +65,15 @@ NOT_RETRYABLE = frozenset({FailureKind.IMAGE_PULL, FailureKind.STUCK_WAITING})
 WAITING_STATES = frozenset({"SUBMITTED", "PENDING", "RUNNABLE", "STARTING"})
 #: A wait that goes on is reported again this often.
 WAIT_REPORT_SECONDS = 120.0
+#: Lines of a job's output remembered, and of a failed attempt's stored stderr shown.
+SHOWN_LINES = 40
+#: CloudWatch Logs calls try at most this often: logs must never hold up the run.
+LOGS_ATTEMPTS = 2
+
+
+def _log_groups(environment_group: str | None) -> tuple[str, ...]:
+    """Where a job's logs may be when DescribeJobs does not say (see :class:`_Job`)."""
+    return tuple(dict.fromkeys(g for g in (environment_group, DEFAULT_LOG_GROUP) if g))
 
 
 class RateLimiter:
@@ -123,9 +134,15 @@ class _Job:
     #: When its wait was last reported.
     wait_reported_at: float = 0.0
     log_stream: str | None = None
-    log_group: str = DEFAULT_LOG_GROUP
+    #: Where its logs may be: the group DescribeJobs echoes from the job definition; when
+    #: it echoes none, the environment's group (which the definition names), then Batch's
+    #: default (an API that ignores the definition's log configuration writes there).
+    log_groups: tuple[str, ...] = (DEFAULT_LOG_GROUP,)
     log_token: str | None = None
     logs_fetched_at: float = 0.0
+    #: The last lines of its output shown on the console (to tell whether a failure's
+    #: traceback was among them).
+    shown: deque[str] = field(default_factory=lambda: deque(maxlen=SHOWN_LINES))
 
 
 @dataclass
@@ -153,6 +170,9 @@ class AwsBatchBackend(Backend):
     _jobs: dict[str, _Job] = field(default_factory=dict)
     #: Whether CloudWatch Logs failed once (warned about, then left alone).
     _logs_broken: bool = False
+    #: False once the Batch API showed it does not run array jobs: members go one by one.
+    _arrays: bool = True
+    _stores: dict[str, FlowDatastore] = field(default_factory=dict)
     _limiter: RateLimiter = field(default_factory=lambda: RateLimiter(SUBMIT_RATE_PER_SECOND))
     #: Batch API calls made, by operation (shown by benchmarks and tests).
     calls: dict[str, int] = field(default_factory=dict)
@@ -175,7 +195,16 @@ class AwsBatchBackend(Backend):
         if self.submit_client is None:
             self.submit_client = self.batch_client
         if self.logs_client is None:
-            self.logs_client = aws.client("logs")
+            from botocore.config import Config
+
+            self.logs_client = aws.client(
+                "logs",
+                config=Config(
+                    connect_timeout=5,
+                    read_timeout=10,
+                    retries={"total_max_attempts": LOGS_ATTEMPTS, "mode": "standard"},
+                ),
+            )
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -230,7 +259,10 @@ class AwsBatchBackend(Backend):
     # -- the three verbs -----------------------------------------------------------------
 
     def submit(self, tasks: Sequence[TaskSpec]) -> list[TaskHandle]:
-        """One job per task, or one array job for several members of one fan-out."""
+        """One job per task, or one array job for several members of one fan-out (one job
+        each when the Batch API turned out not to run array jobs)."""
+        if len(tasks) > 1 and not self._arrays:
+            return [handle for task in tasks for handle in self.submit([task])]
         first = tasks[0].arguments
         job = self._job_policy(tasks[0])
         target = job.target_after(tasks[0].reclaims)
@@ -303,8 +335,9 @@ class AwsBatchBackend(Backend):
                     f"time(s) under this attempt: it moves to the on-demand queue {queue}"
                 )
             )
+        log_groups = _log_groups(target.log_group)
         if len(tasks) == 1:
-            self._jobs[job_id] = _Job(first.pathspec, queue, now, escalates)
+            self._jobs[job_id] = _Job(first.pathspec, queue, now, escalates, log_groups=log_groups)
             self._emit(Notice(f"[{first.pathspec}] submitted to queue {queue} as job {job_id}"))
             return [TaskHandle(self.name, job_id, tasks[0])]
         self._emit(
@@ -316,13 +349,17 @@ class AwsBatchBackend(Backend):
         handles = []
         for index, task in enumerate(tasks):
             child = f"{job_id}:{index}"
-            self._jobs[child] = _Job(task.pathspec, queue, now, escalates, parent=job_id)
+            self._jobs[child] = _Job(
+                task.pathspec, queue, now, escalates, parent=job_id, log_groups=log_groups
+            )
             handles.append(TaskHandle(self.name, child, task))
         return handles
 
     def poll(self, handles: Sequence[TaskHandle]) -> list[TaskStatus]:
-        """The status of every handle, asking DescribeJobs about 100 jobs per call."""
-        ids = list(dict.fromkeys(h.id for h in handles))
+        """The status of every handle, asking DescribeJobs about 100 jobs per call; the
+        parents of array children are asked about too."""
+        parents = [h.id.rsplit(":", 1)[0] for h in handles if ":" in h.id]
+        ids = list(dict.fromkeys([*(h.id for h in handles), *parents]))
         records: dict[str, dict[str, Any]] = {}
         for start in range(0, len(ids), DESCRIBE_BATCH):
             chunk = ids[start : start + DESCRIBE_BATCH]
@@ -332,9 +369,13 @@ class AwsBatchBackend(Backend):
         statuses = []
         waiting: dict[str, list[_Job]] = {}
         now = self.clock()
+        ignored = self._ignored_arrays(records, set(parents))
         for handle in handles:
             state = self._jobs.get(handle.id) or self._adopt(handle, now)
             job = records.get(handle.id)
+            if state.parent in ignored:
+                statuses.append(ignored[state.parent])
+                continue
             if job is None:
                 statuses.append(self._unseen(handle, state, now))
                 continue
@@ -427,9 +468,43 @@ class AwsBatchBackend(Backend):
         job_policy = handle.task.policy.batch
         queue = job_policy.target.queue.rsplit("/", 1)[-1] if job_policy else "?"
         parent, sep, _ = handle.id.rpartition(":")
-        state = _Job(handle.task.pathspec, queue, now, parent=parent if sep else None)
+        state = _Job(
+            handle.task.pathspec,
+            queue,
+            now,
+            parent=parent if sep else None,
+            log_groups=_log_groups(job_policy.target.log_group if job_policy else None),
+        )
         self._jobs[handle.id] = state
         return state
+
+    def _ignored_arrays(
+        self, records: Mapping[str, Mapping[str, Any]], parents: set[str]
+    ) -> dict[str, TaskStatus]:
+        """Array jobs the Batch API ran as plain jobs: their record has no
+        ``arrayProperties`` (AWS always gives an array parent its size and its children's
+        counts). Each is stopped, and its members are submitted again one by one."""
+        ignored: dict[str, TaskStatus] = {}
+        for parent in parents:
+            record = records.get(parent)
+            if record is None or (record.get("arrayProperties") or {}).get("size"):
+                continue
+            if self._arrays:
+                self._arrays = False
+                self._emit(
+                    Notice(
+                        f"this Batch API ran array job {parent} as a single job (DescribeJobs "
+                        "shows no arrayProperties): foreach members are submitted as one job "
+                        "each from now on"
+                    )
+                )
+            if record.get("status") not in ("SUCCEEDED", "FAILED"):
+                self._stop(parent, "batchwright: array jobs are not run here; one job each")
+            ignored[parent] = TaskStatus.failed(
+                f"array job {parent} ran as a single job; submitted again as its own job",
+                infrastructure=True,
+            )
+        return ignored
 
     def _unseen(self, handle: TaskHandle, state: _Job, now: float) -> TaskStatus:
         """A job DescribeJobs does not show: normal right after SubmitJob (the API is
@@ -466,6 +541,7 @@ class AwsBatchBackend(Backend):
         exit_code = diagnosis.exit_code if diagnosis is not None else None
         if exit_code is None:
             exit_code = self._recorded_exit_code(handle.task)
+        self._show_stored_output(handle, state)
         if (diagnosis is None or diagnosis.kind == FailureKind.UNKNOWN) and exit_code:
             # Batch said nothing, but the task entrypoint recorded how the step ended.
             reason = f"the step failed with exit code {exit_code}; its output is above"
@@ -545,24 +621,51 @@ class AwsBatchBackend(Backend):
     def _stop(self, job_id: str, reason: str) -> None:
         self._call(self.batch_client, "terminate_job", jobId=job_id, reason=reason)
 
+    def _store(self, flow: str) -> FlowDatastore:
+        """The run's datastore (its calls go through the run's patience), opened once."""
+        if flow not in self._stores:
+            from batchwright.datastore import open_datastore
+
+            self._stores[flow] = open_datastore(flow, self.run.datastore_root, self.run.patience)
+        return self._stores[flow]
+
     def _recorded_exit_code(self, task: TaskSpec) -> int | None:
         """The exit code the task entrypoint recorded, for when Batch reports none."""
-        from batchwright.datastore import FlowDatastore, open_storage
-
         arguments = task.arguments
-        store = FlowDatastore(open_storage(self.run.datastore_root), arguments.flow)
-        metadata = store.read_metadata(
+        metadata = self._store(arguments.flow).read_metadata(
             arguments.run_id, arguments.step, arguments.task_id, arguments.retry_count
         )
         code = (metadata or {}).get("exit_code")
         return code if isinstance(code, int) else None
+
+    def _show_stored_output(self, handle: TaskHandle, state: _Job) -> None:
+        """Shows the end of a failed attempt's stderr, as the task stored it, unless its
+        last line already reached the console through CloudWatch Logs (absent, late or
+        cut short: logs are best effort, the datastore is not)."""
+        arguments = handle.task.arguments
+        stored = self._store(arguments.flow).read_log(
+            arguments.run_id, arguments.step, arguments.task_id, arguments.retry_count, "stderr"
+        )
+        lines = (stored or b"").decode("utf-8", "replace").rstrip().splitlines()
+        if not lines or lines[-1].strip() in {line.strip() for line in state.shown}:
+            return
+        tail = lines[-SHOWN_LINES:]
+        cut = f" (its last {len(tail)} lines)" if len(lines) > len(tail) else ""
+        self._emit(
+            TaskOutput(
+                state.pathspec,
+                "stderr",
+                f"stderr of the failed attempt, from the datastore{cut}:\n" + "\n".join(tail),
+            )
+        )
 
     def _follow_logs(self, state: _Job, job: Mapping[str, Any], now: float) -> None:
         """Streams a job's new output at most every :data:`LOG_INTERVAL`, and at its end."""
         container = job.get("container") or {}
         state.log_stream = container.get("logStreamName") or state.log_stream
         options = (container.get("logConfiguration") or {}).get("options") or {}
-        state.log_group = options.get("awslogs-group", state.log_group)
+        if options.get("awslogs-group"):
+            state.log_groups = (options["awslogs-group"],)
         finished = job["status"] in ("SUCCEEDED", "FAILED")
         if state.log_stream and (finished or now - state.logs_fetched_at >= LOG_INTERVAL):
             self._stream_logs(state)
@@ -579,20 +682,12 @@ class AwsBatchBackend(Backend):
         assert state.log_stream is not None
         if self._logs_broken:
             return
-        while True:
-            kwargs: dict[str, Any] = {
-                "logGroupName": state.log_group,
-                "logStreamName": state.log_stream,
-                "startFromHead": True,
-            }
-            if state.log_token:
-                kwargs["nextToken"] = state.log_token
-            self.calls["get_log_events"] = self.calls.get("get_log_events", 0) + 1
+        for group in state.log_groups:
             try:
-                page = self.logs_client.get_log_events(**kwargs)
+                self._read_stream(state, group)
             except Exception as error:
                 if "ResourceNotFound" in type(error).__name__ or "ResourceNotFound" in str(error):
-                    return
+                    continue  # not (yet) in this group: the next one, or the next poll
                 self._logs_broken = True
                 self._emit(
                     Notice(
@@ -602,11 +697,28 @@ class AwsBatchBackend(Backend):
                     )
                 )
                 return
+            state.log_groups = (group,)  # found: the others are not asked again
+            return
+
+    def _read_stream(self, state: _Job, group: str) -> None:
+        """Reads ``state``'s stream in ``group`` from its forward token to the end."""
+        assert state.log_stream is not None
+        while True:
+            kwargs: dict[str, Any] = {
+                "logGroupName": group,
+                "logStreamName": state.log_stream,
+                "startFromHead": True,
+            }
+            if state.log_token:
+                kwargs["nextToken"] = state.log_token
+            self.calls["get_log_events"] = self.calls.get("get_log_events", 0) + 1
+            page = self.logs_client.get_log_events(**kwargs)
             events = page.get("events", [])
             token = page.get("nextForwardToken")
             if events:
-                text = "\n".join(e["message"] for e in events)
-                self._emit(TaskOutput(state.pathspec, "stdout", text))
+                messages = [e["message"] for e in events]
+                state.shown.extend(messages)
+                self._emit(TaskOutput(state.pathspec, "stdout", "\n".join(messages)))
             if not events or token == state.log_token:
                 state.log_token = token
                 return

@@ -442,7 +442,7 @@ def _configure_logs(parser: argparse.ArgumentParser, command: FlowCommand) -> No
 
 
 def _handle_logs(args: argparse.Namespace, command: FlowCommand) -> int:
-    from batchwright.datastore import open_datastore
+    from batchwright.client import find_datastore
 
     parts = args.pathspec.strip("/").split("/")
     if len(parts) not in (2, 3):
@@ -450,7 +450,8 @@ def _handle_logs(args: argparse.Namespace, command: FlowCommand) -> int:
             f"logs {args.pathspec}: expected RUN_ID/STEP or RUN_ID/STEP/TASK, e.g. logs 1234/start."
         )
     run_id, step = parts[0], parts[1]
-    store = open_datastore(command.flow_name, _datastore_root(args.datastore_root))
+    # Found like the client finds it: the run may be in the environment's S3 datastore.
+    store = find_datastore(command.flow_name, args.datastore_root, run_id)
     tasks = [parts[2]] if len(parts) == 3 else store.list_tasks(run_id, step)
     if not tasks:
         raise UserInputError(

@@ -39,6 +39,7 @@ from batchwright.environment.descriptor import (
 from batchwright.environment.sources import (
     from_cloud_assembly,
     from_outputs_file,
+    is_placeholder,
     render_intrinsics,
 )
 from batchwright.errors import DescriptorError, EnvironmentNotFound
@@ -395,3 +396,32 @@ def discover(
         "stack built with batchwright_cdk."
         + ("" if allow_static or not deployed else " 'plan' can also read cdk.out before deploy.")
     )
+
+
+def datastore_roots(
+    explicit: str | None,
+    *,
+    cwd: str | Path,
+    flow_dir: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> list[str]:
+    """Where a flow's runs may be kept, in the order readers (``logs``, the client) look:
+    the root given, else ``$BATCHWRIGHT_DATASTORE_ROOT``; else the datastore of the
+    environment discovery finds (where runs with ``@batch`` steps keep theirs), then the
+    local folder ``.batchwright`` under ``cwd`` (runs without ``@batch`` steps)."""
+    from batchwright.datastore import DEFAULT_ROOT, ROOT_VARIABLE
+
+    env = os.environ if environ is None else environ
+    if explicit:
+        return [explicit]
+    if env.get(ROOT_VARIABLE):
+        return [env[ROOT_VARIABLE]]
+    roots: list[str] = []
+    try:
+        found = find_environment(None, cwd=cwd, flow_dir=flow_dir, allow_static=False, environ=env)
+    except (EnvironmentNotFound, DescriptorError):
+        found = None
+    if found is not None and not is_placeholder(found.bucket):
+        roots.append(found.datastore_root)
+    roots.append(str(Path(cwd, DEFAULT_ROOT).resolve()))
+    return roots
