@@ -8,7 +8,9 @@
    Docker, cached under a tag derived from its recipe so it is rebuilt only when the
    recipe changes;
 3. the moto server on a free loopback port, with ``MOTO_DOCKER_NETWORK_MODE=host`` so
-   that job containers reach the emulated S3 on 127.0.0.1.
+   that job containers reach the emulated S3 on 127.0.0.1, and with compute capacity
+   (:mod:`batchwright_localaws.motoserver`): at most a few job containers at once, the
+   others waiting in RUNNABLE as on Batch.
 
 What was started is recorded in ``state.json`` of the state directory
 (``$BATCHWRIGHT_LOCALAWS_DIR``, default ``~/.batchwright/localaws``) together with the
@@ -312,6 +314,10 @@ def _moto_answers(endpoint: str) -> bool:
         return False
 
 
+#: moto.server with compute capacity (:mod:`batchwright_localaws.motoserver`).
+MOTO_SERVER_MODULE = "batchwright_localaws.motoserver"
+
+
 def _start_moto(directory: Path, log: Log) -> tuple[int, str]:
     port = _free_port()
     endpoint = f"http://127.0.0.1:{port}"
@@ -328,7 +334,7 @@ def _start_moto(directory: Path, log: Log) -> tuple[int, str]:
     env.pop("AWS_ENDPOINT_URL", None)
     pid = _start_daemon(
         "the moto server",
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, "-m", MOTO_SERVER_MODULE, "-H", "127.0.0.1", "-p", str(port)],
         directory / "moto.log",
         answers=lambda: _moto_answers(endpoint),
         env=env,
