@@ -261,7 +261,9 @@ def main() -> int:
                 local, folder, env, descriptor, args.width, args.seed, args.timeout
             )
             jobs = _jobs(local, set(outcome.run_ids))
-    return report(args, baseline, outcome, injected, jobs, descriptor, load)
+            # The client reads the emulator's S3 like the runs did.
+            os.environ.update(local.environment())
+            return report(args, baseline, outcome, injected, jobs, descriptor, load)
 
 
 def report(
@@ -302,6 +304,9 @@ def report(
     print(f"user retries used by infrastructure faults (0): {user_retries}")
     print(f"jobs in the emulator: {len(singles) + len(children)} ({len(succeeded)} succeeded)")
     print(f"wall time with faults: {outcome.seconds:.1f} s")
+    if outcome.final_run is None:
+        print("the run under faults did not finish: see its output above")
+        print(outcome.output[-3000:])
     if baseline is not None and baseline.final_run is not None:
         print(f"wall time without faults (baseline): {baseline.seconds:.1f} s")
         print(f"ratio with/without faults: {outcome.seconds / baseline.seconds:.2f}x")
