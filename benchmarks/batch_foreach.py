@@ -384,7 +384,9 @@ def run_metaflow(
         "METAFLOW_SKIP_INSTALL_DEPENDENCIES": "1",
         "USERNAME": "bench",
     }
+    # Metaflow refuses a foreach wider than --max-num-splits (its default is 100).
     command = [python, "flow.py", "--no-pylint", "run", "--max-workers", "16"]
+    command += ["--max-num-splits", str(max(100, width))]
     return timed_run("metaflow", command, folder, env, log, timeout)
 
 

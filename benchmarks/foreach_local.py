@@ -186,7 +186,7 @@ def main() -> int:
         )
     if "metaflow" in results:
         ratio = results["batchwright"][0] / results["metaflow"][0]
-        print(f"  ratio batchwright/metaflow: {ratio:.2f}x (goal <= 0.40x)")
+        print(f"  ratio batchwright/metaflow: {ratio:.2f}x (goal <= 0.15x)")
     return 0
 
 

@@ -34,7 +34,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,17 +114,6 @@ class Outcome:
     output: str = ""
 
 
-def _moto(local: services.LocalAws, path: str, body: dict[str, Any]) -> None:
-    request = urllib.request.Request(
-        f"{local.endpoint}/moto-api/{path}",
-        data=json.dumps(body).encode(),
-        method="POST",
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=30):
-        pass
-
-
 def _run_ids(text: str) -> list[str]:
     return re.findall(r"Run \w+/(\d+) started", text)
 
@@ -204,7 +192,7 @@ def faulty_run(
             "AWS_ENDPOINT_URL": proxy.endpoint,
             JOB_ENDPOINT_VARIABLE: local.endpoint,
         }
-        _moto(
+        services.moto_api(
             local,
             "state-manager/set-transition",
             {"model_name": "batch::job", "transition": {"progression": "time", "seconds": 2}},
@@ -215,7 +203,7 @@ def faulty_run(
             )
         finally:
             timer.cancel()
-            _moto(local, "state-manager/unset-transition", {"model_name": "batch::job"})
+            services.moto_api(local, "state-manager/unset-transition", {"model_name": "batch::job"})
         stats = proxy.stats
         injected = Counter(stats.injected)
         injected["spot reclaim"] += len(stats.reclaimed)

@@ -36,7 +36,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -292,6 +292,11 @@ class FaultProxy:
         self._connections: set[socket.socket] = set()
         self._docker: Any = None
         self._docker_lock = threading.Lock()
+        #: Called with (operation, request, answer) for every SubmitJob, DescribeJobs and
+        #: ListJobs answer after the proxy's own rewriting, to do what the emulator will
+        #: not (a benchmark runs the tasks of an array job and reports them RUNNING until
+        #: they end). It may change ``answer`` in place and returns whether it did.
+        self.on_batch_answer: Callable[[str, Mapping[str, Any], dict[str, Any]], bool] | None = None
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -587,24 +592,25 @@ class FaultProxy:
             return payload
         if not isinstance(answer, dict) or not isinstance(asked, dict):
             return payload
+        changed = False
         if operation == "SubmitJob":
             self._record_submit(asked, answer)
-            return payload
-        key = "jobs" if operation == "DescribeJobs" else "jobSummaryList"
-        records = answer.get(key)
-        if not isinstance(records, list):
-            return payload
-        status_filter = asked.get("jobStatus") if not asked.get("filters") else None
-        kept, changed = self._rewrite(
-            records,
-            describe=operation == "DescribeJobs",
-            queue_hint=str(asked.get("jobQueue") or ""),
-            status_filter=status_filter if isinstance(status_filter, str) else None,
-        )
-        if not changed:
-            return payload
-        answer[key] = kept
-        return json.dumps(answer).encode()
+        else:
+            key = "jobs" if operation == "DescribeJobs" else "jobSummaryList"
+            records = answer.get(key)
+            if not isinstance(records, list):
+                return payload
+            status_filter = asked.get("jobStatus") if not asked.get("filters") else None
+            kept, changed = self._rewrite(
+                records,
+                describe=operation == "DescribeJobs",
+                queue_hint=str(asked.get("jobQueue") or ""),
+                status_filter=status_filter if isinstance(status_filter, str) else None,
+            )
+            answer[key] = kept
+        if self.on_batch_answer is not None:
+            changed = self.on_batch_answer(operation, asked, answer) or changed
+        return json.dumps(answer).encode() if changed else payload
 
     def _record_submit(self, asked: Mapping[str, Any], answer: Mapping[str, Any]) -> None:
         job_id = answer.get("jobId")

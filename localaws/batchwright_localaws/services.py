@@ -440,8 +440,19 @@ def running(log: Log = _no_log) -> Iterator[LocalAws]:
             down(log)
 
 
+def moto_api(local: LocalAws, path: str, body: dict[str, Any] | None = None) -> None:
+    """POST to the moto server's own API (``/moto-api/<path>``), e.g. ``config`` or
+    ``state-manager/set-transition``; ``body`` is sent as JSON."""
+    request = urllib.request.Request(
+        f"{local.endpoint}/moto-api/{path}",
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=30):
+        pass
+
+
 def reset(local: LocalAws) -> None:
     """Forgets every resource the emulator holds (a clean slate between test modules)."""
-    request = urllib.request.Request(f"{local.endpoint}/moto-api/reset", method="POST")
-    with urllib.request.urlopen(request, timeout=10):
-        pass
+    moto_api(local, "reset")

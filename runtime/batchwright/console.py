@@ -2,7 +2,9 @@
 
 Library code never prints: it returns values, raises errors or emits events, and the CLI
 shows them through a :class:`Console`. Colour is used only on a terminal and when
-``NO_COLOR`` is unset.
+``NO_COLOR`` is unset. On a terminal, :meth:`Console.live` keeps a few lines refreshed in
+place below the others (``rich``'s live display: the orchestrator side only, job
+containers never import this module).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from typing import TextIO
+from typing import Any, TextIO
 
 _STYLES = {
     "bold": "1",
@@ -31,9 +33,41 @@ class Console:
         self.out = out or sys.stdout
         self.err = err or sys.stderr
         self._lock = threading.Lock()
-        self.color = (
-            hasattr(self.out, "isatty") and self.out.isatty() and "NO_COLOR" not in os.environ
-        )
+        tty = hasattr(self.out, "isatty") and self.out.isatty()
+        self.color = tty and "NO_COLOR" not in os.environ
+        #: Whether :meth:`live` refreshes lines in place (a terminal, not a log or CI).
+        self.live_capable = tty and os.environ.get("TERM") != "dumb"
+        self._live: Any = None
+
+    def live(self, lines: list[str]) -> None:
+        """Shows ``lines`` refreshed in place below the other output (terminal only);
+        an empty list ends the live region."""
+        if not self.live_capable:
+            return
+        with self._lock:
+            if not lines:
+                if self._live is not None:
+                    self._live.stop()
+                    self._live = None
+                return
+            from rich.console import Console as RichConsole
+            from rich.live import Live
+            from rich.text import Text
+
+            if self._live is None:
+                self._live = Live(
+                    console=RichConsole(file=self.out), auto_refresh=False, transient=True
+                )
+                self._live.start()
+            self._live.update(Text("\n".join(lines)), refresh=True)
+
+    def _write(self, stream: TextIO, text: str) -> None:
+        # Above the live region when there is one, so it stays the last thing shown.
+        if self._live is not None and stream is self.out:
+            self._live.console.print(text, markup=False, highlight=False, end="", soft_wrap=True)
+        else:
+            stream.write(text)
+            stream.flush()
 
     def style(self, text: str, *styles: str) -> str:
         """``text`` wrapped in ANSI styles when colour is on."""
@@ -45,8 +79,7 @@ class Console:
     def line(self, text: str = "") -> None:
         """One line on standard output."""
         with self._lock:
-            self.out.write(text + "\n")
-            self.out.flush()
+            self._write(self.out, text + "\n")
 
     def info(self, text: str) -> None:
         """A status line."""
@@ -72,9 +105,7 @@ class Console:
         """Lines a task printed, each prefixed by the task's pathspec."""
         prefix = self.style(f"[{pathspec}]", "dim" if stream == "stdout" else "magenta")
         with self._lock:
-            for piece in text.splitlines():
-                self.out.write(f"{prefix} {piece}\n")
-            self.out.flush()
+            self._write(self.out, "".join(f"{prefix} {piece}\n" for piece in text.splitlines()))
 
     def table(self, header: list[str], rows: list[list[str]]) -> None:
         """A plain aligned table."""

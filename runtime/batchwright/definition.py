@@ -58,7 +58,9 @@ def is_flow_class(value: object) -> TypeGuard[type]:
 def import_flow_file(path: str, module_name: str | None = None) -> ModuleType:
     """Imports a flow file as a module (named after the file unless ``module_name`` says
     otherwise), its directory first on ``sys.path`` so it imports its neighbours as it does
-    when run; a module already imported from that file is reused.
+    when run; a module already imported from that file is reused (a task forked from the
+    local backend's warm parent finds the one the parent imported), one that failed to
+    import is not.
 
     Raises:
         UserInputError: the file cannot be imported as Python.
@@ -76,7 +78,12 @@ def import_flow_file(path: str, module_name: str | None = None) -> ModuleType:
         raise UserInputError(f"the flow file {path} cannot be imported as Python.")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        # As the import system does: a half-executed module is never reused.
+        sys.modules.pop(name, None)
+        raise
     return module
 
 

@@ -6,7 +6,7 @@ Library code never prints: it hands these small values to a callback (an
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 
@@ -22,11 +22,13 @@ class RunStarted:
 
 @dataclass(frozen=True)
 class TaskSubmitted:
-    """An attempt of a task was handed to a backend."""
+    """An attempt of a task was handed to a backend; ``width`` is the size of the fan-out
+    it belongs to (1 outside a foreach)."""
 
     pathspec: str
     attempt: int
     backend: str
+    width: int = 1
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,18 @@ class TaskWaiting:
     reason: str
     waited_seconds: float
     tasks: int = 1
+
+
+@dataclass(frozen=True)
+class ArrayProgress:
+    """An array job's children, counted by state, as its parent record has them."""
+
+    #: ``Flow/run/step`` of the fan-out.
+    pathspec: str
+    job_id: str
+    size: int
+    #: Children per state (SUBMITTED, PENDING, RUNNABLE, STARTING, RUNNING, SUCCEEDED, FAILED).
+    counts: Mapping[str, int]
 
 
 @dataclass(frozen=True)
@@ -133,6 +147,7 @@ Event = (
     | TaskSubmitted
     | TaskStatusChanged
     | TaskWaiting
+    | ArrayProgress
     | Reconnecting
     | Reconnected
     | TaskOutput

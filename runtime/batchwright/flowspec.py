@@ -13,7 +13,7 @@ the command line (:mod:`batchwright.cli.flow`), as in Metaflow.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 from batchwright.errors import BatchwrightError
@@ -30,6 +30,10 @@ class ArtifactLoader(Protocol):
 
     def load(self, key: str) -> Any:
         """The value stored under ``key``."""
+        ...
+
+    def load_item(self, split_key: str, index: int) -> Any:
+        """Item ``index`` of the foreach items stored under ``split_key``."""
         ...
 
 
@@ -205,7 +209,14 @@ class FlowSpec(ArtifactHolder):
 
 def _foreach_item(holder: ArtifactHolder, frame: dict[str, Any]) -> Any:
     key = frame.get("key")
+    split = frame.get("split")
     loader = holder.__dict__.get("_loader")
+    if split and loader is not None:
+        # Only this task's item is read, however many items the foreach has.
+        cache = holder.__dict__["_cache"]
+        if ("item", split, frame["index"]) not in cache:
+            cache[("item", split, frame["index"])] = loader.load_item(split, frame["index"])
+        return cache[("item", split, frame["index"])]
     if key and loader is not None:
         cache = holder.__dict__["_cache"]
         if ("foreach", key) not in cache:
@@ -226,11 +237,18 @@ class InputView(ArtifactHolder):
         refs: dict[str, str],
         loader: ArtifactLoader,
         foreach_frames: list[dict[str, Any]],
+        wanted: set[str] | None = None,
     ) -> None:
         self._init_holder(dict(refs), loader, f"input {step_name}/{task_id}")
         object.__setattr__(self, "_step", step_name)
         object.__setattr__(self, "_task_id", task_id)
         object.__setattr__(self, "_foreach_frames", foreach_frames)
+        #: Names read from inputs so far (shared by a join's inputs, to read ahead).
+        object.__setattr__(self, "_wanted", wanted if wanted is not None else set())
+
+    def _load_artifact(self, name: str) -> Any:
+        self.__dict__["_wanted"].add(name)
+        return super()._load_artifact(name)
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("inputs of a join are read-only; set artifacts on self instead")
@@ -253,26 +271,71 @@ class InputView(ArtifactHolder):
         return f"<input {self.__dict__['_step']}/{self.__dict__['_task_id']}>"
 
 
-class Inputs(Sequence[InputView]):
-    """The inputs of a join: iterate, index, or reach a branch as ``inputs.<step>``."""
+#: Inputs read ahead while a join iterates over its inputs, and the threads reading them.
+READ_AHEAD = 32
+READ_AHEAD_THREADS = 8
 
-    def __init__(self, views: Iterable[InputView]) -> None:
-        self._views = list(views)
+
+class Inputs(Sequence[InputView]):
+    """The inputs of a join: iterate, index, or reach a branch as ``inputs.<step>``.
+
+    Views are made on demand and not kept, so a join over 10,000 inputs holds only the
+    inputs its code holds. Iterating reads ahead: the artifacts read from the inputs so
+    far are loaded, in parallel, for the next :data:`READ_AHEAD` inputs.
+    """
+
+    def __init__(self, metadata: Sequence[Mapping[str, Any]], loader: ArtifactLoader) -> None:
+        self._metadata = list(metadata)
+        self._loader = loader
+        self._wanted: set[str] = set()
+
+    def _view(self, index: int, loaded: Mapping[str, Any] | None = None) -> InputView:
+        meta = self._metadata[index]
+        view = InputView(
+            meta["step"],
+            meta["task_id"],
+            meta["artifacts"],
+            self._loader,
+            meta.get("foreach_frames", []),
+            self._wanted,
+        )
+        if loaded:
+            view.__dict__["_cache"].update(loaded)
+        return view
+
+    def _read_ahead(self, index: int, names: frozenset[str]) -> dict[str, Any]:
+        refs = self._metadata[index]["artifacts"]
+        return {name: self._loader.load(refs[name]) for name in names if name in refs}
 
     def __len__(self) -> int:
-        return len(self._views)
+        return len(self._metadata)
 
     def __getitem__(self, index: Any) -> Any:
-        return self._views[index]
+        if isinstance(index, slice):
+            return [self._view(i) for i in range(len(self))[index]]
+        return self._view(range(len(self))[index])
 
     def __iter__(self) -> Iterator[InputView]:
-        return iter(self._views)
+        if len(self) <= 1:
+            yield from (self._view(i) for i in range(len(self)))
+            return
+        from concurrent.futures import Future, ThreadPoolExecutor
+
+        pending: dict[int, Future[dict[str, Any]]] = {}
+        with ThreadPoolExecutor(max_workers=READ_AHEAD_THREADS) as pool:
+            for index in range(len(self)):
+                names = frozenset(self._wanted)
+                for ahead in range(index + 1, min(len(self), index + 1 + READ_AHEAD)):
+                    if names and ahead not in pending:
+                        pending[ahead] = pool.submit(self._read_ahead, ahead, names)
+                loaded = pending.pop(index).result() if index in pending else None
+                yield self._view(index, loaded)
 
     def __getattr__(self, name: str) -> InputView:
         if name.startswith("_"):
             raise AttributeError(name)
-        for view in self._views:
-            if view.__dict__["_step"] == name:
-                return view
-        steps = sorted({v.__dict__["_step"] for v in self._views})
+        for index, meta in enumerate(self._metadata):
+            if meta["step"] == name:
+                return self._view(index)
+        steps = sorted({m["step"] for m in self._metadata})
         raise AttributeError(f"the join has no input from step '{name}' (inputs come from {steps})")

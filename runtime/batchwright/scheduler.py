@@ -24,6 +24,7 @@ from typing import Any
 
 from batchwright.aws import AwsUnreachable, Patience
 from batchwright.backends import (
+    DEFAULT_FOLLOW_LOGS,
     Backend,
     BackendOptions,
     FanOut,
@@ -51,8 +52,12 @@ from batchwright.events import (
 from batchwright.lease import LeaseLost, RunLease
 from batchwright.policy import StepPolicy
 
-#: Attempts in flight at once when ``--max-workers`` is not given.
+#: Attempts running on this machine at once when ``--max-workers`` is not given.
 DEFAULT_MAX_WORKERS = 16
+#: The most splits one foreach may make unless ``--max-num-splits`` says otherwise.
+DEFAULT_MAX_NUM_SPLITS = 100_000
+#: Resume: threads reading the origin run's task metadata.
+ORIGIN_READERS = 16
 #: Extra seconds past a step's @timeout before the scheduler kills an attempt itself
 #: (the task's own alarm should have stopped it long before). Counted, like the timeout,
 #: from when the attempt started running: time spent waiting for capacity does not count.
@@ -74,8 +79,13 @@ class RunOptions:
     origin_run_id: str | None = None
     #: Resume: rerun this step and everything after it even if it finished.
     resume_step: str | None = None
+    #: A foreach that makes more splits than this fails the run instead (a guard against
+    #: an accidental million-way split).
+    max_num_splits: int = DEFAULT_MAX_NUM_SPLITS
     #: How long attempts may wait to start (the backends enforce it).
     waits: WaitPolicy = field(default_factory=WaitPolicy)
+    #: Running children of each array job whose logs are streamed (failed ones always are).
+    follow_logs: int = DEFAULT_FOLLOW_LOGS
     #: How the run waits out throttling and outages of AWS (one for the orchestrator).
     patience: Patience = field(default_factory=Patience, compare=False)
 
@@ -138,8 +148,13 @@ class Scheduler:
         self.run_id = options.run_id or new_run_id()
         self._next_id = 1
         self._ready: deque[_Task] = deque()
+        #: Tasks made ready so far; what _submit_ready last left waiting, at which count.
+        self._readied = 0
+        self._left_at = -1
         self._delayed: list[tuple[float, int, _Task]] = []
         self._in_flight: dict[TaskHandle, _Task] = {}
+        #: Attempts in flight on this machine (what --max-workers bounds).
+        self._here = 0
         self._backends: dict[str, Backend] = {}
         #: When each backend is next due for a poll (monotonic seconds).
         self._next_poll: dict[str, float] = {}
@@ -147,6 +162,8 @@ class Scheduler:
         self._waiting_joins: dict[tuple[str, str], dict[int, str]] = {}
         self._failure: tuple[str, str] | None = None
         self._origin_index: dict[tuple[str, tuple[str, ...], int | None], str] = {}
+        #: Resume: the metadata of those tasks, by (step, task id), read once.
+        self._origin_metadata: dict[tuple[str, str], dict[str, Any]] = {}
         #: Resume: the origin run's jobs by task, which may still be running.
         self._origin_jobs: Mapping[
             tuple[str, tuple[str, ...], int | None], tuple[Submission, int]
@@ -176,6 +193,8 @@ class Scheduler:
         try:
             return self._run(parameters)
         finally:
+            for backend in self._backends.values():
+                backend.close()
             self.lease.release()
 
     def _run(self, parameters: Mapping[str, Any] | None) -> RunResult:
@@ -276,20 +295,18 @@ class Scheduler:
         self._clone_steps = {n for n in self.graph.nodes if n not in rerun}
         highest = 0
         for step in self.store.list_steps(origin):
-            for task_id in self.store.list_tasks(origin, step):
-                if task_id.isdigit():
-                    highest = max(highest, int(task_id))
-                if step not in self._clone_steps:
-                    continue
-                metadata = self.store.read_metadata(origin, step, task_id)
-                if metadata is None:
-                    continue
+            ids = self.store.list_tasks(origin, step)
+            highest = max([highest, *(int(task_id) for task_id in ids if task_id.isdigit())])
+            if step not in self._clone_steps:
+                continue
+            for task_id, metadata in self._finished_in_origin(origin, step):
                 key = (
                     step,
                     _strip_runs(metadata.get("input_paths", [])),
                     metadata.get("split_index"),
                 )
                 self._origin_index[key] = task_id
+                self._origin_metadata[(step, task_id)] = metadata
         # Jobs the origin run submitted: some may still run (its orchestrator died).
         submissions = Journal(self.store, origin).entries()
         self._origin_jobs = latest_by_task(
@@ -322,7 +339,7 @@ class Scheduler:
             return
         task_id = str(self._next_id)
         self._next_id += 1
-        self._ready.append(_Task(step, task_id, input_paths, frames, split_index, group))
+        self._make_ready(_Task(step, task_id, input_paths, frames, split_index, group))
 
     def _reattach(
         self,
@@ -360,8 +377,22 @@ class Scheduler:
         task = _Task(step, recorded.task_id, input_paths, frames, split_index)
         task.attempt, task.resubmission = recorded.attempt, submission.resubmission
         task.submitted_at, task.adopted_from = submission.recorded_at, origin
-        self._in_flight[handle] = task
+        self._track(handle, task)
         return True
+
+    def _finished_in_origin(self, origin: str, step: str) -> list[tuple[str, dict[str, Any]]]:
+        """The origin run's finished tasks of ``step`` and their metadata: which finished
+        from one listing, then their metadata read in parallel (a GET each)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        finished = self.store.finished_attempts(origin, step)
+
+        def read(task_id: str) -> dict[str, Any] | None:
+            return self.store.finished_metadata(origin, step, task_id, finished[task_id])
+
+        with ThreadPoolExecutor(max_workers=ORIGIN_READERS) as pool:
+            found = zip(finished, pool.map(read, finished), strict=True)
+            return [(task_id, metadata) for task_id, metadata in found if metadata is not None]
 
     def _clone(self, step: str, task_id: str, frames: tuple[tuple[str, int], ...]) -> None:
         origin = self.options.origin_run_id
@@ -372,6 +403,7 @@ class Scheduler:
             step,
             task_id,
             {"origin_run_id": origin, "origin_task_id": task_id, "cloned": True},
+            self._origin_metadata.pop((step, task_id), None),
         )
         self.on_event(
             TaskCloned(
@@ -396,6 +428,9 @@ class Scheduler:
             return
         if node.is_foreach:
             assert num_splits is not None
+            if num_splits > self.options.max_num_splits:
+                self._refuse_splits(task, num_splits)
+                return
             key = f"{task.step}/{task.task_id}"
             self._frame_sizes[key] = num_splits
             child = node.out_funcs[0]
@@ -424,6 +459,18 @@ class Scheduler:
             # A step inside an outer foreach keeps that foreach's index.
             self._create(child, inputs, outer, None, None)
 
+    def _refuse_splits(self, task: _Task, num_splits: int) -> None:
+        pathspec = f"{self.flow_name}/{self.run_id}/{task.step}/{task.task_id}"
+        cap = self.options.max_num_splits
+        reason = (
+            f"foreach over '{self.graph[task.step].foreach_param}' in step '{task.step}' made "
+            f"{num_splits:,} splits, more than --max-num-splits {cap:,}; nothing of it was "
+            f"started. If that is intended, resume with --max-num-splits {num_splits}."
+        )
+        self.on_event(AttemptFailed(pathspec, task.attempt, reason, None))
+        if self._failure is None:
+            self._failure = (pathspec, reason)
+
     # -- the loop ----------------------------------------------------------------------------
 
     def _loop(self) -> None:
@@ -431,7 +478,7 @@ class Scheduler:
             self.lease.renew()
             now = time.monotonic()
             while self._delayed and self._delayed[0][0] <= now:
-                self._ready.append(heapq.heappop(self._delayed)[2])
+                self._make_ready(heapq.heappop(self._delayed)[2])
             if self._failure is None:
                 self._submit_ready()
             if not self._in_flight and (
@@ -454,28 +501,56 @@ class Scheduler:
         return wait
 
     def _submit_ready(self) -> None:
-        free = self.options.max_workers - len(self._in_flight)
-        while free > 0 and self._ready:
+        """Submits what is ready: attempts that run on this machine up to --max-workers;
+        a remote backend's whole fan-out at once (its compute environments bound how many
+        run), in groups of at most its ``max_group`` (one array job each)."""
+        if self._left_at == self._readied and self._here >= self.options.max_workers:
+            return  # all that waits is local, and nothing freed a worker or became ready
+        blocked: deque[_Task] = deque()
+        while self._ready:
             first = self._ready.popleft()
+            policy = self.policies[first.step]
+            backend = self._backend(policy.backend)
+            room = self.options.max_workers - self._here if backend.runs_here else backend.max_group
+            if room <= 0:
+                blocked.append(first)
+                continue
             batch = [first]
             # Members of one fan-out at the same point of their lives go as one array job.
             while (
-                len(batch) < free
+                len(batch) < room
                 and first.group is not None
                 and self._ready
                 and _batch_key(self._ready[0]) == _batch_key(first)
             ):
                 batch.append(self._ready.popleft())
-            free -= len(batch)
-            policy = self.policies[first.step]
-            backend = self._backend(policy.backend)
             specs = [self._spec(t, policy) for t in batch]
             handles = backend.submit(specs)
             now = time.time()
+            width = first.group.size if first.group is not None else 1
             for task, handle in zip(batch, handles, strict=True):
                 task.submitted_at, task.started_at, task.deadline = now, None, None
-                self._in_flight[handle] = task
-                self.on_event(TaskSubmitted(handle.task.pathspec, task.attempt, backend.name))
+                self._track(handle, task)
+                self.on_event(
+                    TaskSubmitted(handle.task.pathspec, task.attempt, backend.name, width)
+                )
+        self._ready = blocked
+        self._left_at = self._readied
+
+    def _make_ready(self, task: _Task, *, first: bool = False) -> None:
+        if first:
+            self._ready.appendleft(task)
+        else:
+            self._ready.append(task)
+        self._readied += 1
+
+    def _track(self, handle: TaskHandle, task: _Task) -> None:
+        self._in_flight[handle] = task
+        self._here += self._backends[handle.backend].runs_here
+
+    def _untrack(self, handle: TaskHandle) -> _Task:
+        self._here -= self._backends[handle.backend].runs_here
+        return self._in_flight.pop(handle)
 
     def _poll(self) -> bool:
         changed = False
@@ -521,7 +596,7 @@ class Scheduler:
         )
 
     def _finished(self, handle: TaskHandle, status: TaskStatus) -> None:
-        task = self._in_flight.pop(handle)
+        task = self._untrack(handle)
         pathspec = handle.task.pathspec
         if status.state == "succeeded" and task.adopted_from is not None:
             # A job of the origin run finished after its orchestrator died: its records
@@ -547,7 +622,7 @@ class Scheduler:
             )
             task.resubmission += 1
             task.reclaims += status.reclaims
-            self._ready.appendleft(task)
+            self._make_ready(task, first=True)
             return
         if status.retryable and task.attempt < policy.retries and self._failure is None:
             delay = policy.retry_delay_seconds
@@ -569,6 +644,7 @@ class Scheduler:
         for name, handles in by_backend.items():
             self._backends[name].terminate(handles)
         self._in_flight.clear()
+        self._here = 0
 
     # -- per-step settings -----------------------------------------------------------------
 
@@ -582,6 +658,7 @@ class Scheduler:
                 self.options.patience,
                 self.options.waits,
                 self.journal,
+                self.options.follow_logs,
             )
             self._backends[name] = create_backend(name, options)
         return self._backends[name]

@@ -30,6 +30,9 @@ from batchwright.entrypoint import (
     parse_arguments,
 )
 
+#: Threads reading a join's inputs' metadata.
+INPUT_READERS = 16
+
 
 def load_flow_class(flow_file: str, flow_name: str) -> type:
     """Import the flow file as a module (named after the file) and return the flow class."""
@@ -44,6 +47,47 @@ def load_flow_class(flow_file: str, flow_name: str) -> type:
     if not isinstance(flow_class, type):
         raise DoNotRetry(f"the flow file {flow_file} defines no class '{flow_name}'")
     return flow_class
+
+
+#: What a task imports as it runs, most of it lazily (:func:`preload` imports it ahead).
+RUNNER_MODULES = (
+    "batchwright.current",
+    "batchwright.datastore",
+    "batchwright.decorators",
+    "batchwright.definition",
+    "batchwright.flowspec",
+    "batchwright.graph",
+    "batchwright.parameters",
+    "concurrent.futures",
+    "threading",
+    "traceback",
+)
+#: What a task with an ``s3://`` datastore root imports as well (modules, no clients).
+S3_MODULES = ("batchwright.datastore.s3", "boto3", "botocore.config")
+
+
+def preload(flow_file: str, datastore_root: str) -> None:
+    """Import what a task of ``flow_file`` needs, without running any of its steps.
+
+    For a parent that forks one process per task (the local backend's fork server): each
+    child starts with the runner's modules, boto3 for an ``s3://`` root, and the flow
+    module already imported, and :func:`load_flow_class` finds that module (only its
+    module-level code ran, once, in the parent).
+
+    Raises:
+        BaseException: whatever importing the flow module raised.
+    """
+    import importlib
+
+    from batchwright.definition import import_flow_file
+
+    extra = S3_MODULES if datastore_root.startswith("s3://") else ()
+    for name in (*RUNNER_MODULES, *extra):
+        importlib.import_module(name)
+    # Once, so that argparse's patterns are compiled already when a task parses its own.
+    sample = TaskArguments(flow_file, "Flow", "start", "1", "1", datastore_root)
+    parse_arguments(sample.to_argv(), {})
+    import_flow_file(flow_file)
 
 
 class _OutputCapture:
@@ -171,7 +215,7 @@ class TaskRunner:
         from batchwright.current import current
         from batchwright.decorators import TaskContext, decorator_from_with_option
         from batchwright.definition import step_decorators
-        from batchwright.flowspec import Inputs, InputView
+        from batchwright.flowspec import Inputs
         from batchwright.graph import FlowGraph
         from batchwright.parameters import flow_parameters
 
@@ -184,7 +228,7 @@ class TaskRunner:
         with_decorators = [decorator_from_with_option(w) for w in args.with_options]
         decorators = step_decorators(flow_class, graph, self.step_name, with_decorators)
 
-        inputs = [self._read_input(path) for path in args.input_paths]
+        inputs = self._read_inputs(args.input_paths)
         parameter_names = frozenset(flow_parameters(flow_class))
         frames: list[dict[str, Any]] = (
             list(inputs[0][1].get("foreach_frames", [])) if inputs else []
@@ -197,16 +241,7 @@ class TaskRunner:
             split = graph[graph.outgoing_stack(node.in_funcs[0])[-1]]
             if split.is_foreach:
                 frames = frames[:-1]
-            join_inputs = Inputs(
-                InputView(
-                    meta["step"],
-                    meta["task_id"],
-                    meta["artifacts"],
-                    self.store,
-                    meta.get("foreach_frames", []),
-                )
-                for _, meta in inputs
-            )
+            join_inputs = Inputs([meta for _, meta in inputs], self.store)
         elif inputs:
             refs = dict(inputs[0][1]["artifacts"])
             parent = graph.nodes.get(inputs[0][1]["step"])
@@ -220,6 +255,8 @@ class TaskRunner:
                         # The fanned-out value's key, so self.input still works after a
                         # join has dropped the artifact itself (nested foreach).
                         "key": inputs[0][1]["artifacts"].get(parent.foreach_param),
+                        # The items stored one by one: self.input reads only its own.
+                        "split": inputs[0][1].get("foreach_split"),
                     }
                 )
         flow = flow_class(use_cli=False)
@@ -283,15 +320,33 @@ class TaskRunner:
         if not handled and node.type != "end":
             self._check_transition(flow, node.out_funcs, node.foreach_param)
         if node.foreach_param is not None:
-            self.metadata["foreach_num_splits"] = self._foreach_splits(flow, node.foreach_param)
+            values = self._foreach_values(flow, node.foreach_param)
+            self.metadata["foreach_num_splits"] = len(values)
+            # Stored once more, item by item, so each child reads only its own item.
+            self.metadata["foreach_split"] = self.store.save_split(values)
         self.metadata["next_steps"] = next_steps
         self.metadata["artifacts"] = self._persist(flow)
         self.metadata["status"] = "succeeded"
         return EXIT_SUCCESS
 
-    def _read_input(self, pathspec: str) -> tuple[str, dict[str, Any]]:
+    def _read_inputs(self, pathspecs: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
+        """Every input's metadata. For a join over many inputs: which finished (and their
+        attempts) from one listing per input step, then a GET per input, in parallel."""
+        if len(pathspecs) <= 1:
+            return [self._read_input(p, None) for p in pathspecs]
+        from concurrent.futures import ThreadPoolExecutor
+
+        finished: dict[str, int] = {}
+        for run_step in {p.rsplit("/", 1)[0] for p in pathspecs}:
+            run_id, step = run_step.split("/")
+            for task_id, attempt in self.store.finished_attempts(run_id, step).items():
+                finished[f"{run_step}/{task_id}"] = attempt
+        with ThreadPoolExecutor(max_workers=min(INPUT_READERS, len(pathspecs))) as pool:
+            return list(pool.map(self._read_input, pathspecs, map(finished.get, pathspecs)))
+
+    def _read_input(self, pathspec: str, attempt: int | None) -> tuple[str, dict[str, Any]]:
         run_id, step, task_id = pathspec.split("/")
-        metadata = self.store.read_metadata(run_id, step, task_id)
+        metadata = self.store.finished_metadata(run_id, step, task_id, attempt)
         if metadata is None:
             raise DoNotRetry(
                 f"input {pathspec} of step '{self.step_name}' has no done marker in the "
@@ -312,7 +367,7 @@ class TaskRunner:
                 "statement, the same way on every path."
             )
 
-    def _foreach_splits(self, flow: Any, var: str) -> int:
+    def _foreach_values(self, flow: Any, var: str) -> Sequence[Any]:
         try:
             values = getattr(flow, var)
         except AttributeError:
@@ -334,7 +389,7 @@ class TaskRunner:
                 f"step '{self.step_name}': foreach='{var}' is empty, so there is nothing to "
                 "fan out over. Give it at least one item or skip the foreach."
             )
-        return len(values)
+        return values  # type: ignore[no-any-return]
 
     def _persist(self, flow: Any) -> dict[str, str]:
         refs: dict[str, str] = dict(flow._refs)

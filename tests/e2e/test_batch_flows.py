@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 import pytest
-from tests.e2e.conftest import Deployed
+from tests.e2e.conftest import FLOWS, Deployed
 
 from batchwright.client import Flow
 from batchwright.environment.descriptor import EnvironmentDescriptor
@@ -67,6 +67,49 @@ def test_artifacts_cross_and_a_foreach_runs_as_an_array_job(
     env = _descriptor(deployed)
     on_demand = {q.name for q in env.queues if q.platform == "EC2" and q.accelerator == "none"}
     assert queues <= on_demand, queues
+
+
+def test_a_wide_foreach_is_one_array_job_and_failed_children_retry_alone(
+    deployed: Deployed,
+) -> None:
+    # --max-workers bounds local tasks only: the 300 children go to Batch at once.
+    done = deployed.run("wide_flow.py", "run", "--max-workers", "4", timeout=1200)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    run_id = _run_id(done.stdout)
+    run = Flow("WideFlow", datastore_root=_descriptor(deployed).datastore_root)[run_id]
+    join = run["join"].task.data
+    assert join.values == list(range(300))  # every input, in foreach order
+    # One array job ran every first attempt; the two failures were retried by
+    # themselves (one job each, or together as a small array), never the whole array.
+    [parent] = join.first_tries
+    assert sorted(join.retried) == [7, 150]
+    retry_jobs = {job.rsplit(":", 1)[0] for job in join.retried.values()}
+    assert parent not in retry_jobs
+    submitted = _jobs_of(deployed, run_id)  # parents and single jobs, not children
+    assert {j["jobId"] for j in submitted} == {parent, *retry_jobs}
+    sizes = {j["jobId"]: (j.get("arrayProperties") or {}).get("size") or 1 for j in submitted}
+    assert sizes[parent] == 300
+    assert sum(sizes[job] for job in retry_jobs) == 2
+    # The console summarized the step instead of printing a line per task state...
+    summaries = re.findall(r"\[WideFlow/\d+/work\] 300 tasks: (\d+) done", output)
+    assert summaries[-1] == "300" and len(summaries) < 30, output
+    assert not re.search(r"/work/\d+\] (started|finished|waiting to start|RUNNING)", output)
+    # ...but showed each failure.
+    failures = re.findall(r"work/(\d+)\] attempt 0 failed", output)
+    assert len(failures) == 2, output
+    # Every child's logs stay retrievable from the datastore.
+    [seven] = [t for t in run["work"] if t.index == 7]
+    logs = subprocess.run(
+        [sys.executable, str(FLOWS / "wide_flow.py"), "logs", f"{run_id}/work/{seven.id}"],
+        cwd=deployed.workdir,
+        env=deployed.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert logs.returncode == 0, logs.stderr
+    assert "child 7 attempt 1" in logs.stdout
 
 
 def test_a_failing_step_fails_the_run_with_exit_code_and_traceback(deployed: Deployed) -> None:

@@ -11,14 +11,12 @@ job records, not only the exit code.
 
 from __future__ import annotations
 
-import json
 import re
 import signal
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -31,6 +29,7 @@ from batchwright.batch.options import BatchOptions
 from batchwright.client import Flow
 from batchwright.environment.routing import on_demand_counterpart, route
 from batchwright_localaws.faults import FaultProxy
+from batchwright_localaws.services import moto_api
 
 pytestmark = pytest.mark.localaws
 
@@ -84,30 +83,19 @@ def _popen(deployed: Deployed, proxy: FaultProxy, flow: str, *args: str) -> subp
     )
 
 
-def _moto(deployed: Deployed, path: str, body: dict[str, Any]) -> None:
-    request = urllib.request.Request(
-        f"{deployed.local.endpoint}/moto-api/{path}",
-        data=json.dumps(body).encode(),
-        method="POST",
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=30):
-        pass
-
-
 @contextmanager
 def jobs_held(deployed: Deployed, seconds: float) -> Iterator[None]:
     """Every job waits ``seconds`` in each state before RUNNING (a queue wait, a scale-up
     from zero), through moto's state manager."""
-    _moto(
-        deployed,
+    moto_api(
+        deployed.local,
         "state-manager/set-transition",
         {"model_name": "batch::job", "transition": {"progression": "time", "seconds": seconds}},
     )
     try:
         yield
     finally:
-        _moto(deployed, "state-manager/unset-transition", {"model_name": "batch::job"})
+        moto_api(deployed.local, "state-manager/unset-transition", {"model_name": "batch::job"})
 
 
 def _run_id(output: str) -> str:

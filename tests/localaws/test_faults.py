@@ -12,7 +12,6 @@ import os
 import re
 import threading
 import time
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from botocore.config import Config
 from batchwright.batch.failures import FailureKind, classify_job
 from batchwright_localaws import LocalAws
 from batchwright_localaws.faults import FaultProxy
+from batchwright_localaws.services import moto_api
 
 pytestmark = pytest.mark.localaws
 
@@ -52,17 +52,6 @@ def _client(endpoint: str, service: str) -> Any:
         aws_secret_access_key="testing",
         config=NO_RETRIES,
     )
-
-
-def _moto_api(local: LocalAws, path: str, body: dict[str, Any]) -> None:
-    request = urllib.request.Request(
-        f"{local.endpoint}/moto-api/{path}",
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=10):
-        pass
 
 
 def _poll(what: str, probe: Callable[[], Any], timeout: float, interval: float = 0.2) -> Any:
@@ -343,7 +332,7 @@ def test_new_jobs_are_hidden_right_after_submit(
     batch_env: BatchEnvironment,
 ) -> None:
     batch = clients("batch")
-    _moto_api(local_aws, "config", {"batch": {"use_docker": False}})
+    moto_api(local_aws, "config", {"batch": {"use_docker": False}})
     try:
         proxy.hide_new_jobs(2.0)
         single = batch.submit_job(
@@ -378,7 +367,7 @@ def test_new_jobs_are_hidden_right_after_submit(
         assert sorted(j["jobId"] for j in jobs) == sorted(ids)
         assert proxy.stats.hidden >= 4
     finally:
-        _moto_api(local_aws, "config", {"batch": {"use_docker": True}})
+        moto_api(local_aws, "config", {"batch": {"use_docker": True}})
 
 
 def test_runnable_jobs_show_the_waiting_reason(
@@ -390,7 +379,7 @@ def test_runnable_jobs_show_the_waiting_reason(
     batch = clients("batch")
     job_id = None
     # Each state lasts 4 s: RUNNABLE from about 8 s to 12 s after the submit.
-    _moto_api(
+    moto_api(
         local_aws,
         "state-manager/set-transition",
         {"model_name": "batch::job", "transition": {"progression": "time", "seconds": 4}},
@@ -437,7 +426,7 @@ def test_runnable_jobs_show_the_waiting_reason(
         assert job is not None and job["status"] == "RUNNABLE"
         assert "statusReason" not in job
     finally:
-        _moto_api(local_aws, "state-manager/unset-transition", {"model_name": "batch::job"})
+        moto_api(local_aws, "state-manager/unset-transition", {"model_name": "batch::job"})
         if job_id is not None:
             local_aws.client("batch").terminate_job(jobId=job_id, reason="test done")
 

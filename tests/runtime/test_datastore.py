@@ -75,6 +75,30 @@ def test_task_records_and_done_marker(storage: Any) -> None:
     assert store.read_log("13", "start", "1", 0, "stdout") == b"hello\n"
 
 
+def test_finished_tasks_come_from_one_listing(storage: Any) -> None:
+    store = FlowDatastore(storage, "DemoFlow")
+    # Task 2 finished at once, 3 on its second attempt, 4 failed, 5 has not ended, 6
+    # finished at attempt 0 after a later attempt had failed (the marker says which).
+    for task_id, attempts in {"2": [0], "3": [0, 1], "4": [0], "5": [], "6": [0, 1]}.items():
+        for attempt in attempts:
+            ok = (task_id, attempt) in {("2", 0), ("3", 1), ("6", 0)}
+            status = "succeeded" if ok else "failed"
+            store.write_metadata("12", "work", task_id, attempt, {"status": status, "n": attempt})
+            store.write_log("12", "work", task_id, attempt, "stdout", io.BytesIO(b"x"))
+    for task_id, attempt in (("2", 0), ("3", 1), ("6", 0)):
+        store.mark_done("12", "work", task_id, attempt)
+    assert sorted(storage.list_keys("DemoFlow/runs/12/work/3")) == [
+        "0/metadata.json", "0/stdout.log", "1/metadata.json", "1/stdout.log", "DONE",
+    ]  # fmt: skip
+    finished = store.finished_attempts("12", "work")
+    assert finished == {"2": 0, "3": 1, "6": 1}  # 6: the highest attempt, checked below
+    for task_id in ("2", "3", "6"):
+        metadata = store.finished_metadata("12", "work", task_id, finished[task_id])
+        assert metadata == store.read_metadata("12", "work", task_id)
+    assert store.finished_metadata("12", "work", "4", None) is None
+    assert store.finished_attempts("12", "nothing") == {}
+
+
 def test_runs_sort_numerically(tmp_path: Path) -> None:
     store = FlowDatastore(LocalStorage(tmp_path), "DemoFlow")
     for run_id in ("9", "10", "100"):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,7 +18,7 @@ from batchwright.plan import make_plan
 from batchwright.scheduler import RunOptions, Scheduler
 from batchwright.task import load_flow_class
 
-from ._support import SAMPLE_FLOWS, RunFlow, write_flow
+from ._support import SAMPLE_FLOWS, RunFlow, start_flow, write_flow
 
 
 class RecordingBackend(LocalBackend):
@@ -124,19 +123,12 @@ if __name__ == "__main__":
 def test_interrupt_terminates_tasks_in_flight(tmp_path: Path, datastore: Path) -> None:
     flow_file = write_flow(tmp_path, "hanging", HANGING_FLOW)
     pid_file = tmp_path / "pid"
-    env = {
-        **os.environ,
-        "PID_FILE": str(pid_file),
-        "BATCHWRIGHT_DATASTORE_ROOT": str(datastore),
-        "NO_COLOR": "1",
-    }
-    process = subprocess.Popen(
-        [sys.executable, str(flow_file), "run"],
-        cwd=tmp_path,
-        env=env,
+    process = start_flow(
+        flow_file,
+        datastore,
+        env={"PID_FILE": str(pid_file)},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        text=True,
     )
     assert process.stdout is not None
     for line in process.stdout:  # wait (without sleeping) until the step is running

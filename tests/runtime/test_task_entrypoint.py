@@ -1,4 +1,4 @@
-"""The task entrypoint contract (version 1): its command line and its exit codes."""
+"""The task entrypoint contract (version 2): its command line and its exit codes."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from batchwright.entrypoint import (
     EXIT_DO_NOT_RETRY,
@@ -15,6 +17,8 @@ from batchwright.entrypoint import (
     DoNotRetry,
     TaskArguments,
     array_arguments,
+    compact_list,
+    list_entry,
     parse_arguments,
 )
 
@@ -38,7 +42,7 @@ def test_command_arguments_round_trip() -> None:
     )
     argv = arguments.to_argv()
     assert argv[:2] == ["--contract-version", str(TASK_ENTRYPOINT_VERSION)]
-    assert TASK_ENTRYPOINT_VERSION == 1
+    assert TASK_ENTRYPOINT_VERSION == 2
     assert "17/start/1,17/start/2" in argv
     assert parse_arguments(argv, {}) == arguments
 
@@ -54,6 +58,44 @@ def test_array_arguments_refuse_members_that_differ_beyond_id_and_index() -> Non
     # Emulators set only AWS_BATCH_JOB_ID: the child's id suffix is its index.
     argv = array_arguments(members)
     assert parse_arguments(argv, {"AWS_BATCH_JOB_ID": "abc:0"}) == members[0]
+
+
+# Runs of consecutive integers, a few odd values, numbers with leading zeros.
+_ENTRIES = st.lists(
+    st.one_of(
+        st.tuples(st.integers(0, 10**6), st.integers(1, 60)).map(
+            lambda run: [str(run[0] + i) for i in range(run[1])]
+        ),
+        st.lists(st.sampled_from(["0", "007", "x", "10", "-3", "a-b"]), max_size=3),
+    ),
+    max_size=6,
+).map(lambda chunks: [value for chunk in chunks for value in chunk])
+
+
+@given(_ENTRIES)
+def test_a_compact_list_keeps_every_entry_at_its_position(values: list[str]) -> None:
+    listing = compact_list(values)
+    assert [list_entry(listing, i) for i in range(len(values))] == values
+    with pytest.raises(IndexError):
+        list_entry(listing, len(values))
+    with pytest.raises(IndexError):
+        list_entry(listing, -1)
+
+
+def test_compact_lists_refuse_values_they_could_not_tell_apart() -> None:
+    assert compact_list(["2", "3", "4", "7", "8"]) == "2-4,7,8"
+    for bad in (["5-7"], ["1,2"], [""]):
+        with pytest.raises(ValueError, match="cannot be an entry"):
+            compact_list(bad)
+
+
+def test_a_ten_thousand_way_array_command_stays_small() -> None:
+    first = TaskArguments("f.py", "F", "work", "17", "2", "s3://b/p", ("17/start/1",), 0)
+    members = [first._replace(task_id=str(2 + i), split_index=i) for i in range(10_000)]
+    argv = array_arguments(members)
+    assert len(" ".join(argv)) < 400  # a plain list would be ~100 KB, over Batch's 30 KiB
+    for index in (0, 4321, 9999):
+        assert parse_arguments(argv, {"AWS_BATCH_JOB_ARRAY_INDEX": str(index)}) == members[index]
 
 
 def _task(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -77,7 +119,7 @@ def _task(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
 def test_wrong_contract_version_is_not_retryable(tmp_path: Path) -> None:
     done = _task(tmp_path, "--contract-version", "99")
     assert done.returncode == EXIT_DO_NOT_RETRY
-    assert "contract version 1, was called with 99" in done.stderr
+    assert "contract version 2, was called with 99" in done.stderr
 
 
 def test_missing_input_is_not_retryable_and_writes_no_done_marker(tmp_path: Path) -> None:

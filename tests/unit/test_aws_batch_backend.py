@@ -53,7 +53,7 @@ from batchwright.batch.options import BatchOptions
 from batchwright.batch.platforms import QueueTarget
 from batchwright.datastore import FlowDatastore, LocalStorage, Storage
 from batchwright.entrypoint import ARRAY_INDEX_VARIABLE, EXIT_DO_NOT_RETRY, TaskArguments
-from batchwright.events import Notice, TaskOutput, TaskStatusChanged, TaskWaiting
+from batchwright.events import ArrayProgress, Notice, TaskOutput, TaskStatusChanged, TaskWaiting
 from batchwright.policy import BatchJobPolicy, StepPolicy
 
 REGION = "us-east-1"
@@ -137,6 +137,18 @@ class Harness:
     now: float = STARTED_AT / 1000
     #: SubmitJob requests as the client received them.
     submitted: list[dict[str, Any]] = field(default_factory=list)
+    #: The run's datastore, as the backend sees it (a local folder here).
+    store: FlowDatastore | None = None
+
+    def finish(self, handles: Sequence[TaskHandle]) -> None:
+        """Leave the done markers of ``handles``' tasks, as their entrypoints would."""
+        assert self.store is not None
+        for handle in handles:
+            arguments = handle.task.arguments
+            self.store.write_metadata(
+                RUN_ID, arguments.step, arguments.task_id, 0, {"status": "succeeded"}
+            )
+            self.store.mark_done(RUN_ID, arguments.step, arguments.task_id, 0)
 
     def describe(self, ids: Sequence[str], jobs: Sequence[Mapping[str, Any]]) -> None:
         """Queue one DescribeJobs answer, expecting exactly ``ids``."""
@@ -160,6 +172,13 @@ def harness(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Harness
         random=lambda: 0.5,  # no jitter unless a test asks for it
     )
     harness = Harness(backend, Stubber(batch_client), Stubber(logs_client), events)
+    # The run's datastore (s3://... for the backend) is a local folder.
+    monkeypatch.setattr(
+        batchwright.datastore,
+        "open_storage",
+        lambda root, patience=None: LocalStorage(tmp_path / "datastore"),
+    )
+    harness.store = FlowDatastore(LocalStorage(tmp_path / "datastore"), FLOW)
     backend.clock = lambda: harness.now
 
     def capture(params: dict[str, Any], **kwargs: Any) -> None:
@@ -291,8 +310,8 @@ def test_submit_fan_out_members_as_one_array_job(harness: Harness) -> None:
     assert [h.id for h in handles] == ["parent:0", "parent:1", "parent:2"]
     assert [h.task for h in handles] == tasks
     command = request["containerOverrides"]["command"]
-    assert command[command.index("--task-id") + 1] == "10,11,12"
-    assert command[command.index("--split-index") + 1] == "0,1,2"
+    assert command[command.index("--task-id") + 1] == "10-12"  # a run, written compactly
+    assert command[command.index("--split-index") + 1] == "0-2"
     assert command[command.index("--array-index-variable") + 1] == ARRAY_INDEX_VARIABLE
     assert harness.backend.calls["submit_job"] == 1
 
@@ -427,7 +446,7 @@ def test_waiting_children_of_one_array_job_are_reported_together(harness: Harnes
     records = [job_record(h.id, "RUNNABLE", statusReason=NO_CAPACITY) for h in handles]
     parent = job_record("arr", "PENDING", arrayProperties={"size": 3, "statusSummary": {}})
     # The parent is asked about too (its record says whether the API runs array jobs).
-    harness.describe([*(h.id for h in handles), "arr"], [*records, parent])
+    harness.describe(["arr", *(h.id for h in handles)], [parent, *records])
     harness.backend.poll(handles)
     [wait] = harness.of_type(TaskWaiting)
     assert wait.tasks == 3 and wait.pathspec == f"{FLOW}/{RUN_ID}/s"
@@ -866,7 +885,7 @@ def test_an_api_that_ignores_array_jobs_gets_one_job_per_member(harness: Harness
     handles = harness.backend.submit(tasks)
     # The API ran the parent as a plain job: no arrayProperties in its record, and no
     # children at all. The backend stops it and hands the members back to be resubmitted.
-    harness.describe(["arr:0", "arr:1", "arr:2", "arr"], [job_record("arr", "RUNNING")])
+    harness.describe(["arr", "arr:0", "arr:1", "arr:2"], [job_record("arr", "RUNNING")])
     harness.batch.add_response("terminate_job", {}, {"jobId": "arr", "reason": ANY})
     statuses = harness.backend.poll(handles)
     assert all(s.state == "failed" and s.infrastructure for s in statuses)
@@ -1001,3 +1020,111 @@ def test_logs_an_api_wrote_to_batchs_default_group_are_found_there(harness: Harn
     )
     assert harness.backend.poll([handle]) == [TaskStatus.succeeded()]
     assert harness.of_type(TaskOutput)[-1].text == "from the default"
+
+
+# -- wide fan-outs: an array is followed through its parent ------------------------------
+
+
+def _array_handles(size: int, parent: str = "arr") -> list[TaskHandle]:
+    group = FanOut("start/1", "s", size)
+    return [
+        TaskHandle("batch", f"{parent}:{i}", make_task(str(10 + i), split_index=i, group=group))
+        for i in range(size)
+    ]
+
+
+def _parent(size: int, **counts: int) -> dict[str, Any]:
+    summary = {"SUBMITTED": 0, "PENDING": 0, "RUNNABLE": 0, "STARTING": 0, "RUNNING": 0}
+    summary.update({"SUCCEEDED": 0, "FAILED": 0, **counts})
+    return job_record("arr", "PENDING", arrayProperties={"size": size, "statusSummary": summary})
+
+
+@pytest.mark.parametrize("size", [1_000, 10_000])
+def test_polling_an_array_costs_the_same_whatever_its_width(harness: Harness, size: int) -> None:
+    handles = _array_handles(size)
+    followed = [job_record(h.id, "RUNNABLE") for h in handles[:3]]
+    harness.describe(["arr", "arr:0", "arr:1", "arr:2"], [_parent(size, RUNNING=5), *followed])
+    statuses = harness.backend.poll(handles)
+    assert harness.backend.calls == {"describe_jobs": 1}
+    assert {s.state for s in statuses} == {"waiting"}
+    [progress] = harness.of_type(ArrayProgress)
+    assert progress.size == size and progress.counts["RUNNING"] == 5
+
+
+def test_waiting_children_are_reported_once_per_array_with_its_counts(harness: Harness) -> None:
+    handles = _array_handles(1_000)
+    reason = "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY - no c5.large in us-east-1a"
+    followed = [job_record(h.id, "RUNNABLE", statusReason=reason) for h in handles[:3]]
+    parent = _parent(1_000, RUNNABLE=990, RUNNING=10)
+    harness.describe(["arr", "arr:0", "arr:1", "arr:2"], [parent, *followed])
+    harness.backend.poll(handles)
+    [waiting] = harness.of_type(TaskWaiting)
+    assert waiting.pathspec == f"{FLOW}/{RUN_ID}/s"  # the step, not a child
+    assert waiting.tasks == 990 and waiting.reason == reason
+
+
+def test_failed_children_are_listed_and_described_as_the_counts_show_them(
+    harness: Harness, recorded: list[str]
+) -> None:
+    handles = _array_handles(250)
+    followed = [job_record(h.id, "RUNNING") for h in handles[:3]]
+    harness.describe(["arr", "arr:0", "arr:1", "arr:2"], [_parent(250, RUNNING=248, FAILED=2)])
+    harness.batch.add_response(
+        "list_jobs",
+        {
+            "jobSummaryList": [
+                {"jobId": "arr:7", "jobName": "a"},
+                {"jobId": "arr:9", "jobName": "a"},
+            ]
+        },
+        {"arrayJobId": "arr", "jobStatus": "FAILED", "maxResults": 1000},
+    )
+    failure = {"statusReason": "Essential container in task exited", "container": {"exitCode": 1}}
+    harness.describe(
+        ["arr:7", "arr:9"],
+        [job_record("arr:7", "FAILED", **failure), job_record("arr:9", "FAILED", **failure)],
+    )
+    statuses = dict(zip((h.id for h in handles), harness.backend.poll(handles), strict=True))
+    assert statuses["arr:7"].state == statuses["arr:9"].state == "failed"
+    assert statuses["arr:7"].exit_code == 1
+    assert statuses["arr:100"].state == "waiting"
+    del followed  # only the parent answered for them this time: they stay waiting
+
+    # Everything ended and both failures are known: the rest succeeded, no more listing.
+    rest = [h for h in handles if h.id not in ("arr:7", "arr:9")]
+    harness.finish(rest)
+    harness.describe(["arr", "arr:0", "arr:1", "arr:2"], [_parent(250, SUCCEEDED=248, FAILED=2)])
+    assert {s.state for s in harness.backend.poll(rest)} == {"succeeded"}
+    assert harness.backend.calls["list_jobs"] == 1
+
+
+def test_children_batch_calls_succeeded_are_confirmed_by_one_datastore_listing(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    handles = _array_handles(500)
+    harness.finish([h for h in handles if h.id != "arr:123"])
+    storage = harness.backend._store(FLOW).storage
+    requests: list[str] = []
+    for name in ("list_keys", "read_bytes", "exists"):
+        original = getattr(storage, name)
+
+        def counted(key: str, _original: Any = original, _name: str = name) -> Any:
+            requests.append(_name)
+            return _original(key)
+
+        monkeypatch.setattr(storage, name, counted)
+    harness.describe(["arr", "arr:0", "arr:1", "arr:2"], [_parent(500, SUCCEEDED=500)])
+    statuses = dict(zip((h.id for h in handles), harness.backend.poll(handles), strict=True))
+    assert requests == ["list_keys"]  # not a GET or HEAD per child
+    # Batch says SUCCEEDED but the task never wrote its marker: not taken on trust.
+    lost = statuses.pop("arr:123")
+    assert lost.state == "failed" and lost.retryable and "no done marker" in str(lost.reason)
+    assert {s.state for s in statuses.values()} == {"succeeded"}
+
+
+def test_an_array_is_not_declared_done_before_its_failures_are_known(harness: Harness) -> None:
+    handles = _array_handles(4)
+    harness.describe(["arr", "arr:0", "arr:1", "arr:2"], [_parent(4, SUCCEEDED=3, FAILED=1)])
+    # ListJobs is eventually consistent: the failure is not listed yet.
+    harness.batch.add_response("list_jobs", {"jobSummaryList": []})
+    assert {s.state for s in harness.backend.poll(handles)} == {"waiting"}

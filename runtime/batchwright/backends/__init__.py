@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from batchwright.backends.base import (
+    DEFAULT_FOLLOW_LOGS,
     Backend,
     BackendOptions,
     FanOut,
@@ -24,6 +25,7 @@ from batchwright.backends.base import (
 BackendFactory = Callable[[BackendOptions], Backend]
 
 __all__ = [
+    "DEFAULT_FOLLOW_LOGS",
     "Backend",
     "BackendFactory",
     "BackendOptions",

@@ -10,12 +10,16 @@ thread; the scheduler calls it. What it keeps is small and per run:
 - for each job in flight: its last status and its CloudWatch Logs forward token.
 
 Polling asks DescribeJobs about up to 100 jobs per call; a job not yet visible right
-after SubmitJob counts as still queued. The interval adapts: 1 s after a change, growing
-by half to :data:`MAX_POLL_INTERVAL` while nothing changes, each interval spread by
-:data:`POLL_JITTER` so that many runs started together do not poll in step. botocore's
-standard retry mode backs off with jitter on throttling and 5xx. SubmitJob goes through
-a client-side rate limiter below Batch's 50 TPS. A foreach fan-out handed over as a group
-becomes one array job.
+after SubmitJob counts as still queued. A foreach fan-out handed over as a group becomes
+one array job (up to 10,000 children), followed through its parent: the parent's record
+counts the children by status, ListJobs by array and status names the failed ones, and
+only those (and :attr:`BackendOptions.follow_logs` running ones, for their logs) are
+described, so a poll costs the same for 10 children or 10,000. The interval adapts: 1 s
+after a change that needs acting on (a job's state, an array's failures or its end),
+growing by half to :data:`MAX_POLL_INTERVAL` otherwise (children merely progressing),
+each interval spread by :data:`POLL_JITTER` so that many runs started together do not
+poll in step. botocore's standard retry mode backs off with jitter on throttling and 5xx.
+SubmitJob goes through a client-side rate limiter below Batch's 50 TPS.
 """
 
 from __future__ import annotations
@@ -34,13 +38,13 @@ from batchwright.backends.base import Backend, BackendOptions, TaskHandle, TaskS
 from batchwright.batch.failures import FailureKind, classify_job, count_reclaims
 from batchwright.batch.jobenv import forwarded_aws_environment
 from batchwright.batch.jobspec import build_job_spec
-from batchwright.batch.submission import TaskInvocation
+from batchwright.batch.submission import ARRAY_SIZE_RANGE, TaskInvocation
 from batchwright.datastore import FlowDatastore
 from batchwright.datastore.journal import Submission, SubmittedTask
 from batchwright.entrypoint import ARRAY_INDEX_VARIABLE, FINAL_EXIT_CODES, array_arguments
 from batchwright.entrypoint.bootstrap import container_command
 from batchwright.errors import PlanError, UserInputError
-from batchwright.events import Notice, TaskOutput, TaskStatusChanged, TaskWaiting
+from batchwright.events import ArrayProgress, Notice, TaskOutput, TaskStatusChanged, TaskWaiting
 from batchwright.policy import BatchJobPolicy
 
 #: Batch's SubmitJob limit is 50 per second; stay below it.
@@ -50,6 +54,8 @@ MIN_RATE = 1.0
 RATE_STEP = 1.0
 #: DescribeJobs takes at most 100 job ids.
 DESCRIBE_BATCH = 100
+#: ListJobs answers at most 1,000 jobs a page when it is asked by status.
+LIST_PAGE = 1000
 MIN_POLL_INTERVAL = 1.0
 MAX_POLL_INTERVAL = 8.0
 #: Growth of the poll interval per poll that saw no change.
@@ -146,12 +152,27 @@ class _Job:
 
 
 @dataclass
+class _Array:
+    """What the backend remembers about one array job: its children's counts by status,
+    and the children known to have failed."""
+
+    parent: str
+    size: int
+    summary: dict[str, int] = field(default_factory=dict)
+    failed: set[str] = field(default_factory=set)
+    #: Once it ended: the task ids of its step the datastore lists as finished.
+    finished: set[str] | None = None
+
+
+@dataclass
 class AwsBatchBackend(Backend):
     """Runs task attempts as AWS Batch jobs (see the module docstring)."""
 
     run: BackendOptions
     name: str = "batch"
     poll_interval: float = MIN_POLL_INTERVAL
+    runs_here: bool = False
+    max_group: int = ARRAY_SIZE_RANGE[1]
     #: The Batch and CloudWatch Logs clients; made with :func:`batchwright.aws.client`
     #: unless given (tests give stubbed ones).
     batch_client: Any = None
@@ -171,7 +192,11 @@ class AwsBatchBackend(Backend):
     #: Whether CloudWatch Logs failed once (warned about, then left alone).
     _logs_broken: bool = False
     #: False once the Batch API showed it does not run array jobs: members go one by one.
-    _arrays: bool = True
+    _arrays_supported: bool = True
+    #: The array jobs followed, by parent id.
+    _arrays: dict[str, _Array] = field(default_factory=dict)
+    _stopped: set[str] = field(default_factory=set)
+    _changed: bool = False
     _stores: dict[str, FlowDatastore] = field(default_factory=dict)
     _limiter: RateLimiter = field(default_factory=lambda: RateLimiter(SUBMIT_RATE_PER_SECOND))
     #: Batch API calls made, by operation (shown by benchmarks and tests).
@@ -261,7 +286,7 @@ class AwsBatchBackend(Backend):
     def submit(self, tasks: Sequence[TaskSpec]) -> list[TaskHandle]:
         """One job per task, or one array job for several members of one fan-out (one job
         each when the Batch API turned out not to run array jobs)."""
-        if len(tasks) > 1 and not self._arrays:
+        if len(tasks) > 1 and not self._arrays_supported:
             return [handle for task in tasks for handle in self.submit([task])]
         first = tasks[0].arguments
         job = self._job_policy(tasks[0])
@@ -356,51 +381,151 @@ class AwsBatchBackend(Backend):
         return handles
 
     def poll(self, handles: Sequence[TaskHandle]) -> list[TaskStatus]:
-        """The status of every handle, asking DescribeJobs about 100 jobs per call; the
-        parents of array children are asked about too."""
-        parents = [h.id.rsplit(":", 1)[0] for h in handles if ":" in h.id]
-        ids = list(dict.fromkeys([*(h.id for h in handles), *parents]))
-        records: dict[str, dict[str, Any]] = {}
-        for start in range(0, len(ids), DESCRIBE_BATCH):
-            chunk = ids[start : start + DESCRIBE_BATCH]
-            for job in self._call(self.batch_client, "describe_jobs", jobs=chunk)["jobs"]:
-                records[job["jobId"]] = job
-        changed = False
-        statuses = []
-        waiting: dict[str, list[_Job]] = {}
+        """The status of every handle, at a cost that does not grow with a fan-out's width.
+
+        One DescribeJobs (per 100 ids) asks about the single jobs, the array parents (whose
+        records count their children by status) and a few children of each array, which
+        are followed closely (their waits, their logs). An array's other children are
+        known from its counts: they all succeeded once every child ended and every
+        failure is known; failures are listed (ListJobs, by array and status) and
+        described as the counts show them, so a retry starts at once.
+        """
         now = self.clock()
-        ignored = self._ignored_arrays(records, set(parents))
+        singles: list[TaskHandle] = []
+        children: dict[str, list[TaskHandle]] = {}
         for handle in handles:
             state = self._jobs.get(handle.id) or self._adopt(handle, now)
-            job = records.get(handle.id)
-            if state.parent in ignored:
-                statuses.append(ignored[state.parent])
-                continue
-            if job is None:
-                statuses.append(self._unseen(handle, state, now))
-                continue
-            state.seen = True
-            status, reason = job["status"], job.get("statusReason", "")
-            if status != state.status:
-                changed = True
-                self._emit(TaskStatusChanged(state.pathspec, status, reason))
-            if (status, reason) != (state.status, state.reason):
-                state.wait_reported_at = 0.0
-            state.status, state.reason = status, reason
-            self._follow_logs(state, job, now)
-            result = self._status(handle, job, state, now)
-            if result.state == "waiting" and now - state.wait_reported_at >= WAIT_REPORT_SECONDS:
-                waiting.setdefault(state.parent or handle.id, []).append(state)
-            statuses.append(result)
+            if state.parent is None:
+                singles.append(handle)
+            else:
+                children.setdefault(state.parent, []).append(handle)
+        followed = [h for members in children.values() for h in members[: self.run.follow_logs]]
+        records = self._describe([*(h.id for h in singles), *children, *(h.id for h in followed)])
+        self._changed = False
+        waiting: dict[str, list[_Job]] = {}
+        results = {h.id: self._job_status(h, records.get(h.id), now, waiting) for h in singles}
+        for parent, members in children.items():
+            results.update(self._array_statuses(parent, members, records, now, waiting))
         self._report_waits(waiting, now)
         self._base_interval = (
             MIN_POLL_INTERVAL
-            if changed
+            if self._changed
             else min(self._base_interval * POLL_BACKOFF, MAX_POLL_INTERVAL)
         )
         spread = 1 + POLL_JITTER * (2 * self.random() - 1)
         self.poll_interval = self._base_interval * spread
-        return statuses
+        return [results[h.id] for h in handles]
+
+    def _describe(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """DescribeJobs about ``ids``, 100 per call; the records found, by job id."""
+        unique = list(dict.fromkeys(ids))
+        records: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(unique), DESCRIBE_BATCH):
+            chunk = unique[start : start + DESCRIBE_BATCH]
+            for job in self._call(self.batch_client, "describe_jobs", jobs=chunk)["jobs"]:
+                records[job["jobId"]] = job
+        return records
+
+    def _job_status(
+        self,
+        handle: TaskHandle,
+        job: Mapping[str, Any] | None,
+        now: float,
+        waiting: dict[str, list[_Job]],
+    ) -> TaskStatus:
+        """One job's status from its own record (a single job, or a followed child)."""
+        state = self._jobs[handle.id]
+        if job is None:
+            return self._unseen(handle, state, now)
+        state.seen = True
+        status, reason = job["status"], job.get("statusReason", "")
+        if status != state.status:
+            self._changed = True
+            self._emit(TaskStatusChanged(state.pathspec, status, reason))
+        if (status, reason) != (state.status, state.reason):
+            state.wait_reported_at = 0.0
+        state.status, state.reason = status, reason
+        self._follow_logs(state, job, now)
+        result = self._status(handle, job, state, now)
+        if result.state == "waiting" and now - state.wait_reported_at >= WAIT_REPORT_SECONDS:
+            waiting.setdefault(state.parent or handle.id, []).append(state)
+        return result
+
+    def _array_statuses(
+        self,
+        parent: str,
+        members: Sequence[TaskHandle],
+        records: Mapping[str, Mapping[str, Any]],
+        now: float,
+        waiting: dict[str, list[_Job]],
+    ) -> dict[str, TaskStatus]:
+        """The statuses of an array job's children in flight (see :meth:`poll`)."""
+        record = records.get(parent)
+        if record is None:
+            return {h.id: self._unseen(h, self._jobs[h.id], now) for h in members}
+        properties = record.get("arrayProperties") or {}
+        size = properties.get("size")
+        if not size:
+            ignored = self._ignore_array(parent, record)
+            return {h.id: ignored for h in members}
+        array = self._arrays.setdefault(parent, _Array(parent, int(size)))
+        summary = {k: int(v) for k, v in (properties.get("statusSummary") or {}).items()}
+        if summary != array.summary:
+            # Children progressing is no reason to poll faster; failures and the end are.
+            ended = summary.get("SUCCEEDED", 0) + summary.get("FAILED", 0) >= array.size
+            self._changed |= ended or summary.get("FAILED", 0) > array.summary.get("FAILED", 0)
+            array.summary = summary
+            pathspec = self._jobs[members[0].id].pathspec.rsplit("/", 1)[0]
+            self._emit(ArrayProgress(pathspec, parent, array.size, dict(summary)))
+        failed = self._failed_children(array)
+        ended = summary.get("SUCCEEDED", 0) + summary.get("FAILED", 0) >= array.size
+        all_known = len(array.failed) >= summary.get("FAILED", 0)
+        results: dict[str, TaskStatus] = {}
+        for handle in members:
+            own = failed.get(handle.id) or records.get(handle.id)
+            if own is not None:
+                results[handle.id] = self._job_status(handle, own, now, waiting)
+            elif ended and all_known:
+                results[handle.id] = self._confirmed(array, handle)
+            else:
+                results[handle.id] = TaskStatus.waiting(f"child of array job {parent}")
+        return results
+
+    def _confirmed(self, array: _Array, handle: TaskHandle) -> TaskStatus:
+        """A child Batch counts as succeeded, confirmed by its done marker: the step's
+        finished tasks come from one datastore listing per array, not a GET per child."""
+        arguments = handle.task.arguments
+        if array.finished is None:
+            store = self._store(arguments.flow)
+            array.finished = set(store.finished_attempts(arguments.run_id, arguments.step))
+        if arguments.task_id in array.finished:
+            return TaskStatus.succeeded()
+        return TaskStatus.failed(
+            f"Batch reports child {handle.id} SUCCEEDED, but the task left no done marker "
+            "in the datastore",
+            retryable=True,
+        )
+
+    def _failed_children(self, array: _Array) -> dict[str, dict[str, Any]]:
+        """The records of the array's children that failed since the last look, when its
+        counts show new failures (ListJobs by array and status, then DescribeJobs)."""
+        if array.summary.get("FAILED", 0) <= len(array.failed):
+            return {}
+        listed: set[str] = set()
+        request: dict[str, Any] = {
+            "arrayJobId": array.parent,
+            "jobStatus": "FAILED",
+            "maxResults": LIST_PAGE,
+        }
+        while True:
+            page = self._call(self.batch_client, "list_jobs", **request)
+            listed.update(summary["jobId"] for summary in page.get("jobSummaryList", []))
+            if not page.get("nextToken"):
+                break
+            request["nextToken"] = page["nextToken"]
+        new = sorted(listed - array.failed)
+        array.failed.update(new)
+        return self._describe(new)
 
     def _submit_job(self, request: Mapping[str, Any], submission: Submission) -> str:
         """SubmitJob, at most once per job name: when an attempt fails in a way that may
@@ -478,33 +603,26 @@ class AwsBatchBackend(Backend):
         self._jobs[handle.id] = state
         return state
 
-    def _ignored_arrays(
-        self, records: Mapping[str, Mapping[str, Any]], parents: set[str]
-    ) -> dict[str, TaskStatus]:
-        """Array jobs the Batch API ran as plain jobs: their record has no
+    def _ignore_array(self, parent: str, record: Mapping[str, Any]) -> TaskStatus:
+        """An array job the Batch API ran as a plain job: its record has no
         ``arrayProperties`` (AWS always gives an array parent its size and its children's
-        counts). Each is stopped, and its members are submitted again one by one."""
-        ignored: dict[str, TaskStatus] = {}
-        for parent in parents:
-            record = records.get(parent)
-            if record is None or (record.get("arrayProperties") or {}).get("size"):
-                continue
-            if self._arrays:
-                self._arrays = False
-                self._emit(
-                    Notice(
-                        f"this Batch API ran array job {parent} as a single job (DescribeJobs "
-                        "shows no arrayProperties): foreach members are submitted as one job "
-                        "each from now on"
-                    )
+        counts). It is stopped, and its members are submitted again one by one."""
+        if self._arrays_supported:
+            self._arrays_supported = False
+            self._emit(
+                Notice(
+                    f"this Batch API ran array job {parent} as a single job (DescribeJobs "
+                    "shows no arrayProperties): foreach members are submitted as one job "
+                    "each from now on"
                 )
-            if record.get("status") not in ("SUCCEEDED", "FAILED"):
-                self._stop(parent, "batchwright: array jobs are not run here; one job each")
-            ignored[parent] = TaskStatus.failed(
-                f"array job {parent} ran as a single job; submitted again as its own job",
-                infrastructure=True,
             )
-        return ignored
+        if record.get("status") not in ("SUCCEEDED", "FAILED") and parent not in self._stopped:
+            self._stopped.add(parent)
+            self._stop(parent, "batchwright: array jobs are not run here; one job each")
+        return TaskStatus.failed(
+            f"array job {parent} ran as a single job; submitted again as its own job",
+            infrastructure=True,
+        )
 
     def _unseen(self, handle: TaskHandle, state: _Job, now: float) -> TaskStatus:
         """A job DescribeJobs does not show: normal right after SubmitJob (the API is
@@ -607,13 +725,20 @@ class AwsBatchBackend(Backend):
         return TaskStatus.waiting(state.reason)
 
     def _report_waits(self, waiting: Mapping[str, list[_Job]], now: float) -> None:
-        """One event per waiting job, or per array job for its waiting children."""
+        """One event per waiting job, or per array job for its waiting children (the
+        followed children say in which state and why; the array's counts, how many)."""
         for jobs in waiting.values():
             first = jobs[0]
-            pathspec = first.pathspec if len(jobs) == 1 else first.pathspec.rsplit("/", 1)[0]
+            array = self._arrays.get(first.parent) if first.parent else None
+            pathspec, tasks = first.pathspec, len(jobs)
+            if array is not None or tasks > 1:
+                pathspec = first.pathspec.rsplit("/", 1)[0]
+            if array is not None:
+                counted = sum(n for state, n in array.summary.items() if state in WAITING_STATES)
+                tasks = max(counted, tasks)
             waited = max(now - j.submitted_at for j in jobs)
             self._emit(
-                TaskWaiting(pathspec, first.status, first.queue, first.reason, waited, len(jobs))
+                TaskWaiting(pathspec, first.status, first.queue, first.reason, waited, tasks)
             )
             for job in jobs:
                 job.wait_reported_at = now

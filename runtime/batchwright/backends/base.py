@@ -23,6 +23,9 @@ from batchwright.entrypoint import TaskArguments
 from batchwright.events import EventSink, ignore_events
 from batchwright.policy import StepPolicy
 
+#: Running children of each array job whose logs a remote backend streams by default.
+DEFAULT_FOLLOW_LOGS = 3
+
 
 @dataclass(frozen=True)
 class FanOut:
@@ -170,6 +173,9 @@ class BackendOptions:
     waits: WaitPolicy = field(default_factory=WaitPolicy)
     #: Where submissions are recorded before and after they are made (remote backends).
     journal: Journal | None = None
+    #: Children of each array job followed one by one (their waits and logs), besides
+    #: the failed ones; the others are known from their array's counts.
+    follow_logs: int = DEFAULT_FOLLOW_LOGS
 
 
 class Backend(ABC):
@@ -179,6 +185,11 @@ class Backend(ABC):
     name: str = ""
     #: Seconds the scheduler waits between polls when nothing changed.
     poll_interval: float = 1.0
+    #: Whether attempts run on this machine, so ``--max-workers`` bounds how many run at
+    #: once; a remote backend gets a whole fan-out at once (its compute bounds it).
+    runs_here: bool = True
+    #: The most tasks of one fan-out handed to one ``submit`` (one array job).
+    max_group: int = 10_000
 
     @abstractmethod
     def submit(self, tasks: Sequence[TaskSpec]) -> list[TaskHandle]:
@@ -197,4 +208,10 @@ class Backend(ABC):
         ``index`` of ``submission``), or ``None`` when it cannot be found, so it is
         submitted again. Backends whose attempts die with the orchestrator keep this
         default."""
+        return None
+
+    def close(self) -> None:
+        """The run is over: release what the backend holds for it (helper processes,
+        connections). Attempts still in flight are left as they are (``terminate`` stops
+        them). Backends that hold nothing keep this default."""
         return None

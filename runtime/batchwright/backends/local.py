@@ -1,9 +1,17 @@
-"""The local backend: one subprocess per task attempt, running the task entrypoint.
+"""The local backend: one process per task attempt, running the task entrypoint.
+
+Each attempt is forked from a warm parent that has already imported the task runner and
+the flow module (:mod:`batchwright.backends.forkserver`, one per flow file, started on
+the first submit), and runs the entrypoint's ``main`` with the arguments of
+``python -m batchwright.task``. Where that is not possible (no ``fork`` on the platform,
+or the flow module fails to import in the parent, or starts threads there) each attempt
+is that command in a fresh subprocess, so a task reports an import error itself.
 
 Output is read from non-blocking pipes during :meth:`LocalBackend.poll` and handed to the
 event sink line by line (the CLI echoes it prefixed by the task's pathspec); the task
-itself stores its logs in the datastore. Subprocesses start in their own session so a
-Ctrl-C reaches only the scheduler, which then terminates them.
+itself stores its logs in the datastore. Attempts run in their own process group, in a
+session without the orchestrator's terminal, so a Ctrl-C reaches only the scheduler,
+which then terminates them.
 """
 
 from __future__ import annotations
@@ -19,7 +27,8 @@ from dataclasses import dataclass, field
 from typing import IO
 
 from batchwright.backends.base import Backend, BackendOptions, TaskHandle, TaskSpec, TaskStatus
-from batchwright.entrypoint import ENTRYPOINT_MODULE, FINAL_EXIT_CODES
+from batchwright.backends.forkserver import ForkedProcess, ForkServer, ForkServerLost
+from batchwright.entrypoint import ENTRYPOINT_MODULE, FINAL_EXIT_CODES, TaskArguments
 from batchwright.events import TaskOutput
 
 #: Seconds between SIGTERM and SIGKILL when terminating.
@@ -28,7 +37,7 @@ TERMINATE_GRACE = 5.0
 
 @dataclass
 class _Attempt:
-    process: subprocess.Popen[bytes]
+    process: subprocess.Popen[bytes] | ForkedProcess
     pathspec: str
     #: A subprocess starts running when it is started (seconds since the epoch).
     started_at: float = field(default_factory=time.time)
@@ -36,38 +45,78 @@ class _Attempt:
 
 
 class LocalBackend(Backend):
-    """Runs the task entrypoint (``python -m batchwright.task``) in a subprocess per attempt."""
+    """Runs the task entrypoint (``python -m batchwright.task``) in a process per attempt,
+    forked from a warm parent where possible."""
 
     name = "local"
     poll_interval = 0.01
+    #: Fork attempts from a warm parent; False: a fresh interpreter for every attempt.
+    fork_server = True
 
     def __init__(self, options: BackendOptions) -> None:
         self.options = options
         self._attempts: dict[str, _Attempt] = {}
         self._counter = 0
+        #: Each flow file's warm parent (``None``: its tasks start as plain subprocesses).
+        self._servers: dict[str, ForkServer | None] = {}
 
     def submit(self, tasks: Sequence[TaskSpec]) -> list[TaskHandle]:
-        """Start one subprocess per task."""
+        """Start one process per task."""
         handles = []
         environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
         for task in tasks:
-            command = [sys.executable, "-m", ENTRYPOINT_MODULE, *task.arguments.to_argv()]
-            process = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                env=environment,
-                start_new_session=True,
-            )
-            for pipe in (process.stdout, process.stderr):
-                assert pipe is not None
-                os.set_blocking(pipe.fileno(), False)
+            process = self._start(task.arguments, environment)
             self._counter += 1
             handle_id = f"{process.pid}-{self._counter}"
             self._attempts[handle_id] = _Attempt(process, task.pathspec)
             handles.append(TaskHandle(self.name, handle_id, task))
         return handles
+
+    def _start(
+        self, arguments: TaskArguments, environment: dict[str, str]
+    ) -> subprocess.Popen[bytes] | ForkedProcess:
+        argv = arguments.to_argv()
+        server = self._server(arguments, environment)
+        if server is not None:
+            try:
+                return server.spawn(argv, environment)
+            except ForkServerLost:
+                # It could not fork (this attempt starts as a subprocess), or it is gone
+                # (every later one does too).
+                if not server.usable:
+                    self._servers[arguments.flow_file] = None
+                    server.close()
+        process = subprocess.Popen(
+            [sys.executable, "-m", ENTRYPOINT_MODULE, *argv],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=environment,
+            start_new_session=True,
+        )
+        for pipe in (process.stdout, process.stderr):
+            assert pipe is not None
+            os.set_blocking(pipe.fileno(), False)
+        return process
+
+    def _server(self, arguments: TaskArguments, environment: dict[str, str]) -> ForkServer | None:
+        """The warm parent of the flow file's tasks, started on first use."""
+        if not self.fork_server:
+            return None
+        flow_file = arguments.flow_file
+        if flow_file not in self._servers:
+            self._servers[flow_file] = ForkServer.start(
+                flow_file, arguments.datastore_root, environment
+            )
+        return self._servers[flow_file]
+
+    def close(self) -> None:
+        """Stop the warm parents; attempts they started are not stopped (``terminate``
+        does that)."""
+        servers = [s for s in self._servers.values() if s is not None]
+        self._servers.clear()
+        for server in servers:
+            server.close()
 
     def poll(self, handles: Sequence[TaskHandle]) -> list[TaskStatus]:
         """Forward new output, then report each attempt's state."""
@@ -157,6 +206,6 @@ def _status_of(code: int) -> TaskStatus:
     return TaskStatus.failed("the step raised an exception", code)
 
 
-def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+def _signal_group(process: subprocess.Popen[bytes] | ForkedProcess, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, sig)

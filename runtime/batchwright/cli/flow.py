@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from batchwright.aws import DEFAULT_OUTAGE_LIMIT_SECONDS, Patience
-from batchwright.backends import WaitPolicy
+from batchwright.backends import DEFAULT_FOLLOW_LOGS, WaitPolicy
 from batchwright.cli.command import FlowCommand, add_with_option, flow_file_of
 from batchwright.cli.plan import (
     RunSetup,
@@ -27,6 +27,7 @@ from batchwright.cli.plan import (
     handle_plan,
     prepare_run,
 )
+from batchwright.cli.progress import Progress, duration_text, step_of
 from batchwright.console import Console
 from batchwright.definition import FlowDefinition
 from batchwright.errors import BatchwrightError, RunFailed, UserInputError
@@ -45,7 +46,7 @@ from batchwright.events import (
     TaskSucceeded,
     TaskWaiting,
 )
-from batchwright.scheduler import DEFAULT_MAX_WORKERS
+from batchwright.scheduler import DEFAULT_MAX_NUM_SPLITS, DEFAULT_MAX_WORKERS
 
 Configure = Callable[[argparse.ArgumentParser, FlowCommand], None]
 Handle = Callable[[argparse.Namespace, FlowCommand], int]
@@ -105,7 +106,24 @@ def _add_execution_options(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=DEFAULT_MAX_WORKERS,
         metavar="N",
-        help=f"tasks running at once ({DEFAULT_MAX_WORKERS})",
+        help=f"tasks running on this machine at once ({DEFAULT_MAX_WORKERS}); a @batch "
+        "fan-out is submitted whole, its compute environments bound how many run",
+    )
+    parser.add_argument(
+        "--max-num-splits",
+        type=int,
+        default=DEFAULT_MAX_NUM_SPLITS,
+        metavar="N",
+        help=f"fail a foreach that makes more splits than this ({DEFAULT_MAX_NUM_SPLITS:,})",
+    )
+    parser.add_argument(
+        "--follow-logs",
+        type=int,
+        default=DEFAULT_FOLLOW_LOGS,
+        metavar="N",
+        help=f"stream the logs of N running children of each @batch fan-out "
+        f"({DEFAULT_FOLLOW_LOGS}; 0 for none); failed ones are always shown, and every "
+        "task's logs stay available with 'logs'",
     )
     add_with_option(parser, "--with retry:times=2")
     parser.add_argument("--run-id-file", metavar="PATH", help="write the new run's id to this file")
@@ -256,6 +274,16 @@ def _prepare(args: argparse.Namespace, command: FlowCommand) -> tuple[FlowDefini
             f"--max-workers={args.max_workers} must be at least 1. Pass e.g. --max-workers "
             f"{DEFAULT_MAX_WORKERS}."
         )
+    if args.follow_logs < 0:
+        raise UserInputError(
+            f"--follow-logs={args.follow_logs} must be 0 or more. Pass e.g. --follow-logs "
+            f"{DEFAULT_FOLLOW_LOGS}, or 0 to stream no running child's logs."
+        )
+    if args.max_num_splits < 1:
+        raise UserInputError(
+            f"--max-num-splits={args.max_num_splits} must be at least 1. Pass e.g. "
+            f"--max-num-splits {DEFAULT_MAX_NUM_SPLITS}."
+        )
     definition = command.definition(args.with_options)
     # Environment, plan, refusals and the live queue check: before any task or submission.
     return definition, prepare_run(args, command, definition)
@@ -286,6 +314,8 @@ def _execute(
         flow_file=command.flow_file,
         datastore_root=root,
         max_workers=args.max_workers,
+        max_num_splits=args.max_num_splits,
+        follow_logs=args.follow_logs,
         origin_run_id=origin_run_id,
         resume_step=resume_step,
         waits=WaitPolicy(
@@ -305,14 +335,6 @@ def _execute(
     return 0
 
 
-def duration_text(seconds: float) -> str:
-    """``42 s``, ``4 min``, ``1 h 5 min``: a wait as people say it."""
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    minutes = round(seconds / 60)
-    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
-
-
 def waiting_text(event: TaskWaiting) -> str:
     """``[Flow/1/train/4] waiting for capacity on queue gpu: CAPACITY:..., 4 min``."""
     what = (
@@ -329,14 +351,33 @@ def waiting_text(event: TaskWaiting) -> str:
 
 
 class EventRenderer:
-    """Shows scheduler events on the console."""
+    """Shows scheduler events on the console: a line per event, except for the tasks of
+    fan-outs wider than :data:`~batchwright.cli.progress.PER_TASK_LINES`, which are
+    summarized per step (refreshed in place on a terminal, a line now and then in logs);
+    their failures and output are still shown."""
 
     def __init__(self, console: Console, run_id_file: str | None = None) -> None:
         self.console = console
         self.run_id_file = run_id_file
+        self.progress = Progress()
+
+    def _summarize(self, event: Event) -> bool:
+        if not self.progress.observe(event):
+            return False
+        name = step_of(getattr(event, "pathspec", ""))
+        if name not in self.progress.steps:  # an ArrayProgress names the step itself
+            name = getattr(event, "pathspec", "")
+        live = self.console.live_capable
+        if live:
+            self.console.live(self.progress.lines())
+        if name in self.progress.steps and self.progress.due(name, live=live):
+            self.console.info(self.progress.line(name))
+        return True
 
     def __call__(self, event: Event) -> None:
         console = self.console
+        if self._summarize(event):
+            return
         if isinstance(event, TaskOutput):
             console.task_output(event.pathspec, event.text, stream=event.stream)
         elif isinstance(event, TaskSubmitted):
@@ -379,6 +420,7 @@ class EventRenderer:
                 + f" (run id {event.run_id}{origin}; datastore {event.datastore_root})"
             )
         elif isinstance(event, RunFinished):
+            console.live([])
             if event.successful:
                 console.info(console.style(f"Run {event.run_id} succeeded.", "green", "bold"))
         elif isinstance(event, Notice):

@@ -138,6 +138,20 @@ class S3Storage:
                 return sorted(n for n in names if n)
             request["ContinuationToken"] = page["NextContinuationToken"]
 
+    def list_keys(self, prefix: str) -> list[str]:
+        """Every key under ``prefix`` (ListObjectsV2 without a delimiter, paginated)."""
+        base = self._key(prefix).rstrip("/") + "/"
+        pages = self._client.get_paginator("list_objects_v2")
+
+        def listing() -> list[str]:
+            return [
+                item["Key"][len(base) :]
+                for page in pages.paginate(Bucket=self.bucket, Prefix=base)
+                for item in page.get("Contents", [])
+            ]
+
+        return sorted(self._call(listing))
+
     def copy(self, source: str, destination: str) -> None:
         """Server-side copy."""
         self._call(
@@ -147,6 +161,21 @@ class S3Storage:
                 self._key(destination),
             )
         )
+
+    def read_range(self, key: str, start: int, end: int) -> bytes:
+        """A ranged GetObject (``Range: bytes=start-(end-1)``)."""
+
+        def read() -> bytes:
+            try:
+                response = self._client.get_object(
+                    Bucket=self.bucket, Key=self._key(key), Range=f"bytes={start}-{end - 1}"
+                )
+            except self._client.exceptions.NoSuchKey:
+                raise FileNotFoundError(key) from None
+            body: bytes = response["Body"].read()
+            return body
+
+        return self._call(read)
 
     def read_versioned(self, key: str) -> tuple[bytes, str] | None:
         """The object's bytes and its ETag."""

@@ -17,7 +17,9 @@ from __future__ import annotations
 import hashlib
 import json
 import pickle
+import struct
 import tempfile
+from collections.abc import Sequence
 from typing import IO, Any
 
 from batchwright.datastore.storage import Storage
@@ -76,6 +78,34 @@ class FlowDatastore:
         """Unpickle the artifact stored under ``key`` (streamed from storage)."""
         with self.storage.open_read(self._artifact_key(key)) as stream:
             return pickle.load(stream)
+
+    # -- the items of a foreach ----------------------------------------------------------
+
+    def save_split(self, values: Sequence[Any]) -> str:
+        """Stores the items a foreach fans out over as one blob each child reads its own
+        item from: an 8-byte count, then ``count + 1`` 8-byte positions in the blob (where
+        each item's pickle starts, and where the last ends), then the pickles. Returns the
+        blob's key (its content hash)."""
+        pickles = [pickle.dumps(v, protocol=pickle.HIGHEST_PROTOCOL) for v in values]
+        position = 8 + 8 * (len(pickles) + 1)
+        positions = [position]
+        for item in pickles:
+            position += len(item)
+            positions.append(position)
+        blob = struct.pack(f"<Q{len(positions)}Q", len(pickles), *positions) + b"".join(pickles)
+        key = hashlib.sha256(blob).hexdigest()
+        location = self._artifact_key(key)
+        if not self.storage.exists(location):
+            self.storage.write_bytes(location, blob)
+        return key
+
+    def load_item(self, split_key: str, index: int) -> Any:
+        """Item ``index`` of a split stored by :meth:`save_split`: two ranged reads (where
+        it is, then its pickle), whatever the number of items."""
+        location = self._artifact_key(split_key)
+        where = self.storage.read_range(location, 8 + 8 * index, 24 + 8 * index)
+        start, end = struct.unpack("<QQ", where)
+        return pickle.loads(self.storage.read_range(location, start, end))
 
     # -- runs -------------------------------------------------------------------------
 
@@ -161,15 +191,57 @@ class FlowDatastore:
         """The done marker, or None while the task has not succeeded."""
         return self._read_json(f"{self.task_prefix(run_id, step, task_id)}/DONE")
 
+    def finished_attempts(self, run_id: str, step: str) -> dict[str, int]:
+        """The step's finished tasks and the attempt that finished each, from one prefix
+        listing, not a request per task.
+
+        A task is finished when its done marker is listed; its attempt is taken to be the
+        highest one that recorded metadata. Nearly always the one the marker names (a
+        later attempt starts only after an earlier one failed); :meth:`finished_metadata`
+        checks, and reads the marker when it is not.
+        """
+        attempts: dict[str, int] = {}
+        done: set[str] = set()
+        for key in self.storage.list_keys(f"{self.run_prefix(run_id)}/{step}"):
+            parts = key.split("/")
+            if len(parts) == 2 and parts[1] == "DONE":
+                done.add(parts[0])
+            elif len(parts) == 3 and parts[2] == "metadata.json" and parts[1].isdigit():
+                attempts[parts[0]] = max(attempts.get(parts[0], 0), int(parts[1]))
+        return {task: attempts.get(task, 0) for task in done}
+
+    def finished_metadata(
+        self, run_id: str, step: str, task_id: str, attempt: int | None
+    ) -> dict[str, Any] | None:
+        """The metadata of a finished task's successful attempt, given the attempt
+        :meth:`finished_attempts` found (one GET), or None when it is not finished."""
+        if attempt is not None:
+            metadata = self.read_metadata(run_id, step, task_id, attempt)
+            if metadata is not None and metadata.get("status") == "succeeded":
+                return metadata
+        return self.read_metadata(run_id, step, task_id)
+
     def clone_task(
-        self, origin_run: str, run_id: str, step: str, task_id: str, extra: dict[str, Any]
+        self,
+        origin_run: str,
+        run_id: str,
+        step: str,
+        task_id: str,
+        extra: dict[str, Any],
+        metadata: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Copy a finished task's records into ``run_id`` (artifacts are shared by key)."""
-        done = self.read_done(origin_run, step, task_id)
-        if done is None:
-            raise FileNotFoundError(f"{origin_run}/{step}/{task_id} is not done")
-        attempt = int(done["attempt"])
-        metadata = self.read_metadata(origin_run, step, task_id, attempt) or {}
+        """Copy a finished task's records into ``run_id`` (artifacts are shared by key).
+
+        ``metadata``: the task's, when already read (by :meth:`finished_metadata`).
+        """
+        if metadata is None or "attempt" not in metadata:
+            done = self.read_done(origin_run, step, task_id)
+            if done is None:
+                raise FileNotFoundError(f"{origin_run}/{step}/{task_id} is not done")
+            attempt = int(done["attempt"])
+            metadata = self.read_metadata(origin_run, step, task_id, attempt) or {}
+        else:
+            attempt = int(metadata["attempt"])
         metadata = {**metadata, "run_id": run_id, **extra}
         source = self.task_prefix(origin_run, step, task_id)
         target = self.task_prefix(run_id, step, task_id)
