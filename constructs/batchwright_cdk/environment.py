@@ -26,6 +26,7 @@ from batchwright.environment.descriptor import (
     ComputeEnvironmentDescription,
     EnvironmentDescriptor,
     QueueDescription,
+    descriptor_parameter_name,
 )
 from batchwright.environment.instances import InstanceCapacity, catalog
 from batchwright.environment.metaflow import metaflow_profile
@@ -181,9 +182,12 @@ class BatchEnvironment(Construct):
 
         # --- descriptor and its publications ---------------------------------------------
         # Values are rendered now and re-rendered by every later add_queue (_publish).
+        # A fixed name under one path: the runtime lists an account's environments with
+        # one GetParametersByPath when nothing names the one to use.
         self.descriptor_parameter = ssm.StringParameter(
             self,
             "DescriptorParameter",
+            parameter_name=descriptor_parameter_name(stack.stack_name),
             string_value="{}",
             tier=ssm.ParameterTier.INTELLIGENT_TIERING,
             description=f"batchwright environment descriptor of stack {stack.stack_name}",

@@ -22,6 +22,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct, IConstruct
 
 from batchwright.environment.assembly import References, evaluate
+from batchwright.environment.descriptor import DESCRIPTOR_PARAMETER_PATH
 
 ECS_TASKS = "ecs-tasks.amazonaws.com"
 
@@ -270,6 +271,18 @@ def submitter_statements(
                 sid="ReadEnvironmentDescriptor",
                 actions=["ssm:GetParameter"],
                 resources=[parameter_arn],
+            )
+        )
+        # With no environment named, the runtime lists the environments of the account
+        # and region: GetParametersByPath on the path every descriptor is published under.
+        path = DESCRIPTOR_PARAMETER_PATH.lstrip("/")
+        statements.append(
+            iam.PolicyStatement(
+                sid="ListEnvironments",
+                actions=["ssm:GetParametersByPath"],
+                resources=[
+                    stack.format_arn(service="ssm", resource="parameter", resource_name=path)
+                ],
             )
         )
     return statements

@@ -2,8 +2,9 @@
 built by the batchwright CDK constructs.
 
 ``from batchwright import FlowSpec, step, Parameter, ...`` gives the flow API; the
-client classes (``Flow``, ``Run``, ``Step``, ``Task``) are imported on first use so
-that task start-up stays light.
+client (``Flow``, ``Run``, ``Step``, ``Task``, ``DataArtifact``, ``Metaflow``,
+``namespace``, ``get_namespace``, ``default_namespace``, ``metadata``, ``get_metadata``,
+``default_metadata``) is imported on first use so that task start-up stays light.
 """
 
 from __future__ import annotations
@@ -16,15 +17,30 @@ from batchwright.flowspec import FlowSpec, step
 from batchwright.parameters import IncludeFile, JSONType, Parameter
 
 if TYPE_CHECKING:
-    from batchwright.client import Flow, Run, Step, Task
+    from batchwright.client import (
+        DataArtifact,
+        Flow,
+        Metaflow,
+        Run,
+        Step,
+        Task,
+        default_metadata,
+        default_namespace,
+        get_metadata,
+        get_namespace,
+        metadata,
+        namespace,
+    )
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "DataArtifact",
     "Flow",
     "FlowSpec",
     "IncludeFile",
     "JSONType",
+    "Metaflow",
     "Parameter",
     "Run",
     "Step",
@@ -33,14 +49,35 @@ __all__ = [
     "batch",
     "catch",
     "current",
+    "default_metadata",
+    "default_namespace",
     "environment",
+    "get_metadata",
+    "get_namespace",
+    "metadata",
+    "namespace",
     "resources",
     "retry",
     "step",
     "timeout",
 ]
 
-_CLIENT_NAMES = frozenset({"Flow", "Run", "Step", "Task"})
+_CLIENT_NAMES = frozenset(
+    {
+        "DataArtifact",
+        "Flow",
+        "Metaflow",
+        "Run",
+        "Step",
+        "Task",
+        "default_metadata",
+        "default_namespace",
+        "get_metadata",
+        "get_namespace",
+        "metadata",
+        "namespace",
+    }
+)
 
 
 def __getattr__(name: str) -> Any:

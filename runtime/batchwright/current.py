@@ -43,6 +43,13 @@ class Current:
             "tempdir": tempdir,
         }
 
+    # A decorator that moves the task's temporary files (``@batch`` with a tmpfs) calls
+    # this from ``task_pre_step``, before the step's code reads ``current.tempdir``.
+    def _set_tempdir(self, tempdir: str) -> None:
+        if not self._values:
+            raise RuntimeError("current.tempdir can only be moved inside a running task")
+        self._values["tempdir"] = tempdir
+
     def extend(self, name: str, value: Any) -> None:
         """Attach ``value`` as ``current.<name>`` for the rest of the task."""
         if name in _FIELDS or name.startswith("_"):
@@ -86,7 +93,8 @@ class Current:
 
     @property
     def tempdir(self) -> str | None:
-        """A private temporary directory, removed when the task ends."""
+        """A private temporary directory, removed when the task ends; inside the tmpfs
+        for a ``@batch(use_tmpfs=True)`` step running on AWS Batch (``tmpfs_tempdir``)."""
         return self._values.get("tempdir")
 
     @property

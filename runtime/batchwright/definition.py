@@ -1,4 +1,5 @@
-"""A flow's definition, checked in one place: its graph, its steps' decorators, its parameters.
+"""A flow's definition, checked in one place: its graph, its steps' decorators (where they
+are written, and the ``--with`` options), its parameters.
 
 The command line checks the whole definition before anything runs
 (:func:`load_definition`); each task checks its own step again with the same function
@@ -8,20 +9,24 @@ runs user step code or touches a datastore.
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import ModuleType
-from typing import NamedTuple, TypeGuard
+from typing import Any, NamedTuple, TypeGuard
 
 from batchwright.decorators import (
     StepDecorator,
     StepInitContext,
-    decorator_from_with_option,
+    WithOption,
     merge_with_options,
+    misplaced_decorators,
+    parse_with_option,
 )
 from batchwright.decorators import step_decorators as declared_decorators
+from batchwright.decorators.base import did_you_mean
 from batchwright.errors import UserInputError
 from batchwright.graph import FlowGraph
 from batchwright.lint import validate
@@ -91,21 +96,91 @@ def step_decorators(
     flow_class: type,
     graph: FlowGraph,
     step: str,
-    with_decorators: Sequence[StepDecorator] = (),
+    with_options: Sequence[WithOption] = (),
 ) -> tuple[StepDecorator, ...]:
     """One step's decorators, the ``--with`` ones merged in, each after ``step_init``.
 
+    ``--with NAME`` options apply to every step; ``--with STEP/NAME`` ones to theirs.
+
     Raises:
+        UserInputError: a step decorator is written below ``@step``.
         InvalidValue: a decorator's attribute is not acceptable.
     """
     node = graph[step]
     function = getattr(flow_class, step)
-    decorators = merge_with_options(declared_decorators(function), list(with_decorators))
+    _refuse_misplaced(graph, step, function)
+    # A copy per step and definition: step_init and --with change the objects they get,
+    # and the one written in the class (possibly shared by several steps) stays as written.
+    decorators = merge_with_options(
+        [copy.deepcopy(decorator) for decorator in declared_decorators(function)],
+        [option.decorator for option in with_options if option.step is None],
+        [option.decorator for option in with_options if option.step == step],
+    )
     step_type = "foreach" if node.is_foreach else node.type
     context = StepInitContext(graph.name, step, step_type, tuple(decorators))
     for decorator in decorators:
         decorator.step_init(context)
     return tuple(decorators)
+
+
+def _refuse_misplaced(graph: FlowGraph, attribute: str, function: Callable[..., Any]) -> None:
+    """Refuses step decorators applied to ``function`` before it was a step: written below
+    ``@step`` (they would never apply), or on a method that is no step at all."""
+    misplaced = misplaced_decorators(function)
+    if not misplaced:
+        return
+    names = " and ".join(f"@{d.name}" for d in misplaced)
+    one = len(misplaced) == 1
+    if attribute in graph:
+        raise UserInputError(
+            f"flow '{graph.name}', step '{attribute}' (line {graph[attribute].line}): "
+            f"{names} {'is' if one else 'are'} written below @step, so "
+            f"{'it' if one else 'they'} would not apply. Put {names} above @step."
+        )
+    code = getattr(function, "__code__", None)
+    line = f" (line {code.co_firstlineno})" if code is not None else ""
+    raise UserInputError(
+        f"flow '{graph.name}': {names} {'is' if one else 'are'} applied to '{attribute}'"
+        f"{line}, which is not a step. Add @step below {names}, or remove "
+        f"{'it' if one else 'them'}."
+    )
+
+
+def check_decorator_placement(flow_class: type, graph: FlowGraph) -> None:
+    """Refuses step decorators that would never apply: written below ``@step``, or on a
+    method without ``@step``. They are recorded when the class is defined
+    (:func:`batchwright.decorators.attach_decorator`) and refused here, so the command
+    line reports them as one paragraph with exit code 2 instead of a traceback from the
+    import. The first in the file is reported.
+
+    Raises:
+        UserInputError: names the flow, the step (or method) and its line, the decorator
+            and the fix.
+    """
+    found = []
+    for attribute in dir(flow_class):
+        function = getattr(flow_class, attribute, None)
+        if callable(function) and misplaced_decorators(function):
+            code = getattr(function, "__code__", None)
+            found.append((code.co_firstlineno if code is not None else 0, attribute, function))
+    for _, attribute, function in sorted(found):
+        _refuse_misplaced(graph, attribute, function)
+
+
+def check_with_option_steps(graph: FlowGraph, with_options: Sequence[WithOption]) -> None:
+    """Refuses a step-scoped ``--with STEP/NAME`` whose step is not a step of the flow.
+
+    Raises:
+        UserInputError: names the option and the flow, suggests the closest step and
+            lists the steps.
+    """
+    for option in with_options:
+        if option.step is not None and option.step not in graph:
+            steps = ", ".join(node.name for node in graph)
+            raise UserInputError(
+                f"--with {option.text}: flow '{graph.name}' has no step '{option.step}'."
+                f"{did_you_mean(option.step, graph.nodes)} Steps: {steps}."
+            )
 
 
 def load_definition(flow_class: type, with_options: Sequence[str] = ()) -> FlowDefinition:
@@ -114,13 +189,18 @@ def load_definition(flow_class: type, with_options: Sequence[str] = ()) -> FlowD
     Raises:
         GraphError: the graph is malformed (names the step and its line).
         InvalidValue: a decorator's or parameter's declaration is not acceptable.
-        UserInputError: a ``--with`` option names no decorator, or a parameter has the
-            name of a step.
+        UserInputError: a step decorator is written below ``@step`` or on a method that
+            is no step; a ``--with`` option names no decorator, or (``STEP/NAME``) no
+            step of the flow; a parameter has the name of a step.
     """
     graph = FlowGraph(flow_class)
     validate(graph)
-    extra = [decorator_from_with_option(option) for option in with_options]
-    decorators = {node.name: step_decorators(flow_class, graph, node.name, extra) for node in graph}
+    check_decorator_placement(flow_class, graph)
+    parsed = [parse_with_option(option) for option in with_options]
+    check_with_option_steps(graph, parsed)
+    decorators = {
+        node.name: step_decorators(flow_class, graph, node.name, parsed) for node in graph
+    }
     for attribute, parameter in flow_parameters(flow_class).items():
         parameter.check_declaration(graph.name)
         if attribute in graph:

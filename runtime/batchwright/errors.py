@@ -57,8 +57,9 @@ class PlanError(UserInputError):
     """A step can never be scheduled where it is asked to run (routing or fit refusal)."""
 
 
-class DescriptorError(BatchwrightError):
-    """An environment descriptor is malformed or of an unsupported version."""
+class DescriptorError(UserInputError):
+    """An environment descriptor is malformed or of an unsupported version: the command
+    exits 2, as for any other input it refuses."""
 
 
 class EnvironmentNotFound(BatchwrightError):

@@ -4,9 +4,10 @@ Each step's source is parsed with :mod:`ast`; its last statement must be
 ``self.next(...)``, which gives the step's successors and, with ``foreach="var"``, the
 artifact it fans out over. One pass then assigns node types (start, linear, split,
 foreach, join, end), parents, the stack of open splits at each node and the join that
-closes each split. The checks that reject malformed graphs live in :mod:`batchwright.lint`;
-this module records what it finds (including problems) without raising, so every
-check reports with the step's name and line.
+closes each split; a step meant as a join but written without ``inputs`` is recognised
+as one, so that the error lands on it. The checks that reject malformed graphs live in
+:mod:`batchwright.lint`; this module records what it finds (including problems) without
+raising, so every check reports with the step's name and line.
 """
 
 from __future__ import annotations
@@ -46,6 +47,13 @@ class Node:
         self.next_line = 0
         #: Number of positional parameters besides ``self``.
         self.num_args = 0
+        #: True when a step without ``inputs`` still reads like a join: it is called
+        #: ``join`` (or ``*_join``, ``join_*``), or its body reads ``inputs`` or calls
+        #: ``self.merge_artifacts``.
+        self.looks_like_join = False
+        #: True for a step taken as the join of a split although it has no ``inputs``
+        #: argument (see :meth:`FlowGraph._infer_joins_without_inputs`).
+        self.missing_inputs = False
 
     def __repr__(self) -> str:
         return f"Node({self.name!r}, type={self.type!r}, out={self.out_funcs})"
@@ -118,12 +126,49 @@ class FlowGraph:
                 elif len(node.out_funcs) > 1:
                     node.type = "split"
         self._assign_split_parents()
+        self._infer_joins_without_inputs()
+
+    def _infer_joins_without_inputs(self) -> None:
+        """Take a step written as ``def join(self)`` as the join it was meant to be.
+
+        After a foreach, such a step has one parent, so nothing marks it as a join: the
+        foreach stays open down to ``end`` and would be blamed for never being joined,
+        with a fix (add a join step) naming a step that already exists. When a split is
+        still open at ``end``, the first step inside it that looks like a join (see
+        :attr:`Node.looks_like_join`) becomes its join, marked :attr:`Node.missing_inputs`;
+        lint then reports that step, at its line, as a join without ``inputs``. A split
+        reaching ``end`` with no such step is left open and reported as never joined.
+        """
+        order = self.topological_order() or []
+        for _ in range(len(self.nodes)):
+            end = self.nodes.get("end")
+            if end is None or not end.split_parents:
+                return
+            open_split = end.split_parents[-1]
+            candidate = next(
+                (
+                    self.nodes[name]
+                    for name in order
+                    if open_split in self.nodes[name].split_parents
+                    and self.nodes[name].type not in ("join", "end")
+                    and self.nodes[name].looks_like_join
+                ),
+                None,
+            )
+            if candidate is None:
+                return
+            candidate.type = "join"
+            candidate.missing_inputs = True
+            self._assign_split_parents()
 
     def _assign_split_parents(self) -> None:
         # Walk in topological order; a cycle leaves nodes unvisited (lint reports it).
         order = self.topological_order()
         if order is None:
             return
+        for node in self.nodes.values():
+            node.split_parents = []
+            node.matching_join = None
         for name in order:
             node = self.nodes[name]
             stacks = [self.outgoing_stack(p) for p in node.in_funcs if p in self.nodes]
@@ -200,6 +245,7 @@ def _parse_step(name: str, function: Any) -> Node:
     args = definition.args
     node.num_args = len(args.posonlyargs) + len(args.args) - 1
     node.takes_inputs = node.num_args >= 1
+    node.looks_like_join = not node.takes_inputs and _looks_like_join(name, definition)
     body = [s for s in definition.body if not _is_docstring(s)]
     if not body:
         if name != "end":
@@ -269,6 +315,24 @@ def _find_definition(code: Any) -> ast.FunctionDef | ast.AsyncFunctionDef | None
                 index[(item.name, first)] = item
         _PARSED[filename] = index
     return _PARSED[filename].get((code.co_name, code.co_firstlineno))
+
+
+def _looks_like_join(name: str, definition: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    """Whether a step reads like a join: named ``join``, ``*_join`` or ``join_*``, or its
+    body reads a name ``inputs`` or calls ``self.merge_artifacts``."""
+    if "join" in name.lower().split("_"):
+        return True
+    for item in ast.walk(definition):
+        if isinstance(item, ast.Name) and item.id == "inputs" and isinstance(item.ctx, ast.Load):
+            return True
+        if (
+            isinstance(item, ast.Attribute)
+            and item.attr == "merge_artifacts"
+            and isinstance(item.value, ast.Name)
+            and item.value.id == "self"
+        ):
+            return True
+    return False
 
 
 def cleandoc(text: str | None) -> str:

@@ -8,12 +8,15 @@ artifacts of the run's ``_parameters`` pseudo-task, which the ``start`` step inh
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+from batchwright.decorators.base import did_you_mean
 from batchwright.errors import ParameterError
+from batchwright.identity import current_user
 
 
 class JSONType:
@@ -40,6 +43,12 @@ class Parameter:
         type: str, int, float, bool or JSONType; inferred from ``default`` when omitted.
         help: text shown by ``run --help``.
         required: fail before running when no value and no default is given.
+        show_default: show the default in ``run --help`` (as Metaflow's).
+        separator: split a ``str`` value at this string into a list of strings, as
+            Metaflow's ``separator`` does (``--letters a,b`` gives ``["a", "b"]``).
+
+    A keyword Metaflow's ``Parameter`` does not take either (a typo such as
+    ``requried=True``) is refused by :meth:`check_declaration`, before the run starts.
     """
 
     def __init__(
@@ -49,14 +58,21 @@ class Parameter:
         type: Any = None,
         help: str | None = None,
         required: bool = False,
-        **_ignored: Any,
+        show_default: bool = True,
+        separator: str | None = None,
+        **unknown: Any,
     ) -> None:
         self.name = name
         self.default = default
         self.help = help or ""
         self.required = required
+        self.show_default = show_default
+        self.separator = separator
         self.attribute = name
         self.type = type if type is not None else self._infer_type(default)
+        #: Keywords this class does not take, refused by check_declaration (not here: a
+        #: class body raising would end the flow file's import with a traceback).
+        self.unknown = dict(unknown)
 
     @staticmethod
     def _infer_type(default: Any) -> Any:
@@ -93,7 +109,18 @@ class Parameter:
         return getattr(self.type, "__name__", str(self.type))
 
     def check_declaration(self, flow_name: str) -> None:
-        """Reject declarations that can never work (bad type, default of the wrong type)."""
+        """Reject declarations that can never work (an unknown keyword, a bad type or
+        separator, a default of the wrong type)."""
+        self._check_keywords(flow_name)
+        if self.separator is not None and (
+            not isinstance(self.separator, str) or not self.separator or self.type is not str
+        ):
+            raise ParameterError(
+                f"flow '{flow_name}', parameter '{self.name}': separator={self.separator!r} "
+                f"with type {self.type_name} is not supported. A separator splits a str "
+                "value into a list of strings: give a non-empty string, e.g. separator=',', "
+                "and leave type as str."
+            )
         if self.type not in (*_SCALARS, JSONType):
             raise ParameterError(
                 f"flow '{flow_name}', parameter '{self.name}': type={self.type!r} is not "
@@ -107,15 +134,24 @@ class Parameter:
         if self.default is not None and not callable(self.default):
             self.convert(self.default, flow_name, source="default")
 
+    def _check_keywords(self, flow_name: str) -> None:
+        if not self.unknown:
+            return
+        key, value = next(iter(self.unknown.items()))
+        known = tuple(p for p in inspect.signature(type(self).__init__).parameters)[1:-1]
+        raise ParameterError(
+            f"flow '{flow_name}', parameter '{self.name}': {key}={value!r} is not a keyword "
+            f"of {type(self).__name__}.{did_you_mean(key, known)} It takes: "
+            f"{', '.join(known)}."
+        )
+
     def resolve(self, given: str | None, flow_name: str) -> Any:
         """The parameter's value from the command-line text ``given`` or its default."""
         if given is not None:
             return self.convert(given, flow_name, source="--" + self.name)
         default = self.default
         if callable(default):
-            import inspect
-
-            context = ParameterContext(flow_name, self.name, _user_name())
+            context = ParameterContext(flow_name, self.name, current_user())
             try:
                 takes_context = bool(inspect.signature(default).parameters)
             except (TypeError, ValueError):
@@ -131,8 +167,13 @@ class Parameter:
         return self.convert(default, flow_name, source="default")
 
     def convert(self, value: Any, flow_name: str, *, source: str) -> Any:
-        """``value`` converted to the parameter's type; ParameterError when impossible."""
+        """``value`` converted to the parameter's type (split at ``separator``);
+        ParameterError when impossible."""
         try:
+            if self.separator and isinstance(value, str):
+                return [_convert(piece, self.type) for piece in value.split(self.separator)]
+            if self.separator and isinstance(value, list | tuple):
+                return [_convert(piece, self.type) for piece in value]
             return _convert(value, self.type)
         except (ValueError, TypeError) as error:
             raise ParameterError(
@@ -173,15 +214,6 @@ def _example(kind: Any) -> str:
     return {int: "3", float: "0.5", bool: "true", str: "text"}.get(kind, "'{\"key\": 1}'")
 
 
-def _user_name() -> str:
-    import getpass
-
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
-
-
 class IncludeFile(Parameter):
     """A parameter whose value is a local file's content, read by the orchestrator.
 
@@ -197,9 +229,18 @@ class IncludeFile(Parameter):
         required: bool = False,
         is_text: bool = True,
         encoding: str = "utf-8",
-        **_ignored: Any,
+        show_default: bool = True,
+        **unknown: Any,
     ) -> None:
-        super().__init__(name, default=default, type=str, help=help, required=required)
+        super().__init__(
+            name,
+            default=default,
+            type=str,
+            help=help,
+            required=required,
+            show_default=show_default,
+            **unknown,
+        )
         self.is_text = is_text
         self.encoding = encoding
 
@@ -210,6 +251,7 @@ class IncludeFile(Parameter):
 
     def check_declaration(self, flow_name: str) -> None:
         """A default, when given, must be a path (checked for existence at run time)."""
+        self._check_keywords(flow_name)
         if (
             self.default is not None
             and not callable(self.default)

@@ -6,8 +6,11 @@ and for ``@batch`` steps the checked options and the queue), routes every ``@bat
 (:func:`batchwright.environment.routing.route`), builds the job definition it would
 register (:func:`batchwright.batch.definition.build_job_definition`, which also refuses
 options the queue's platform lacks) and collects notices (e.g. a Fargate size rounded
-up). Everything that can be known without AWS is decided here, and read from decorators
-here only: the scheduler and the backends receive the policies.
+up). Without an environment, or for a queue outside it, the checks that need no queue
+still run (:func:`batchwright.environment.routing.check_anywhere`), and the step's reason
+says which checks could not be made. Everything that can be known without AWS is decided
+here, and read from decorators here only: the scheduler and the backends receive the
+policies.
 
 :func:`live_check` is the first AWS call of a run: one ``DescribeJobQueues`` for every
 queue the plan uses and one ``DescribeComputeEnvironments`` for their compute
@@ -26,9 +29,22 @@ from typing import Any
 from batchwright.backends import choose_backend_name, wanted_but_missing
 from batchwright.batch.definition import JobDefinitionRequest, build_job_definition, check_timeout
 from batchwright.batch.options import BatchOptions
-from batchwright.batch.platforms import PLATFORMS, Platform, QueueTarget, resolve_resources
+from batchwright.batch.platforms import (
+    PLATFORMS,
+    Platform,
+    QueueTarget,
+    implied_platform,
+    platform_keys,
+    resolve_resources,
+)
 from batchwright.environment.descriptor import EnvironmentDescriptor
-from batchwright.environment.routing import on_demand_counterpart, route
+from batchwright.environment.routing import (
+    check_anywhere,
+    describe_request,
+    on_demand_counterpart,
+    route,
+)
+from batchwright.environment.sources import is_placeholder
 from batchwright.errors import BatchwrightError, PlanError
 from batchwright.policy import DEFAULT_RECLAIMS_BEFORE_ON_DEMAND, BatchJobPolicy, StepPolicy
 
@@ -216,11 +232,15 @@ def step_policy(step: str, decorators: Sequence[Any], *, run_batch_locally: bool
 
 
 def queue_target(
-    environment: EnvironmentDescriptor | None, queue: str, platform: Platform
+    environment: EnvironmentDescriptor | None,
+    queue: str,
+    platform: Platform,
+    key: str | None = None,
 ) -> QueueTarget:
-    """The target of a queue, with the environment's defaults when there is one."""
+    """The target of a queue, with the environment's defaults when there is one; ``key``
+    is the queue's key in the environment (messages name the queue by it)."""
     if environment is None:
-        return QueueTarget(queue=queue, platform=platform)
+        return QueueTarget(queue=queue, platform=platform, key=key)
     return QueueTarget(
         queue=queue,
         platform=platform,
@@ -229,6 +249,7 @@ def queue_target(
         default_image=environment.default_image or None,
         log_group=environment.log_group or None,
         region=environment.region or None,
+        key=key,
     )
 
 
@@ -259,6 +280,41 @@ def _targeted(
         resources=(resources.vcpus, resources.memory, resources.gpu),
         notices=plan.notices + tuple(str(n) for n in resources.notices),
     )
+
+
+def _unchecked(
+    options: BatchOptions, environment: EnvironmentDescriptor | None, *, locally: bool
+) -> str:
+    """The reason of a step planned without an environment queue: what was checked, and
+    what could not be (and when it will be, if ever)."""
+    platform = implied_platform(options)
+    needs = (
+        f"; its options need {platform} ({', '.join(platform_keys(options)[platform])})"
+        if platform
+        else ""
+    )
+    checked = (
+        "checked: the options, their combinations, and that an instance type or Fargate "
+        f"size AWS Batch offers holds {describe_request(options)}{needs}"
+    )
+    if options.queue is None:
+        return (
+            "no environment: runs on the local backend (--run-batch-locally); "
+            f"{checked}; not checked without an environment: which queue takes it, that the "
+            "queue exists, its platform, and the fit on its instance types"
+        )
+    head = (
+        f"named by @batch(queue=...), not a queue of environment '{environment.name}'"
+        if environment is not None
+        else "named by @batch(queue=...); no environment"
+    )
+    later = (
+        "not checked: that the queue exists and its platform (--run-batch-locally makes no "
+        "AWS call)"
+        if locally
+        else "the queue and its platform are read from AWS before submitting"
+    )
+    return f"{head}; {checked}; {later}; the fit on its instance types is not checked"
 
 
 def _no_environment(options: BatchOptions) -> str:
@@ -295,16 +351,16 @@ def plan_step(
     except BatchwrightError as error:
         return dataclasses.replace(base, verdict=str(error))
     if environment is None:
-        if options.queue is None:
-            if run_batch_locally:
-                return dataclasses.replace(
-                    base, reason="no environment; runs on the local backend (--run-batch-locally)"
-                )
+        # No queue to check against: every check that needs none still runs.
+        problem = check_anywhere(options)
+        if problem:
+            return dataclasses.replace(base, verdict=problem)
+        if options.queue is None and not run_batch_locally:
             return dataclasses.replace(base, verdict=_no_environment(options))
         return dataclasses.replace(
             base,
             queue=options.queue,
-            reason="named by @batch(queue=...); its platform is read from AWS before submitting",
+            reason=_unchecked(options, None, locally=run_batch_locally),
         )
     routed = route(options, environment, has_retry=policy.retries > 0)
     planned = dataclasses.replace(
@@ -322,11 +378,12 @@ def plan_step(
         )
     if routed.queue is None:
         # A queue outside the environment: the live check reads its platform.
+        problem = check_anywhere(options, environment)
         return dataclasses.replace(
             planned,
             platform=None,
-            reason="named by @batch(queue=...), not a queue of environment "
-            f"'{environment.name}'; its platform is read from AWS before submitting",
+            verdict=problem or OK,
+            reason=_unchecked(options, environment, locally=run_batch_locally),
         )
     queue = routed.queue
     counterpart = (
@@ -334,9 +391,11 @@ def plan_step(
     )
     on_demand = None
     if counterpart is not None:
-        on_demand = queue_target(environment, counterpart.queue.arn, counterpart.queue.platform)
+        on_demand = queue_target(
+            environment, counterpart.queue.arn, counterpart.queue.platform, counterpart.queue.key
+        )
         planned = dataclasses.replace(planned, on_demand_queue_key=counterpart.queue.key)
-    target = queue_target(environment, queue.arn, queue.platform)
+    target = queue_target(environment, queue.arn, queue.platform, queue.key)
     return _targeted(planned, target, on_demand, reclaims_before_on_demand)
 
 
@@ -446,11 +505,22 @@ def _check_step(
     where = f"{step.options.location}, @batch"
     record = queues.get(step.queue)
     if record is None:
+        if step.queue_key is not None and is_placeholder(step.queue):
+            # Read from cdk.out before deployment: the ARN is a placeholder, so say the key.
+            missing = (
+                f"queue '{step.queue_key}' does not exist in this account and region: it is "
+                "not deployed yet (its ARN was read from cdk.out)"
+            )
+        elif step.queue_key is not None:
+            missing = (
+                f"queue '{step.queue_key}' ({step.queue}) does not exist in this account and region"
+            )
+        else:
+            missing = f"queue {step.queue!r} does not exist in this account and region"
         return dataclasses.replace(
             step,
-            verdict=f"{where}: queue {step.queue!r} does not exist in this account and region. "
-            "Deploy the environment (or check --environment / the region), or name an "
-            "existing queue with @batch(queue=...).",
+            verdict=f"{where}: {missing}. Deploy the environment (or check --environment / "
+            "the region), or name an existing queue with @batch(queue=...).",
         )
     name = record.get("jobQueueName", step.queue)
     if not _usable(record):

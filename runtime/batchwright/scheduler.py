@@ -49,6 +49,7 @@ from batchwright.events import (
     TaskSubmitted,
     TaskSucceeded,
 )
+from batchwright.identity import current_user
 from batchwright.lease import LeaseLost, RunLease
 from batchwright.policy import StepPolicy
 
@@ -88,6 +89,10 @@ class RunOptions:
     follow_logs: int = DEFAULT_FOLLOW_LOGS
     #: How the run waits out throttling and outages of AWS (one for the orchestrator).
     patience: Patience = field(default_factory=Patience, compare=False)
+    #: The user tags of the run (``run --tag``), already checked by the CLI.
+    tags: tuple[str, ...] = ()
+    #: Who starts the run (kept in its record as ``user``).
+    user: str = field(default_factory=current_user)
 
 
 @dataclass
@@ -170,8 +175,10 @@ class Scheduler:
         ] = {}
         self._clone_steps: set[str] = set()
         self.journal = Journal(datastore, self.run_id)
+        # The run resumed first: when another orchestrator holds it, the refusal leaves
+        # no trace of the new run (a folder holding only a lease would pass for a run).
         self.lease = RunLease(
-            datastore, [r for r in (self.run_id, options.origin_run_id) if r is not None]
+            datastore, [r for r in (options.origin_run_id, self.run_id) if r is not None]
         )
 
     # -- public --------------------------------------------------------------------------
@@ -209,6 +216,9 @@ class Scheduler:
             "started_at": started,
             "flow_file": self.options.flow_file,
             "origin_run_id": self.options.origin_run_id,
+            # What the client's namespaces read: the user tags and who ran it.
+            "tags": sorted(set(self.options.tags)),
+            "user": self.options.user,
         }
         self.store.write_run(self.run_id, record)
         for context, decorator in self._runtime_hooks():
@@ -659,6 +669,7 @@ class Scheduler:
                 self.options.waits,
                 self.journal,
                 self.options.follow_logs,
+                self.options.user,
             )
             self._backends[name] = create_backend(name, options)
         return self._backends[name]

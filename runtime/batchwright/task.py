@@ -188,10 +188,13 @@ class TaskRunner:
     """One attempt of one task: set up, run the step, persist."""
 
     def __init__(self, arguments: TaskArguments, tempdir: str) -> None:
-        from batchwright.datastore import open_datastore
+        from batchwright.datastore import ROOT_VARIABLE, open_datastore
 
         self.args = arguments
         self.tempdir = tempdir
+        # The client inside the step reads this run's datastore unless told otherwise,
+        # wherever the task runs (a container has no other way to know it).
+        os.environ.setdefault(ROOT_VARIABLE, arguments.datastore_root)
         self.started_at = time.time()
         self.flow_name = arguments.flow
         self.step_name = arguments.step
@@ -213,7 +216,7 @@ class TaskRunner:
     def run(self) -> int:
         """Load the flow and inputs, run the step with its hooks; returns the exit code."""
         from batchwright.current import current
-        from batchwright.decorators import TaskContext, decorator_from_with_option
+        from batchwright.decorators import TaskContext, parse_with_option
         from batchwright.definition import step_decorators
         from batchwright.flowspec import Inputs
         from batchwright.graph import FlowGraph
@@ -225,8 +228,8 @@ class TaskRunner:
         if self.step_name not in graph:
             raise DoNotRetry(f"flow '{self.flow_name}' has no step '{self.step_name}'")
         node = graph[self.step_name]
-        with_decorators = [decorator_from_with_option(w) for w in args.with_options]
-        decorators = step_decorators(flow_class, graph, self.step_name, with_decorators)
+        with_options = [parse_with_option(w) for w in args.with_options]
+        decorators = step_decorators(flow_class, graph, self.step_name, with_options)
 
         inputs = self._read_inputs(args.input_paths)
         parameter_names = frozenset(flow_parameters(flow_class))

@@ -1,9 +1,13 @@
 """GPU training: one NVIDIA GPU, data loaders with a large /dev/shm, retried on failure.
 
 ``python gpu_training_flow.py plan`` shows the GPU queue and the g5 sizes that fit.
-Override the size for one run without touching the code, key by key::
+Resize the training step for one run without touching the code, key by key::
 
-    python gpu_training_flow.py run --with batch:gpu=4,memory=180000
+    python gpu_training_flow.py run --with train/batch:gpu=4,memory=180000
+
+``train/`` scopes the option to that step. Without it, ``--with batch:...`` applies to
+every step: ``start`` and ``end`` would get ``@batch(gpu=4, memory=180000)`` too and
+wait for GPU instances.
 """
 
 from batchwright import FlowSpec, Parameter, batch, current, retry, step

@@ -15,6 +15,7 @@ from batchwright.environment.descriptor import (
     DESCRIPTOR_OUTPUT_KEY,
     DESCRIPTOR_PARAMETER_OUTPUT_KEY,
     METAFLOW_PROFILE_OUTPUT_KEY,
+    descriptor_parameter_name,
 )
 from batchwright.environment.sources import render_intrinsics
 
@@ -104,7 +105,10 @@ def test_no_resource_has_a_fixed_physical_name(sample: Any) -> None:
         for logical, resource in sample.template["Resources"].items()
         if name_keys & set(resource.get("Properties", {}))
     }
-    assert named == {}
+    # One exception, named after the stack (unique in an account and region, so two
+    # deployments never collide): the descriptor parameter the runtime lists by path.
+    parameter = sample.template["Outputs"][DESCRIPTOR_PARAMETER_OUTPUT_KEY]["Value"]["Ref"]
+    assert named == {parameter: ["Name"]}
 
 
 def test_on_demand_queue_uses_best_fit_progressive_and_the_given_classes(
@@ -323,6 +327,11 @@ def test_submitter_policy_is_scoped_and_exposed(sample: Any, sample_template: Te
     assert "ReadJobLogs" in by_sid and "ReadWriteDatastoreObjects" in by_sid
     assert by_sid["ReadEnvironmentStack"]["Resource"] == {"Ref": "AWS::StackId"}
     assert by_sid["ReadEnvironmentDescriptor"]["Action"] == "ssm:GetParameter"
+    listing = by_sid["ListEnvironments"]
+    assert listing["Action"] == "ssm:GetParametersByPath"
+    assert render_intrinsics(listing["Resource"]).endswith(":parameter/batchwright/environments"), (
+        listing
+    )
     sample_template.has_output("BatchwrightSubmitterPolicy", {"Value": {"Ref": Match.any_value()}})
 
 
@@ -336,7 +345,10 @@ def test_descriptor_is_published_three_ways(sample: Any, sample_template: Templa
     parameter_id = outputs[DESCRIPTOR_PARAMETER_OUTPUT_KEY]["Value"]["Ref"]
     parameter = sample.template["Resources"][parameter_id]["Properties"]
     assert parameter["Tier"] == "Intelligent-Tiering"
-    assert "Name" not in parameter, "no fixed physical name"
+    # One name per stack under one path: an account's environments are one
+    # GetParametersByPath away.
+    assert parameter["Name"] == descriptor_parameter_name("BatchwrightSample")
+    assert parameter["Name"] == "/batchwright/environments/BatchwrightSample"
     assert parameter["Value"] == outputs[DESCRIPTOR_OUTPUT_KEY]["Value"]
     image = sample.template["Parameters"]["DefaultImage"]["Default"]
     profile = json.loads(

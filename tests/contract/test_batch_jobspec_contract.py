@@ -119,7 +119,7 @@ TABLE: list[tuple[str, dict[str, Any], tuple[str, ...]]] = [
             "shared_memory": 4096,
             "max_swap": 2048,
             "swappiness": 60,
-            "inferentia": 1,
+            # inferentia is left out: no instance type has both GPUs and Neuron devices.
             "efa": 1,
             "tmpfs_size": 4096,
             "tmpfs_path": "/tmpfs",

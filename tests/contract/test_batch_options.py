@@ -298,9 +298,9 @@ REFUSALS: list[tuple[str, dict[str, Any], dict[str, Any], dict[str, str], str, A
         "@batch",
         "full ARN",
     ),
-    ("image empty", {"image": ""}, {}, {}, "image", "", "@batch", "Give a name"),
-    ("image with space", {"image": "a b"}, {}, {}, "image", "a b", "@batch", "Give a name"),
-    ("queue not a string", {"queue": 3}, {}, {}, "queue", 3, "@batch", "Give a name"),
+    ("image empty", {"image": ""}, {}, {}, "image", "", "@batch", "Give an image reference"),
+    ("image with space", {"image": "a b"}, {}, {}, "image", "a b", "@batch", "python:3.12-slim"),
+    ("queue not a string", {"queue": 3}, {}, {}, "queue", 3, "@batch", "Give the key of one"),
     (
         "log driver unknown",
         {"log_driver": "stdout"},

@@ -157,7 +157,7 @@ def test_a_retry_recovers(on_localbatch: OnLocalbatch) -> None:
 def test_a_foreach_falls_back_to_single_jobs_on_an_api_without_array_jobs(
     on_localbatch: OnLocalbatch,
 ) -> None:
-    done = on_localbatch.run("exchange_flow.py", "run", "--tag", "localbatch")
+    done = on_localbatch.run("exchange_flow.py", "run", "--label", "localbatch")
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
     assert "foreach members are submitted as one job each" in output

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -64,3 +67,33 @@ def test_sample_flow_runs_on_the_queues_plan_chose(deployed: Deployed) -> None:
     end = run["end"].task.data
     assert end.scores == [end.weight * r for r in range(1, 11)]
     assert end.model_bytes > 0
+
+
+def test_an_environment_nothing_names_is_found_in_the_account(
+    deployed: Deployed, tmp_path: Path
+) -> None:
+    # No --environment, no variable, no cdk.json, no outputs file: the deployed sample is
+    # the only descriptor under the SSM path the construct library publishes it on.
+    env = {
+        k: v
+        for k, v in deployed.env.items()
+        if k not in ("BATCHWRIGHT_ENVIRONMENT", "BATCHWRIGHT_OUTPUTS_FILE")
+    }
+    shown = subprocess.run(
+        [str(Path(sys.executable).with_name("batchwright")), "env", "show"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    lines = [line.strip() for line in shown.stdout.splitlines()]
+    assert lines[0] == "Environment BatchwrightSample"
+    assert lines[1] == (
+        "named by:       the only batchwright environment listed in SSM in us-east-1 "
+        "(parameters under /batchwright/environments)"
+    )
+    assert lines[2] == (
+        "source:         CloudFormation stack BatchwrightSample (output BatchwrightEnvironment)"
+    )

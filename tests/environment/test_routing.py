@@ -121,7 +121,7 @@ def test_memory_is_checked_after_the_ecs_reserve() -> None:
     assert c5.job_memory_mib < 8192
     refused = route(_options(memory=8192, queue="small"), ENV)
     assert not refused.ok
-    assert "queue='small' can never run it" in refused.verdict
+    assert "queue='small' can never run it (1 vCPU / 8192 MiB)" in refused.verdict
     assert "c5.xlarge" in refused.verdict
     # The queues that could take it are named.
     assert "cpu" in refused.verdict and "spot" in refused.verdict

@@ -28,7 +28,9 @@ from batchwright.environment.sources import (
     from_outputs_file,
     from_parameter,
     is_placeholder,
+    placeholders_in,
     render_intrinsics,
+    template_defaults,
 )
 from batchwright.errors import DescriptorError, EnvironmentNotFound
 
@@ -72,6 +74,35 @@ def test_unresolvable_references_become_readable_placeholders() -> None:
     assert render_intrinsics(queue_name) == "<part-of:GetAtt:Queue1.JobQueueArn>"
     assert is_placeholder(render_intrinsics(queue_name))
     assert not is_placeholder("arn:aws:batch:us-east-1:1:job-queue/q")
+
+
+def test_placeholders_are_found_inside_values() -> None:
+    rendered = render_intrinsics(
+        {"Fn::Join": ["", ["s3://", {"Ref": "Bucket"}, "/", {"Fn::If": ["C", "a", "b"]}]]}
+    )
+    assert rendered == "s3://<Ref:Bucket>/<Fn::If>"
+    assert placeholders_in(rendered) == ["<Ref:Bucket>", "<Fn::If>"]
+    assert placeholders_in("<part-of:GetAtt:Queue1.JobQueueArn>") == [
+        "<part-of:GetAtt:Queue1.JobQueueArn>"
+    ]
+    # Angle brackets that no deployment fills in are values like any other.
+    assert placeholders_in("s3://bucket/<my-prefix>") == []
+    assert placeholders_in("public.ecr.aws/docker/library/python:3.11") == []
+
+
+def test_template_defaults_are_what_a_ref_is_before_deployment() -> None:
+    template = {
+        "Parameters": {
+            "DefaultImage": {"Type": "String", "Default": "python:3.11"},
+            "Required": {"Type": "String"},
+            "BootstrapVersion": {
+                "Type": "AWS::SSM::Parameter::Value<String>",
+                "Default": "/cdk-bootstrap/hnb659fds/version",
+            },
+        }
+    }
+    assert template_defaults(template) == {"DefaultImage": "python:3.11"}
+    assert render_intrinsics({"Ref": "DefaultImage"}, template_defaults(template)) == "python:3.11"
 
 
 # --- cdk.out and the outputs file (the synthesized sample) -------------------------------

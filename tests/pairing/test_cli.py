@@ -16,13 +16,20 @@ from moto import mock_aws
 
 from batchwright.cli import main as batchwright_main
 from batchwright.cli.command import FlowCommand, load_flow_file
-from batchwright.cli.flow import main as flow_main
 from batchwright.cli.plan import batch_datastore_root, prepare_run
 from batchwright.console import Console
 from batchwright.environment.descriptor import EnvironmentDescriptor
 from batchwright.errors import PlanError, UserInputError
 
-from .conftest import FLOWS, REPO, STACK, write_outputs_file
+from .conftest import (
+    FLOWS,
+    REPO,
+    STACK,
+    deployed,
+    isolate_from_aws,
+    run_flow_cli,
+    write_outputs_file,
+)
 
 PAIRING_FLOW = REPO / "sample_app" / "flows" / "pairing_flow.py"
 METAFLOW_KEYS = {
@@ -39,33 +46,14 @@ METAFLOW_KEYS = {
 
 @pytest.fixture(autouse=True)
 def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No environment or datastore leaks in from the caller's shell; AWS is unreachable."""
-    for variable in (
-        "BATCHWRIGHT_ENVIRONMENT",
-        "BATCHWRIGHT_OUTPUTS_FILE",
-        "BATCHWRIGHT_DATASTORE_ROOT",
-    ):
-        monkeypatch.delenv(variable, raising=False)
-    # Any AWS call would fail loudly (connection refused), so a passing refusal test also
-    # shows that no call was made before it.
-    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.chdir(tmp_path)
-
-
-def _flow(path: Path, argv: list[str]) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = flow_main(load_flow_file(str(path)), argv, Console(out, err))
-    return code, out.getvalue(), err.getvalue()
+    isolate_from_aws(monkeypatch, tmp_path)
 
 
 # --- plan ----------------------------------------------------------------------------------------
 
 
 def test_flow_plan_from_cdk_out_only(cdk_out: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = _flow(PAIRING_FLOW, ["plan", "--static", "--cdk-out", str(cdk_out)])
+    code, out, _ = run_flow_cli(PAIRING_FLOW, ["plan", "--static", "--cdk-out", str(cdk_out)])
     assert code == 0
     assert f"Plan of PairingFlow on environment {STACK}" in out
     assert "cdk.out template" in out
@@ -80,12 +68,12 @@ def test_flow_plan_from_cdk_out_only(cdk_out: Path, capsys: pytest.CaptureFixtur
         r"on reclaim: +after 2 Spot reclaim\(s\) of an attempt, queue '(cpu|small)'", train
     )
     # --spot-reclaims 0 turns the move off; a negative count is refused by argparse.
-    code, out, _ = _flow(
+    code, out, _ = run_flow_cli(
         PAIRING_FLOW, ["plan", "--static", "--cdk-out", str(cdk_out), "--spot-reclaims", "0"]
     )
     assert code == 0 and "on reclaim:" not in out
     with pytest.raises(SystemExit) as refused:  # argparse's usage error: exit code 2
-        _flow(
+        run_flow_cli(
             PAIRING_FLOW, ["plan", "--static", "--cdk-out", str(cdk_out), "--spot-reclaims", "-1"]
         )
     assert refused.value.code == 2
@@ -111,18 +99,20 @@ def test_plan_json_through_the_batchwright_command(
 
 
 def test_plan_exit_code_2_when_a_step_is_refused(cdk_out: Path) -> None:
-    code, out, _ = _flow(
+    code, out, _ = run_flow_cli(
         FLOWS / "refusal_flow.py", ["plan", "--json", "--static", "--cdk-out", str(cdk_out)]
     )
     assert code == 2
     rows = json.loads(out)
     assert sum(r["verdict"] != "ok" for r in rows) == 6
-    code, out, _ = _flow(FLOWS / "refusal_flow.py", ["plan", "--static", "--cdk-out", str(cdk_out)])
+    code, out, _ = run_flow_cli(
+        FLOWS / "refusal_flow.py", ["plan", "--static", "--cdk-out", str(cdk_out)]
+    )
     assert code == 2 and "6 step(s) refused" in out and "REFUSED" in out
 
 
 def test_plan_with_overrides(cdk_out: Path) -> None:
-    code, out, _ = _flow(
+    code, out, _ = run_flow_cli(
         PAIRING_FLOW,
         ["plan", "--json", "--static", "--cdk-out", str(cdk_out), "--with", "batch:memory=16384"],
     )
@@ -130,7 +120,7 @@ def test_plan_with_overrides(cdk_out: Path) -> None:
     rows = {r["step"]: r for r in json.loads(out)}
     assert rows["featurize"]["job_definition"]["memory_mib"] == 16384
     # --with batch puts every step on Batch.
-    code, out, _ = _flow(
+    code, out, _ = run_flow_cli(
         PAIRING_FLOW, ["plan", "--json", "--static", "--cdk-out", str(cdk_out), "--with", "batch"]
     )
     assert {r["backend"] for r in json.loads(out)} == {"batch"}
@@ -154,7 +144,7 @@ def test_run_refuses_before_anything_runs(
     tmp_path: Path, sample_env: EnvironmentDescriptor
 ) -> None:
     store = tmp_path / "store"
-    code, out, err = _flow(
+    code, out, err = run_flow_cli(
         FLOWS / "memory_flow.py",
         [
             "run",
@@ -177,12 +167,12 @@ def test_run_without_an_environment_refuses_batch_steps(tmp_path: Path) -> None:
     # A copy outside the repository: no cdk.json above it, no variable names an environment.
     flow = tmp_path / "pairing_flow.py"
     flow.write_text(PAIRING_FLOW.read_text())
-    code, _, err = _flow(flow, ["run"])
+    code, _, err = run_flow_cli(flow, ["run"])
     assert code == 2
     assert "error: flow 'PairingFlow', step 'featurize', @batch: no queue" in err
     assert "--environment NAME" in err
     # ...while a named but missing one is reported with the places tried.
-    code, _, err = _flow(flow, ["run", "--environment", "Nowhere"])
+    code, _, err = run_flow_cli(flow, ["run", "--environment", "Nowhere"])
     assert code == 2
     assert "environment 'Nowhere' (named by --environment) was not found" in err
 
@@ -190,7 +180,7 @@ def test_run_without_an_environment_refuses_batch_steps(tmp_path: Path) -> None:
 def test_run_batch_locally_plans_then_runs_on_this_machine(
     tmp_path: Path, sample_env: EnvironmentDescriptor
 ) -> None:
-    code, out, err = _flow(
+    code, out, err = run_flow_cli(
         PAIRING_FLOW,
         ["run", "--run-batch-locally", "--outputs-file", str(_outputs(tmp_path, sample_env))],
     )
@@ -203,10 +193,22 @@ def test_run_batch_locally_plans_then_runs_on_this_machine(
     assert (tmp_path / ".batchwright").is_dir()
 
 
+def test_run_batch_locally_without_an_environment_says_what_it_checked(tmp_path: Path) -> None:
+    # Away from the repository's cdk.json, nothing names an environment.
+    flow = tmp_path / PAIRING_FLOW.name
+    flow.write_text(PAIRING_FLOW.read_text())
+    code, out, err = run_flow_cli(flow, ["run", "--run-batch-locally"])
+    assert code == 0, err
+    train = next(line for line in out.splitlines() if line.startswith("step 'train':"))
+    assert "no environment: runs on the local backend (--run-batch-locally)" in train
+    assert "checked: the options" in train and "not checked without an environment" in train
+
+
 def _run_args(**values: Any) -> argparse.Namespace:
     defaults: dict[str, Any] = {
         "environment_name": None,
         "outputs_file": None,
+        "cdk_out": None,
         "run_batch_locally": False,
         "datastore_root": None,
         "with_options": [],
@@ -241,7 +243,7 @@ def test_run_uses_the_environment_datastore_then_checks_queues_live(
 def test_run_on_aws_with_a_local_datastore_is_refused(
     tmp_path: Path, sample_env: EnvironmentDescriptor
 ) -> None:
-    code, _, err = _flow(
+    code, _, err = run_flow_cli(
         PAIRING_FLOW,
         [
             "run",
@@ -311,6 +313,7 @@ def test_export_metaflow_reuses_the_stack_output(tmp_path: Path, cdk_out: Path) 
 def test_export_metaflow_builds_it_from_the_descriptor(
     tmp_path: Path, sample_env: EnvironmentDescriptor, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    sample_env = deployed(sample_env)
     outputs = _outputs(tmp_path, sample_env)  # no BatchwrightMetaflowProfile output in it
     code = batchwright_main(
         ["env", "export-metaflow", STACK, "--outputs-file", str(outputs), "--queue", "spot"]

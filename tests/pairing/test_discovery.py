@@ -33,6 +33,7 @@ from batchwright.environment.discovery import (
     resolve_name,
 )
 from batchwright.errors import EnvironmentNotFound
+from batchwright.identity import current_user
 
 from .conftest import STACK, write_outputs_file
 
@@ -266,7 +267,8 @@ def test_logs_and_the_client_find_the_environments_datastore(
     with mock_aws():
         boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="discovered")
         store = open_datastore("DiscoFlow", env.datastore_root)
-        store.write_run("42", {"status": "succeeded"})
+        # As `run` records it: who ran it (the client's default namespace) and its tags.
+        store.write_run("42", {"status": "succeeded", "user": current_user(), "tags": []})
         store.write_log("42", "start", "1", 0, "stdout", io.BytesIO(b"said from S3\n"))
         store.mark_done("42", "start", "1", 0)
         # Nothing names the datastore: cdk.json names the environment, whose outputs file

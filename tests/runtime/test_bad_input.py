@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 
@@ -374,8 +375,258 @@ def test_foreach_over_a_non_iterable_fails_clearly(run_flow: RunFlow, tmp_path: 
     assert f"task BadFlow/{result.run_id}/start/1 failed" in result.stderr
 
 
+def test_a_keyword_parameter_does_not_take_is_refused(
+    run_flow: RunFlow, datastore: Path, tmp_path: Path
+) -> None:
+    body = GOOD_BODY.replace("required=True)", "requried=True)")
+    flow_file = write_flow(tmp_path, "bad_flow", _flow(body))
+    result = run_flow(flow_file, "check")
+    assert result.returncode == 2 and "Traceback" not in result.output
+    assert result.stderr == (
+        "error: flow 'BadFlow', parameter 'needed': requried=True is not a keyword of "
+        "Parameter. Did you mean 'required'? It takes: name, default, type, help, required, "
+        "show_default, separator.\n"
+    )
+
+
+def test_a_separator_splits_a_string_value_into_a_list(
+    run_flow: RunFlow, datastore: Path, tmp_path: Path
+) -> None:
+    body = """
+letters = Parameter("letters", default="a,b", separator=",", show_default=False)
+
+@step
+def start(self):
+    print("letters", self.letters)
+    self.next(self.end)
+
+@step
+def end(self):
+    pass
+"""
+    flow_file = write_flow(tmp_path, "sep_flow", _flow(body))
+    default = run_flow(flow_file, "run")
+    assert default.returncode == 0, default.output
+    assert "letters ['a', 'b']" in default.stdout
+    given = run_flow(flow_file, "run", "--letters", "x,y,z")
+    assert given.returncode == 0 and "letters ['x', 'y', 'z']" in given.stdout
+    shown = run_flow(flow_file, "run", "--help")
+    assert shown.stdout.rstrip().endswith("--letters STR         str")  # no default shown
+    numbers = write_flow(tmp_path, "num_flow", _flow(body.replace('default="a,b"', "default=1")))
+    refused = run_flow(numbers, "check")
+    assert refused.returncode == 2
+    assert refused.stderr == (
+        "error: flow 'BadFlow', parameter 'letters': separator=',' with type int is not "
+        "supported. A separator splits a str value into a list of strings: give a non-empty "
+        "string, e.g. separator=',', and leave type as str.\n"
+    )
+
+
 def test_parameter_named_like_an_option(run_flow: RunFlow, datastore: Path, tmp_path: Path) -> None:
     body = GOOD_BODY.replace('Parameter("count", default=1)', 'Parameter("max-workers", default=1)')
     flow_file = write_flow(tmp_path, "bad_flow", _flow(body))
     result = run_flow(flow_file, "run", "--needed", "x")
     _assert_rejected(result, datastore, "parameter 'max-workers' has the name of an option")
+
+
+# --- @batch options a new user gets wrong ----------------------------------------------------
+
+BATCH_FLOW = """
+from batchwright import FlowSpec, batch, step
+
+
+class BadFlow(FlowSpec):
+    @step
+    def start(self):
+        self.next(self.work)
+
+    @batch({attributes})
+    @step
+    def work(self):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+if __name__ == "__main__":
+    BadFlow()
+"""
+
+IMAGE_FIX = (
+    "Give an image reference such as '123456789012.dkr.ecr.us-east-1.amazonaws.com/train:1.4' "
+    "or 'python:3.12-slim': [registry[:port]/]path[:tag][@sha256:<hex>], the path in "
+    "lowercase letters and digits separated by '/', '.', '_', '__' or '-'."
+)
+
+BATCH_REFUSALS = {
+    "image not a reference": (
+        "image='x!!'",
+        [],
+        f"error: flow 'BadFlow', step 'work', @batch: image='x!!' is not a Docker image "
+        f"reference. {IMAGE_FIX}",
+    ),
+    "image in capitals": (
+        "image='MyOrg/Train:Latest'",
+        [],
+        "error: flow 'BadFlow', step 'work', @batch: image='MyOrg/Train:Latest' has capital "
+        "letters in its repository 'MyOrg/Train'; Docker takes lowercase only. Write the "
+        "repository in lowercase: 'myorg/train:Latest'.",
+    ),
+    "gpu with ephemeral storage": (
+        "gpu=1, ephemeral_storage=50",
+        [],
+        "error: flow 'BadFlow', step 'work', @batch: ephemeral_storage=50 contradicts gpu=1: "
+        "ephemeral_storage exists only on Fargate and gpu exists only on EC2, so no queue can "
+        "run the step. Drop gpu to run on Fargate, or drop ephemeral_storage to run on EC2.",
+    ),
+    "fractional cpu with privileged": (
+        "cpu=0.5, privileged=True",
+        [],
+        "error: flow 'BadFlow', step 'work', @batch: cpu=0.5 contradicts privileged=True: "
+        "fractional vCPUs exist only on Fargate and privileged exists only on EC2, so no queue "
+        "can run the step. Drop privileged to run on Fargate, or use cpu=1 to run on EC2.",
+    ),
+    "memory nothing offers, no environment": (
+        "memory=10**7",
+        ["--run-batch-locally"],
+        "error: step 'work', @batch: memory=10000000 is more than any EC2 instance type AWS "
+        "Batch runs offers a job (at most 1992262 MiB, on p5.48xlarge). Lower memory to at most "
+        "1992262.",
+    ),
+    "fractional cpu beyond fargate, no environment": (
+        "cpu=0.5, memory=200000",
+        ["--run-batch-locally"],
+        "error: step 'work', @batch: memory=200000 exceeds Fargate's largest size (16 vCPU / "
+        "122880 MiB), and cpu=0.5 runs on Fargate only. Lower memory to at most 122880, or use "
+        "cpu=1 to run on EC2.",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BATCH_REFUSALS))
+def test_batch_option_mistakes_are_refused_before_running(
+    case: str, run_flow: RunFlow, datastore: Path, tmp_path: Path
+) -> None:
+    attributes, args, message = BATCH_REFUSALS[case]
+    flow_file = write_flow(tmp_path, "bad_flow", BATCH_FLOW.format(attributes=attributes))
+    result = run_flow(flow_file, "run", *args)
+    assert result.returncode == 2, result.output
+    assert "Traceback" not in result.output and "started" not in result.stdout
+    # The refusal is the error's first line (the CLI may add how it looked for an
+    # environment when it found none).
+    assert result.stderr.splitlines()[0] == message, result.output
+    assert not (datastore / "BadFlow").exists()
+
+
+def test_a_bad_image_on_the_command_line_names_its_source(
+    run_flow: RunFlow, datastore: Path, tmp_path: Path
+) -> None:
+    flow_file = write_flow(tmp_path, "bad_flow", BATCH_FLOW.format(attributes=""))
+    result = run_flow(flow_file, "run", "--with", "batch:image=MyOrg/Train:Latest")
+    _assert_rejected(
+        result,
+        datastore,
+        "--with batch: image='MyOrg/Train:Latest' has capital letters in its repository "
+        "'MyOrg/Train'; Docker takes lowercase only. Write the repository in lowercase: "
+        "'myorg/train:Latest'.",
+    )
+
+
+def _environment_file(tmp_path: Path) -> Path:
+    """A 'cdk deploy --outputs-file' document for a small environment named Sample."""
+    from batchwright.environment.descriptor import (
+        ComputeEnvironmentDescription,
+        EnvironmentDescriptor,
+        QueueDescription,
+    )
+
+    queues = tuple(
+        QueueDescription(
+            key=key,
+            name=f"sample-{key}",
+            arn=f"arn:aws:batch:us-east-1:123456789012:job-queue/sample-{key}",
+            platform=platform,  # type: ignore[arg-type]
+            accelerator=accelerator,  # type: ignore[arg-type]
+            compute_environments=(
+                ComputeEnvironmentDescription(
+                    arn=f"arn:aws:batch:us-east-1:123456789012:compute-environment/{key}",
+                    platform=platform,  # type: ignore[arg-type]
+                    order=1,
+                    max_vcpus=64,
+                    instance_types=types,
+                    accelerator=accelerator,  # type: ignore[arg-type]
+                ),
+            ),
+        )
+        for key, platform, types, accelerator in (
+            ("cpu", "EC2", ("c5.large", "c5.xlarge"), "none"),
+            ("fargate", "FARGATE", (), "none"),
+            ("gpu", "EC2", ("g5.xlarge",), "gpu"),
+        )
+    )
+    env = EnvironmentDescriptor(
+        name="Sample",
+        region="us-east-1",
+        bucket="bucket",
+        prefix="bw",
+        job_role_arn="arn:aws:iam::123456789012:role/job",
+        execution_role_arn="arn:aws:iam::123456789012:role/execution",
+        log_group="/bw",
+        default_image="python:3.12-slim",
+        queues=queues,
+    )
+    path = tmp_path / "outputs.json"
+    path.write_text(json.dumps({"Sample": {"BatchwrightEnvironment": env.to_json()}}))
+    return path
+
+
+@pytest.mark.parametrize(("queue", "guess"), [("cpus", "'cpu'"), ("gpu-large", "'gpu'")])
+def test_a_queue_key_the_environment_lacks_is_refused_with_a_guess(
+    queue: str, guess: str, run_flow: RunFlow, datastore: Path, tmp_path: Path
+) -> None:
+    flow_file = write_flow(tmp_path, "bad_flow", BATCH_FLOW.format(attributes=f"queue={queue!r}"))
+    outputs = str(_environment_file(tmp_path))
+    result = run_flow(
+        flow_file,
+        "run",
+        "--run-batch-locally",
+        "--environment",
+        "Sample",
+        "--outputs-file",
+        outputs,
+    )
+    message = (
+        f"error: step 'work', @batch: queue={queue!r} names no queue of environment 'Sample' "
+        f"(its queues: cpu, fargate, gpu). Did you mean {guess}? Give one of the environment's "
+        "queue keys, drop queue= to let batchwright route the step, or give the full ARN of a "
+        "queue outside the environment."
+    )
+    _assert_rejected(result, datastore, message)
+
+
+def test_a_request_no_queue_holds_shows_the_largest_offers(
+    run_flow: RunFlow, tmp_path: Path
+) -> None:
+    flow_file = write_flow(tmp_path, "bad_flow", BATCH_FLOW.format(attributes="memory=150000"))
+    outputs = str(_environment_file(tmp_path))
+    result = run_flow(
+        flow_file,
+        "run",
+        "--run-batch-locally",
+        "--environment",
+        "Sample",
+        "--outputs-file",
+        outputs,
+    )
+    assert result.returncode == 2, result.output
+    assert "Traceback" not in result.output
+    assert result.stderr == (
+        "error: step 'work', @batch: 1 vCPU / 150000 MiB fits no queue that could run it. The "
+        "largest request each takes:\n"
+        "  queue    platform  largest request       instance type\n"
+        "  cpu      EC2       4 vCPU / 7750 MiB     c5.xlarge\n"
+        "  fargate  FARGATE   16 vCPU / 122880 MiB  (Fargate)\n"
+        "Lower memory, or add a larger instance type to one of these queues.\n"
+    )

@@ -123,6 +123,15 @@ def test_s3_urls() -> None:
         split_s3_url("s3:///prefix")
 
 
+def test_a_datastore_at_the_bucket_root_lists_its_flows(s3_storage: S3Storage) -> None:
+    root = S3Storage("s3://flows")  # the fixture's bucket, without a prefix
+    root.write_bytes("DemoFlow/1/_run.json", b"{}")
+    root.write_bytes("OtherFlow/2/_run.json", b"{}")
+    assert root.list_children("") == ["DemoFlow", "OtherFlow"]
+    assert root.list_children("DemoFlow") == ["1"]
+    assert root.list_keys("DemoFlow") == ["1/_run.json"]
+
+
 def test_s3_missing_objects(s3_storage: S3Storage) -> None:
     assert s3_storage.read_bytes("nope") is None
     assert not s3_storage.exists("nope")

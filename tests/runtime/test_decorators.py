@@ -12,6 +12,7 @@ from batchwright.decorators import (
     StepInitContext,
     decorator_from_with_option,
     merge_with_options,
+    misplaced_decorators,
     parse_value,
     register_step_decorator,
     registered_step_decorators,
@@ -49,12 +50,28 @@ def test_bare_decorator_uses_defaults() -> None:
     assert step_decorators(train)[0].attributes["times"] == 3
 
 
-def test_decorator_on_a_plain_function_is_refused() -> None:
+def test_decorator_on_a_plain_function_is_recorded_as_misplaced() -> None:
+    """Not raised while the class body runs (that would be a traceback before the command
+    line starts): recorded, and refused when the flow's definition is loaded (see
+    test_first_hour_flow_definitions.py)."""
+
     def helper(self: Any) -> None:
         pass
 
-    with pytest.raises(UserInputError, match="Put @retry above @step"):
-        retry(times=1)(helper)
+    decorated = retry(times=1)(helper)
+    assert decorated is helper
+    assert [d.name for d in misplaced_decorators(helper)] == ["retry"]
+    assert step_decorators(step(helper)) == []
+    assert [d.given for d in misplaced_decorators(helper)] == [{"times": 1}]
+
+
+def test_decorator_on_something_that_cannot_be_marked_is_refused_at_once() -> None:
+    with pytest.raises(UserInputError) as caught:
+        retry(times=1)(len)
+    assert str(caught.value) == (
+        "@retry is applied to 'len', which is not a step. Put @retry above @step on a step "
+        "of the flow."
+    )
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from batchwright import Flow
+from batchwright.datastore import open_datastore
+from batchwright.lease import RunLease
 
 from ._support import SAMPLE_FLOWS, RunFlow
 
@@ -226,3 +228,84 @@ def test_resume_from_a_step_reruns_it(run_flow: RunFlow, datastore: Path, tmp_pa
     assert second.returncode == 0, second.output
     assert marker.read_text().split() == ["collect", "fragile", "end"]
     assert "resuming run " + str(first.run_id) in second.stdout
+
+
+def test_metaflow_forms_of_resume(run_flow: RunFlow, datastore: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "marker.txt"
+    flow_file = SAMPLE_FLOWS / "resume_flow.py"
+    first = run_flow(
+        flow_file, "run", "--marker", str(marker), "--fail_flag", str(tmp_path / "absent.flag")
+    )
+    assert first.returncode == 0, first.output
+    other = run_flow(
+        flow_file, "run", "--marker", str(marker), "--fail_flag", str(tmp_path / "absent.flag")
+    )
+    assert other.returncode == 0, other.output
+    # Metaflow's 'resume STEP': the step to rerun from, in your latest run.
+    marker.write_text("")
+    latest = run_flow(flow_file, "resume", "collect")
+    assert latest.returncode == 0, latest.output
+    assert marker.read_text().split() == ["collect", "fragile", "end"]
+    assert f"resuming run {other.run_id}" in latest.stdout
+    # 'resume STEP --origin-run-id ID': that step of that run.
+    marker.write_text("")
+    chosen = run_flow(flow_file, "resume", "fragile", "--origin-run-id", str(first.run_id))
+    assert chosen.returncode == 0, chosen.output
+    assert marker.read_text().split() == ["fragile", "end"]
+    assert f"resuming run {first.run_id}" in chosen.stdout
+    # Two different runs, or two different steps, are refused.
+    both = run_flow(flow_file, "resume", str(other.run_id), "--origin-run-id", str(first.run_id))
+    assert both.returncode == 2
+    assert both.stderr == (
+        f"error: resume {other.run_id} --origin-run-id {first.run_id}: two runs to resume. "
+        "Give one: resume RUN_ID [--step STEP], or resume [STEP] --origin-run-id RUN_ID.\n"
+    )
+    steps = run_flow(flow_file, "resume", "collect", "--step", "end")
+    assert steps.returncode == 2
+    assert steps.stderr == "error: resume collect --step end: two steps to rerun from. Give one.\n"
+
+
+def test_resume_takes_your_latest_run_never_a_colleagues(
+    run_flow: RunFlow, datastore: Path, tmp_path: Path
+) -> None:
+    marker = tmp_path / "marker.txt"
+    flow_file = SAMPLE_FLOWS / "resume_flow.py"
+    mine = run_flow(
+        flow_file, "run", "--marker", str(marker), "--fail_flag", str(tmp_path / "absent.flag")
+    )
+    theirs = run_flow(
+        flow_file, "run", "--marker", str(marker), "--fail_flag", str(tmp_path / "absent.flag")
+    )
+    assert mine.returncode == 0 and theirs.returncode == 0, theirs.output
+    store = open_datastore("ResumeFlow", str(datastore))
+    record = store.read_run(str(theirs.run_id))
+    assert record is not None
+    store.write_run(str(theirs.run_id), {**record, "user": "a-colleague"})
+    resumed = run_flow(flow_file, "resume", "--step", "end")
+    assert resumed.returncode == 0, resumed.output
+    assert f"resuming run {mine.run_id}" in resumed.stdout
+
+
+def test_a_resume_refused_for_a_run_in_use_leaves_no_run_behind(
+    run_flow: RunFlow, datastore: Path, tmp_path: Path
+) -> None:
+    marker = tmp_path / "marker.txt"
+    flow_file = SAMPLE_FLOWS / "resume_flow.py"
+    first = run_flow(
+        flow_file, "run", "--marker", str(marker), "--fail_flag", str(tmp_path / "absent.flag")
+    )
+    assert first.returncode == 0, first.output
+    store = open_datastore("ResumeFlow", str(datastore))
+    held = RunLease(store, [str(first.run_id)])  # this live process drives it
+    held.acquire()
+    try:
+        refused = run_flow(flow_file, "resume", str(first.run_id))
+    finally:
+        held.release()
+    assert refused.returncode == 2, refused.output
+    assert "is being driven by another orchestrator" in refused.stderr
+    assert store.list_runs() == [str(first.run_id)]
+    # The plain resume that follows finds the real run, not an empty folder.
+    again = run_flow(flow_file, "resume", "--step", "end")
+    assert again.returncode == 0, again.output
+    assert f"resuming run {first.run_id}" in again.stdout

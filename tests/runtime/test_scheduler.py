@@ -177,3 +177,6 @@ def test_show_check_and_logs(run_flow: RunFlow) -> None:
     assert logs.returncode == 0 and "total 14" in logs.stdout
     bad = run_flow(SAMPLE_FLOWS / "linear_flow.py", "logs", f"{ran.run_id}/nosuch")
     assert bad.returncode == 2 and "has no tasks for step 'nosuch'" in bad.stderr
+    # A full pathspec, as the client prints it, names the same task.
+    full = run_flow(SAMPLE_FLOWS / "linear_flow.py", "logs", f"LinearFlow/{ran.run_id}/end")
+    assert full.returncode == 0 and full.stdout == logs.stdout

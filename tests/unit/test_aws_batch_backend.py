@@ -166,7 +166,7 @@ def harness(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Harness
     batch_client, logs_client = make_client("batch"), make_client("logs")
     events: list[object] = []
     backend = AwsBatchBackend(
-        BackendOptions(FLOW, RUN_ID, ROOT, events.append),
+        BackendOptions(FLOW, RUN_ID, ROOT, events.append, user="ada"),
         batch_client=batch_client,
         logs_client=logs_client,
         random=lambda: 0.5,  # no jitter unless a test asks for it
@@ -232,6 +232,8 @@ def test_submit_one_task_registers_the_definition_and_submits_one_job(harness: H
     in_container = task.arguments._replace(flow_file="flow.py").to_argv()
     assert command[-len(in_container) - 1 :] == [PACKAGE_URL, *in_container]
     assert {"name": "PYTHONUNBUFFERED", "value": "1"} in overrides["environment"]
+    # Who started the run: the client inside the step reads their namespace.
+    assert {"name": "BATCHWRIGHT_USER", "value": "ada"} in overrides["environment"]
     assert not any(e["name"].startswith("AWS_") for e in overrides["environment"])
     assert {r["type"]: r["value"] for r in overrides["resourceRequirements"]} == {
         "VCPU": str(task.policy.batch.options.cpu),

@@ -45,6 +45,7 @@ from batchwright.entrypoint import ARRAY_INDEX_VARIABLE, FINAL_EXIT_CODES, array
 from batchwright.entrypoint.bootstrap import container_command
 from batchwright.errors import PlanError, UserInputError
 from batchwright.events import ArrayProgress, Notice, TaskOutput, TaskStatusChanged, TaskWaiting
+from batchwright.identity import USER_VARIABLE
 from batchwright.policy import BatchJobPolicy
 
 #: Batch's SubmitJob limit is 50 per second; stay below it.
@@ -304,6 +305,8 @@ class AwsBatchBackend(Backend):
             **forwarded_aws_environment(os.environ),
             # Output reaches CloudWatch as it is printed, not when the buffer fills.
             "PYTHONUNBUFFERED": "1",
+            # The client inside the step reads the namespace of who started the run.
+            USER_VARIABLE: self.run.user,
         }
         invocation = TaskInvocation(
             flow=first.flow,

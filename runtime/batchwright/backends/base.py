@@ -21,6 +21,7 @@ from batchwright.aws import Patience
 from batchwright.datastore.journal import Journal, Submission
 from batchwright.entrypoint import TaskArguments
 from batchwright.events import EventSink, ignore_events
+from batchwright.identity import current_user
 from batchwright.policy import StepPolicy
 
 #: Running children of each array job whose logs a remote backend streams by default.
@@ -176,6 +177,8 @@ class BackendOptions:
     #: Children of each array job followed one by one (their waits and logs), besides
     #: the failed ones; the others are known from their array's counts.
     follow_logs: int = DEFAULT_FOLLOW_LOGS
+    #: Who started the run; remote tasks get it as ``$BATCHWRIGHT_USER``.
+    user: str = field(default_factory=current_user)
 
 
 class Backend(ABC):

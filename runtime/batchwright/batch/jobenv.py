@@ -1,4 +1,5 @@
-"""The job environment: which variables of the launching process reach a Batch job.
+"""The job environment: which variables of the launching process reach a Batch job, and
+the ones a job sets for its own step (its temporary directory).
 
 Credentials never travel in a job's environment on real AWS: a job gets them from its job
 role. The one exception is the local emulator, whose test credentials are useless
@@ -23,6 +24,10 @@ HOST_ONLY_VARIABLES = frozenset(["AWS_PROFILE", "AWS_SHARED_CREDENTIALS_FILE", "
 JOB_ENDPOINT_VARIABLE = "BATCHWRIGHT_JOB_AWS_ENDPOINT_URL"
 #: Variables forwarded from the launching process besides the endpoints.
 FORWARDED_VARIABLES = frozenset(["AWS_DEFAULT_REGION", "AWS_REGION"])
+#: Where a job's step keeps its temporary files (``current.tempdir`` is made inside it),
+#: when ``@batch(use_tmpfs=True, tmpfs_tempdir=True)`` puts them on the tmpfs. Named
+#: after Metaflow's ``METAFLOW_TEMPDIR``.
+TEMPDIR_VARIABLE = "BATCHWRIGHT_TEMPDIR"
 
 
 def is_loopback_endpoint(url: str | None) -> bool:
@@ -87,3 +92,12 @@ def forwarded_aws_environment(environ: Mapping[str, str]) -> dict[str, str]:
         picked = {k: v for k, v in picked.items() if not k.startswith("AWS_ENDPOINT_URL")}
         picked["AWS_ENDPOINT_URL"] = job_endpoint
     return job_environment(picked)
+
+
+def tempdir_environment(tempdir: str | None) -> dict[str, str]:
+    """The variables that send a job's temporary files to ``tempdir`` (the tmpfs path of
+    ``BatchOptions.tempdir``): ``TMPDIR``, which Python's :mod:`tempfile` and most tools
+    follow, and :data:`TEMPDIR_VARIABLE`; nothing when ``tempdir`` is None."""
+    if tempdir is None:
+        return {}
+    return {"TMPDIR": tempdir, TEMPDIR_VARIABLE: tempdir}

@@ -12,8 +12,11 @@ and is then checked like code.
 declared (``@batch(...)``), the step's ``@resources`` values and the ``--with batch:k=v``
 overrides of the command line, and either returns a complete, checked
 :class:`BatchOptions` or raises :class:`~batchwright.errors.InvalidValue` naming the
-step, the key, the value and the fix. Checks that need the queue's platform (Fargate or
-EC2) live in :mod:`batchwright.batch.platforms`, which reads the same rows.
+step, the key, the value and the fix. Options no single queue could honour together (one
+that exists on Fargate only with one that exists on EC2 only, such as ``ephemeral_storage``
+with ``gpu``) are refused here too: that needs no environment. Checks that need the
+queue's platform (Fargate or EC2) live in :mod:`batchwright.batch.platforms`, which reads
+the same rows.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ DEFAULT_GPU: int = 0
 DEFAULT_TMPFS_PATH = "/batchwright_temp"
 #: Fargate's ephemeral storage range in GiB (below 21 Fargate gives its default 20 GiB).
 EPHEMERAL_STORAGE_RANGE = (21, 200)
+#: The log drivers Fargate jobs take.
+FARGATE_LOG_DRIVERS = ("awslogs", "splunk")
 #: The log drivers the Batch API accepts (botocore's ``LogDriver`` enum).
 LOG_DRIVERS = (
     "json-file",
@@ -109,14 +114,90 @@ def _bool(key: str, value: Any, where: str) -> bool:
     return value
 
 
-def _text(key: str, value: Any, where: str) -> str:
-    if not isinstance(value, str) or not value.strip() or any(c.isspace() for c in value):
+#: The image reference messages give as an example.
+IMAGE_EXAMPLE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/train:1.4"
+#: Docker's limit on the length of an image name (registry and path, without tag).
+MAX_IMAGE_NAME_LENGTH = 255
+_DOMAIN_PART = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_REGISTRY = re.compile(
+    rf"^(?:{_DOMAIN_PART}(?:\.{_DOMAIN_PART})*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?$", re.ASCII
+)
+_PATH_PART = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_REPOSITORY = re.compile(rf"^{_PATH_PART}(?:/{_PATH_PART})*$", re.ASCII)
+_IMAGE_TAG = re.compile(r"^\w[\w.-]{0,127}$", re.ASCII)
+_DIGEST = re.compile(r"^[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}$")
+_IMAGE_FIX = (
+    f"Give an image reference such as '{IMAGE_EXAMPLE}' or 'python:3.12-slim': "
+    "[registry[:port]/]path[:tag][@sha256:<hex>], the path in lowercase letters and digits "
+    "separated by '/', '.', '_', '__' or '-'."
+)
+#: A job queue name: what CreateJobQueue accepts (and every queue key of an environment).
+_QUEUE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+_QUEUE_ARN = re.compile(r"^arn:aws[a-z-]*:batch:[a-z0-9-]*:[0-9]*:job-queue/[A-Za-z0-9_-]{1,128}$")
+
+
+def split_image(reference: str) -> tuple[str | None, str, str | None, str | None]:
+    """``(registry, repository, tag, digest)`` of an image reference, split as Docker does:
+    the first path part is a registry only when it holds a ``.`` or ``:`` or is
+    ``localhost`` (``python:3.12`` is the repository ``python``, tag ``3.12``)."""
+    rest, at, digest = reference.partition("@")
+    slash, colon = rest.rfind("/"), rest.rfind(":")
+    name, tag = (rest[:colon], rest[colon + 1 :]) if colon > slash else (rest, None)
+    first, sep, remainder = name.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost"):
+        return first, remainder, tag, digest if at else None
+    return None, name, tag, digest if at else None
+
+
+def _image(key: str, value: Any, where: str) -> str:
+    """An image reference by Docker's grammar (``distribution/reference``):
+    ``[registry[:port]/]path[:tag][@algorithm:hex]``; the path is lowercase. Anything else
+    would only fail when the job starts, as ``CannotPullContainerError``."""
+    if not isinstance(value, str) or not value or any(c.isspace() for c in value):
+        raise _fail(where, key, value, "is not a Docker image reference", _IMAGE_FIX)
+    registry, repository, tag, digest = split_image(value)
+    problem = ""
+    fix = _IMAGE_FIX
+    if digest is not None and not _DIGEST.match(digest):
+        problem = f"has the digest {digest!r}, which is not <algorithm>:<hex, 32 digits or more>"
+    elif tag is not None and not _IMAGE_TAG.match(tag):
+        problem = (
+            f"has the tag {tag!r}; a tag is 1 to 128 letters, digits, '_', '.' or '-' and "
+            "does not start with '.' or '-'"
+        )
+    elif registry is not None and not _REGISTRY.match(registry):
+        problem = f"has the registry {registry!r}, which is not a host name with an optional port"
+    elif repository != repository.lower() and _REPOSITORY.match(repository.lower()):
+        problem = (
+            f"has capital letters in its repository {repository!r}; Docker takes lowercase only"
+        )
+        lowered = value.replace(repository, repository.lower(), 1)
+        fix = f"Write the repository in lowercase: {lowered!r}."
+    elif not _REPOSITORY.match(repository):
+        problem = (
+            "is not a Docker image reference"
+            if repository == value
+            else f"has the repository path {repository!r}, which Docker does not allow"
+        )
+    elif len(f"{registry}/{repository}" if registry else repository) > MAX_IMAGE_NAME_LENGTH:
+        problem = f"has a name longer than the {MAX_IMAGE_NAME_LENGTH} characters Docker allows"
+    if problem:
+        raise _fail(where, key, value, problem, fix)
+    return value
+
+
+def _queue(key: str, value: Any, where: str) -> str:
+    """A queue key or name (what CreateJobQueue accepts) or a job queue ARN. Whether the
+    environment has it is decided by routing, which knows the environment."""
+    if not isinstance(value, str) or not (_QUEUE_NAME.match(value) or _QUEUE_ARN.match(value)):
         raise _fail(
             where,
             key,
             value,
-            "is not a non-empty string without spaces",
-            "Give a name, e.g. 'my-queue'.",
+            "is neither a queue key, a job queue name nor a job queue ARN",
+            "Give the key of one of the environment's queues (e.g. 'cpu'), a queue name "
+            "(1 to 128 letters, digits, '-' or '_') or the queue's ARN "
+            "('arn:aws:batch:us-east-1:123456789012:job-queue/my-queue').",
         )
     return value
 
@@ -262,9 +343,10 @@ class BatchOptions:
     gpu: int = _option(DEFAULT_GPU, _at_least(0), only_on="EC2", fix=_EC2_FIX)
     #: Container image; ``None`` lets the job spec pick the environment's default image,
     #: else ``python:<major>.<minor>`` of the launching interpreter.
-    image: str | None = _option(None, _text)
-    #: Job queue name or ARN; ``None`` lets the runtime route the step.
-    queue: str | None = _option(None, _text)
+    image: str | None = _option(None, _image)
+    #: Queue key of the environment, job queue name or ARN; ``None`` lets the runtime route
+    #: the step.
+    queue: str | None = _option(None, _queue)
     #: Job role ARN; ``None`` uses the environment's job role, if any.
     iam_role: str | None = _option(None, _role)
     #: Execution role ARN (Fargate needs one); ``None`` uses the environment's.
@@ -375,10 +457,19 @@ class BatchOptions:
         source: dict[str, str] = {}
         code = _given(attributes, code_where)
         cli = _given(overrides or {}, cli_where)
+        # How the user spelled each option (``trainium`` for ``inferentia``), for messages.
+        spelled: dict[str, str] = {}
         for values, origin in ((code, code_where), (cli, cli_where)):
-            for key, value in _resolve_alias(values, origin).items():
-                merged[key] = check_option(key, value, origin)
+            # Checked as spelled, so a refusal names the key the user wrote (trainium).
+            checked = {key: check_option(key, value, origin) for key, value in values.items()}
+            for key, value in _resolve_alias(checked, origin).items():
+                merged[key] = value
                 source[key] = origin
+            for alias, target in ALIASES.items():
+                if alias in values:
+                    spelled[target] = alias
+                elif target in values:
+                    spelled.pop(target, None)
         explicit = set(merged)
 
         # @resources: the larger value of each wins; a value only one of them gives is used.
@@ -393,6 +484,9 @@ class BatchOptions:
                 source[key] = res_where
             explicit.add(key)
         _check_combinations(merged, lambda key: source.get(key, code_where))
+        _check_platform_conflicts(
+            merged, explicit, lambda key: source.get(key, code_where), spelled
+        )
         return cls(step=step, flow=flow, explicit=frozenset(explicit), **merged)
 
 
@@ -464,6 +558,120 @@ def _check_combinations(merged: dict[str, Any], where: Callable[[str], str]) -> 
             value=dict(merged["log_options"]),
             problem="is set without log_driver",
             fix="Set log_driver (e.g. 'awslogs') as well, or drop log_options.",
+        )
+
+
+@dataclass(frozen=True)
+class _Side:
+    """One option that ties a step to one platform, as the user gave it."""
+
+    #: The key as the user spelled it (``trainium``, ``tmpfs_size``).
+    key: str
+    value: Any
+    #: What exists on that platform only ("fractional vCPUs", "gpu").
+    what: str
+    #: What to do instead to run on the other platform ("use cpu=1"); ``""``: drop the key.
+    instead: str = ""
+    #: The merged option the key set, for its source (``inferentia`` for ``trainium``).
+    option: str = ""
+
+
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _remedy(sides: list[_Side]) -> str:
+    """``drop gpu and privileged``, ``use cpu=1 and drop ephemeral_storage``."""
+    dropped = [s.key for s in sides if not s.instead]
+    changed = [s.instead for s in sides if s.instead]
+    return _and(changed + ([f"drop {_and(dropped)}"] if dropped else []))
+
+
+def _platform_sides(
+    merged: Mapping[str, Any], explicit: set[str], spelled: Mapping[str, str]
+) -> tuple[list[_Side], list[_Side]]:
+    """The options of a step that exist on Fargate only, and those that exist on EC2 only
+    (read from the option table, plus fractional vCPUs and Fargate's log drivers)."""
+    fargate: list[_Side] = []
+    ec2: list[_Side] = []
+    cpu = merged.get("cpu", DEFAULT_CPU)
+    if not float(cpu).is_integer():
+        fargate.append(_Side("cpu", cpu, "fractional vCPUs", f"use cpu={math.ceil(cpu)}", "cpu"))
+    for name, row in OPTIONS.items():
+        value = merged.get(name, row.default)
+        if row.only_on is None or not row.is_used(value):
+            continue
+        key, option = spelled.get(name, name), name
+        if name == "use_tmpfs" and "use_tmpfs" not in explicit:
+            # Implied by tmpfs_size or tmpfs_path: name the key the user gave.
+            key = option = next(k for k in ("tmpfs_size", "tmpfs_path") if k in explicit)
+            value = merged[key]
+        side = _Side(key, value, key, option=option)
+        (fargate if row.only_on == "FARGATE" else ec2).append(side)
+    driver = merged.get("log_driver")
+    if driver is not None and driver not in FARGATE_LOG_DRIVERS:
+        ec2.append(
+            _Side(
+                "log_driver",
+                driver,
+                f"the {driver} log driver",
+                f"use log_driver={FARGATE_LOG_DRIVERS[0]!r} or {FARGATE_LOG_DRIVERS[1]!r}",
+                "log_driver",
+            )
+        )
+    return fargate, ec2
+
+
+def _check_platform_conflicts(
+    merged: Mapping[str, Any],
+    explicit: set[str],
+    where: Callable[[str], str],
+    spelled: Mapping[str, str],
+) -> None:
+    """Refuses options that no single queue can honour: one that exists on Fargate only
+    together with one that exists on EC2 only, or GPUs together with Neuron devices (no
+    EC2 instance type has both). Needs no environment, so it runs with the other checks.
+
+    Raises:
+        InvalidValue: names the first option of each side and its value.
+    """
+    fargate, ec2 = _platform_sides(merged, explicit, spelled)
+    if fargate and ec2:
+        first, others = fargate[0], fargate[1:]
+
+        def given(side: _Side) -> str:
+            # A key from another source than the first says so: "(from --with batch)".
+            origin = where(side.option)
+            note = "" if origin == where(first.option) else f" (from {origin.split(', ')[-1]})"
+            return f"{side.key}={side.value!r}{note}"
+
+        # "cpu=0.5 and ephemeral_storage=30 contradict gpu=1": the first is the error's key.
+        subject = "".join(f"and {given(side)} " for side in others) + (
+            "contradict" if others else "contradicts"
+        )
+        exists = "exist" if len(fargate) > 1 or first.key == "cpu" else "exists"
+        ec2_exists = "exist" if len(ec2) > 1 else "exists"
+        raise InvalidValue(
+            where=where(first.option),
+            key=first.key,
+            value=first.value,
+            problem=f"{subject} {_and([given(s) for s in ec2])}: "
+            f"{_and([s.what for s in fargate])} {exists} only on Fargate and "
+            f"{_and([s.what for s in ec2])} {ec2_exists} only on EC2, so no queue can run "
+            "the step",
+            fix=f"{_remedy(ec2).capitalize()} to run on Fargate, or {_remedy(fargate)} to run "
+            "on EC2.",
+        )
+    gpu, neuron = merged.get("gpu", DEFAULT_GPU), merged.get("inferentia", 0)
+    if gpu and neuron:
+        neuron_key = spelled.get("inferentia", "inferentia")
+        raise InvalidValue(
+            where=where("gpu"),
+            key="gpu",
+            value=gpu,
+            problem=f"contradicts {neuron_key}={neuron!r}: no EC2 instance type has both "
+            "NVIDIA GPUs and Neuron devices, so no queue can run the step",
+            fix=f"Keep one of them: gpu for a GPU queue, or {neuron_key} for a Neuron queue.",
         )
 
 

@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-from batchwright.batch.options import BatchOptions, PlatformKind
+from batchwright.batch.options import FARGATE_LOG_DRIVERS, BatchOptions, PlatformKind
 from batchwright.errors import InvalidValue
 
 Platform = Literal["EC2", "SPOT", "FARGATE", "FARGATE_SPOT"]
@@ -28,8 +28,6 @@ FARGATE_PLATFORMS: frozenset[str] = frozenset({"FARGATE", "FARGATE_SPOT"})
 #: Platforms whose capacity is Spot (interruptible).
 SPOT_PLATFORMS: frozenset[str] = frozenset({"SPOT", "FARGATE_SPOT"})
 
-#: Fargate log drivers.
-FARGATE_LOG_DRIVERS = ("awslogs", "splunk")
 #: Fargate's valid (vCPU, MiB) sizes, smallest first.
 FARGATE_SIZES: tuple[tuple[float, int], ...] = (
     *((0.25, m) for m in (512, 1024, 2048)),
@@ -67,6 +65,8 @@ class QueueTarget:
     #: Log group for the awslogs driver when the step names no ``log_driver``.
     log_group: str | None = None
     region: str | None = None
+    #: The queue's key in the environment, when it is one of the environment's queues.
+    key: str | None = None
 
     def __post_init__(self) -> None:
         if self.platform not in PLATFORMS:
@@ -78,6 +78,12 @@ class QueueTarget:
     def is_fargate(self) -> bool:
         """Whether jobs on this queue run on Fargate or Fargate Spot."""
         return self.platform in FARGATE_PLATFORMS
+
+    @property
+    def label(self) -> str:
+        """How messages name the queue: its key in the environment, else the name or ARN
+        the step gave (never a deploy-time placeholder read from ``cdk.out``)."""
+        return self.key or self.queue
 
 
 @dataclass(frozen=True)
@@ -110,12 +116,29 @@ class ResourceRequest:
         return out
 
 
+def platform_keys(options: BatchOptions) -> dict[str, list[str]]:
+    """The options that tie a step to one platform, as ``key=value`` texts by platform
+    (``{"FARGATE": ["cpu=0.5"], "EC2": []}``): the option table's platform-limited options,
+    fractional vCPUs (Fargate only) and log drivers Fargate lacks (EC2 only).
+    :meth:`BatchOptions.from_attributes` has already refused a step with both."""
+    keys: dict[str, list[str]] = {"FARGATE": [], "EC2": []}
+    if not float(options.cpu).is_integer():
+        keys["FARGATE"].append(f"cpu={options.cpu!r}")
+    for row, value in options.used_options():
+        assert row.only_on is not None
+        keys[row.only_on].append(f"{row.name}={value!r}")
+    if options.log_driver is not None and options.log_driver not in FARGATE_LOG_DRIVERS:
+        keys["EC2"].append(f"log_driver={options.log_driver!r}")
+    return keys
+
+
 def implied_platform(options: BatchOptions) -> PlatformKind | None:
-    """``"FARGATE"``, ``"EC2"`` or ``None``: the platform the step's options need."""
-    kinds = {row.only_on for row, _ in options.used_options()}
-    if "FARGATE" in kinds:
+    """``"FARGATE"``, ``"EC2"`` or ``None``: the platform the step's options need
+    (see :func:`platform_keys`; a fractional ``cpu`` needs Fargate)."""
+    keys = platform_keys(options)
+    if keys["FARGATE"]:
         return "FARGATE"
-    return "EC2" if "EC2" in kinds else None
+    return "EC2" if keys["EC2"] else None
 
 
 def check_platform(options: BatchOptions, target: QueueTarget) -> None:
@@ -129,9 +152,9 @@ def check_platform(options: BatchOptions, target: QueueTarget) -> None:
     for row, value in options.used_options():
         if row.only_on != kind:
             problem = (
-                f"is not available on Fargate (queue '{target.queue}')"
+                f"is not available on Fargate (queue '{target.label}')"
                 if kind == "FARGATE"
-                else f"is Fargate only (queue '{target.queue}' is {target.platform})"
+                else f"is Fargate only (queue '{target.label}' is {target.platform})"
             )
             raise InvalidValue(
                 where=where,
@@ -146,7 +169,7 @@ def check_platform(options: BatchOptions, target: QueueTarget) -> None:
                 where=where,
                 key="log_driver",
                 value=options.log_driver,
-                problem=f"is not available on Fargate (queue '{target.queue}')",
+                problem=f"is not available on Fargate (queue '{target.label}')",
                 fix=f"Use one of {', '.join(FARGATE_LOG_DRIVERS)}, or an EC2 queue.",
             )
         if options.execution_role is None and target.execution_role_arn is None:
@@ -154,7 +177,7 @@ def check_platform(options: BatchOptions, target: QueueTarget) -> None:
                 where=where,
                 key="execution_role",
                 value=None,
-                problem=f"is required on Fargate (queue '{target.queue}'); the environment "
+                problem=f"is required on Fargate (queue '{target.label}'); the environment "
                 "has none",
                 fix="Give @batch(execution_role='arn:aws:iam::<account>:role/<name>').",
             )
@@ -163,7 +186,7 @@ def check_platform(options: BatchOptions, target: QueueTarget) -> None:
             where=where,
             key="cpu",
             value=options.cpu,
-            problem=f"is a fraction; EC2 jobs (queue '{target.queue}') take whole vCPUs",
+            problem=f"is a fraction; EC2 jobs (queue '{target.label}') take whole vCPUs",
             fix=f"Use cpu={math.ceil(options.cpu)}, or a Fargate queue for fractional vCPUs.",
         )
 
@@ -203,7 +226,7 @@ def resolve_resources(options: BatchOptions, target: QueueTarget) -> ResourceReq
             value=value,
             problem=(
                 f"exceeds Fargate's largest size ({vcpu_text(largest_cpu)} vCPU / "
-                f"{largest_memory} MiB) on queue '{target.queue}'"
+                f"{largest_memory} MiB) on queue '{target.label}'"
             ),
             fix=(
                 f"The nearest valid size is cpu={vcpu_text(nearest[0])}, memory={nearest[1]}; "

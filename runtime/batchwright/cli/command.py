@@ -51,15 +51,16 @@ def flow_file_of(flow_class: type) -> str:
 
 
 def add_with_option(parser: argparse.ArgumentParser, example: str) -> None:
-    """``--with DECORATOR[:KEY=VALUE,...]`` (repeatable), as run, resume, check and plan
-    take it."""
+    """``--with [STEP/]DECORATOR[:KEY=VALUE,...]`` (repeatable), as run, resume, check and
+    plan take it."""
     parser.add_argument(
         "--with",
         dest="with_options",
         action="append",
         default=[],
-        metavar="DECORATOR[:KEY=VALUE,...]",
-        help=f"add a step decorator to every step, e.g. {example}",
+        metavar="[STEP/]DECORATOR[:KEY=VALUE,...]",
+        help=f"add a step decorator to every step, e.g. {example}; prefix a step name "
+        "(train/batch:memory=30000) to add it to that step only",
     )
 
 

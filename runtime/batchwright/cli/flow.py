@@ -3,9 +3,14 @@
 ``MyFlow()`` at the bottom of a flow file calls :func:`main`. The subcommands are the
 rows of :data:`SUBCOMMANDS`.
 
-Exit codes: 0 success; 2 bad input (graph errors, bad parameter or decorator values,
-refused steps), found before any task runs, reported as one paragraph without a
-traceback; 1 a task failed (the message names it); 130 interrupted.
+Exit codes: 0 success; 2 bad input (graph errors, bad parameter, decorator or tag values,
+refused steps, an environment not found), found before any task runs, reported as one
+paragraph without a traceback; 1 a task failed (the message names it, and the ``resume``
+command to paste); 130 interrupted.
+
+Metaflow habits carry over: ``--tag TAG`` (repeatable) on ``run`` and ``resume``,
+``--no-pylint`` accepted (and ignored) before the subcommand or on ``run``, ``resume`` and
+``check``, and ``--help`` describing the flow with its own docstring.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import inspect
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from batchwright.aws import DEFAULT_OUTAGE_LIMIT_SECONDS, Patience
 from batchwright.backends import DEFAULT_FOLLOW_LOGS, WaitPolicy
@@ -28,9 +33,10 @@ from batchwright.cli.plan import (
     prepare_run,
 )
 from batchwright.cli.progress import Progress, duration_text, step_of
+from batchwright.cli.resume_hint import resume_command
 from batchwright.console import Console
 from batchwright.definition import FlowDefinition
-from batchwright.errors import BatchwrightError, RunFailed, UserInputError
+from batchwright.errors import BatchwrightError, InvalidValue, RunFailed, UserInputError
 from batchwright.events import (
     AttemptFailed,
     Event,
@@ -46,7 +52,19 @@ from batchwright.events import (
     TaskSucceeded,
     TaskWaiting,
 )
+from batchwright.identity import current_user
 from batchwright.scheduler import DEFAULT_MAX_NUM_SPLITS, DEFAULT_MAX_WORKERS
+
+if TYPE_CHECKING:
+    from batchwright.datastore import FlowDatastore
+
+#: The longest tag ``--tag`` takes (as Metaflow).
+MAX_TAG_LENGTH = 512
+#: What ``--no-pylint`` says in ``--help``.
+NO_PYLINT_HELP = (
+    "accepted for Metaflow habits and ignored: batchwright runs no pylint (its own graph "
+    "and decorator checks always run)"
+)
 
 Configure = Callable[[argparse.ArgumentParser, FlowCommand], None]
 Handle = Callable[[argparse.Namespace, FlowCommand], int]
@@ -62,12 +80,28 @@ class Subcommand:
     handle: Handle
 
 
+def flow_description(flow_class: type) -> str | None:
+    """The flow class's own docstring (not one it inherits, such as FlowSpec's), cleaned
+    of its indentation; ``None`` when it has none."""
+    doc = vars(flow_class).get("__doc__")
+    return inspect.cleandoc(doc) if isinstance(doc, str) and doc.strip() else None
+
+
+def add_no_pylint_option(parser: argparse.ArgumentParser, default: Any = False) -> None:
+    """``--no-pylint``: a no-op kept so Metaflow commands work unchanged."""
+    parser.add_argument("--no-pylint", action="store_true", default=default, help=NO_PYLINT_HELP)
+
+
 def build_parser(command: FlowCommand) -> argparse.ArgumentParser:
-    """The flow's argument parser with every subcommand."""
+    """The flow's argument parser with every subcommand; ``--help`` shows the flow's
+    docstring as written."""
     parser = argparse.ArgumentParser(
         prog=os.path.basename(command.flow_file),
-        description=(inspect.getdoc(command.flow_class) or f"The flow {command.flow_name}."),
+        description=flow_description(command.flow_class),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    # Where Metaflow takes it: `python flow.py --no-pylint run`.
+    add_no_pylint_option(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for subcommand in SUBCOMMANDS:
         child = sub.add_parser(subcommand.name, help=subcommand.help, description=subcommand.help)
@@ -126,6 +160,17 @@ def _add_execution_options(parser: argparse.ArgumentParser) -> None:
         "task's logs stay available with 'logs'",
     )
     add_with_option(parser, "--with retry:times=2")
+    parser.add_argument(
+        "--tag",
+        dest="tags",
+        action="append",
+        default=[],
+        metavar="TAG",
+        help=f"tag the run (repeatable; 1 to {MAX_TAG_LENGTH} printable characters), as "
+        "Metaflow does; the client's namespaces and Run.user_tags read them",
+    )
+    # The subcommand's own copy must not reset the one given before the subcommand.
+    add_no_pylint_option(parser, default=argparse.SUPPRESS)
     parser.add_argument("--run-id-file", metavar="PATH", help="write the new run's id to this file")
     add_run_options(parser)
     waits = parser.add_argument_group("waiting on AWS")
@@ -197,7 +242,9 @@ def _configure_run(parser: argparse.ArgumentParser, command: FlowCommand) -> Non
             names.append(f"--{parameter.name.replace('_', '-')}")
         default = (
             ""
-            if callable(parameter.default) or parameter.default is None
+            if callable(parameter.default)
+            or parameter.default is None
+            or not parameter.show_default
             else f" (default: {parameter.default!r})"
         )
         required = " (required)" if parameter.required else ""
@@ -232,10 +279,69 @@ def _handle_run(args: argparse.Namespace, command: FlowCommand) -> int:
 
 
 def _configure_resume(parser: argparse.ArgumentParser, command: FlowCommand) -> None:
-    parser.add_argument("run_id", nargs="?", metavar="RUN_ID", help="run to resume (latest)")
+    parser.add_argument(
+        "run_id",
+        nargs="?",
+        metavar="RUN_ID|STEP",
+        help="the run to resume (default: your latest run of the flow); a step name instead "
+        "reruns that step and all after it, as Metaflow's 'resume STEP' does",
+    )
     parser.add_argument("--step", metavar="STEP", help="rerun this step and all after it")
+    parser.add_argument(
+        "--origin-run-id",
+        metavar="RUN_ID",
+        help="the run to resume, as Metaflow names it (the same as RUN_ID)",
+    )
     _add_execution_options(parser)
     _add_datastore_option(parser)
+
+
+def resume_target(
+    args: argparse.Namespace, steps: Sequence[str], is_run: Callable[[str], bool]
+) -> tuple[str | None, str | None]:
+    """The run to resume (``None``: the latest) and the step to rerun from, from batchwright's
+    form (``resume RUN_ID --step STEP``) or Metaflow's (``resume STEP --origin-run-id ID``).
+
+    A positional word is a step when it names a step of the flow and no run has that id.
+
+    Raises:
+        UserInputError: two different runs or two different steps are given.
+    """
+    positional, step, origin = args.run_id, args.step, args.origin_run_id
+    if positional is not None and positional in steps and not is_run(positional):
+        if step is not None and step != positional:
+            raise UserInputError(
+                f"resume {positional} --step {step}: two steps to rerun from. Give one."
+            )
+        positional, step = None, positional
+    if positional is not None and origin is not None and positional != origin:
+        raise UserInputError(
+            f"resume {positional} --origin-run-id {origin}: two runs to resume. Give one: "
+            f"resume RUN_ID [--step STEP], or resume [STEP] --origin-run-id RUN_ID."
+        )
+    return positional or origin, step
+
+
+def _latest_own_run(store: FlowDatastore, flow_name: str) -> str:
+    """The newest run of ``flow_name`` started by this user (or recorded without a user),
+    so that a shared datastore never resumes a colleague's run by default. A folder without
+    a run record (nothing was started in it) is no run."""
+    runs = store.list_runs()
+    if not runs:
+        raise UserInputError(
+            f"flow '{flow_name}' has no run in {store.storage.root} to resume. "
+            "Start one with 'run' (or pass --datastore-root)."
+        )
+    me = current_user()
+    for run_id in reversed(runs):
+        record = store.read_run(run_id)
+        if record is not None and record.get("user") in (None, me):
+            return run_id
+    raise UserInputError(
+        f"flow '{flow_name}' has no run started by user '{me}' in {store.storage.root} to "
+        f"resume (the newest of its {len(runs)} run folder(s) is {runs[-1]}). Pass the id "
+        "of the run to resume: resume RUN_ID."
+    )
 
 
 def _handle_resume(args: argparse.Namespace, command: FlowCommand) -> int:
@@ -244,31 +350,53 @@ def _handle_resume(args: argparse.Namespace, command: FlowCommand) -> int:
     definition, setup = _prepare(args, command)
     graph = definition.graph
     store = open_datastore(command.flow_name, _datastore_root(setup.datastore_root))
-    origin = args.run_id
+    steps = [n.name for n in graph]
+    origin, step = resume_target(args, steps, lambda word: store.read_run(word) is not None)
     if origin is None:
-        runs = store.list_runs()
-        if not runs:
-            raise UserInputError(
-                f"flow '{command.flow_name}' has no run in {store.storage.root} to resume. "
-                "Start one with 'run' (or pass --datastore-root)."
-            )
-        origin = runs[-1]
+        origin = _latest_own_run(store, command.flow_name)
     elif store.read_run(origin) is None:
         raise UserInputError(
             f"flow '{command.flow_name}' has no run '{origin}' in {store.storage.root}. "
-            "Pass an id listed by the client (Flow(name).runs())."
+            "Pass an id listed by the client (Flow(name).runs()), or a step name to rerun "
+            f"your latest run from it (steps: {', '.join(steps)})."
         )
-    if args.step is not None and args.step not in graph:
+    if step is not None and step not in graph:
         raise UserInputError(
-            f"resume --step {args.step}: flow '{command.flow_name}' has no such step "
-            f"(steps: {', '.join(n.name for n in graph)})."
+            f"resume --step {step}: flow '{command.flow_name}' has no such step "
+            f"(steps: {', '.join(steps)})."
         )
-    return _execute(
-        args, command, definition, setup, None, origin_run_id=origin, resume_step=args.step
-    )
+    return _execute(args, command, definition, setup, None, origin_run_id=origin, resume_step=step)
+
+
+def check_tags(tags: Sequence[str], subcommand: str) -> tuple[str, ...]:
+    """The ``--tag`` values, checked: each 1 to :data:`MAX_TAG_LENGTH` printable characters.
+
+    Raises:
+        InvalidValue: a tag is empty, too long or has a character that is not printable.
+    """
+    for tag in tags:
+        problem = None
+        if not tag:
+            problem = "is empty"
+        elif len(tag) > MAX_TAG_LENGTH:
+            problem = f"is {len(tag)} characters long, more than {MAX_TAG_LENGTH}"
+        elif not tag.isprintable():
+            bad = next(c for c in tag if not c.isprintable())
+            problem = f"has a character that is not printable ({bad!r})"
+        if problem is not None:
+            raise InvalidValue(
+                where=subcommand,
+                key="--tag",
+                value=tag,
+                problem=problem,
+                fix=f"Pass tags of 1 to {MAX_TAG_LENGTH} printable characters, e.g. "
+                "--tag experiment-3.",
+            )
+    return tuple(tags)
 
 
 def _prepare(args: argparse.Namespace, command: FlowCommand) -> tuple[FlowDefinition, RunSetup]:
+    check_tags(args.tags, args.command)
     if args.max_workers < 1:
         raise UserInputError(
             f"--max-workers={args.max_workers} must be at least 1. Pass e.g. --max-workers "
@@ -323,16 +451,33 @@ def _execute(
             max_wait_seconds=args.max_wait,
         ),
         patience=patience,
+        tags=tuple(args.tags),  # checked by _prepare
     )
     scheduler = Scheduler(definition, setup.plan.policies, store, options, renderer)
     result = scheduler.run(parameters)
     if not result.successful:
+        hint = resume_command(
+            flow_file=command.flow_file,
+            run_id=result.run_id,
+            args=args,
+            resume_parser=resume_parser(command),
+            environment_name=setup.environment_name,
+            datastore_root=root,
+            cwd=os.getcwd(),
+        )
         raise RunFailed(
             f"task {result.failed_task} failed ({result.reason}); run "
             f"{command.flow_name}/{result.run_id} did not finish. Fix the step and continue "
-            f"with: python {os.path.basename(command.flow_file)} resume {result.run_id}"
+            f"with: {hint}"
         )
     return 0
+
+
+def resume_parser(command: FlowCommand) -> argparse.ArgumentParser:
+    """The flow's ``resume`` parser alone: what the resume hint may carry, and defaults."""
+    parser = argparse.ArgumentParser(prog=f"{os.path.basename(command.flow_file)} resume")
+    _configure_resume(parser, command)
+    return parser
 
 
 def waiting_text(event: TaskWaiting) -> str:
@@ -469,6 +614,7 @@ def _handle_check(args: argparse.Namespace, command: FlowCommand) -> int:
 
 def _configure_check(parser: argparse.ArgumentParser, command: FlowCommand) -> None:
     add_with_option(parser, "--with batch:memory=16000")
+    add_no_pylint_option(parser, default=argparse.SUPPRESS)
 
 
 def _configure_plan(parser: argparse.ArgumentParser, command: FlowCommand) -> None:
@@ -476,7 +622,7 @@ def _configure_plan(parser: argparse.ArgumentParser, command: FlowCommand) -> No
 
 
 def _configure_logs(parser: argparse.ArgumentParser, command: FlowCommand) -> None:
-    parser.add_argument("pathspec", metavar="RUN_ID/STEP[/TASK]")
+    parser.add_argument("pathspec", metavar="[FLOW/]RUN_ID/STEP[/TASK]")
     streams = parser.add_mutually_exclusive_group()
     streams.add_argument("--stdout", dest="stream", action="store_const", const="stdout")
     streams.add_argument("--stderr", dest="stream", action="store_const", const="stderr")
@@ -487,9 +633,12 @@ def _handle_logs(args: argparse.Namespace, command: FlowCommand) -> int:
     from batchwright.client import find_datastore
 
     parts = args.pathspec.strip("/").split("/")
+    if len(parts) in (3, 4) and parts[0] == command.flow_name:
+        parts = parts[1:]  # a full pathspec, as the client prints them: FLOW/RUN_ID/STEP
     if len(parts) not in (2, 3):
         raise UserInputError(
-            f"logs {args.pathspec}: expected RUN_ID/STEP or RUN_ID/STEP/TASK, e.g. logs 1234/start."
+            f"logs {args.pathspec}: expected RUN_ID/STEP or RUN_ID/STEP/TASK (optionally "
+            f"after {command.flow_name}/), e.g. logs 1234/start."
         )
     run_id, step = parts[0], parts[1]
     # Found like the client finds it: the run may be in the environment's S3 datastore.

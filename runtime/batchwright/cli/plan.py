@@ -4,12 +4,13 @@
   print, per step, where it runs, the queue, platform, instance types that fit, the job
   definition and the verdict; exit code 2 when a step is refused. They work from
   ``cdk.out`` alone, before anything is deployed.
-- ``run`` / ``resume`` get ``--environment``, ``--outputs-file`` and
+- ``run`` / ``resume`` get ``--environment``, ``--outputs-file``, ``--cdk-out`` and
   ``--run-batch-locally`` (:func:`add_run_options`). Before the scheduler starts,
-  :func:`prepare_run` finds the environment, plans, refuses with exit code 2, shows each
+  :func:`prepare_run` finds the environment (named, or the only one there is; see
+  :mod:`batchwright.environment.discovery`), plans, refuses with exit code 2, shows each
   ``@batch`` step's queue and why, and (unless the steps run locally) checks the queues
   live. It returns a :class:`RunSetup`: the plan, whose step policies the scheduler runs
-  with, the environment and the datastore the run uses.
+  with, the environment, the name it was found by and the datastore the run uses.
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ from batchwright.cli.command import FlowCommand, add_with_option, load_flow_file
 from batchwright.console import Console
 from batchwright.definition import FlowDefinition
 from batchwright.environment.descriptor import EnvironmentDescriptor
-from batchwright.environment.discovery import find_environment
+from batchwright.environment.discovery import find_environment, search
 from batchwright.environment.sources import is_placeholder
-from batchwright.errors import EnvironmentNotFound, PlanError
+from batchwright.errors import PlanError
 from batchwright.plan import Plan, StepPlan, live_check, make_plan
 from batchwright.policy import DEFAULT_RECLAIMS_BEFORE_ON_DEMAND
 
@@ -39,19 +40,26 @@ SHOWN_INSTANCE_TYPES = 4
 
 
 def add_environment_options(parser: argparse.ArgumentParser) -> None:
-    """``--environment NAME`` and ``--outputs-file PATH``."""
+    """``--environment NAME``, ``--outputs-file PATH`` and ``--cdk-out DIR``."""
     parser.add_argument(
         "--environment",
         dest="environment_name",
         metavar="NAME",
         help="the batchwright environment (stack name); default: $BATCHWRIGHT_ENVIRONMENT, "
-        "else the 'batchwright:defaultEnvironment' context of cdk.json",
+        "else the 'batchwright:defaultEnvironment' context of cdk.json, else the only "
+        "batchwright stack of the outputs file, of cdk.out, or deployed in the region",
     )
     parser.add_argument(
         "--outputs-file",
         metavar="PATH",
         help="a 'cdk deploy --outputs-file' JSON; default: $BATCHWRIGHT_OUTPUTS_FILE, else "
         "cdk-outputs.json beside cdk.json or here",
+    )
+    parser.add_argument(
+        "--cdk-out",
+        metavar="DIR",
+        help="the cloud assembly ('cdk synth' output); default: the 'output' folder of "
+        "cdk.json (cdk.out), else cdk.out here",
     )
 
 
@@ -101,9 +109,13 @@ def show_routes(plan: Plan, console: Console) -> None:
             console.notice(notice)
         if not step.ok:
             continue
-        if plan.run_batch_locally:
-            where = f"queue {_queue_text(step)}" if step.queue else "no queue"
-            console.info(f"step '{step.step}': planned for {where}; runs on the local backend")
+        if plan.run_batch_locally and step.queue:
+            console.info(
+                f"step '{step.step}': planned for queue {_queue_text(step)}; "
+                "runs on the local backend"
+            )
+        elif plan.run_batch_locally:  # no queue to plan for: what was checked, and what not
+            console.info(f"step '{step.step}': {step.reason}")
         elif step.queue:
             platform = step.platform or "platform read from AWS"
             console.info(
@@ -132,6 +144,9 @@ class RunSetup:
     environment: EnvironmentDescriptor | None
     #: The datastore root: the one given, else the environment's bucket for @batch steps.
     datastore_root: str | None
+    #: The name the environment was found by (what ``--environment`` takes to find it
+    #: again); ``None`` without an environment.
+    environment_name: str | None = None
 
 
 def prepare_run(
@@ -140,8 +155,10 @@ def prepare_run(
     """Finds the environment, plans, refuses or shows the routes, checks the queues live.
 
     Raises:
-        PlanError: a step is refused, the environment named was not found, or @batch
-            steps would run on AWS with a local datastore.
+        PlanError: a step is refused (without an environment: saying where one was looked
+            for), or @batch steps would run on AWS with a local datastore.
+        UnknownEnvironment: the environment named was not found, or several were found
+            and none was named.
     """
     locally = bool(args.run_batch_locally)
     has_batch_steps = any(
@@ -149,21 +166,24 @@ def prepare_run(
     )
     name = args.environment_name
     environment: EnvironmentDescriptor | None = None
+    found_by: str | None = None
+    looked: tuple[str, ...] = ()
     if has_batch_steps or name:
-        try:
-            environment = find_environment(
-                name,
-                cwd=os.getcwd(),
-                flow_dir=os.path.dirname(command.flow_file),
-                outputs_file=args.outputs_file,
-                # Only a local run may plan against cdk.out: its ARNs are placeholders.
-                allow_static=locally,
-            )
-        except EnvironmentNotFound as error:
-            # Found before anything ran: bad input, exit code 2 like every refusal.
-            raise PlanError(str(error)) from error
-    if environment is not None:
-        command.console.info(f"Environment {environment.name}: {environment.source}")
+        # An environment not found is bad input (UnknownEnvironment, exit code 2).
+        found = search(
+            name,
+            cwd=os.getcwd(),
+            flow_dir=os.path.dirname(command.flow_file),
+            outputs_file=args.outputs_file,
+            cdk_out=args.cdk_out,
+            # Only a local run may plan against cdk.out: its ARNs are placeholders.
+            allow_static=locally,
+        )
+        looked = found.looked
+        if found.found is not None:
+            environment, found_by = found.found.descriptor, found.found.name
+            origin = "" if name else f" ({found.found.origin})"
+            command.console.info(f"Environment {environment.name}{origin}: {environment.source}")
     plan = make_plan(
         command.flow_name,
         definition.decorators,
@@ -172,7 +192,7 @@ def prepare_run(
         reclaims_before_on_demand=args.spot_reclaims,
     )
     if not plan.ok:
-        raise refuse(plan)
+        raise _refuse_without(plan, looked) if environment is None else refuse(plan)
     datastore_root = args.datastore_root
     if has_batch_steps and not locally:
         datastore_root = batch_datastore_root(datastore_root, command, environment)
@@ -186,7 +206,15 @@ def prepare_run(
         plan = live_check(plan, aws.client("batch", region=region))
         if not plan.ok:
             raise refuse(plan)
-    return RunSetup(plan, environment, datastore_root)
+    return RunSetup(plan, environment, datastore_root, found_by)
+
+
+def _refuse_without(plan: Plan, looked: tuple[str, ...]) -> PlanError:
+    """The refusal of a plan made without an environment, saying where one was looked for."""
+    error = refuse(plan)
+    if not looked:
+        return error
+    return PlanError(f"{error}\nNo environment is named, and none was found: {'; '.join(looked)}.")
 
 
 def batch_datastore_root(
@@ -228,7 +256,6 @@ def add_plan_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="read the environment from cdk.out only (no AWS call)",
     )
-    parser.add_argument("--cdk-out", metavar="DIR", help="the cloud assembly (default: cdk.out)")
     parser.add_argument(
         "--live",
         action="store_true",

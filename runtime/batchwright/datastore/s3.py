@@ -55,6 +55,12 @@ class S3Storage:
     def _key(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key
 
+    def _folder(self, prefix: str) -> str:
+        """The listing prefix of the folder ``prefix``: ends with ``/``, except the bucket's
+        root, which is the empty prefix."""
+        folder = self._key(prefix).strip("/")
+        return f"{folder}/" if folder else ""
+
     def _call(self, function: Callable[[], _T]) -> _T:
         """One S3 operation, through the orchestrator's patience when there is one."""
         return self._patience.call(function) if self._patience else function()
@@ -125,7 +131,7 @@ class S3Storage:
 
     def list_children(self, prefix: str) -> list[str]:
         """One level of names under ``prefix`` (ListObjectsV2 with a delimiter)."""
-        base = self._key(prefix).rstrip("/") + "/"
+        base = self._folder(prefix)
         names: set[str] = set()
         request: dict[str, Any] = {"Bucket": self.bucket, "Prefix": base, "Delimiter": "/"}
         while True:
@@ -140,7 +146,7 @@ class S3Storage:
 
     def list_keys(self, prefix: str) -> list[str]:
         """Every key under ``prefix`` (ListObjectsV2 without a delimiter, paginated)."""
-        base = self._key(prefix).rstrip("/") + "/"
+        base = self._folder(prefix)
         pages = self._client.get_paginator("list_objects_v2")
 
         def listing() -> list[str]:

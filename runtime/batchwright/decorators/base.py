@@ -16,13 +16,18 @@ process they run in:
   step code.
 
 Decorator classes register with :func:`register_step_decorator`; the registry is what
-``--with name:key=value,...`` looks names up in.
+``--with name:key=value,...`` (every step) and ``--with step/name:key=value,...`` (one
+step) look names up in (:func:`parse_with_option`).
+
+A decorator written below ``@step`` is recorded, not raised on while the class body runs
+(:func:`attach_decorator`); the flow's definition refuses it.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, TypeVar
 
 from batchwright.errors import BatchwrightError, InvalidValue, UserInputError
@@ -122,18 +127,33 @@ class StepDecorator:
         return function
 
     @classmethod
-    def from_spec(cls, spec: str) -> StepDecorator:
+    def from_spec(cls, spec: str, *, option: str | None = None) -> StepDecorator:
         """Build from the ``key=value,key=value`` part of a ``--with`` option.
 
-        Values are parsed as JSON when they parse (numbers, booleans, lists, objects) and
-        kept as strings otherwise.
+        The pieces are split at commas outside brackets, braces and double quotes, so a JSON
+        value may hold commas (``aws_batch_tags={"team":"ml","cc":"12"}``). Values are
+        parsed by :func:`parse_value`. ``option`` is the whole ``--with`` value, for
+        messages (default ``NAME:spec``).
+
+        Raises:
+            UserInputError: a piece is not ``key=value``, or a value leaves a bracket,
+                brace or quote open (or closes one it never opened).
         """
+        option = option if option is not None else f"{cls.name}:{spec}"
+        try:
+            pieces = split_top_level(spec)
+        except UnbalancedValue as problem:
+            raise UserInputError(
+                f"--with {option}: {problem} Close every bracket, brace and quote, and put "
+                "the whole option in single quotes so that the shell keeps its quotes, e.g. "
+                f"""--with '{cls.name}:key={{"a":"1","b":"2"}}'."""
+            ) from None
         attributes: dict[str, Any] = {}
-        for piece in filter(None, (p.strip() for p in spec.split(","))):
+        for piece in filter(None, (p.strip() for p in pieces)):
             key, sep, raw = piece.partition("=")
             if not sep or not key.strip():
                 raise UserInputError(
-                    f"--with {cls.name}:{spec}: '{piece}' is not key=value. "
+                    f"--with {option}: '{piece}' is not key=value. "
                     f"Write e.g. --with {cls.name}:{next(iter(cls.defaults), 'key')}=VALUE."
                 )
             attributes[key.strip()] = parse_value(raw.strip())
@@ -163,8 +183,15 @@ class StepDecorator:
         """In the scheduler, after the run ended (also after a failure or an interrupt)."""
 
     def absorb_command_line(self, other: StepDecorator) -> None:
-        """``--with`` gave the same decorator to a step that declares it; by default the
-        step's own declaration wins and ``other`` is ignored."""
+        """``--with NAME`` (for every step) gave the same decorator to a step that declares
+        it; by default the step's own declaration wins and ``other`` is ignored, as in
+        Metaflow."""
+
+    def override_from_command_line(self, other: StepDecorator) -> None:
+        """``--with STEP/NAME:k=v`` named this step: ``other``'s keys replace this
+        decorator's, key by key (the option names the step, so it wins over the code)."""
+        self.given.update(other.given)
+        self.attributes.update(other.given)
 
     def task_pre_step(self, context: TaskContext) -> None:
         """Inside the task, just before the step's code runs."""
@@ -219,20 +246,26 @@ _REGISTRY: dict[str, type[StepDecorator]] = {}
 
 def register_step_decorator(cls: type[StepDecorator]) -> type[StepDecorator]:
     """Make ``cls`` known by ``cls.name`` (for ``--with``); usable as a class decorator."""
-    if not cls.name:
-        raise BatchwrightError(f"{cls.__qualname__} needs a non-empty 'name' to be registered")
+    if not cls.name.isidentifier():
+        # An identifier, so that ``--with STEP/NAME:...`` can never be read two ways.
+        raise BatchwrightError(
+            f"{cls.__qualname__} needs a 'name' that is a Python identifier to be "
+            f"registered, got {cls.name!r}"
+        )
     _REGISTRY[cls.name] = cls
     return cls
 
 
-def step_decorator_class(name: str) -> type[StepDecorator]:
-    """The registered decorator class called ``name``; UserInputError when unknown."""
+def step_decorator_class(name: str, *, option: str | None = None) -> type[StepDecorator]:
+    """The registered decorator class called ``name``; UserInputError when unknown
+    (naming ``option``, the whole ``--with`` value, when given)."""
     try:
         return _REGISTRY[name]
     except KeyError:
         known = ", ".join(sorted(_REGISTRY))
         raise UserInputError(
-            f"--with {name}: there is no step decorator named '{name}'. Known: {known}."
+            f"--with {option or name}: there is no step decorator named '{name}'."
+            f"{did_you_mean(name, _REGISTRY)} Known: {known}."
         ) from None
 
 
@@ -241,10 +274,135 @@ def registered_step_decorators() -> dict[str, type[StepDecorator]]:
     return dict(_REGISTRY)
 
 
+#: Separates a step from a decorator in a step-scoped ``--with STEP/NAME:k=v``.
+STEP_SEPARATOR = "/"
+
+
+class WithOption(NamedTuple):
+    """One ``--with`` value, parsed.
+
+    ``--with NAME[:k=v,...]`` applies to every step (``step`` is None);
+    ``--with STEP/NAME[:k=v,...]`` to that step only. Names of steps and decorators are
+    identifiers, so the ``/`` can never be part of either.
+    """
+
+    decorator: StepDecorator
+    #: The one step this option applies to, or None for every step.
+    step: str | None
+    #: The option as typed (for messages).
+    text: str
+
+    def applies_to(self, step: str) -> bool:
+        """Whether the option adds or changes ``step``'s decorator."""
+        return self.step is None or self.step == step
+
+
+def parse_with_option(option: str) -> WithOption:
+    """Parse one ``--with NAME[:k=v,...]`` or ``--with STEP/NAME[:k=v,...]`` value.
+
+    Whether ``STEP`` is a step of the flow is checked where the graph is known
+    (:func:`batchwright.definition.load_definition`).
+
+    Raises:
+        UserInputError: the decorator is unknown, the step part is not a name, the order
+            is reversed (``NAME/STEP``), or the ``k=v`` part is malformed.
+    """
+    head, colon, spec = option.partition(":")
+    scope, slash, name = (part.strip() for part in head.partition(STEP_SEPARATOR))
+    if not slash:
+        cls = step_decorator_class(scope, option=option)
+        return WithOption(cls.from_spec(spec, option=option), None, option)
+    rest = f"{colon}{spec}"
+    if not scope.isidentifier():
+        raise UserInputError(
+            f"--with {option}: '{scope}' is not a step name. Write --with STEP/{name}{rest} "
+            f"for one step (e.g. --with train/{name}{rest}), or --with {name}{rest} for "
+            "every step."
+        )
+    if name not in _REGISTRY and scope in _REGISTRY:
+        raise UserInputError(
+            f"--with {option}: '{name}' is not a step decorator, while '{scope}' is: the "
+            f"step comes first. Write --with {name}/{scope}{rest}."
+        )
+    cls = step_decorator_class(name, option=option)
+    return WithOption(cls.from_spec(spec, option=option), scope, option)
+
+
 def decorator_from_with_option(option: str) -> StepDecorator:
-    """Parse one ``--with name[:k=v,...]`` value into a decorator instance."""
-    name, _, spec = option.partition(":")
-    return step_decorator_class(name.strip()).from_spec(spec)
+    """Parse one ``--with NAME[:k=v,...]`` value (for every step) into a decorator.
+
+    Raises:
+        UserInputError: as :func:`parse_with_option`, and for a step-scoped value
+            (``STEP/NAME:...``), whose step this function would drop: use
+            :func:`parse_with_option` for those.
+    """
+    parsed = parse_with_option(option)
+    if parsed.step is not None:
+        raise UserInputError(
+            f"--with {option} applies to step '{parsed.step}' only; it cannot be used "
+            "where the option applies to every step."
+        )
+    return parsed.decorator
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """`` Did you mean 'x'?`` for the closest of ``known`` to ``name``, or ``""``."""
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f" Did you mean '{close[0]}'?" if close else ""
+
+
+class UnbalancedValue(ValueError):
+    """A ``--with`` spec leaves a bracket, brace or double quote open, or closes a bracket
+    or brace it never opened."""
+
+
+_CLOSERS = {"[": "]", "{": "}"}
+
+
+def split_top_level(spec: str, separator: str = ",") -> list[str]:
+    """``spec`` split at each ``separator`` outside brackets, braces and double quotes
+    (JSON's strings; a backslash escapes the next character inside them). Single quotes
+    are ordinary characters: JSON has none, and a plain value may hold an apostrophe.
+
+    Raises:
+        UnbalancedValue: a bracket or brace is never closed, or closes nothing (or the
+            wrong opener), or a double quote is never closed.
+    """
+    pieces: list[str] = []
+    open_brackets: list[str] = []
+    quote: str | None = None
+    start = 0
+    index = 0
+    while index < len(spec):
+        char = spec[index]
+        if quote is not None:
+            if char == "\\":
+                index += 1
+            elif char == quote:
+                quote = None
+        elif char == '"':
+            quote = char
+        elif char in _CLOSERS:
+            open_brackets.append(char)
+        elif char in _CLOSERS.values():
+            if not open_brackets:
+                raise UnbalancedValue(f"a '{char}' closes nothing that is open.")
+            if _CLOSERS[open_brackets[-1]] != char:
+                raise UnbalancedValue(
+                    f"a '{char}' stands where the '{open_brackets[-1]}' before it needs a "
+                    f"'{_CLOSERS[open_brackets[-1]]}'."
+                )
+            open_brackets.pop()
+        elif char == separator and not open_brackets:
+            pieces.append(spec[start:index])
+            start = index + 1
+        index += 1
+    if quote is not None:
+        raise UnbalancedValue('a " quote is never closed.')
+    if open_brackets:
+        raise UnbalancedValue(f"a '{open_brackets[-1]}' is never closed.")
+    pieces.append(spec[start:])
+    return pieces
 
 
 #: ``--with`` words for booleans, any case.
@@ -266,17 +424,44 @@ def parse_value(raw: str) -> Any:
         return raw
 
 
+#: Where a decorator applied to a function that is not (yet) a ``@step`` is recorded.
+MISPLACED_ATTRIBUTE = "_misplaced_step_decorators"
+
+
 def attach_decorator(function: StepFunction, decorator: StepDecorator) -> None:
-    """Record ``decorator`` on a step function; it must already be a ``@step``."""
+    """Record ``decorator`` on a step function.
+
+    A decorator written below ``@step`` (or on a method without ``@step``) meets a plain
+    function. Raising here would happen while the flow's class body runs, before the
+    command line could turn the error into its one-paragraph message and exit code 2,
+    so the decorator is recorded as misplaced instead; :func:`misplaced_decorators`
+    gives it back and the flow's definition refuses it
+    (:func:`batchwright.definition.load_definition`).
+    """
     decorators: list[StepDecorator] | None = getattr(function, "_step_decorators", None)
-    if decorators is None:
-        # Raised while the flow class is being defined; the CLI is not running yet, so
-        # keep it a plain, readable error naming the function.
-        raise UserInputError(
-            f"@{decorator.name} is applied to '{getattr(function, '__name__', function)}', "
-            f"which is not a step. Put @{decorator.name} above @step."
-        )
-    decorators.append(decorator)
+    if decorators is not None:
+        decorators.append(decorator)
+        return
+    misplaced: list[StepDecorator] | None = getattr(function, MISPLACED_ATTRIBUTE, None)
+    if misplaced is None:
+        misplaced = []
+        try:
+            setattr(function, MISPLACED_ATTRIBUTE, misplaced)
+        except (AttributeError, TypeError):
+            # Not a function we can mark (a builtin, a bound method): nothing would ever
+            # report it later, so say it now.
+            raise UserInputError(
+                f"@{decorator.name} is applied to "
+                f"'{getattr(function, '__name__', function)}', which is not a step. "
+                f"Put @{decorator.name} above @step on a step of the flow."
+            ) from None
+    misplaced.append(decorator)
+
+
+def misplaced_decorators(function: StepFunction) -> list[StepDecorator]:
+    """The step decorators applied to ``function`` before it was a ``@step`` (written
+    below ``@step``, or on a method without ``@step``), outermost first."""
+    return list(reversed(getattr(function, MISPLACED_ATTRIBUTE, [])))
 
 
 def step_decorators(function: StepFunction) -> list[StepDecorator]:
@@ -299,22 +484,38 @@ def step_decorator_function(cls: type[StepDecorator]) -> Callable[..., Any]:
 
 
 def merge_with_options(
-    decorators: list[StepDecorator], with_options: list[StepDecorator]
+    decorators: list[StepDecorator],
+    with_options: list[StepDecorator],
+    step_options: Sequence[StepDecorator] = (),
 ) -> list[StepDecorator]:
-    """A step's decorators plus the ``--with`` ones it does not already declare.
+    """A step's decorators with the ``--with`` ones applied.
 
-    A decorator written on the step wins over the same one given by ``--with``, except
-    where it absorbs the command line's values (:meth:`StepDecorator.absorb_command_line`,
-    e.g. ``--with batch:cpu=4`` overriding one key of ``@batch``). Each
-    ``--with`` decorator is copied per step, since ``step_init`` normalises attributes.
+    ``with_options`` (``--with NAME``, for every step) add the decorators the step does
+    not already declare; a decorator written on the step wins over the same one given
+    this way, except where it absorbs the command line's values
+    (:meth:`StepDecorator.absorb_command_line`, e.g. ``--with batch:cpu=4`` overriding
+    one key of ``@batch``). ``step_options`` (``--with STEP/NAME``, for this step) come
+    last and replace keys of the step's decorator of that name
+    (:meth:`StepDecorator.override_from_command_line`), or add it. Each ``--with``
+    decorator is copied per step, since ``step_init`` normalises attributes.
     """
     present = {d.name: d for d in decorators}
     merged = list(decorators)
+
+    def add(extra: StepDecorator) -> None:
+        copy = type(extra)(**extra.given)
+        copy.from_command_line = True
+        merged.append(copy)
+        present[copy.name] = copy
+
     for extra in with_options:
         if extra.name in present:
             present[extra.name].absorb_command_line(extra)
         else:
-            copy = type(extra)(**extra.given)
-            copy.from_command_line = True
-            merged.append(copy)
+            add(extra)
+    for extra in step_options:
+        if extra.name in present:
+            present[extra.name].override_from_command_line(extra)
+        else:
+            add(extra)
     return merged

@@ -33,6 +33,16 @@ DESCRIPTOR_OUTPUT_KEY = "BatchwrightEnvironment"
 METAFLOW_PROFILE_OUTPUT_KEY = "BatchwrightMetaflowProfile"
 #: Stack output key of the SSM parameter name that holds the descriptor.
 DESCRIPTOR_PARAMETER_OUTPUT_KEY = "BatchwrightEnvironmentParameter"
+#: The SSM path under which every environment publishes its descriptor, one parameter per
+#: stack (:func:`descriptor_parameter_name`): one GetParametersByPath lists an account's
+#: environments in a region.
+DESCRIPTOR_PARAMETER_PATH = "/batchwright/environments"
+
+
+def descriptor_parameter_name(stack_name: str) -> str:
+    """The SSM parameter holding the descriptor of the environment in stack ``stack_name``."""
+    return f"{DESCRIPTOR_PARAMETER_PATH}/{stack_name}"
+
 
 Accelerator = Literal["none", "gpu", "neuron", "efa"]
 ACCELERATORS: tuple[Accelerator, ...] = ("none", "gpu", "neuron", "efa")

@@ -38,6 +38,9 @@ if TYPE_CHECKING:
     from mypy_boto3_ssm import SSMClient
 
 _PLACEHOLDER = re.compile(r"^<[^<>]*>$")
+#: A placeholder anywhere in a value (``s3://<Ref:Bucket>/prefix``): the forms
+#: :class:`_Placeholders` writes.
+_EMBEDDED_PLACEHOLDER = re.compile(r"<(?:Ref:|GetAtt:|part-of:|Fn::|Condition)[^<>]*>")
 
 
 # --- static reading of cdk.out ------------------------------------------------------------
@@ -98,21 +101,76 @@ def from_cloud_assembly(stack_name: str, cdk_out: str | Path = "cdk.out") -> Env
             f"stack {stack_name!r} in {template_path} has no output {DESCRIPTOR_OUTPUT_KEY!r}; "
             "is it a batchwright environment (BatchEnvironment construct)?"
         )
-    defaults = {
-        name: spec["Default"]
-        for name, spec in template.get("Parameters", {}).items()
-        if "Default" in spec and not str(spec.get("Type", "")).startswith("AWS::SSM::")
-    }
-    text = render_intrinsics(output.get("Value"), defaults)
+    text = render_intrinsics(output.get("Value"), template_defaults(template))
     source = f"cdk.out template {template_path} (stack {stack_name}, not deployed)"
     if not isinstance(text, str):
         raise DescriptorError(f"{source}: output {DESCRIPTOR_OUTPUT_KEY} is not a string.")
     return _parse(text, source)
 
 
+def template_defaults(template: Mapping[str, Any]) -> dict[str, Any]:
+    """The template's parameters that have a default, and that default: what a ``Ref`` to
+    them is before deployment. ``AWS::SSM::*`` parameters are left out (their default is
+    a parameter name; the value is read at deploy time)."""
+    parameters = template.get("Parameters") or {}
+    return {
+        name: spec["Default"]
+        for name, spec in parameters.items()
+        if isinstance(spec, dict)
+        and "Default" in spec
+        and not str(spec.get("Type", "")).startswith("AWS::SSM::")
+    }
+
+
+def environment_stacks(cdk_out: str | Path) -> list[str]:
+    """The stacks of a cloud assembly that are batchwright environments (their template
+    has the descriptor output), by stack name, sorted.
+
+    Raises:
+        EnvironmentNotFound: there is no manifest (nothing was synthesized there).
+    """
+    assembly = CloudAssembly.read(cdk_out)
+    names = []
+    for stack in assembly.stacks:
+        if not stack.template_file:
+            continue
+        try:
+            template = json.loads((assembly.directory / stack.template_file).read_text())
+        except (OSError, json.JSONDecodeError):
+            continue  # an unreadable template is no environment to offer
+        outputs = template.get("Outputs") if isinstance(template, dict) else None
+        if isinstance(outputs, dict) and DESCRIPTOR_OUTPUT_KEY in outputs:
+            names.append(stack.stack_name)
+    return sorted(set(names))
+
+
+def outputs_file_environments(path: str | Path) -> list[str]:
+    """The stacks of a ``cdk deploy --outputs-file`` JSON that are batchwright environments
+    (they have the descriptor output, or the output naming its SSM parameter), sorted; an
+    unreadable file has none."""
+    try:
+        document = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError):
+        return []
+    if not isinstance(document, dict):
+        return []
+    keys = (DESCRIPTOR_OUTPUT_KEY, DESCRIPTOR_PARAMETER_OUTPUT_KEY)
+    return sorted(
+        stack
+        for stack, outputs in document.items()
+        if isinstance(outputs, dict) and any(isinstance(outputs.get(k), str) for k in keys)
+    )
+
+
 def is_placeholder(value: str) -> bool:
     """Whether a descriptor value is a stand-in for something only a deployment knows."""
     return bool(_PLACEHOLDER.match(value))
+
+
+def placeholders_in(value: str) -> list[str]:
+    """The placeholders anywhere in ``value`` (``['<Ref:Bucket>']`` of
+    ``s3://<Ref:Bucket>/batchwright``), in order; empty when the value is fully known."""
+    return _EMBEDDED_PLACEHOLDER.findall(value)
 
 
 # --- deployed sources -----------------------------------------------------------------------

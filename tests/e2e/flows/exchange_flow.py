@@ -4,18 +4,18 @@ from batchwright import FlowSpec, Parameter, batch, current, step
 
 
 class ExchangeFlow(FlowSpec):
-    tag = Parameter("tag", default="none", help="tells the test's jobs apart")
+    label = Parameter("label", default="none", help="tells the test's jobs apart")
 
     @step
     def start(self):
         self.numbers = list(range(16))
-        self.greeting = f"from local {self.tag}"
+        self.greeting = f"from local {self.label}"
         self.next(self.square, foreach="numbers")
 
     @batch(cpu=1, memory=1024)
     @step
     def square(self):
-        assert self.greeting == f"from local {self.tag}"
+        assert self.greeting == f"from local {self.label}"
         self.job_id = current.batch.job_id
         self.result = self.input * self.input
         print(f"square of {self.input} is {self.result} in job {self.job_id}")

@@ -9,7 +9,7 @@ from batchwright import FlowSpec, Parameter, batch, step
 class FanoutFlow(FlowSpec):
     seconds = Parameter("seconds", default=20, help="how long each Batch step works")
     width = Parameter("width", default=4, help="how many Batch steps")
-    tag = Parameter("tag", default="", help="tells one test's runs apart")
+    label = Parameter("label", default="", help="tells one test's runs apart")
 
     @step
     def start(self):

@@ -8,7 +8,7 @@ from batchwright import FlowSpec, Parameter, batch, current, step, timeout
 
 class PatientFlow(FlowSpec):
     seconds = Parameter("seconds", default=5, help="how long the Batch step works")
-    tag = Parameter("tag", default="", help="tells one test's runs apart")
+    label = Parameter("label", default="", help="tells one test's runs apart")
 
     @step
     def start(self):
