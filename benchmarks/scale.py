@@ -141,14 +141,14 @@ def _run_child(job: tuple[list[str], int | None, str, dict[str, str]]) -> tuple[
 
 def _entrypoint_arguments(command: list[str]) -> list[str]:
     """The task entrypoint's arguments in a job's command (``python3 -c BOOTSTRAP URL
-    ARGS...``), fetched from S3 when the command was offloaded there."""
+    SHA256 ARGS...``), fetched from S3 when the command was offloaded there."""
     if command[2] == OFFLOAD_BOOTSTRAP:
         import boto3
 
         bucket, _, key = command[3][len("s3://") :].partition("/")
         payload = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
         command = json.loads(payload)["command"]
-    return command[4:]
+    return command[5:]
 
 
 @dataclass

@@ -320,7 +320,11 @@ class BatchEnvironment(Construct):
     # --- grants ---------------------------------------------------------------------------
 
     def grant_datastore(self, grantee: iam.IGrantable) -> iam.Grant:
-        """Lets ``grantee`` read, write and list the datastore prefix (nothing else)."""
+        """Lets ``grantee`` read, write and list the datastore prefix (nothing else), except
+        that it may never write under the prefix's ``code/``: an explicit deny keeps the
+        code packages and command payloads that jobs run read-only to it. The job role
+        gets this grant; only :attr:`submitter_policy` writes code (so do not give one
+        principal both)."""
         statements = iam_parts.datastore_statements(self.bucket, self.datastore_prefix)
         grant = iam_parts.grant_statements(grantee, statements)
         if isinstance(grantee, Construct):

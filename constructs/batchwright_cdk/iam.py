@@ -1,6 +1,7 @@
 """Least-privilege IAM for a batchwright environment.
 
-- job role: the only credentials step code gets; S3 on the datastore bucket/prefix only;
+- job role: the only credentials step code gets; S3 on the datastore bucket/prefix only,
+  and never a write under its ``code/`` (what jobs run: only the submitter writes it);
 - execution role: what ECS needs to start a Fargate task (ECR pull, write logs);
 - instance role: what the ECS agent on an EC2 instance needs (the AWS-managed policy);
 - submitter statements: what people and CI need to run flows on the environment.
@@ -21,14 +22,27 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct, IConstruct
 
+from batchwright.codepackage import CODE_FOLDER
 from batchwright.environment.assembly import References, evaluate
 from batchwright.environment.descriptor import DESCRIPTOR_PARAMETER_PATH
 
 ECS_TASKS = "ecs-tasks.amazonaws.com"
 
 
-def datastore_statements(bucket: s3.IBucket, prefix: str) -> list[iam.PolicyStatement]:
-    """Read, write and list under ``prefix`` of the datastore bucket, and nothing else."""
+#: The writes denied under the datastore's ``code/`` to everyone but the submitter.
+CODE_WRITES = ("s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion")
+
+
+def datastore_statements(
+    bucket: s3.IBucket, prefix: str, *, write_code: bool = False
+) -> list[iam.PolicyStatement]:
+    """Read, write and list under ``prefix`` of the datastore bucket, and nothing else.
+
+    Unless ``write_code``, an explicit deny keeps every write off ``<prefix>/code/``: the
+    code packages and command payloads jobs run. A deny wins over any allow the same
+    principal holds elsewhere, so step code cannot swap another flow's code whatever
+    else its role is given. Only the submitter statements write code.
+    """
     objects = bucket.arn_for_objects(f"{prefix}/*" if prefix else "*")
     listing = iam.PolicyStatement(
         sid="ListDatastorePrefix",
@@ -51,6 +65,16 @@ def datastore_statements(bucket: s3.IBucket, prefix: str) -> list[iam.PolicyStat
             resources=[objects],
         ),
     ]
+    if not write_code:
+        code = f"{prefix}/{CODE_FOLDER}/*" if prefix else f"{CODE_FOLDER}/*"
+        statements.append(
+            iam.PolicyStatement(
+                sid="NeverWriteCode",
+                effect=iam.Effect.DENY,
+                actions=list(CODE_WRITES),
+                resources=[bucket.arn_for_objects(code)],
+            )
+        )
     if bucket.encryption_key is not None:
         statements.append(
             iam.PolicyStatement(
@@ -67,6 +91,8 @@ def datastore_statements(bucket: s3.IBucket, prefix: str) -> list[iam.PolicyStat
 WILDCARD_REASONS: dict[str, str] = {
     "ReadWriteDatastoreObjects": "Objects under the datastore prefix only: run artifacts get "
     "content-addressed keys at run time, so they cannot be listed in advance.",
+    "NeverWriteCode": "A deny, not a grant: it keeps every object under the datastore's code/ "
+    "prefix (the code packages and command payloads jobs run) read-only to this principal.",
     "EcrAuthorization": "ecr:GetAuthorizationToken supports no resource-level permissions.",
     "EcrPull": "Steps name their image at run time; pulls are limited to this account's ECR "
     "repositories in this region.",
@@ -255,7 +281,7 @@ def submitter_statements(
             actions=["logs:GetLogEvents", "logs:FilterLogEvents", "logs:DescribeLogStreams"],
             resources=[log_group.log_group_arn, f"{log_group.log_group_arn}:log-stream:*"],
         ),
-        *datastore_statements(bucket, prefix),
+        *datastore_statements(bucket, prefix, write_code=True),
     ]
     statements.append(
         iam.PolicyStatement(
@@ -291,9 +317,22 @@ def submitter_statements(
 def grant_statements(
     grantee: iam.IGrantable, statements: Sequence[iam.PolicyStatement]
 ) -> iam.Grant:
-    """Adds each statement to the grantee's policy and returns the combined grant."""
+    """Adds each statement to the grantee's policy and returns the combined grant of the
+    allows. A deny goes into the same policy as it is (a grant only ever allows); where the
+    principal's policy cannot be changed (an immutable imported role), a warning says so.
+    """
     grant: iam.Grant | None = None
     for statement in statements:
+        if statement.effect == iam.Effect.DENY:
+            added = grantee.grant_principal.add_to_principal_policy(statement)
+            if not added.statement_added and isinstance(grantee, Construct):
+                cdk.Annotations.of(grantee).add_warning_v2(
+                    "batchwright:denyNotAdded",
+                    f"Could not add the deny {statement.sid or ''} "
+                    f"({', '.join(statement.actions)}) to this principal's policy; add it "
+                    "yourself so that it cannot write the code jobs run.",
+                )
+            continue
         one = iam.Grant.add_to_principal(
             grantee=grantee,
             actions=statement.actions,

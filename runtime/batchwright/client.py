@@ -602,7 +602,7 @@ class Task:
         refs = self.metadata.get("artifacts", {})
         if name not in refs:
             raise ClientError(f"task {self.pathspec} has no artifact '{name}'")
-        return DataArtifact(self._store, refs[name], name)
+        return DataArtifact(self._store, refs[name], name, task=self.pathspec)
 
     def __contains__(self, name: object) -> bool:
         return name in self.metadata.get("artifacts", {})
@@ -645,23 +645,36 @@ class DataArtifact:
         name: str | None = None,
         *,
         datastore_root: str | None = None,
+        task: str = "",
     ) -> None:
         if isinstance(store, str):
-            *task, name = _split_pathspec(
+            *parts, name = _split_pathspec(
                 store, "DataArtifact", "FlowName/RunID/StepName/TaskID/ArtifactName"
             )
-            found = Task("/".join(task), datastore_root=datastore_root)[name]
-            store, key = found._store, found.key
+            found = Task("/".join(parts), datastore_root=datastore_root)[name]
+            store, key, task = found._store, found.key, found.task
         if key is None or name is None:
             raise TypeError("DataArtifact(store, key, name): key and name are required")
         self._store: FlowDatastore = store
         self.key: str = key
         self.id: str = name
+        #: The pathspec of the task that holds it (``Flow/12/start/1``), when known.
+        self.task: str = task
+
+    @property
+    def pathspec(self) -> str:
+        """``Flow/12/start/1/name`` (the name alone when the task is not known)."""
+        return f"{self.task}/{self.id}" if self.task else self.id
 
     @property
     def data(self) -> Any:
-        """The value."""
-        return self._store.load(self.key)
+        """The value (its bytes checked against its content address first).
+
+        Raises:
+            ArtifactIntegrityError: the stored bytes were changed after they were written.
+        """
+        where = f" of task {self.task}" if self.task else ""
+        return self._store.load(self.key, f"artifact '{self.id}'{where}")
 
 
 class ArtifactAccessor:
@@ -677,7 +690,7 @@ class ArtifactAccessor:
             raise AttributeError(name)
         if name not in self._refs:
             raise AttributeError(f"task {self._pathspec} has no artifact '{name}'")
-        return self._store.load(self._refs[name])
+        return self._store.load(self._refs[name], f"artifact '{name}' of task {self._pathspec}")
 
     def __contains__(self, name: object) -> bool:
         return name in self._refs

@@ -20,6 +20,12 @@ from pathlib import Path
 
 from batchwright.errors import UserInputError
 
+#: The folder of the datastore, under its root, that holds what jobs run: code packages
+#: (``code/<sha256>.tar.gz``) and offloaded command payloads (``code/payloads/``). Only
+#: the submitter may write it; the job role may read it (``batchwright_cdk`` denies the
+#: job role every write there), and every job checks what it fetches from it.
+CODE_FOLDER = "code"
+
 #: Directories never packed: caches, virtual environments, datastores, build output.
 EXCLUDED_DIRECTORIES = frozenset(
     {
@@ -54,7 +60,7 @@ class CodePackage:
     @property
     def key(self) -> str:
         """The datastore-relative key of this package."""
-        return f"code/{self.sha256}.tar.gz"
+        return f"{CODE_FOLDER}/{self.sha256}.tar.gz"
 
 
 def _files(root: Path) -> Iterator[Path]:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from batchwright.entrypoint import DoNotRetry
+
 
 class BatchwrightError(Exception):
     """Root of every error batchwright raises deliberately."""
@@ -64,6 +66,12 @@ class DescriptorError(UserInputError):
 
 class EnvironmentNotFound(BatchwrightError):
     """No environment descriptor could be found for the requested name."""
+
+
+class ArtifactIntegrityError(BatchwrightError, DoNotRetry):
+    """A stored artifact's bytes no longer have the SHA-256 that is its key: it was changed
+    after it was written, so it is never unpickled (a task that meets one fails without
+    retrying)."""
 
 
 class RunFailed(BatchwrightError):

@@ -28,8 +28,8 @@ class StepFailed(BatchwrightError):
 class ArtifactLoader(Protocol):
     """Loads an artifact's value by its content key (the datastore implements this)."""
 
-    def load(self, key: str) -> Any:
-        """The value stored under ``key``."""
+    def load(self, key: str, what: str = "") -> Any:
+        """The value stored under ``key`` (``what`` names it in errors)."""
         ...
 
     def load_item(self, split_key: str, index: int) -> Any:
@@ -72,7 +72,8 @@ class ArtifactHolder:
             return cache[name]
         refs = values.get("_refs", {})
         if name in refs and values.get("_loader") is not None:
-            value = values["_loader"].load(refs[name])
+            owner = values.get("_owner", type(self).__name__)
+            value = values["_loader"].load(refs[name], f"artifact '{name}' of {owner}")
             cache[name] = value
             return value
         raise _MissingArtifact(
@@ -220,7 +221,8 @@ def _foreach_item(holder: ArtifactHolder, frame: dict[str, Any]) -> Any:
     if key and loader is not None:
         cache = holder.__dict__["_cache"]
         if ("foreach", key) not in cache:
-            cache[("foreach", key)] = loader.load(key)
+            what = f"the foreach list '{frame.get('var')}' of {holder.__dict__.get('_owner')}"
+            cache[("foreach", key)] = loader.load(key, what)
         values = cache[("foreach", key)]
     else:
         values = holder._load_artifact(frame["var"])
@@ -304,8 +306,14 @@ class Inputs(Sequence[InputView]):
         return view
 
     def _read_ahead(self, index: int, names: frozenset[str]) -> dict[str, Any]:
-        refs = self._metadata[index]["artifacts"]
-        return {name: self._loader.load(refs[name]) for name in names if name in refs}
+        meta = self._metadata[index]
+        refs = meta["artifacts"]
+        owner = f"input {meta['step']}/{meta['task_id']}"
+        return {
+            name: self._loader.load(refs[name], f"artifact '{name}' of {owner}")
+            for name in names
+            if name in refs
+        }
 
     def __len__(self) -> int:
         return len(self._metadata)

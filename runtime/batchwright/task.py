@@ -269,7 +269,7 @@ class TaskRunner:
             frames,
             parameter_names=parameter_names,
             is_join=join_inputs is not None,
-            owner=f"step '{self.step_name}'",
+            owner=f"task {self.flow_name}/{args.run_id}/{self.step_name}/{args.task_id}",
         )
         self.metadata["foreach_frames"] = frames
 

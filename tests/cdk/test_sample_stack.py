@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
@@ -284,6 +285,49 @@ def test_job_role_reaches_only_the_datastore_prefix(sample: Any) -> None:
     assert listing["Condition"] == {"StringLike": {"s3:prefix": ["batchwright", "batchwright/*"]}}
     objects = next(s for s in statements if "s3:GetObject" in s["Action"])
     assert objects["Resource"]["Fn::Join"][1][-1] == "/batchwright/*"
+
+
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _allowed(statements: list[dict[str, Any]], action: str, resource: str) -> bool:
+    """IAM's evaluation of identity statements: an explicit deny wins, else any allow."""
+
+    def matches(statement: dict[str, Any]) -> bool:
+        resources = [render_intrinsics(r) for r in _listed(statement["Resource"])]
+        return any(fnmatchcase(action, a) for a in _listed(statement["Action"])) and any(
+            fnmatchcase(resource, r) for r in resources
+        )
+
+    if any(s.get("Effect") == "Deny" and matches(s) for s in statements):
+        return False
+    return any(s.get("Effect") == "Allow" and matches(s) for s in statements)
+
+
+def test_only_the_submitter_writes_the_code_jobs_run(sample: Any) -> None:
+    job_role = _policy_statements(
+        sample, _logical_id(_static_descriptor(sample.template)["job_role_arn"])
+    )
+    (submitter,) = (
+        r["Properties"]["PolicyDocument"]["Statement"]
+        for r in sample.template["Resources"].values()
+        if r["Type"] == "AWS::IAM::ManagedPolicy"
+    )
+    objects = next(s for s in job_role if "s3:GetObject" in s["Action"])
+    bucket = render_intrinsics(objects["Resource"]).removesuffix("/batchwright/*")
+    package = f"{bucket}/batchwright/code/{'0' * 64}.tar.gz"
+    payload = f"{bucket}/batchwright/code/payloads/{'1' * 64}.json"
+    artifact = f"{bucket}/batchwright/TrainFlow/data/ab/{'a' * 64}"
+    for code in (package, payload):
+        for write in ("s3:PutObject", "s3:DeleteObject"):
+            assert not _allowed(job_role, write, code), (write, code)
+            assert _allowed(submitter, write, code), (write, code)
+        assert _allowed(job_role, "s3:GetObject", code)
+    # Artifacts stay writable to jobs, as they must be.
+    assert _allowed(job_role, "s3:PutObject", artifact)
+    assert not _allowed(job_role, "s3:PutObject", f"{bucket}/elsewhere/code/x")
+    assert [s["Effect"] for s in job_role].count("Deny") == 1
 
 
 def test_execution_role_can_pull_images_and_write_logs(sample: Any) -> None:

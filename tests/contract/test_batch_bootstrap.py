@@ -1,9 +1,12 @@
 """The container bootstraps, run for real against an in-process S3 (moto server): the
-code-package command unpacks the package and runs ``python -m batchwright.task`` with the
-arguments; an offloaded request fetches its command and environment and runs them."""
+code-package command checks and unpacks the package and runs ``python -m batchwright.task``
+with the arguments; an offloaded request fetches its command and environment, checks them
+and runs them. A package or payload changed after upload, or an archive with a member that
+would land outside the code folder, ends the job with exit code 4 before any of it runs."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -22,6 +25,7 @@ from batchwright.batch.definition import build_job_definition
 from batchwright.batch.options import BatchOptions
 from batchwright.batch.platforms import QueueTarget
 from batchwright.batch.submission import TaskInvocation, build_submit_job
+from batchwright.entrypoint import EXIT_INTEGRITY
 from batchwright.entrypoint.bootstrap import container_command
 
 moto_server = pytest.importorskip("moto.server")
@@ -63,29 +67,44 @@ def _environment(endpoint: str, tmp_path: Path) -> dict[str, str]:
     }
 
 
-def _upload_package(endpoint: str, bucket: str) -> str:
-    s3: Any = boto3.client(
+def _s3(endpoint: str) -> Any:
+    return boto3.client(
         "s3",
         endpoint_url=endpoint,
         region_name="us-east-1",
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
     )
-    s3.create_bucket(Bucket=bucket)
+
+
+def _package(files: dict[str, str], *, extra: tarfile.TarInfo | None = None) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-        for name, text in (("batchwright/__init__.py", ""), ("batchwright/task.py", FAKE_TASK)):
+        for name, text in files.items():
             data = text.encode()
             info = tarfile.TarInfo(name)
             info.size = len(data)
             archive.addfile(info, io.BytesIO(data))
-    s3.put_object(Bucket=bucket, Key="code/pkg.tgz", Body=buffer.getvalue())
-    return f"s3://{bucket}/code/pkg.tgz"
+        if extra is not None:
+            archive.addfile(extra)
+    return buffer.getvalue()
+
+
+FAKE_PACKAGE = {"batchwright/__init__.py": "", "batchwright/task.py": FAKE_TASK}
+
+
+def _upload_package(endpoint: str, bucket: str, data: bytes | None = None) -> tuple[str, str]:
+    """Uploads a package; its URL and SHA-256."""
+    data = _package(FAKE_PACKAGE) if data is None else data
+    s3 = _s3(endpoint)
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="code/pkg.tgz", Body=data)
+    return f"s3://{bucket}/code/pkg.tgz", hashlib.sha256(data).hexdigest()
 
 
 def test_code_package_bootstrap_runs_the_task_entrypoint(s3_endpoint: str, tmp_path: Path) -> None:
-    url = _upload_package(s3_endpoint, "bootstrap-code")
-    command = container_command(url, ["--flow", "F", "--step", "train", "--task-id", "3"])
+    url, sha256 = _upload_package(s3_endpoint, "bootstrap-code")
+    command = container_command(url, sha256, ["--flow", "F", "--step", "train", "--task-id", "3"])
     env = _environment(s3_endpoint, tmp_path)
     done = subprocess.run(list(command), env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -95,7 +114,7 @@ def test_code_package_bootstrap_runs_the_task_entrypoint(s3_endpoint: str, tmp_p
 
 
 def test_offloaded_request_runs_the_real_command(s3_endpoint: str, tmp_path: Path) -> None:
-    url = _upload_package(s3_endpoint, "bootstrap-offload")
+    url, sha256 = _upload_package(s3_endpoint, "bootstrap-offload")
     env = _environment(s3_endpoint, tmp_path)
     options = BatchOptions.from_attributes("train", {})
     target = QueueTarget(queue="q", platform="EC2")
@@ -104,22 +123,16 @@ def test_offloaded_request_runs_the_real_command(s3_endpoint: str, tmp_path: Pat
         run_id="r",
         step="train",
         task_id="1",
-        command=container_command(url, ["--input", "x" * 9000]),
+        command=container_command(url, sha256, ["--input", "x" * 9000]),
         environment={**env, "MARKER": "from-the-payload"},
     )
     definition = build_job_definition(options, target)
     request, _ = build_submit_job(
-        options, target, invocation, definition, offload_url="s3://bootstrap-offload/payload.json"
+        options, target, invocation, definition, offload_root="s3://bootstrap-offload"
     )
     assert request.offload is not None
-    s3: Any = boto3.client(
-        "s3",
-        endpoint_url=s3_endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    s3.put_object(Bucket="bootstrap-offload", Key="payload.json", Body=request.offload.payload)
+    s3 = _s3(s3_endpoint)
+    s3.put_object(Bucket="bootstrap-offload", Key=request.offload.key, Body=request.offload.payload)
     overrides = request.body["containerOverrides"]
     job_env = {e["name"]: e["value"] for e in overrides["environment"]}
     assert "MARKER" not in job_env
@@ -135,3 +148,81 @@ def test_offloaded_request_runs_the_real_command(s3_endpoint: str, tmp_path: Pat
     result = json.loads((tmp_path / "out.json").read_text())
     assert result["argv"] == ["--input", "x" * 9000]
     assert result["marker"] == "from-the-payload"
+
+
+# --- what a job refuses to run ---------------------------------------------------------------
+
+#: What a swapped package would do if it ran: write a marker.
+SWAPPED_TASK = """\
+import os
+open(os.environ["BOOTSTRAP_OUT"] + ".swapped", "w").write("the swapped code ran")
+"""
+
+
+def _run(
+    command: list[str] | tuple[str, ...], env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(command), env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_a_package_changed_after_upload_never_runs(s3_endpoint: str, tmp_path: Path) -> None:
+    url, sha256 = _upload_package(s3_endpoint, "bootstrap-swapped")
+    swapped = _package({"batchwright/__init__.py": "", "batchwright/task.py": SWAPPED_TASK})
+    _s3(s3_endpoint).put_object(Bucket="bootstrap-swapped", Key="code/pkg.tgz", Body=swapped)
+    env = _environment(s3_endpoint, tmp_path)
+    done = _run(container_command(url, sha256, ["--step", "train"]), env)
+    assert done.returncode == EXIT_INTEGRITY, done.stderr
+    actual = hashlib.sha256(swapped).hexdigest()
+    assert (
+        f"batchwright: code package {url} has SHA-256 {actual}, but the job was given {sha256}"
+        in done.stderr
+    )
+    assert not (tmp_path / "out.json.swapped").exists()
+    assert not (tmp_path / "work" / "code" / "batchwright").exists()  # nothing unpacked
+
+
+def test_a_package_with_a_member_outside_its_folder_is_not_unpacked(
+    s3_endpoint: str, tmp_path: Path
+) -> None:
+    escape = tarfile.TarInfo("../../escaped.py")
+    escape.size = 0
+    data = _package(FAKE_PACKAGE, extra=escape)
+    url, sha256 = _upload_package(s3_endpoint, "bootstrap-escape", data)
+    done = _run(container_command(url, sha256, []), _environment(s3_endpoint, tmp_path))
+    assert done.returncode == EXIT_INTEGRITY, done.stderr
+    assert f"code package {url}: member '../../escaped.py' climbs out" in done.stderr
+    assert not (tmp_path / "escaped.py").exists() and not (tmp_path / "out.json").exists()
+
+
+def test_a_payload_changed_after_upload_never_runs(s3_endpoint: str, tmp_path: Path) -> None:
+    url, sha256 = _upload_package(s3_endpoint, "bootstrap-payload")
+    env = _environment(s3_endpoint, tmp_path)
+    options = BatchOptions.from_attributes("train", {})
+    target = QueueTarget(queue="q", platform="EC2")
+    invocation = TaskInvocation(
+        flow="F",
+        run_id="r",
+        step="train",
+        task_id="1",
+        command=container_command(url, sha256, ["--input", "x" * 9000]),
+        environment=env,
+    )
+    request, _ = build_submit_job(
+        options,
+        target,
+        invocation,
+        build_job_definition(options, target),
+        offload_root="s3://bootstrap-payload",
+    )
+    assert request.offload is not None
+    changed = json.loads(request.offload.payload)
+    changed["command"] = [sys.executable, "-c", SWAPPED_TASK]
+    _s3(s3_endpoint).put_object(
+        Bucket="bootstrap-payload", Key=request.offload.key, Body=json.dumps(changed).encode()
+    )
+    overrides = request.body["containerOverrides"]
+    job_env = {e["name"]: e["value"] for e in overrides["environment"]}
+    done = _run(overrides["command"], {**job_env, "PATH": env["PATH"]})
+    assert done.returncode == EXIT_INTEGRITY, done.stderr
+    assert f"batchwright: command payload {request.offload.url} has SHA-256" in done.stderr
+    assert not (tmp_path / "out.json.swapped").exists()

@@ -63,7 +63,9 @@ def test_moto_takes_the_requests(batch: tuple[Any, str]) -> None:
         run_id="r1",
         step="train",
         task_id="1",
-        command=container_command("s3://bucket/code/x.tar.gz", ["--step", "train"]),
+        command=container_command(
+            f"s3://bucket/code/{'0' * 64}.tar.gz", "0" * 64, ["--step", "train"]
+        ),
         environment={"A": "1"},
         timeout_seconds=600,
     )

@@ -3,6 +3,7 @@ names, tags, credentials, offloading and the container commands."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import re
@@ -514,7 +515,7 @@ def test_no_credentials_in_any_request_for_a_real_endpoint() -> None:
     environment = {**CREDENTIALS, "AWS_ENDPOINT_URL": "https://batch.amazonaws.com"}
     environment.update({f"V{i}": "x" * 100 for i in range(100)})  # forces an offload
     spec = build_job_spec(
-        options(), EC2, task(environment=environment), offload_url="s3://b/k.json"
+        options(), EC2, task(environment=environment), offload_root="s3://b/prefix"
     )
     assert spec.submit.offload is not None
     for text in (
@@ -529,7 +530,7 @@ def test_no_credentials_in_any_request_for_a_real_endpoint() -> None:
 
 
 def test_small_requests_are_not_offloaded() -> None:
-    spec = build_job_spec(options(), EC2, task(environment={"A": "1"}), offload_url="s3://b/k")
+    spec = build_job_spec(options(), EC2, task(environment={"A": "1"}), offload_root="s3://b")
     assert spec.submit.offload is None
 
 
@@ -546,11 +547,11 @@ def test_overrides_at_the_limit_stay_and_one_byte_more_moves(batch_model: Any) -
     probe = build_submit_job(options(), EC2, with_value(0), _definition())[0]
     room = MAX_OVERRIDES_BYTES - _overrides_size(dict(probe.body))
     at_limit = build_submit_job(
-        options(), EC2, with_value(room), _definition(), offload_url="s3://b/k"
+        options(), EC2, with_value(room), _definition(), offload_root="s3://b"
     )[0]
     assert at_limit.offload is None and _overrides_size(dict(at_limit.body)) == MAX_OVERRIDES_BYTES
     over = build_submit_job(
-        options(), EC2, with_value(room + 1), _definition(), offload_url="s3://b/k"
+        options(), EC2, with_value(room + 1), _definition(), offload_root="s3://b"
     )[0]
     assert over.offload is not None
     batch_model.submit_job(over.kwargs())
@@ -570,15 +571,19 @@ def test_offloaded_request_fetches_its_command_and_environment(batch_model: Any)
         options(cpu=2),
         EC2,
         task(environment=environment, command=command),
-        offload_url="s3://bucket/run/7.json",
+        offload_root="s3://bucket/prefix/",
     )
     offload = spec.submit.offload
-    assert offload is not None and offload.url == "s3://bucket/run/7.json"
+    assert offload is not None
+    # Content-addressed under code/ (jobs may read it, never write it).
+    digest = hashlib.sha256(offload.payload).hexdigest()
+    assert offload.key == f"code/payloads/{digest}.json"
+    assert offload.url == f"s3://bucket/prefix/code/payloads/{digest}.json"
     payload = json.loads(offload.payload)
     assert payload["command"] == list(command)
     assert payload["environment"] == job_environment(environment)
     overrides = spec.submit.body["containerOverrides"]
-    assert overrides["command"] == ["python3", "-c", OFFLOAD_BOOTSTRAP, "s3://bucket/run/7.json"]
+    assert overrides["command"] == ["python3", "-c", OFFLOAD_BOOTSTRAP, offload.url, digest]
     assert {e["name"] for e in overrides["environment"]} == {
         "AWS_ENDPOINT_URL",
         "AWS_ACCESS_KEY_ID",
@@ -595,7 +600,7 @@ def test_too_big_without_an_offload_location_is_refused() -> None:
     with pytest.raises(PlanError, match=r"step 'train', task '7'.*offload"):
         build_job_spec(options(), EC2, big)
     with pytest.raises(PlanError):
-        build_job_spec(options(), EC2, big, offload_url="/local/path")
+        build_job_spec(options(), EC2, big, offload_root="/local/path")
 
 
 # --- invocations and commands -----------------------------------------------------------
@@ -616,21 +621,36 @@ def test_array_sizes_at_the_bounds() -> None:
         assert body["arrayProperties"] == {"size": size}
 
 
+SHA = "ab" * 32
+
+
 def test_command_for_task_is_a_python_bootstrap() -> None:
-    command = container_command("s3://bucket/code/abc.tar.gz", ["--flow", "F", "--step", "train"])
+    url = f"s3://bucket/code/{SHA}.tar.gz"
+    command = container_command(url, SHA, ["--flow", "F", "--step", "train"])
     assert command[:2] == ("python3", "-c")
-    assert command[3:] == ("s3://bucket/code/abc.tar.gz", "--flow", "F", "--step", "train")
+    assert command[3:] == (url, SHA, "--flow", "F", "--step", "train")
     script = command[2]
     compile(script, "<bootstrap>", "exec")
     compile(OFFLOAD_BOOTSTRAP, "<offload>", "exec")
     assert "batchwright.task" in script and "pip" in script
-    assert len(json.dumps(list(command))) < 2048  # leaves room in the 8 KiB overrides
+    # The checks travel in the command: nothing is unpacked before them.
+    assert script.index("check_digest(data") < script.index("safe_extract(archive")
+    assert len(json.dumps(list(command))) < 4096  # leaves room in the 8 KiB overrides
 
 
-@pytest.mark.parametrize("url", ["bucket/key", "s3://bucket", "https://b.s3.amazonaws.com/k"])
-def test_command_for_task_needs_an_s3_url(url: str) -> None:
+@pytest.mark.parametrize(
+    ("url", "sha256"),
+    [
+        ("bucket/key", SHA),
+        ("s3://bucket", SHA),
+        ("https://b.s3.amazonaws.com/k", SHA),
+        ("s3://bucket/k", "abc"),
+        ("s3://bucket/k", SHA.upper()),
+    ],
+)
+def test_command_for_task_needs_an_s3_url_and_a_digest(url: str, sha256: str) -> None:
     with pytest.raises(ValueError):
-        container_command(url, [])
+        container_command(url, sha256, [])
 
 
 def test_queue_target_from_a_descriptor() -> None:

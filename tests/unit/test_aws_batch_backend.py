@@ -64,6 +64,7 @@ QUEUE = "arn:aws:batch:us-east-1:123456789012:job-queue/q"
 SPOT_QUEUE = "arn:aws:batch:us-east-1:123456789012:job-queue/spot"
 JOB_ROLE = "arn:aws:iam::123456789012:role/job"
 PACKAGE_URL = f"{ROOT}/code/x.tar.gz"
+PACKAGE_SHA256 = "0" * 64
 DEFINITION_ARN = "arn:aws:batch:us-east-1:123456789012:job-definition/batchwright-x:1"
 STARTED_AT = 1_700_000_000_000
 TARGET = QueueTarget(queue=QUEUE, platform="EC2", job_role_arn=JOB_ROLE)
@@ -162,7 +163,9 @@ class Harness:
 def harness(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Harness]:
     clear_aws_environment(monkeypatch, tmp_path)
     # The code package is tested elsewhere; never build or upload it here.
-    monkeypatch.setattr(AwsBatchBackend, "_code_package_url", lambda self, flow_file: PACKAGE_URL)
+    monkeypatch.setattr(
+        AwsBatchBackend, "_code_package", lambda self, flow_file: (PACKAGE_URL, PACKAGE_SHA256)
+    )
     batch_client, logs_client = make_client("batch"), make_client("logs")
     events: list[object] = []
     backend = AwsBatchBackend(
@@ -227,10 +230,10 @@ def test_submit_one_task_registers_the_definition_and_submits_one_job(harness: H
     assert "arrayProperties" not in request
     overrides = request["containerOverrides"]
     command = overrides["command"]
-    # The bootstrap fetches the package, then runs the entrypoint with the task's arguments;
-    # in the container the flow file sits at the root of the unpacked package.
+    # The bootstrap fetches the package, checks its SHA-256, then runs the entrypoint with
+    # the task's arguments; in the container the flow file sits at the root of the package.
     in_container = task.arguments._replace(flow_file="flow.py").to_argv()
-    assert command[-len(in_container) - 1 :] == [PACKAGE_URL, *in_container]
+    assert command[-len(in_container) - 2 :] == [PACKAGE_URL, PACKAGE_SHA256, *in_container]
     assert {"name": "PYTHONUNBUFFERED", "value": "1"} in overrides["environment"]
     # Who started the run: the client inside the step reads their namespace.
     assert {"name": "BATCHWRIGHT_USER", "value": "ada"} in overrides["environment"]

@@ -60,7 +60,7 @@ class Loader:
         self.threads: list[str] = []
         self._lock = threading.Lock()
 
-    def load(self, key: str) -> Any:
+    def load(self, key: str, what: str = "") -> Any:
         with self._lock:
             self.threads.append(threading.current_thread().name)
         return self.values[key]

@@ -41,7 +41,12 @@ from batchwright.batch.jobspec import build_job_spec
 from batchwright.batch.submission import ARRAY_SIZE_RANGE, TaskInvocation
 from batchwright.datastore import FlowDatastore
 from batchwright.datastore.journal import Submission, SubmittedTask
-from batchwright.entrypoint import ARRAY_INDEX_VARIABLE, FINAL_EXIT_CODES, array_arguments
+from batchwright.entrypoint import (
+    ARRAY_INDEX_VARIABLE,
+    EXIT_INTEGRITY,
+    FINAL_EXIT_CODES,
+    array_arguments,
+)
 from batchwright.entrypoint.bootstrap import container_command
 from batchwright.errors import PlanError, UserInputError
 from batchwright.events import ArrayProgress, Notice, TaskOutput, TaskStatusChanged, TaskWaiting
@@ -65,6 +70,8 @@ POLL_BACKOFF = 1.5
 POLL_JITTER = 0.2
 #: Running jobs' logs are fetched at most this often (one GetLogEvents per job).
 LOG_INTERVAL = 5.0
+#: How often, at most, a failed job makes the backend re-check the run's code package.
+PACKAGE_CHECK_INTERVAL = 60.0
 DEFAULT_LOG_GROUP = "/aws/batch/job"
 #: Failure kinds a user ``@retry`` cannot fix: the same request fails the same way.
 NOT_RETRYABLE = frozenset({FailureKind.IMAGE_PULL, FailureKind.STUCK_WAITING})
@@ -187,7 +194,10 @@ class AwsBatchBackend(Backend):
     #: The time, in seconds since the epoch (tests give a fake one).
     clock: Callable[[], float] = time.time
     _base_interval: float = MIN_POLL_INTERVAL
-    _package_url: str | None = None
+    #: The run's code package: its ``s3://`` URL and SHA-256, once uploaded.
+    _package: tuple[str, str] | None = None
+    #: When the package was last checked, and the verdict (see :meth:`_package_changed`).
+    _package_check: tuple[float, str] = (float("-inf"), "")
     _definitions: dict[str, str] = field(default_factory=dict)
     _jobs: dict[str, _Job] = field(default_factory=dict)
     #: Whether CloudWatch Logs failed once (warned about, then left alone).
@@ -252,17 +262,21 @@ class AwsBatchBackend(Backend):
             )
         return task.policy.batch
 
-    def _code_package_url(self, flow_file: str) -> str:
-        """Builds and uploads the code package once per run (once per content, ever)."""
-        if self._package_url is None:
+    def _code_package(self, flow_file: str) -> tuple[str, str]:
+        """The code package's URL and SHA-256: built and uploaded once per run, and only
+        when the datastore does not already hold those exact bytes (a package changed
+        since an earlier run uploaded it is replaced, so a resume heals it)."""
+        if self._package is None:
             from batchwright.datastore import open_storage
+            from batchwright.datastore.storage import holds
 
             package = codepackage.build(Path(flow_file).parent)
             storage = open_storage(self.run.datastore_root, self.run.patience)
-            if not storage.exists(package.key):
+            if not holds(storage, package.key, package.sha256):
                 storage.write_bytes(package.key, package.data)
-            self._package_url = f"{self.run.datastore_root.rstrip('/')}/{package.key}"
-        return self._package_url
+            url = f"{self.run.datastore_root.rstrip('/')}/{package.key}"
+            self._package = (url, package.sha256)
+        return self._package
 
     def _definition(self, name: str, request: Mapping[str, Any]) -> str:
         """The job definition named ``name``: an active one if it exists, else registered."""
@@ -292,7 +306,7 @@ class AwsBatchBackend(Backend):
         first = tasks[0].arguments
         job = self._job_policy(tasks[0])
         target = job.target_after(tasks[0].reclaims)
-        package = self._code_package_url(first.flow_file)
+        package_url, package_sha256 = self._code_package(first.flow_file)
         # In the container the flow file sits at the root of the unpacked code package.
         members = [t.arguments._replace(flow_file=os.path.basename(first.flow_file)) for t in tasks]
         if len(tasks) > 1:
@@ -313,26 +327,22 @@ class AwsBatchBackend(Backend):
             run_id=first.run_id,
             step=first.step,
             task_id=task_label,
-            command=container_command(package, arguments),
+            command=container_command(package_url, package_sha256, arguments),
             environment=environment,
             retry_count=first.retry_count,
             resubmission=tasks[0].resubmission,
             array_size=len(tasks) if len(tasks) > 1 else None,
             timeout_seconds=tasks[0].policy.batch_timeout_seconds,
         )
-        offload_url = (
-            f"{self.run.datastore_root.rstrip('/')}/{first.flow}/runs/{first.run_id}/"
-            f"_offload/{invocation.job_name}.json"
-        )
-        spec = build_job_spec(job.options, target, invocation, offload_url=offload_url)
+        spec = build_job_spec(job.options, target, invocation, offload_root=self.run.datastore_root)
         for notice in spec.notices:
             self._emit(Notice(str(notice)))
         if spec.submit.offload is not None:
             from batchwright.datastore import open_storage
 
-            prefix = self.run.datastore_root.rstrip("/") + "/"
+            # Written every time: a payload changed since it was stored is replaced.
             open_storage(self.run.datastore_root, self.run.patience).write_bytes(
-                spec.submit.offload.url[len(prefix) :], spec.submit.offload.payload
+                spec.submit.offload.key, spec.submit.offload.payload
             )
         request = spec.submit.kwargs()
         request["jobDefinition"] = self._definition(spec.definition.name, spec.definition.kwargs())
@@ -663,15 +673,23 @@ class AwsBatchBackend(Backend):
         if exit_code is None:
             exit_code = self._recorded_exit_code(handle.task)
         self._show_stored_output(handle, state)
-        if (diagnosis is None or diagnosis.kind == FailureKind.UNKNOWN) and exit_code:
+        # Batch reports the container's exit code, but some emulators do not: a job that
+        # ended without one and without running the entrypoint may have met a swapped
+        # package, so the package is checked then too.
+        integrity = self._integrity_reason(exit_code) if exit_code in (EXIT_INTEGRITY, None) else ""
+        if integrity:
+            reason = integrity
+        elif (diagnosis is None or diagnosis.kind == FailureKind.UNKNOWN) and exit_code:
             # Batch said nothing, but the task entrypoint recorded how the step ended.
             reason = f"the step failed with exit code {exit_code}; its output is above"
         elif diagnosis is not None:
             reason = str(diagnosis)
         else:
             reason = job.get("statusReason", "failed")
-        retryable = (diagnosis is None or diagnosis.kind not in NOT_RETRYABLE) and (
-            exit_code not in FINAL_EXIT_CODES
+        retryable = (
+            not integrity
+            and (diagnosis is None or diagnosis.kind not in NOT_RETRYABLE)
+            and exit_code not in FINAL_EXIT_CODES
         )
         return TaskStatus.failed(f"job {handle.id}: {reason}", exit_code, retryable=retryable)
 
@@ -765,6 +783,49 @@ class AwsBatchBackend(Backend):
         )
         code = (metadata or {}).get("exit_code")
         return code if isinstance(code, int) else None
+
+    def _package_changed(self) -> str:
+        """Why the run's code package can no longer be trusted (``""``: it still has the
+        SHA-256 it was uploaded with). Checked once a minute at most: a run whose package
+        was swapped sees many jobs fail at once."""
+        if self._package is None:
+            return ""
+        now = self.clock()
+        checked_at, verdict = self._package_check
+        if now - checked_at >= PACKAGE_CHECK_INTERVAL:
+            from batchwright.datastore import open_storage
+            from batchwright.datastore.storage import holds
+
+            url, sha256 = self._package
+            key = url[len(self.run.datastore_root.rstrip("/")) + 1 :]
+            storage = open_storage(self.run.datastore_root, self.run.patience)
+            verdict = (
+                ""
+                if holds(storage, key, sha256)
+                else f"the code package {url} no longer has the SHA-256 {sha256} it was "
+                "uploaded with; it was changed or removed after upload. Only the submitter "
+                "may write under code/ of the datastore: find who changed it, then resume "
+                "the run (the package is uploaded again)"
+            )
+            self._package_check = (now, verdict)
+        return verdict
+
+    def _integrity_reason(self, exit_code: int | None) -> str:
+        """Why a job failed when its bootstrap refused what it downloaded (``exit_code``
+        :data:`EXIT_INTEGRITY`), or when Batch gave no exit code and the run's package
+        was swapped (``""`` otherwise: the job failed for some other reason)."""
+        changed = self._package_changed()
+        if exit_code != EXIT_INTEGRITY:
+            return f"nothing of it ran: {changed}" if changed else ""
+        refused = (
+            f"the job refused what it downloaded (exit code {EXIT_INTEGRITY}), so nothing of it ran"
+        )
+        if changed:
+            return f"{refused}: {changed}"
+        return (
+            f"{refused}: its command payload did not match its SHA-256, or the code package "
+            "holds a member that would unpack outside its folder; the job's output says which"
+        )
 
     def _show_stored_output(self, handle: TaskHandle, state: _Job) -> None:
         """Shows the end of a failed attempt's stderr, as the task stored it, unless its

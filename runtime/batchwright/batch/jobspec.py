@@ -44,13 +44,13 @@ def build_job_spec(
     target: QueueTarget,
     invocation: TaskInvocation,
     *,
-    offload_url: str | None = None,
+    offload_root: str | None = None,
 ) -> JobSpec:
     """Both requests of one task; see :func:`build_job_definition` and
     :func:`build_submit_job` for what each holds and refuses. The platform is checked
     once, by the definition."""
     definition = build_job_definition(options, target, timeout_seconds=invocation.timeout_seconds)
     submit, notices = build_submit_job(
-        options, target, invocation, definition, offload_url=offload_url
+        options, target, invocation, definition, offload_root=offload_root
     )
     return JobSpec(definition=definition, submit=submit, notices=notices)

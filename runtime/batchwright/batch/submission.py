@@ -3,8 +3,10 @@
 Command, environment, vCPU, memory and GPU go in container overrides, next to the array
 size and tags naming flow, run, step, task and attempt; per-task values never change the
 definition's hash. Overrides that would exceed Batch's size limits are moved out of the
-request into an :class:`Offload`: the caller uploads its bytes to the given S3 URL, and
-the job's command becomes a short bootstrap that downloads it and runs the real command.
+request into an :class:`Offload`, stored content-addressed under the datastore's
+``code/payloads/`` (which jobs may read but not write): the caller uploads its bytes, and
+the job's command becomes a short bootstrap that downloads it, checks its SHA-256 and
+runs the real command.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from batchwright.batch.definition import JOB_SPEC_VERSION, JobDefinitionRequest
 from batchwright.batch.jobenv import job_environment
 from batchwright.batch.options import MAX_TAG_VALUE_LENGTH, TAG_PREFIX, BatchOptions
 from batchwright.batch.platforms import QueueTarget, SpecNotice, resolve_resources
-from batchwright.entrypoint.bootstrap import OFFLOAD_BOOTSTRAP
+from batchwright.codepackage import CODE_FOLDER
+from batchwright.entrypoint.bootstrap import offload_command
 from batchwright.errors import PlanError
 
 #: Container overrides are effectively limited to this many bytes.
@@ -80,11 +83,17 @@ class TaskInvocation:
         return sanitize_job_name(*parts)
 
 
+#: Where offloaded command payloads are stored, relative to the datastore root.
+PAYLOAD_FOLDER = f"{CODE_FOLDER}/payloads"
+
+
 @dataclass(frozen=True)
 class Offload:
-    """Bytes the caller must upload to ``url`` before submitting the job."""
+    """Bytes the caller must upload to ``key`` (relative to the datastore root; ``url`` is
+    its ``s3://`` form) before submitting the job."""
 
     url: str
+    key: str
     payload: bytes
 
 
@@ -160,21 +169,22 @@ def build_submit_job(
     invocation: TaskInvocation,
     definition: JobDefinitionRequest,
     *,
-    offload_url: str | None = None,
+    offload_root: str | None = None,
 ) -> tuple[SubmitJobRequest, tuple[SpecNotice, ...]]:
     """The ``SubmitJob`` request of one task, and the notices raised building it.
 
     When the command and environment would exceed the overrides limit (8 KiB) or the
-    request Batch's 30 KiB, they move into an :class:`Offload` for ``offload_url`` (an
-    ``s3://`` URL the caller uploads to) and the command becomes a bootstrap that fetches
-    them; only the AWS variables the bootstrap itself needs stay in the request.
+    request Batch's 30 KiB, they move into an :class:`Offload` under ``offload_root`` (the
+    datastore root, ``s3://bucket/prefix``), at ``code/payloads/<sha256>.json``, and the
+    command becomes a bootstrap that fetches them and checks their SHA-256; only the AWS
+    variables the bootstrap itself needs stay in the request.
 
     The options are not checked against the platform again: the definition it names was
     built by :func:`~batchwright.batch.definition.build_job_definition`, which did that.
 
     Raises:
         InvalidValue: the resources exceed Fargate's largest size.
-        PlanError: the request is too big and no ``offload_url`` was given, or still too
+        PlanError: the request is too big and no ``offload_root`` was given, or still too
             big after offloading.
     """
     resources = resolve_resources(options, target)
@@ -211,7 +221,7 @@ def build_submit_job(
     if fits(body):
         return SubmitJobRequest(body=body), resources.notices
     where = f"{options.location}, task '{invocation.task_id}'"
-    if offload_url is None or not offload_url.startswith("s3://"):
+    if offload_root is None or not offload_root.startswith("s3://"):
         raise PlanError(
             f"{where}: the job's command and environment exceed AWS Batch's override limits "
             f"({MAX_OVERRIDES_BYTES} bytes) and no s3:// offload location was given."
@@ -223,9 +233,12 @@ def build_submit_job(
     ).encode()
     # The bootstrap needs the endpoint, region and (emulator only) credentials to fetch.
     transport = {k: v for k, v in environment.items() if k.startswith("AWS_")}
-    body = body_for(["python3", "-c", OFFLOAD_BOOTSTRAP, offload_url], transport)
+    digest = hashlib.sha256(payload).hexdigest()
+    key = f"{PAYLOAD_FOLDER}/{digest}.json"
+    url = f"{offload_root.rstrip('/')}/{key}"
+    body = body_for(offload_command(url, digest), transport)
     if not fits(body):
         raise PlanError(
             f"{where}: the job request exceeds AWS Batch's limits even after offloading."
         )
-    return SubmitJobRequest(body=body, offload=Offload(offload_url, payload)), resources.notices
+    return SubmitJobRequest(body=body, offload=Offload(url, key, payload)), resources.notices

@@ -183,3 +183,22 @@ class LocalStorage:
 def _remove_quietly(path: str) -> None:
     with contextlib.suppress(OSError):
         os.unlink(path)
+
+
+def stream_sha256(stream: BinaryIO) -> str:
+    """The SHA-256 (hex) of the rest of ``stream``, read 1 MiB at a time."""
+    digest = hashlib.sha256()
+    while chunk := stream.read(1 << 20):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def holds(storage: Storage, key: str, sha256: str) -> bool:
+    """True when ``key`` exists and its bytes have the SHA-256 ``sha256``: a
+    content-addressed object that is there and was not changed (one GET)."""
+    try:
+        stream = storage.open_read(key)
+    except FileNotFoundError:
+        return False
+    with stream:
+        return stream_sha256(stream) == sha256

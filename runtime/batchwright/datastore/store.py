@@ -22,7 +22,8 @@ import tempfile
 from collections.abc import Sequence
 from typing import IO, Any
 
-from batchwright.datastore.storage import Storage
+from batchwright.datastore.storage import Storage, stream_sha256
+from batchwright.errors import ArtifactIntegrityError
 
 #: Version of the on-disk layout, recorded in every metadata and run record.
 LAYOUT_VERSION = 1
@@ -74,9 +75,27 @@ class FlowDatastore:
             self._stored.add(key)
             return key
 
-    def load(self, key: str) -> Any:
-        """Unpickle the artifact stored under ``key`` (streamed from storage)."""
-        with self.storage.open_read(self._artifact_key(key)) as stream:
+    def load(self, key: str, what: str = "") -> Any:
+        """Unpickle the artifact stored under ``key`` (streamed from storage), after checking
+        that its bytes still have that SHA-256: a changed artifact is never unpickled.
+
+        ``what`` names it in the error (``artifact 'model' of task F/3/train/2``).
+
+        Raises:
+            ArtifactIntegrityError: the bytes have another SHA-256.
+        """
+        location = self._artifact_key(key)
+        with self.storage.open_read(location) as stream:
+            actual = stream_sha256(stream)
+            if actual != key:
+                raise ArtifactIntegrityError(
+                    f"{what or 'an artifact'} is stored under its SHA-256 {key}, but the "
+                    f"bytes at {self.storage.root.rstrip('/')}/{location} have SHA-256 "
+                    f"{actual}: they were changed after they were written, so they are not "
+                    "loaded. Find who wrote them, then run the step that produced the "
+                    "artifact again (resume from it)."
+                )
+            stream.seek(0)
             return pickle.load(stream)
 
     # -- the items of a foreach ----------------------------------------------------------

@@ -27,7 +27,9 @@ location is relative to the datastore root (input paths are ``run/step/task`` pa
 of the flow).
 
 Exit codes: 0 success; 1 the step failed (a retry may help); 2 bad command line;
-3 failed in a way a retry cannot fix (:data:`EXIT_DO_NOT_RETRY`).
+3 failed in a way a retry cannot fix (:data:`EXIT_DO_NOT_RETRY`); 4 the job's bootstrap
+refused what it downloaded (:data:`EXIT_INTEGRITY`, see
+:mod:`batchwright.entrypoint.integrity`), so nothing of it ran.
 """
 
 from __future__ import annotations
@@ -46,8 +48,11 @@ EXIT_USAGE = 2
 #: The failure is deterministic (bad contract version, flow/graph mismatch, foreach over
 #: a non-iterable): the scheduler must not retry.
 EXIT_DO_NOT_RETRY = 3
+#: The code package or command payload a job downloaded does not have the SHA-256 its
+#: command gave, or the package holds an unsafe member: nothing of it ran.
+EXIT_INTEGRITY = 4
 #: Exit codes that say a retry cannot help: the same command fails the same way.
-FINAL_EXIT_CODES = frozenset({EXIT_USAGE, EXIT_DO_NOT_RETRY})
+FINAL_EXIT_CODES = frozenset({EXIT_USAGE, EXIT_DO_NOT_RETRY, EXIT_INTEGRITY})
 #: The variable AWS Batch sets to an array child's index.
 ARRAY_INDEX_VARIABLE = "AWS_BATCH_JOB_ARRAY_INDEX"
 
