@@ -61,13 +61,19 @@ def check_next_calls(graph: FlowGraph) -> None:
     """Every step but ``end`` ends with a well-formed ``self.next(...)``."""
     for node in graph.sorted_nodes():
         if node.next_problem:
-            fix = (
-                "End the step with self.next(self.<next_step>)."
-                if node.name != "end"
-                else "Remove the self.next(...) call from 'end'."
-            )
+            if not node.line:  # no source to read (a step built with exec, or in a REPL)
+                fix = (
+                    "Define the step with 'def' in the flow's .py file: batchwright reads "
+                    "each step's source to learn where it goes."
+                )
+            elif node.name != "end":
+                fix = "End the step with self.next(self.<next_step>)."
+            else:
+                fix = "Remove the self.next(...) call from 'end'."
             raise GraphError(
-                f"{node.next_problem}. {fix}", step=node.name, line=node.next_line or node.line
+                f"{node.next_problem}. {fix}",
+                step=node.name,
+                line=(node.next_line or node.line) or None,
             )
 
 
@@ -98,9 +104,12 @@ def check_start_and_end_arity(graph: FlowGraph) -> None:
             **_where(start),  # type: ignore[arg-type]
         )
     if start.in_funcs:
+        back = graph[sorted(start.in_funcs, key=lambda name: graph[name].line)[0]]
         raise GraphError(
-            f"steps {start.in_funcs} go back to 'start'; nothing may lead to start.",
-            **_where(start),  # type: ignore[arg-type]
+            "self.next() goes back to 'start'; nothing may lead to start. Send it to "
+            "another step (a loop is written as a foreach).",
+            step=back.name,
+            line=back.next_line or back.line,
         )
 
 

@@ -112,15 +112,20 @@ class Parameter:
         """Reject declarations that can never work (an unknown keyword, a bad type or
         separator, a default of the wrong type)."""
         self._check_keywords(flow_name)
-        if self.separator is not None and (
-            not isinstance(self.separator, str) or not self.separator or self.type is not str
-        ):
-            raise ParameterError(
-                f"flow '{flow_name}', parameter '{self.name}': separator={self.separator!r} "
-                f"with type {self.type_name} is not supported. A separator splits a str "
-                "value into a list of strings: give a non-empty string, e.g. separator=',', "
-                "and leave type as str."
-            )
+        if self.separator is not None:
+            if not isinstance(self.separator, str) or not self.separator:
+                problem = "is not a non-empty string"
+            elif self.type is not str:
+                problem = f"needs type str, not {self.type_name}"
+            else:
+                problem = ""
+            if problem:
+                raise ParameterError(
+                    f"flow '{flow_name}', parameter '{self.name}': separator="
+                    f"{self.separator!r} {problem}. A separator splits a str value into a "
+                    "list of strings: give a non-empty string, e.g. separator=',', and leave "
+                    "type as str."
+                )
         if self.type not in (*_SCALARS, JSONType):
             raise ParameterError(
                 f"flow '{flow_name}', parameter '{self.name}': type={self.type!r} is not "

@@ -355,8 +355,9 @@ def test_platform_refusals_name_the_queue_by_its_key(tmp_path: Path) -> None:
     no_role = EnvironmentDescriptor(**{**ENV.__dict__, "execution_role_arn": ""})
     step = _plan(tmp_path, "queue='fargate'", no_role).step("work")
     assert step.verdict == (
-        "flow 'FirstHourFlow', step 'work', @batch: execution_role=None is required on Fargate "
-        "(queue 'fargate'); the environment has none. Give "
+        "flow 'FirstHourFlow', step 'work', @batch: execution_role=None (not given): queue "
+        "'fargate' is on Fargate, which needs an execution role, and the environment has "
+        "none. Give "
         "@batch(execution_role='arn:aws:iam::<account>:role/<name>')."
     )
     planned = _plan(tmp_path, "cpu=0.5, memory=1024", ENV).step("work")

@@ -7,6 +7,7 @@ import argparse
 import io
 import json
 import re
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,8 +15,10 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
+from batchwright import aws
 from batchwright.cli import main as batchwright_main
 from batchwright.cli.command import FlowCommand, load_flow_file
+from batchwright.cli.jobs import ACTIVE_STATES
 from batchwright.cli.plan import batch_datastore_root, prepare_run
 from batchwright.console import Console
 from batchwright.environment.descriptor import EnvironmentDescriptor
@@ -131,6 +134,53 @@ def test_batchwright_plan_needs_one_flow_class(tmp_path: Path) -> None:
     empty.write_text("x = 1\n")
     with pytest.raises(UserInputError, match="expected one FlowSpec subclass, found none"):
         load_flow_file(str(empty))
+
+
+BROKEN_FLOW = (
+    "from batchwright import FlowSpec, step\n"
+    "\n"
+    "\n"
+    "class BrokenFlow(FlowSpec):\n"
+    "    @step\n"
+    "    def start(self)\n"
+    "        self.next(self.end)\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("source", "helper", "message"),
+    [
+        (
+            BROKEN_FLOW,
+            "",
+            "SyntaxError at line 6 (def start(self)): expected ':'. Fix it and plan again.",
+        ),
+        (
+            "from batchwright import FlowSpec\nimport batchwright_tests_no_such_module\n",
+            "",
+            "ModuleNotFoundError at line 2 (import batchwright_tests_no_such_module): No module "
+            "named 'batchwright_tests_no_such_module'. Fix the import, or install what it needs "
+            "in the Python that runs batchwright ({python}), and plan again.",
+        ),
+        (
+            "import batchwright_tests_broken_helper\n",
+            "x = (\n",
+            "SyntaxError at {helper}, line 1 (x = (): '(' was never closed. Fix it and plan again.",
+        ),
+    ],
+    ids=["syntax error", "missing module", "syntax error in an imported module"],
+)
+def test_batchwright_plan_reports_a_flow_file_that_does_not_import(
+    source: str, helper: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "broken.py").write_text(source)
+    helper_file = tmp_path / "batchwright_tests_broken_helper.py"
+    if helper:
+        helper_file.write_text(helper)
+    code = batchwright_main(["plan", "broken.py"])  # the working directory is tmp_path
+    assert code == 2
+    expected = message.format(python=sys.executable, helper=helper_file)
+    assert capsys.readouterr().err == f"error: plan broken.py: {expected}\n"
 
 
 # --- run / resume --------------------------------------------------------------------------------
@@ -272,6 +322,73 @@ def test_prepare_run_returns_the_plan_whose_policies_the_scheduler_runs(
     assert policy.backend == "local" and policy.batch is None
 
 
+# --- jobs ----------------------------------------------------------------------------------------
+
+UNREACHABLE = (
+    "could not list the jobs of queue(s) q on AWS Batch (EndpointConnectionError: Could not "
+    'connect to the endpoint URL: "http://127.0.0.1:9/v1/listjobs"). Check the AWS region, '
+    "credentials and network (or AWS_ENDPOINT_URL for the local AWS), then try again."
+)
+
+
+def _one_attempt_per_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    """botocore gives up at once instead of backing off through 8 attempts."""
+    from botocore.config import Config
+
+    real = aws.client
+    monkeypatch.setattr(
+        aws,
+        "client",
+        lambda service, **_: real(service, config=Config(retries={"total_max_attempts": 1})),
+    )
+
+
+@pytest.mark.parametrize("argv", [["list"], ["kill", "--flow", "F"]])
+def test_jobs_say_in_one_paragraph_that_aws_is_unreachable(
+    argv: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _one_attempt_per_call(monkeypatch)
+    code = batchwright_main(["jobs", *argv, "--queue", "q"])
+    assert code == 1
+    captured = capsys.readouterr()
+    assert captured.err == f"error: jobs {argv[0]}: {UNREACHABLE}\n"
+    assert captured.out == ""
+
+
+def test_jobs_kill_says_what_was_terminated_before_aws_refused(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from botocore.stub import Stubber
+
+    batch = aws.client("batch")
+    stubber = Stubber(batch)
+    for state in ACTIVE_STATES:
+        found = [{"jobId": "j-1", "jobName": "start"}] if state == "RUNNING" else []
+        stubber.add_response("list_jobs", {"jobSummaryList": found})
+    job = {
+        "jobId": "j-1",
+        "jobName": "start",
+        "jobQueue": "arn:aws:batch:us-east-1:123456789012:job-queue/q",
+        "status": "RUNNING",
+        "startedAt": 1,
+        "jobDefinition": "def:1",
+        "tags": {"batchwright:flow": "F", "batchwright:run": "1", "batchwright:step": "start"},
+    }
+    stubber.add_response("describe_jobs", {"jobs": [job]})
+    stubber.add_client_error(
+        "terminate_job", service_error_code="ClientException", service_message="not allowed"
+    )
+    monkeypatch.setattr(aws, "client", lambda service, **_: batch)
+    with stubber:
+        code = batchwright_main(["jobs", "kill", "--flow", "F", "--queue", "q"])
+    assert code == 1
+    assert capsys.readouterr().err == (
+        "error: jobs kill: could not terminate job j-1 on AWS Batch (ClientException: not "
+        "allowed); 0 of the 1 job(s) found were terminated before it. Check the AWS region, "
+        "credentials and network (or AWS_ENDPOINT_URL for the local AWS), then try again.\n"
+    )
+
+
 # --- env -----------------------------------------------------------------------------------------
 
 
@@ -286,6 +403,20 @@ def test_env_show(cdk_out: Path, capsys: pytest.CaptureFixture[str]) -> None:
         assert f"\n{key} " in out
     small = next(line for line in out.splitlines() if line.startswith("small "))
     assert small.split()[2:] == ["EC2", "none", "1", "16"]
+
+
+def test_env_show_names_what_named_the_environment(
+    tmp_path: Path,
+    sample_env: EnvironmentDescriptor,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    outputs = str(_outputs(tmp_path, sample_env))
+    assert batchwright_main(["env", "show", "--environment", STACK, "--outputs-file", outputs]) == 0
+    assert "\n  named by:       --environment\n" in capsys.readouterr().out
+    monkeypatch.setenv("BATCHWRIGHT_ENVIRONMENT", STACK)
+    assert batchwright_main(["env", "show", "--outputs-file", outputs]) == 0
+    assert "\n  named by:       $BATCHWRIGHT_ENVIRONMENT\n" in capsys.readouterr().out
 
 
 def test_env_show_from_an_outputs_file(

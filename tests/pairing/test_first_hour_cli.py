@@ -228,6 +228,50 @@ def test_no_pylint_is_accepted_as_metaflow_takes_it(
         ), argv
 
 
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["--with", "batch", "run"],
+            "--with goes after the subcommand: python flow.py run --with batch",
+        ),
+        (
+            [
+                "--no-pylint",
+                "--tag",
+                "nightly",
+                "--datastore-root",
+                "store",
+                "run",
+                "--max-workers",
+                "2",
+            ],
+            "--tag goes after the subcommand: python flow.py --no-pylint run --tag nightly "
+            "--datastore-root store --max-workers 2",
+        ),
+        (
+            ["--environment", "Sample", "plan"],
+            "--environment goes after the subcommand: python flow.py plan --environment Sample",
+        ),
+        (
+            ["--tag", "x", "logs", "1/start"],
+            "--tag is an option of run and resume, not of logs, and goes after the subcommand: "
+            "python flow.py run --tag x",
+        ),
+    ],
+    ids=["with", "tag among others", "environment", "option of another subcommand"],
+)
+def test_an_option_before_the_subcommand_says_where_it_goes(
+    argv: list[str], message: str, tmp_path: Path
+) -> None:
+    flow = tmp_path / "flow.py"  # in the working directory, as a user types its name
+    flow.write_text(UNDOCUMENTED_FLOW.read_text())
+    code, out, err = run_flow_cli(flow, argv)
+    assert code == 2
+    assert (out, err) == ("", f"error: {message}\n")
+    assert not (tmp_path / "store").exists() and not (tmp_path / ".batchwright").exists()
+
+
 # --- --help -----------------------------------------------------------------------------------
 
 
@@ -355,3 +399,18 @@ def test_the_resume_hint_carries_what_variables_chose(tmp_path: Path) -> None:
         f"python {FAILING_FLOW} resume 17 --environment {STACK} --outputs-file "
         f"{tmp_path / 'outputs.json'} --max-wait 90.5 --datastore-root s3://bucket/runs"
     )
+
+
+def test_an_s3_datastore_without_a_bucket_is_refused_before_any_aws_call(
+    tmp_path: Path, sample_env: EnvironmentDescriptor
+) -> None:
+    outputs = write_outputs_file(tmp_path / "outputs.json", deployed(sample_env))
+    flow = tmp_path / "pairing_flow.py"
+    flow.write_text(PAIRING_FLOW.read_text())
+    argv = ["run", "--outputs-file", str(outputs), "--datastore-root", "s3://"]
+    code, _, err = run_flow_cli(flow, argv)
+    # AWS is unreachable (isolate_from_aws): a live queue check would say so instead.
+    assert code == 2
+    assert err.rstrip("\n").endswith(
+        "error: datastore root 's3://' names no bucket. Write it as s3://BUCKET[/PREFIX]."
+    ), err

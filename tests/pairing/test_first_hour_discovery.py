@@ -225,6 +225,21 @@ def test_the_only_environment_listed_under_the_ssm_path(
     )
 
 
+def test_an_environment_only_ssm_knows_is_found_by_its_parameter(
+    tmp_path: Path, aws: tuple[Any, Any], sample_env: EnvironmentDescriptor
+) -> None:
+    # The descriptor is published, but CloudFormation has no such stack to say where
+    # (a role without cloudformation:DescribeStacks sees the same).
+    _, ssm = aws
+    ssm.put_parameter(
+        Name=descriptor_parameter_name(STACK), Value=sample_env.to_json(), Type="String"
+    )
+    for name in (None, STACK):
+        found = discover(name, cwd=tmp_path, environ={}, ssm=ssm)
+        assert found is not None and found.name == STACK, name
+        assert found.descriptor.source == f"SSM parameter {descriptor_parameter_name(STACK)}"
+
+
 def test_several_environments_under_the_ssm_path_are_listed(
     tmp_path: Path, aws: tuple[Any, Any], sample_env: EnvironmentDescriptor
 ) -> None:

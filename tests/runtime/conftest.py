@@ -20,12 +20,13 @@ def datastore(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def run_flow(tmp_path: Path, datastore: Path) -> RunFlow:
-    """Run a flow file's command line with the private datastore; returns a FlowRun."""
+    """Run a flow file's command line with the private datastore; returns a FlowRun (its
+    run id read from a ``--run-id-file`` of its own, unless the test passes one)."""
 
     def run(flow_file: Path, *args: str, timeout: float = 60) -> FlowRun:
         run_id_file = tmp_path / f"run-id-{os.getpid()}-{len(list(tmp_path.iterdir()))}"
         command = [sys.executable, str(flow_file), *args]
-        if args and args[0] in ("run", "resume"):
+        if args and args[0] in ("run", "resume") and "--run-id-file" not in args:
             command += ["--run-id-file", str(run_id_file)]
         env = {**os.environ, "BATCHWRIGHT_DATASTORE_ROOT": str(datastore), "NO_COLOR": "1"}
         done = subprocess.run(

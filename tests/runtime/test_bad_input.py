@@ -345,6 +345,19 @@ def test_bad_decorator_value_on_a_step(run_flow: RunFlow, datastore: Path, tmp_p
     _assert_rejected(result, datastore, "flow 'BadFlow', step 'start', @retry", "times=-1")
 
 
+def test_an_unknown_decorator_key_gets_a_guess(
+    run_flow: RunFlow, datastore: Path, tmp_path: Path
+) -> None:
+    body = GOOD_BODY.replace("@retry(times=1)", "@retry(time=2)")
+    flow_file = write_flow(tmp_path, "bad_flow", _flow(body))
+    _assert_rejected(
+        run_flow(flow_file, "run", "--needed", "x"),
+        datastore,
+        "error: flow 'BadFlow', step 'start', @retry: time=2 is not an attribute of this "
+        "decorator. Did you mean 'times'? Use one of: minutes_between_retries, times.",
+    )
+
+
 def test_foreach_over_a_non_iterable_fails_clearly(run_flow: RunFlow, tmp_path: Path) -> None:
     body = """
     @step
@@ -416,8 +429,8 @@ def end(self):
     refused = run_flow(numbers, "check")
     assert refused.returncode == 2
     assert refused.stderr == (
-        "error: flow 'BadFlow', parameter 'letters': separator=',' with type int is not "
-        "supported. A separator splits a str value into a list of strings: give a non-empty "
+        "error: flow 'BadFlow', parameter 'letters': separator=',' needs type str, not int. "
+        "A separator splits a str value into a list of strings: give a non-empty "
         "string, e.g. separator=',', and leave type as str.\n"
     )
 
@@ -427,6 +440,23 @@ def test_parameter_named_like_an_option(run_flow: RunFlow, datastore: Path, tmp_
     flow_file = write_flow(tmp_path, "bad_flow", _flow(body))
     result = run_flow(flow_file, "run", "--needed", "x")
     _assert_rejected(result, datastore, "parameter 'max-workers' has the name of an option")
+
+
+@pytest.mark.parametrize("args", [["run", "--needed", "x"], ["resume"]])
+def test_a_run_id_file_in_a_missing_folder_is_refused_before_running(
+    args: list[str], run_flow: RunFlow, datastore: Path, tmp_path: Path
+) -> None:
+    subcommand = args[0]
+    flow_file = write_flow(tmp_path, "bad_flow", _flow(GOOD_BODY))
+    missing = tmp_path / "no" / "such" / "run-id"
+    result = run_flow(flow_file, *args, "--run-id-file", str(missing))
+    _assert_rejected(
+        result,
+        datastore,
+        f"error: {subcommand}: --run-id-file='{missing}' is in a folder that does not exist "
+        f"({missing.parent}). Create the folder first (mkdir -p {missing.parent}), or pass a "
+        "path in an existing one.",
+    )
 
 
 # --- @batch options a new user gets wrong ----------------------------------------------------

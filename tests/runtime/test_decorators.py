@@ -120,6 +120,25 @@ def test_validation_messages_name_step_decorator_key_and_value(
     assert "flow 'DemoFlow'" in str(error.value)
 
 
+@pytest.mark.parametrize(
+    ("name", "typed", "meant"),
+    [
+        ("retry", "time", "times"),
+        ("timeout", "second", "seconds"),
+        ("catch", "vars", "var"),
+        ("environment", "var", "vars"),
+        ("resources", "cpus", "cpu"),
+        ("batch", "memroy", "memory"),
+    ],
+)
+def test_an_unknown_key_of_any_decorator_gets_a_guess(name: str, typed: str, meant: str) -> None:
+    decorator = registered_step_decorators()[name](**{typed: 2})
+    with pytest.raises(InvalidValue) as error:
+        decorator.step_init(_context((decorator,)))
+    assert f"{typed}=2 is not " in str(error.value)
+    assert f"Did you mean '{meant}'? " in str(error.value)
+
+
 def test_catch_refuses_a_foreach_step() -> None:
     decorator = decorator_from_with_option("catch:var=failure")
     with pytest.raises(InvalidValue, match="foreach"):

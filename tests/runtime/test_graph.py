@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from batchwright import FlowSpec, step
+from batchwright.errors import GraphError
 from batchwright.graph import FlowGraph
 from batchwright.lint import validate
 
@@ -90,3 +93,49 @@ def test_lines_and_docstrings_come_from_the_source() -> None:
     assert start.line == NestedFlow.start.__code__.co_firstlineno + 1  # the def, after @step
     assert start.next_line == start.line + 3  # def, docstring, items, next
     assert start.source_file.endswith("test_graph.py")
+
+
+class BackToStartFlow(FlowSpec):
+    @step
+    def start(self):
+        self.next(self.a)
+
+    @step
+    def a(self):
+        self.next(self.start)
+
+    @step
+    def end(self):
+        pass
+
+
+def test_a_step_leading_back_to_start_is_blamed_at_its_own_line() -> None:
+    graph = FlowGraph(BackToStartFlow)
+    with pytest.raises(GraphError) as refused:
+        validate(graph)
+    line = graph["a"].next_line
+    assert line > graph["start"].line
+    assert str(refused.value) == (
+        f"step 'a' (line {line}): self.next() goes back to 'start'; nothing may lead to "
+        "start. Send it to another step (a loop is written as a foreach)."
+    )
+
+
+def _built_with_exec() -> type[FlowSpec]:
+    namespace: dict[str, object] = {}
+    exec("def start(self):\n    self.next(self.end)\n", namespace)
+    return type(
+        "ExecFlow",
+        (FlowSpec,),
+        {"start": step(namespace["start"]), "end": BackToStartFlow.end},  # type: ignore[arg-type]
+    )
+
+
+def test_a_step_without_readable_source_says_how_to_define_it() -> None:
+    with pytest.raises(GraphError) as refused:
+        validate(FlowGraph(_built_with_exec()))
+    assert str(refused.value) == (
+        "step 'start': its source code cannot be read, so its transitions are unknown. "
+        "Define the step with 'def' in the flow's .py file: batchwright reads each step's "
+        "source to learn where it goes."
+    )

@@ -265,6 +265,19 @@ def test_metaflow_forms_of_resume(run_flow: RunFlow, datastore: Path, tmp_path: 
     assert steps.stderr == "error: resume collect --step end: two steps to rerun from. Give one.\n"
 
 
+def test_a_mistyped_step_with_an_origin_run_id_suggests_the_step(run_flow: RunFlow) -> None:
+    flow_file = SAMPLE_FLOWS / "linear_flow.py"
+    first = run_flow(flow_file, "run")
+    assert first.returncode == 0, first.output
+    typo = run_flow(flow_file, "resume", "transfrom", "--origin-run-id", str(first.run_id))
+    assert typo.returncode == 2
+    assert typo.stderr == (
+        f"error: resume transfrom --origin-run-id {first.run_id}: 'transfrom' is neither a run "
+        "of flow 'LinearFlow' nor one of its steps (start, transform, end). Did you mean "
+        f"'transform'? Give the step to rerun from: resume STEP --origin-run-id {first.run_id}.\n"
+    )
+
+
 def test_resume_takes_your_latest_run_never_a_colleagues(
     run_flow: RunFlow, datastore: Path, tmp_path: Path
 ) -> None:

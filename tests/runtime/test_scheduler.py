@@ -180,3 +180,24 @@ def test_show_check_and_logs(run_flow: RunFlow) -> None:
     # A full pathspec, as the client prints it, names the same task.
     full = run_flow(SAMPLE_FLOWS / "linear_flow.py", "logs", f"LinearFlow/{ran.run_id}/end")
     assert full.returncode == 0 and full.stdout == logs.stdout
+
+
+def test_logs_of_another_flow_or_a_missing_task_say_what_is_there(run_flow: RunFlow) -> None:
+    flow_file = SAMPLE_FLOWS / "linear_flow.py"
+    ran = run_flow(flow_file, "run")
+    assert ran.returncode == 0, ran.output
+    for pathspec in ("OtherFlow/1234/start", "OtherFlow/1234/start/1"):
+        other = run_flow(flow_file, "logs", pathspec)
+        assert other.returncode == 2
+        assert other.stderr == (
+            f"error: logs {pathspec}: the pathspec names flow 'OtherFlow', but this file's flow "
+            "is 'LinearFlow'. Run the logs command of OtherFlow's own file, or pass a pathspec "
+            "of LinearFlow: [LinearFlow/]RUN_ID/STEP[/TASK].\n"
+        )
+    missing = run_flow(flow_file, "logs", f"{ran.run_id}/start/99")
+    assert missing.returncode == 2
+    assert missing.stderr == (
+        f"error: logs {ran.run_id}/start/99: step 'start' of run '{ran.run_id}' of flow "
+        "'LinearFlow' has no task '99' (its tasks: 1). Pass one of them, or logs "
+        f"{ran.run_id}/start for the logs of them all.\n"
+    )

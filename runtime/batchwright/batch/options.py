@@ -82,11 +82,20 @@ def _fail(where: str, key: str, value: Any, problem: str, fix: str) -> InvalidVa
 def _int(
     key: str, value: Any, where: str, low: int, high: int | None = None, unit: str = ""
 ) -> int:
+    """A whole number from ``low`` to ``high``; ``unit`` (``MiB``) names what it counts."""
+    allowed = f"between {low} and {high}" if high is not None else f"at least {low}"
+    counted = f" {unit}" if unit else ""
     if isinstance(value, bool) or not isinstance(value, int):
-        raise _fail(where, key, value, "is not an integer", f"Give a whole number{unit}.")
+        raise _fail(
+            where,
+            key,
+            value,
+            "is not an integer",
+            f"Give a whole number{f' of {unit}' if unit else ''}, {allowed}{counted}.",
+        )
     if value < low or (high is not None and value > high):
-        allowed = f"between {low} and {high}" if high is not None else f"at least {low}"
-        raise _fail(where, key, value, "is out of range", f"Give a value {allowed}{unit}.")
+        give = f"Give {allowed}{counted}." if unit else f"Give a value {allowed}."
+        raise _fail(where, key, value, "is out of range", give)
     return value
 
 
@@ -339,7 +348,7 @@ class BatchOptions:
     #: vCPUs; fractions are meaningful on Fargate only (0.25, 0.5).
     cpu: float = _option(DEFAULT_CPU, _cpu)
     #: Memory in MiB.
-    memory: int = _option(DEFAULT_MEMORY, _at_least(4, unit=" of MiB (at least 4)"))
+    memory: int = _option(DEFAULT_MEMORY, _at_least(4, unit="MiB"))
     gpu: int = _option(DEFAULT_GPU, _at_least(0), only_on="EC2", fix=_EC2_FIX)
     #: Container image; ``None`` lets the job spec pick the environment's default image,
     #: else ``python:<major>.<minor>`` of the launching interpreter.
@@ -352,11 +361,9 @@ class BatchOptions:
     #: Execution role ARN (Fargate needs one); ``None`` uses the environment's.
     execution_role: str | None = _option(None, _role)
     #: ``/dev/shm`` size in MiB (EC2 only); ``None`` keeps Docker's default.
-    shared_memory: int | None = _option(
-        None, _at_least(1, unit=" of MiB"), only_on="EC2", fix=_EC2_FIX
-    )
+    shared_memory: int | None = _option(None, _at_least(1, unit="MiB"), only_on="EC2", fix=_EC2_FIX)
     #: Swap in MiB (EC2 only); ``None`` means no swap configuration.
-    max_swap: int | None = _option(None, _at_least(0, unit=" of MiB"), only_on="EC2", fix=_EC2_FIX)
+    max_swap: int | None = _option(None, _at_least(0, unit="MiB"), only_on="EC2", fix=_EC2_FIX)
     #: 0..100, only together with ``max_swap`` (EC2 only).
     swappiness: int | None = _option(None, _at_least(0, 100), only_on="EC2", fix=_EC2_FIX)
     #: Neuron devices (Inferentia or Trainium) mapped as ``/dev/neuron0..N-1``.
@@ -368,12 +375,12 @@ class BatchOptions:
     #: Whether ``current.tempdir`` points at the tmpfs mount when there is one.
     tmpfs_tempdir: bool = _option(True, _bool)
     #: tmpfs size in MiB; ``memory // 2`` when a tmpfs is used, ``None`` otherwise.
-    tmpfs_size: int | None = _option(None, _at_least(1, unit=" of MiB"))
+    tmpfs_size: int | None = _option(None, _at_least(1, unit="MiB"))
     tmpfs_path: str = _option(DEFAULT_TMPFS_PATH, _path)
     #: Fargate ephemeral storage in GiB; ``None`` keeps Fargate's 20 GiB.
     ephemeral_storage: int | None = _option(
         None,
-        _at_least(*EPHEMERAL_STORAGE_RANGE, unit=" of GiB"),
+        _at_least(*EPHEMERAL_STORAGE_RANGE, unit="GiB"),
         only_on="FARGATE",
         fix="Remove ephemeral_storage (EC2 jobs use the instance's disk), or use a Fargate queue.",
     )

@@ -177,8 +177,8 @@ def check_platform(options: BatchOptions, target: QueueTarget) -> None:
                 where=where,
                 key="execution_role",
                 value=None,
-                problem=f"is required on Fargate (queue '{target.label}'); the environment "
-                "has none",
+                problem=f"(not given): queue '{target.label}' is on Fargate, which needs an "
+                "execution role, and the environment has none",
                 fix="Give @batch(execution_role='arn:aws:iam::<account>:role/<name>').",
             )
     elif not float(options.cpu).is_integer():

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import inspect
 import os
+import sys
+import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,17 +66,43 @@ def add_with_option(parser: argparse.ArgumentParser, example: str) -> None:
     )
 
 
+def _where_in(filename: str | None, line: int | None, flow_file: Path, code: str | None) -> str:
+    """``line 5 (CODE)`` of the flow file, else ``other.py, line 5 (CODE)``."""
+    at = f"line {line}" if line is not None else "an unknown line"
+    if filename is not None and Path(filename).resolve() != flow_file:
+        at = f"{filename}, {at}"
+    return f"{at} ({code.strip()})" if code and code.strip() else at
+
+
 def load_flow_file(path: str) -> type:
     """The flow class defined in a flow file (imported as a module, not run).
 
     Raises:
-        UserInputError: no such file, or not exactly one flow class in it.
+        UserInputError: no such file, it has a syntax error or an import in it fails (the
+            file, line and error in one paragraph), or not exactly one flow class in it.
     """
     file = Path(path).resolve()
     if not file.is_file():
         raise UserInputError(f"plan {path}: no such file. Pass the path of a flow file.")
     name = f"batchwright_plan_{file.stem}"
-    module = import_flow_file(str(file), name)
+    try:
+        module = import_flow_file(str(file), name)
+    except SyntaxError as error:
+        at = _where_in(error.filename, error.lineno, file, (error.text or "").strip())
+        raise UserInputError(
+            f"plan {path}: {type(error).__name__} at {at}: {error.msg}. Fix it and plan again."
+        ) from None
+    except ImportError as error:
+        frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename == str(file)]
+        frame = frames[-1] if frames else None
+        at = _where_in(
+            str(file), frame.lineno if frame else None, file, frame.line if frame else ""
+        )
+        raise UserInputError(
+            f"plan {path}: {type(error).__name__} at {at}: {error}. Fix the import, or install "
+            f"what it needs in the Python that runs batchwright ({sys.executable}), and plan "
+            "again."
+        ) from None
     flows = [
         value
         for value in vars(module).values()

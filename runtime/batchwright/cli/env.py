@@ -89,7 +89,8 @@ def _handle_show(args: argparse.Namespace, console: Console) -> int:
         return 0
     console.line(console.style(f"Environment {env.name}", "bold"))
     for label, value in (
-        ("named by", found.origin),
+        # The origin reads "named by --environment" when a name was given.
+        ("named by", found.origin.removeprefix("named by ")),
         ("source", env.source),
         ("region", env.region),
         ("datastore", f"{env.datastore_root} (bucket {env.bucket}, prefix {env.prefix!r})"),

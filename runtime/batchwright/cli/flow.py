@@ -18,6 +18,8 @@ from __future__ import annotations
 import argparse
 import inspect
 import os
+import shlex
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -33,8 +35,9 @@ from batchwright.cli.plan import (
     prepare_run,
 )
 from batchwright.cli.progress import Progress, duration_text, step_of
-from batchwright.cli.resume_hint import resume_command
+from batchwright.cli.resume_hint import flow_path, resume_command
 from batchwright.console import Console
+from batchwright.decorators.base import did_you_mean
 from batchwright.definition import FlowDefinition
 from batchwright.errors import BatchwrightError, InvalidValue, RunFailed, UserInputError
 from batchwright.events import (
@@ -60,6 +63,8 @@ if TYPE_CHECKING:
 
 #: The longest tag ``--tag`` takes (as Metaflow).
 MAX_TAG_LENGTH = 512
+#: Task ids a message lists before "..." (a foreach may have thousands).
+SHOWN_TASK_IDS = 10
 #: What ``--no-pylint`` says in ``--help``.
 NO_PYLINT_HELP = (
     "accepted for Metaflow habits and ignored: batchwright runs no pylint (its own graph "
@@ -117,7 +122,11 @@ def main(
     command = FlowCommand(flow_class, flow_file_of(flow_class), console or Console())
     try:
         parser = build_parser(command)
-        args = parser.parse_args(argv)
+        words = list(sys.argv[1:] if argv is None else argv)
+        misplaced = misplaced_option(parser, words, command.flow_file)
+        if misplaced is not None:
+            raise misplaced
+        args = parser.parse_args(words)
         handler: Handle | None = getattr(args, "handler", None)
         if handler is None:
             parser.print_help()
@@ -129,6 +138,68 @@ def main(
     except KeyboardInterrupt:
         command.console.error("interrupted; tasks in flight were terminated")
         return 130
+
+
+def _subcommand_parsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """Each subcommand's parser, by name."""
+    for action in parser._actions:  # argparse's list of options and subcommands
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def _options_of(parser: argparse.ArgumentParser) -> dict[str, bool]:
+    """A parser's option strings, each with whether it takes a value."""
+    return {
+        option: action.nargs != 0 for action in parser._actions for option in action.option_strings
+    }
+
+
+def misplaced_option(
+    parser: argparse.ArgumentParser, words: Sequence[str], flow_file: str
+) -> UserInputError | None:
+    """The error for an option of a subcommand given before it (``python flow.py --with
+    batch run``), which argparse would report as an invalid choice of subcommand; ``None``
+    when there is none. The error shows the command with the options after the subcommand.
+    """
+    subcommands = _subcommand_parsers(parser)
+    top = _options_of(parser)
+    kept: list[str] = []  # words that may stay before the subcommand (--no-pylint)
+    moved: list[str] = []  # words of options that belong after it
+    first: tuple[str, list[str]] | None = None  # the first such option and who takes it
+    chosen: str | None = None
+    index = 0
+    while index < len(words):
+        word = words[index]
+        if word == "--":
+            break
+        if word in subcommands:
+            chosen = word
+            break
+        option, has_value, _ = word.partition("=")
+        takers = [name for name, child in subcommands.items() if option in _options_of(child)]
+        if not word.startswith("-") or option in top or not takers:
+            kept.append(word)
+            index += 1
+            continue
+        takes_value = _options_of(subcommands[takers[0]])[option]
+        span = 2 if takes_value and not has_value else 1
+        moved.extend(words[index : index + span])
+        first = first or (option, takers)
+        index += span
+    if first is None:
+        return None
+    option, takers = first
+    rest = list(words[index + 1 :]) if chosen in takers else []
+    name = chosen if chosen in takers else takers[0]
+    command = shlex.join(["python", flow_path(flow_file, os.getcwd()), *kept, name, *moved, *rest])
+    if chosen is not None and chosen not in takers:
+        owners = ", ".join(takers[:-1]) + (" and " if len(takers) > 1 else "") + takers[-1]
+        return UserInputError(
+            f"{option} is an option of {owners}, not of {chosen}, and goes after the "
+            f"subcommand: {command}"
+        )
+    return UserInputError(f"{option} goes after the subcommand: {command}")
 
 
 # -- shared options ----------------------------------------------------------------------------
@@ -297,7 +368,10 @@ def _configure_resume(parser: argparse.ArgumentParser, command: FlowCommand) -> 
 
 
 def resume_target(
-    args: argparse.Namespace, steps: Sequence[str], is_run: Callable[[str], bool]
+    args: argparse.Namespace,
+    steps: Sequence[str],
+    is_run: Callable[[str], bool],
+    flow_name: str = "the flow",
 ) -> tuple[str | None, str | None]:
     """The run to resume (``None``: the latest) and the step to rerun from, from batchwright's
     form (``resume RUN_ID --step STEP``) or Metaflow's (``resume STEP --origin-run-id ID``).
@@ -305,7 +379,8 @@ def resume_target(
     A positional word is a step when it names a step of the flow and no run has that id.
 
     Raises:
-        UserInputError: two different runs or two different steps are given.
+        UserInputError: two different runs or two different steps are given, or the word
+            given with ``--origin-run-id`` is neither a run nor a step (a mistyped step).
     """
     positional, step, origin = args.run_id, args.step, args.origin_run_id
     if positional is not None and positional in steps and not is_run(positional):
@@ -314,6 +389,18 @@ def resume_target(
                 f"resume {positional} --step {step}: two steps to rerun from. Give one."
             )
         positional, step = None, positional
+    if (
+        positional is not None
+        and origin is not None
+        and positional != origin
+        and not is_run(positional)
+    ):
+        raise UserInputError(
+            f"resume {positional} --origin-run-id {origin}: '{positional}' is neither a run "
+            f"of flow '{flow_name}' nor one of its steps ({', '.join(steps)})."
+            f"{did_you_mean(positional, steps)} Give the step to rerun from: resume STEP "
+            f"--origin-run-id {origin}."
+        )
     if positional is not None and origin is not None and positional != origin:
         raise UserInputError(
             f"resume {positional} --origin-run-id {origin}: two runs to resume. Give one: "
@@ -351,19 +438,21 @@ def _handle_resume(args: argparse.Namespace, command: FlowCommand) -> int:
     graph = definition.graph
     store = open_datastore(command.flow_name, _datastore_root(setup.datastore_root))
     steps = [n.name for n in graph]
-    origin, step = resume_target(args, steps, lambda word: store.read_run(word) is not None)
+    origin, step = resume_target(
+        args, steps, lambda word: store.read_run(word) is not None, command.flow_name
+    )
     if origin is None:
         origin = _latest_own_run(store, command.flow_name)
     elif store.read_run(origin) is None:
         raise UserInputError(
             f"flow '{command.flow_name}' has no run '{origin}' in {store.storage.root}. "
             "Pass an id listed by the client (Flow(name).runs()), or a step name to rerun "
-            f"your latest run from it (steps: {', '.join(steps)})."
+            f"your latest run from it (steps: {', '.join(steps)}).{did_you_mean(origin, steps)}"
         )
     if step is not None and step not in graph:
         raise UserInputError(
             f"resume --step {step}: flow '{command.flow_name}' has no such step "
-            f"(steps: {', '.join(steps)})."
+            f"(steps: {', '.join(steps)}).{did_you_mean(step, steps)}"
         )
     return _execute(args, command, definition, setup, None, origin_run_id=origin, resume_step=step)
 
@@ -395,8 +484,48 @@ def check_tags(tags: Sequence[str], subcommand: str) -> tuple[str, ...]:
     return tuple(tags)
 
 
+def check_run_id_file(path: str | None, subcommand: str) -> None:
+    """``--run-id-file``: a file that can be written once the run starts, in a folder that
+    exists (checked before the run starts, so a bad path never leaves a run behind).
+
+    Raises:
+        InvalidValue: the path is a folder, its folder does not exist or is not writable,
+            or the file exists and is not writable.
+    """
+    if path is None:
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    problem: str | None = None
+    fix = ""
+    if os.path.isdir(path):
+        problem = "is a folder"
+        fix = (
+            f"Pass the path of a file to write, e.g. --run-id-file {os.path.join(path, 'run-id')}."
+        )
+    elif os.path.exists(folder) and not os.path.isdir(folder):
+        problem = f"is below {folder}, which is a file, not a folder"
+        fix = "Pass a path in an existing folder."
+    elif not os.path.isdir(folder):
+        problem = f"is in a folder that does not exist ({folder})"
+        fix = (
+            f"Create the folder first (mkdir -p {shlex.quote(folder)}), or pass a path in an "
+            "existing one."
+        )
+    elif not os.access(folder, os.W_OK | os.X_OK):
+        problem = f"is in a folder you cannot write to ({folder})"
+        fix = "Pass a path in a folder you can write to."
+    elif os.path.exists(path) and not os.access(path, os.W_OK):
+        problem = "is a file you cannot write to"
+        fix = "Pass a path you can write to, or make the file writable."
+    if problem is not None:
+        raise InvalidValue(
+            where=subcommand, key="--run-id-file", value=path, problem=problem, fix=fix
+        )
+
+
 def _prepare(args: argparse.Namespace, command: FlowCommand) -> tuple[FlowDefinition, RunSetup]:
     check_tags(args.tags, args.command)
+    check_run_id_file(args.run_id_file, args.command)
     if args.max_workers < 1:
         raise UserInputError(
             f"--max-workers={args.max_workers} must be at least 1. Pass e.g. --max-workers "
@@ -557,8 +686,14 @@ class EventRenderer:
             console.info(f"[{event.pathspec}] reused from {event.origin_pathspec}")
         elif isinstance(event, RunStarted):
             if self.run_id_file:
-                with open(self.run_id_file, "w", encoding="utf-8") as out:
-                    out.write(event.run_id)
+                try:
+                    with open(self.run_id_file, "w", encoding="utf-8") as out:
+                        out.write(event.run_id)
+                except OSError as error:  # checked before the run; changed since
+                    console.warn(
+                        f"--run-id-file {self.run_id_file}: could not write the run id "
+                        f"({error.strerror or error}); the run goes on"
+                    )
             origin = f", resuming run {event.origin_run_id}" if event.origin_run_id else ""
             console.info(
                 console.style(f"Run {event.flow_name}/{event.run_id} started", "bold")
@@ -635,6 +770,8 @@ def _handle_logs(args: argparse.Namespace, command: FlowCommand) -> int:
     parts = args.pathspec.strip("/").split("/")
     if len(parts) in (3, 4) and parts[0] == command.flow_name:
         parts = parts[1:]  # a full pathspec, as the client prints them: FLOW/RUN_ID/STEP
+    elif len(parts) == 4:
+        raise _other_flow(args.pathspec, parts[0], command.flow_name)
     if len(parts) not in (2, 3):
         raise UserInputError(
             f"logs {args.pathspec}: expected RUN_ID/STEP or RUN_ID/STEP/TASK (optionally "
@@ -643,18 +780,27 @@ def _handle_logs(args: argparse.Namespace, command: FlowCommand) -> int:
     run_id, step = parts[0], parts[1]
     # Found like the client finds it: the run may be in the environment's S3 datastore.
     store = find_datastore(command.flow_name, args.datastore_root, run_id)
-    tasks = [parts[2]] if len(parts) == 3 else store.list_tasks(run_id, step)
-    if not tasks:
+    if len(parts) == 3 and not run_id.isdigit() and store.read_run(run_id) is None:
+        # Run ids are numbers: a name there is another flow's, as in OtherFlow/1234/start.
+        raise _other_flow(args.pathspec, run_id, command.flow_name)
+    known = store.list_tasks(run_id, step)
+    if not known:
         raise UserInputError(
             f"logs {args.pathspec}: run '{run_id}' of flow '{command.flow_name}' has no tasks "
             f"for step '{step}' in {store.storage.root}."
         )
+    tasks = [parts[2]] if len(parts) == 3 else known
     streams = [args.stream] if args.stream else ["stdout", "stderr"]
     for task_id in tasks:
         done = store.read_done(run_id, step, task_id)
         attempts = store.list_attempts(run_id, step, task_id)
         if done is None and not attempts:
-            raise UserInputError(f"logs {args.pathspec}: task '{task_id}' does not exist.")
+            raise UserInputError(
+                f"logs {args.pathspec}: step '{step}' of run '{run_id}' of flow "
+                f"'{command.flow_name}' has no task '{task_id}' (its tasks: "
+                f"{_listed(known)}). Pass one of them, or logs {run_id}/{step} for the logs "
+                "of them all."
+            )
         attempt = int(done["attempt"]) if done else attempts[-1]
         pathspec = f"{command.flow_name}/{run_id}/{step}/{task_id}"
         for stream in streams:
@@ -664,6 +810,21 @@ def _handle_logs(args: argparse.Namespace, command: FlowCommand) -> int:
                     pathspec, data.decode("utf-8", "replace"), stream=stream
                 )
     return 0
+
+
+def _other_flow(pathspec: str, named: str, flow_name: str) -> UserInputError:
+    return UserInputError(
+        f"logs {pathspec}: the pathspec names flow '{named}', but this file's flow is "
+        f"'{flow_name}'. Run the logs command of {named}'s own file, or pass a pathspec of "
+        f"{flow_name}: [{flow_name}/]RUN_ID/STEP[/TASK]."
+    )
+
+
+def _listed(names: Sequence[str], shown: int = SHOWN_TASK_IDS) -> str:
+    """``1, 2, 3`` or ``1, 2, ..., 40 (40 in all)``."""
+    if len(names) <= shown:
+        return ", ".join(names)
+    return f"{', '.join(names[: shown - 1])}, ..., {names[-1]} ({len(names)} in all)"
 
 
 #: The subcommands, in the order ``--help`` shows them.

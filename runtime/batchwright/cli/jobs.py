@@ -16,7 +16,7 @@ from typing import Any
 from batchwright import aws
 from batchwright.batch.options import TAG_PREFIX
 from batchwright.console import Console
-from batchwright.errors import UserInputError
+from batchwright.errors import BatchwrightError, UserInputError
 
 #: The states of a job that is still waiting or running.
 ACTIVE_STATES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING")
@@ -86,8 +86,44 @@ def _row(job: dict[str, Any]) -> list[str]:
     return [job["jobId"], job["status"], pathspec, job.get("jobQueue", "").rsplit("/", 1)[-1]]
 
 
+def _unreachable(verb: str, what: str, error: Exception, done: str = "") -> BatchwrightError:
+    """The error of an AWS call that failed: what was asked, the answer, what was done
+    before it, what to check. Exit code 1: AWS failing is not bad input."""
+    return BatchwrightError(
+        f"jobs {verb}: could not {what} ({aws.describe_error(error)}){done}. Check the "
+        "AWS region, credentials and network (or AWS_ENDPOINT_URL for the local AWS), then "
+        "try again."
+    )
+
+
+def _batch_client(verb: str) -> Any:
+    from botocore.exceptions import BotoCoreError
+
+    try:
+        return aws.client("batch")
+    except BotoCoreError as error:  # e.g. no region configured
+        raise _unreachable(verb, "make an AWS Batch client", error) from None
+
+
+def _find(batch: Any, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The jobs ``list`` and ``kill`` act on.
+
+    Raises:
+        BatchwrightError: AWS Batch could not be asked (exit code 1: not bad input).
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    queues = _queues(args)
+    try:
+        return list(find_jobs(batch, queues, args.flow, args.run))
+    except (BotoCoreError, ClientError) as error:
+        raise _unreachable(
+            args.verb, f"list the jobs of queue(s) {', '.join(queues)} on AWS Batch", error
+        ) from None
+
+
 def _list(args: argparse.Namespace, console: Console) -> int:
-    jobs = list(find_jobs(aws.client("batch"), _queues(args), args.flow, args.run))
+    jobs = _find(_batch_client("list"), args)
     if not jobs:
         console.info("no active batchwright jobs")
         return 0
@@ -101,10 +137,20 @@ def _kill(args: argparse.Namespace, console: Console) -> int:
             "jobs kill: name what to stop with --flow FLOW and/or --run RUN_ID "
             "(see `batchwright jobs list`)."
         )
-    batch = aws.client("batch")
-    jobs = list(find_jobs(batch, _queues(args), args.flow, args.run))
-    for job in jobs:
-        batch.terminate_job(jobId=job["jobId"], reason="batchwright jobs kill")
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    batch = _batch_client("kill")
+    jobs = _find(batch, args)
+    for done, job in enumerate(jobs):
+        try:
+            batch.terminate_job(jobId=job["jobId"], reason="batchwright jobs kill")
+        except (BotoCoreError, ClientError) as error:
+            raise _unreachable(
+                "kill",
+                f"terminate job {job['jobId']} on AWS Batch",
+                error,
+                f"; {done} of the {len(jobs)} job(s) found were terminated before it",
+            ) from None
         console.info(f"terminated {' '.join(_row(job))}")
     console.info(f"{len(jobs)} job(s) terminated")
     return 0

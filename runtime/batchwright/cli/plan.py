@@ -225,6 +225,7 @@ def batch_datastore_root(
 
     Raises:
         PlanError: the datastore is a local folder, which a Batch job cannot reach.
+        UserInputError: the ``s3://`` URL names no bucket.
     """
     from batchwright.datastore import ROOT_VARIABLE
 
@@ -239,6 +240,9 @@ def batch_datastore_root(
             "s3://BUCKET/PREFIX (or set $BATCHWRIGHT_DATASTORE_ROOT), use --environment NAME "
             "so the environment's bucket is used, or --run-batch-locally."
         )
+    from batchwright.datastore.s3 import split_s3_url
+
+    split_s3_url(given)  # a malformed URL is refused before the first AWS call
     return given
 
 

@@ -48,7 +48,9 @@ def _absolute(path: str, cwd: str) -> str:
     return str(Path(cwd, path).resolve())
 
 
-def _flow_path(flow_file: str, cwd: str) -> str:
+def flow_path(flow_file: str, cwd: str) -> str:
+    """The flow file as a command typed in ``cwd`` names it: relative when it is below
+    ``cwd``, else absolute."""
     try:
         return str(Path(flow_file).resolve().relative_to(Path(cwd).resolve()))
     except ValueError:
@@ -91,7 +93,7 @@ def resume_command(
 
     env = os.environ if environ is None else environ
     given = vars(args)
-    words = ["python", _flow_path(flow_file, cwd), "resume", run_id]
+    words = ["python", flow_path(flow_file, cwd), "resume", run_id]
     for action in resume_parser._actions:  # argparse's list of options, groups included
         dest = action.dest
         if not action.option_strings or dest in NOT_CARRIED or dest not in given:

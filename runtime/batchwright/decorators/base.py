@@ -164,16 +164,18 @@ class StepDecorator:
     # -- hooks ------------------------------------------------------------------------
 
     def step_init(self, context: StepInitContext) -> None:
-        """Validate the attributes (definition time). The base checks unknown keys."""
+        """Validate the attributes (definition time). The base refuses unknown keys,
+        suggesting the closest known one, as ``@batch`` and ``Parameter`` do."""
         for key, value in self.given.items():
             if key not in self.defaults:
                 allowed = ", ".join(sorted(self.defaults)) or "none"
+                hint = did_you_mean(key, self.defaults)
                 raise InvalidValue(
                     where=self.where(context),
                     key=key,
                     value=value,
                     problem="is not an attribute of this decorator",
-                    fix=f"Use one of: {allowed}.",
+                    fix=f"{hint} Use one of: {allowed}.".lstrip(),
                 )
 
     def runtime_init(self, context: RuntimeContext) -> None:

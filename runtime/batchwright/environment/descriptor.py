@@ -44,6 +44,13 @@ def descriptor_parameter_name(stack_name: str) -> str:
     return f"{DESCRIPTOR_PARAMETER_PATH}/{stack_name}"
 
 
+#: The fix of a malformed descriptor.
+_REDEPLOY = (
+    "The descriptor is written by batchwright_cdk: redeploy the environment with it "
+    "rather than editing the document, or point at another source (--environment, "
+    "--outputs-file)."
+)
+
 Accelerator = Literal["none", "gpu", "neuron", "efa"]
 ACCELERATORS: tuple[Accelerator, ...] = ("none", "gpu", "neuron", "efa")
 
@@ -191,7 +198,7 @@ class EnvironmentDescriptor:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as e:
-            raise DescriptorError(f"{source} is not valid JSON ({e}).") from e
+            raise DescriptorError(f"{source} is not valid JSON ({e}). {_REDEPLOY}") from e
         return cls.from_dict(data, source=source)
 
     @classmethod
@@ -279,7 +286,7 @@ class _Reader:
 
     def _fail(self, where: str, what: str) -> DescriptorError:
         path = where or "document"
-        return DescriptorError(f"{self.source}: {path} {what}.")
+        return DescriptorError(f"{self.source}: {path} {what}. {_REDEPLOY}")
 
     def obj(self, value: Any, where: str) -> dict[str, Any]:
         if not isinstance(value, dict):

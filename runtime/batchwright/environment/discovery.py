@@ -53,6 +53,7 @@ from batchwright.environment.descriptor import (
     DESCRIPTOR_PARAMETER_OUTPUT_KEY,
     DESCRIPTOR_PARAMETER_PATH,
     EnvironmentDescriptor,
+    descriptor_parameter_name,
 )
 from batchwright.environment.sources import (
     environment_stacks,
@@ -337,7 +338,8 @@ def _from_stack_outputs(
     attempts: _Attempts,
 ) -> Discovery | None:
     """The descriptor from a deployed stack's outputs, else from the SSM parameter they
-    (or an outputs file, ``parameter``) name."""
+    (or an outputs file, ``parameter``) name, else from the stack's parameter under
+    :data:`DESCRIPTOR_PARAMETER_PATH`."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     text = outputs.get(DESCRIPTOR_OUTPUT_KEY)
@@ -346,10 +348,13 @@ def _from_stack_outputs(
             text, source=f"CloudFormation stack {stack} (output {DESCRIPTOR_OUTPUT_KEY})"
         )
         return Discovery(found, dict(outputs), stack)
-    parameter = outputs.get(DESCRIPTOR_PARAMETER_OUTPUT_KEY) or parameter
-    if parameter is None:
-        attempts.add("SSM parameter", "name unknown (no stack output names it)")
-        return None
+    # Else the parameter every environment publishes under the SSM path: found without
+    # CloudFormation (no such stack, or no right to describe it).
+    parameter = (
+        outputs.get(DESCRIPTOR_PARAMETER_OUTPUT_KEY)
+        or parameter
+        or descriptor_parameter_name(stack)
+    )
     try:
         client = ssm or _client("ssm", session)
         value = client.get_parameter(Name=parameter)["Parameter"].get("Value", "")

@@ -584,7 +584,9 @@ def check_anywhere(options: BatchOptions, env: EnvironmentDescriptor | None = No
                 key=key,
                 value=getattr(options, key),
                 problem=f"exceeds Fargate's largest size ({vcpu_text(cpu)} vCPU / {mib} MiB), "
-                f"and {_and(platform_keys(options)['FARGATE'])} runs on Fargate only",
+                f"and {_and(platform_keys(options)['FARGATE'])} "
+                f"{'runs' if len(platform_keys(options)['FARGATE']) == 1 else 'run'} on "
+                "Fargate only",
                 fix=f"Lower {key} to at most {vcpu_text(cpu) if key == 'cpu' else mib}"
                 + (f", or {_platform_fix(options, 'FARGATE')} to run on EC2." if on_ec2 else "."),
             )
