@@ -4,9 +4,10 @@
 
 1. a Docker engine (installs Debian's ``docker.io`` when missing and running as root,
    starts ``dockerd`` when no daemon answers);
-2. the job image, built offline with ``mmdebstrap`` (Python 3 + boto3) and imported into
-   Docker, cached under a tag derived from its recipe so it is rebuilt only when the
-   recipe changes;
+2. the job image, built with ``mmdebstrap`` (Debian's Python 3, plus the boto3 this
+   machine runs, from the package registry at build time) and imported into Docker,
+   cached under a tag derived from its recipe so it is rebuilt only when the recipe
+   changes;
 3. the moto server on a free loopback port, with ``MOTO_DOCKER_NETWORK_MODE=host`` so
    that job containers reach the emulated S3 on 127.0.0.1, and with compute capacity
    (:mod:`batchwright_localaws.motoserver`): at most a few job containers at once, the
@@ -24,6 +25,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -42,16 +44,30 @@ from batchwright.errors import LocalAwsError
 REGION = "us-east-1"
 #: The emulator's fixed test credentials (never real ones).
 TEST_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-#: Debian release and packages of the job image: Python 3.11 and boto3, like a stock
-#: python image plus boto3. `requests` and `python` on PATH let Metaflow's runner work too.
+#: Debian release and packages of the job image: Python 3.11, like a stock python image.
+#: `requests` and `python` on PATH let Metaflow's runner work too.
 IMAGE_SUITE = "bookworm"
 IMAGE_PACKAGES = (
     "python3",
-    "python3-boto3",
     "python3-requests",
     "python-is-python3",
     "ca-certificates",
 )
+#: Where the image's boto3 is installed: ahead of Debian's own packages on ``sys.path``.
+IMAGE_SITE_PACKAGES = "/usr/local/lib/python3.11/dist-packages"
+
+
+def image_boto3() -> str:
+    """The boto3 the job image gets: the version this machine's batchwright runs with,
+    installed from the package registry while the image is built (Debian's 1.26 ignores
+    ``AWS_ENDPOINT_URL``, so step code calling ``boto3.client("s3")`` would go to AWS;
+    this one honours the standard endpoint variables, as on a stock image with a current
+    boto3). Nothing is installed when a job runs."""
+    from importlib.metadata import version
+
+    return f"boto3=={version('boto3')}"
+
+
 IMAGE_REPOSITORY = "batchwright/job"
 
 Log = Callable[[str], None]
@@ -250,7 +266,9 @@ def _ensure_docker(directory: Path, log: Log) -> int | None:
 
 def image_tag() -> str:
     """The tag of the job image for the current recipe."""
-    recipe = json.dumps({"suite": IMAGE_SUITE, "packages": IMAGE_PACKAGES}, sort_keys=True)
+    recipe = json.dumps(
+        {"suite": IMAGE_SUITE, "packages": IMAGE_PACKAGES, "pip": image_boto3()}, sort_keys=True
+    )
     return f"{IMAGE_REPOSITORY}:{IMAGE_SUITE}-{hashlib.sha256(recipe.encode()).hexdigest()[:12]}"
 
 
@@ -276,10 +294,30 @@ def _ensure_image(directory: Path, log: Log) -> str:
         _apt_install(["mmdebstrap"], log)
     rootfs = directory / "rootfs.tar"
     log(f"building the job image {tag} offline with mmdebstrap (about 30 s)")
+    # boto3 from the package registry into the image's tree, with this machine's pip (the
+    # image has none); pure-Python wheels, for the image's Python 3.11.
+    install = shlex.join(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-compile",
+            "--python-version",
+            "3.11",
+            "--only-binary=:all:",
+            "--target",
+            "TARGET",
+            image_boto3(),
+        ]
+    ).replace("TARGET", f'"$1{IMAGE_SITE_PACKAGES}"')
     cmd = [
         "mmdebstrap",
         "--variant=apt",
         "--include=" + ",".join(IMAGE_PACKAGES),
+        f"--customize-hook={install}",
         IMAGE_SUITE,
         str(rootfs),
     ]

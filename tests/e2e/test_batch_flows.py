@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from importlib.metadata import version
 from typing import Any
 
 import pytest
@@ -236,3 +237,16 @@ def test_a_failed_run_resumes_on_batch_reusing_finished_steps(deployed: Deployed
     assert re.search(r"prepare/\d+\] reused from", output), output
     steps = sorted(j["tags"]["batchwright:step"] for j in _jobs_of(deployed, run_id))
     assert steps == ["fragile"]
+
+
+def test_step_code_calling_boto3_plainly_reaches_the_local_aws(
+    deployed: Deployed, run_tag: str
+) -> None:
+    # The job image's boto3 honours AWS_ENDPOINT_URL, as a current boto3 on AWS would
+    # honour its own configuration: the step needs no endpoint argument.
+    bucket = deployed.descriptor().datastore_root[len("s3://") :].split("/")[0]
+    key = f"plain-boto3/{run_tag}"
+    done = deployed.run("plain_boto3_flow.py", "run", "--bucket", bucket, "--key", key)
+    assert done.returncode == 0, done.stdout + done.stderr
+    body = deployed.local.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    assert body.decode() == f"boto3 {version('boto3')}"  # the image's, not Debian's 1.26

@@ -358,9 +358,14 @@ def test_new_jobs_are_hidden_right_after_submit(
         # moto has them all the time: the proxy hides them.
         assert len(local_aws.client("batch").describe_jobs(jobs=ids)["jobs"]) == 4
 
+        def all_shown() -> list[dict[str, Any]] | None:
+            # The single job was submitted first, so it shows up first: wait for all four.
+            shown: list[dict[str, Any]] = batch.describe_jobs(jobs=ids)["jobs"]
+            return shown if len(shown) == len(ids) else None
+
         jobs = _poll(
             "the jobs show up",
-            lambda: batch.describe_jobs(jobs=ids)["jobs"],
+            all_shown,
             timeout=20,
             interval=0.1,
         )
