@@ -1,4 +1,4 @@
-"""``batchwright localaws up|down|status|env|deploy``: the local AWS for tests and demos.
+"""``batchwright localaws up|down|status|env|deploy|destroy``: the local AWS for tests and demos.
 
 The runtime's command lists this module by name and adds the group only when this
 distribution's ``batchwright_localaws`` package is importable, so the runtime itself never
@@ -15,7 +15,7 @@ from typing import Any
 import batchwright_localaws as localaws
 from batchwright.console import Console
 from batchwright.environment.assembly import stack_template
-from batchwright.errors import UserInputError
+from batchwright.errors import LocalAwsError, UserInputError
 
 #: The template parameter of a BatchEnvironmentStack naming its default image.
 IMAGE_PARAMETER = "DefaultImage"
@@ -46,7 +46,9 @@ def register(sub: Any) -> None:
         description=(
             "Creates the resources of a synthesized template (from `cdk synth`) in the "
             "local AWS, then writes the stack's outputs as `cdk deploy --outputs-file` "
-            "would and records them as a CloudFormation stack in the emulator."
+            "would and records them as a CloudFormation stack in the emulator. Deploying "
+            "again changes only what changed, as CloudFormation would: unchanged resources "
+            "keep their physical ids."
         ),
     )
     deploy.add_argument("--cdk-out", default="cdk.out", help="cloud assembly directory")
@@ -64,6 +66,16 @@ def register(sub: Any) -> None:
         help="a template parameter value, as `cdk deploy --parameters`",
     )
     deploy.set_defaults(handler=_deploy)
+    destroy = verbs.add_parser(
+        "destroy",
+        help="delete a locally deployed stack's resources (retained ones stay)",
+        description=(
+            "Deletes what `localaws deploy` made for STACK, newest first, as `cdk destroy` "
+            "does: resources whose DeletionPolicy is Retain (the datastore bucket) stay."
+        ),
+    )
+    destroy.add_argument("stack", metavar="STACK", help="the stack name")
+    destroy.set_defaults(handler=_destroy)
 
 
 def _up(args: argparse.Namespace, console: Console) -> int:
@@ -144,13 +156,41 @@ def _deploy(args: argparse.Namespace, console: Console) -> int:
     result = deploy.deploy(local, template, stack, parameters=parameters)
     deploy.record_stack(local, result)
     deploy.write_outputs_file(result, Path(args.outputs_file))
-    console.info(
-        f"deployed {stack} to {local.endpoint}: {len(result.physical_ids)} resources created, "
-        f"{len(result.skipped)} skipped"
-    )
+    console.info(f"deployed {stack} to {local.endpoint}: {result.summary()}")
+    for what, ids in (("updated in place", result.updated), ("replaced", result.replaced)):
+        for logical_id in ids:
+            console.info(f"  {what}: {logical_id}")
+    _report_removals(result, console)
     for logical_id, kind in sorted(result.skipped.items()):
         console.info(f"  skipped {logical_id} ({kind}): the emulator cannot hold it")
     for note in result.notes:
         console.notice(note)
     console.info(f"outputs written to {args.outputs_file}")
-    return 0
+    return 1 if result.failed else 0
+
+
+def _report_removals(result: Any, console: Console) -> None:
+    for logical_id in result.deleted:
+        console.info(f"  deleted: {logical_id}")
+    for logical_id in result.retained:
+        console.info(f"  retained (its policy keeps it): {logical_id}")
+    for logical_id, problem in sorted(result.failed.items()):
+        console.warn(f"could not delete {logical_id}: {problem}")
+
+
+def _destroy(args: argparse.Namespace, console: Console) -> int:
+    from batchwright_localaws import deploy
+
+    local = localaws.current()
+    if local is None:
+        raise UserInputError(
+            "localaws destroy: the local AWS is not running, so it holds no stack; start "
+            "it with `batchwright localaws up`."
+        )
+    try:
+        result = deploy.destroy(local, args.stack)
+    except LocalAwsError as error:
+        raise UserInputError(f"localaws destroy: {error}.") from None
+    console.info(f"destroyed {args.stack} in {local.endpoint}: {result.summary()}")
+    _report_removals(result, console)
+    return 1 if result.failed else 0

@@ -11,6 +11,12 @@ finally evaluates the stack's outputs and writes them in the format of
 ``cdk deploy --outputs-file``. The runtime then reads that file through the same code path
 it uses after a real deployment.
 
+A second deployment of the same stack changes what the first made as CloudFormation
+would (:mod:`batchwright_localaws.changes`): unchanged resources are kept with their
+physical ids, changed ones are updated in place or replaced by their type's rules,
+resources gone from the template are deleted unless retained; :func:`destroy` deletes a
+stack, keeping what its deletion policy retains.
+
 Resource properties are translated to API requests with botocore's service model, so a
 property the API does not know is dropped (and reported) rather than guessed. Where the
 emulator needs something AWS does not (a service role on compute environments, security
@@ -32,6 +38,8 @@ from typing import Any
 from batchwright.environment import instances
 from batchwright.environment.assembly import FUNCTIONS, NO_VALUE, References, evaluate
 from batchwright.errors import LocalAwsError
+from batchwright_localaws import changes
+from batchwright_localaws.changes import Record, StackState
 from batchwright_localaws.services import LocalAws
 
 ACCOUNT_ID = "123456789012"  # moto's default account
@@ -39,13 +47,38 @@ ACCOUNT_ID = "123456789012"  # moto's default account
 
 @dataclass
 class Deployment:
-    """What a local deployment created, skipped and adapted, and the stack's outputs."""
+    """What a local deployment created, kept, updated, replaced, deleted, skipped and
+    adapted, and the stack's outputs."""
 
     stack_name: str
     outputs: dict[str, str] = field(default_factory=dict)
     physical_ids: dict[str, str] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    #: Logical ids, by what happened to them.
+    created: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    replaced: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    #: Kept by a Retain policy although gone from the template (or replaced).
+    retained: list[str] = field(default_factory=list)
+    #: Resources that could not be deleted, with the emulator's reason.
+    failed: dict[str, str] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        """``3 created, 20 unchanged, 1 updated, ...`` (the non-empty counts)."""
+        counts = [
+            (len(self.created), "created"),
+            (len(self.unchanged), "unchanged"),
+            (len(self.updated), "updated in place"),
+            (len(self.replaced), "replaced"),
+            (len(self.deleted), "deleted"),
+            (len(self.retained), "retained"),
+            (len(self.failed), "failed to delete"),
+            (len(self.skipped), "skipped"),
+        ]
+        return ", ".join(f"{n} {what}" for n, what in counts if n) or "nothing to do"
 
     def outputs_file_document(self) -> dict[str, dict[str, str]]:
         """The document ``cdk deploy --outputs-file`` writes for this stack."""
@@ -63,20 +96,70 @@ def deploy(
     return _Deployer(local, template, stack_name, dict(parameters or {})).run()
 
 
+def destroy(local: LocalAws, stack_name: str) -> Deployment:
+    """Deletes what the stack's local deployments made, in reverse order of creation, as
+    ``cdk destroy`` does: resources whose ``DeletionPolicy`` is ``Retain`` (the datastore
+    bucket) stay. The stack's record in CloudFormation goes too.
+
+    Raises:
+        LocalAwsError: the emulator holds no deployment of the stack.
+    """
+    s3 = local.client("s3")
+    state = changes.load_state(s3, stack_name)
+    if state is None:
+        raise LocalAwsError(
+            f"the local AWS at {local.endpoint} holds no deployment of stack {stack_name!r}"
+        )
+    deployer = _Deployer(local, {}, stack_name, {})
+    for logical_id in reversed(list(state.resources)):
+        deployer.remove(
+            logical_id, state.resources[logical_id], state.resources[logical_id].deletion_policy
+        )
+    if state.service_role and not deployer.result.failed:
+        # The role only the emulator needs (see _Deployer.service_role).
+        role = Record("AWS::IAM::Role", {}, state.service_role.rsplit("/", 1)[-1])
+        deployer.remove("LocalBatchServiceRole", role, "Delete")
+    if deployer.result.failed:
+        # What could not be deleted stays on record, so that a later destroy can retry it.
+        kept = {k: v for k, v in state.resources.items() if k in deployer.result.failed}
+        changes.save_state(s3, stack_name, StackState(kept, state.service_role))
+    else:
+        changes.forget_state(s3, stack_name)
+    cloudformation = local.client("cloudformation")
+    if _recorded_outputs(cloudformation, stack_name) is not None:
+        cloudformation.delete_stack(StackName=stack_name)
+    return deployer.result
+
+
+def _recorded_outputs(cloudformation: Any, stack_name: str) -> dict[str, str] | None:
+    """The outputs of the stack's record, or None when there is none."""
+    existing = cloudformation.list_stacks(StackStatusFilter=["CREATE_COMPLETE", "UPDATE_COMPLETE"])[
+        "StackSummaries"
+    ]
+    if not any(s["StackName"] == stack_name for s in existing):
+        return None
+    (stack,) = cloudformation.describe_stacks(StackName=stack_name)["Stacks"]
+    return {o["OutputKey"]: o.get("OutputValue", "") for o in stack.get("Outputs", [])}
+
+
 def record_stack(local: LocalAws, deployment: Deployment) -> None:
     """Records the deployment's outputs as a CloudFormation stack in the emulator, so that
     DescribeStacks answers for it as it would after ``cdk deploy``. The stack holds one
-    placeholder resource: the real resources were created through their own APIs."""
+    placeholder resource: the real resources were created through their own APIs. An
+    existing record is updated when the outputs changed, and left alone otherwise."""
     cloudformation = local.client("cloudformation")
-    body = {
-        "Description": f"Outputs of {deployment.stack_name}, deployed locally by batchwright",
-        "Resources": {"Deployed": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
-        "Outputs": {k: {"Value": v} for k, v in deployment.outputs.items()},
-    }
-    existing = cloudformation.list_stacks(StackStatusFilter=["CREATE_COMPLETE"])
-    if any(s["StackName"] == deployment.stack_name for s in existing["StackSummaries"]):
-        cloudformation.delete_stack(StackName=deployment.stack_name)
-    cloudformation.create_stack(StackName=deployment.stack_name, TemplateBody=json.dumps(body))
+    body = json.dumps(
+        {
+            "Description": f"Outputs of {deployment.stack_name}, deployed locally by batchwright",
+            "Resources": {"Deployed": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+            "Outputs": {k: {"Value": v} for k, v in deployment.outputs.items()},
+        }
+    )
+    recorded = _recorded_outputs(cloudformation, deployment.stack_name)
+    if recorded is None:
+        cloudformation.create_stack(StackName=deployment.stack_name, TemplateBody=body)
+    elif recorded != deployment.outputs:
+        cloudformation.update_stack(StackName=deployment.stack_name, TemplateBody=body)
 
 
 def write_outputs_file(deployment: Deployment, path: Path) -> None:
@@ -117,6 +200,8 @@ class _Deployer(References):
         self._service_role: str | None = None
         #: LaunchTemplateData of the templates created, by launch template id.
         self.launch_templates: dict[str, dict[str, Any]] = {}
+        #: What this deployment made or kept, in order (stored for the next one).
+        self.records: dict[str, Record] = {}
 
     def client(self, service: str) -> Any:
         if service not in self._clients:
@@ -247,7 +332,11 @@ class _Deployer(References):
     # -- main loop
 
     def run(self) -> Deployment:
+        s3 = self.client("s3")
+        previous = changes.load_state(s3, self.stack) or StackState()
+        self._service_role = previous.service_role
         resources = self.template.get("Resources", {})
+        superseded: dict[str, Record] = {}  # replaced: deleted once the new one stands
         for logical_id in self._order():
             resource = resources[logical_id]
             kind = resource["Type"]
@@ -258,22 +347,88 @@ class _Deployer(References):
             if creator is None:
                 self.result.skipped[logical_id] = kind
                 continue
-            properties = self.resolve(resource.get("Properties", {}))
+            properties = changes.normal(self.resolve(resource.get("Properties", {})))
+            old = previous.resources.get(logical_id)
+            if old is not None and old.type != kind:
+                superseded[logical_id], old = old, None
             try:
-                creator(self, logical_id, properties)
+                if old is not None and old.properties == properties:
+                    self._keep(logical_id, old)
+                    self.result.unchanged.append(logical_id)
+                elif old is not None and changes.updates_in_place(kind, old.properties, properties):
+                    changes.UPDATERS[kind](self, old, properties)
+                    self._keep(logical_id, old)
+                    self.result.updated.append(logical_id)
+                else:
+                    if old is not None:
+                        self._check_replaceable(logical_id, kind, old.properties, properties)
+                        superseded[logical_id] = old
+                    creator(self, logical_id, properties)
+                    (self.result.replaced if old is not None else self.result.created).append(
+                        logical_id
+                    )
             except LocalAwsError:
                 raise
             except Exception as error:  # botocore's ClientError and parameter errors
                 raise LocalAwsError(
-                    f"creating {logical_id} ({kind}) in the local AWS failed: {error}"
+                    f"deploying {logical_id} ({kind}) in the local AWS failed: {error}"
                 ) from error
+            self.records[logical_id] = Record(
+                kind,
+                properties,
+                self.refs[logical_id],
+                changes.normal(self.attrs[logical_id]),
+                str(resource.get("DeletionPolicy", "Delete")),
+                str(resource.get("UpdateReplacePolicy", "Delete")),
+            )
+        # What the template no longer has, and what was replaced, goes last, newest first.
+        for logical_id in reversed(list(previous.resources)):
+            old = previous.resources[logical_id]
+            if logical_id in superseded:
+                self.remove(logical_id, superseded[logical_id], old.update_replace_policy)
+            elif logical_id not in self.records:
+                self.remove(logical_id, old, old.deletion_policy)
         for key, output in self.template.get("Outputs", {}).items():
             condition = output.get("Condition")
             if condition and not self.condition(condition):
                 continue
             value = self.resolve(output["Value"])
             self.result.outputs[key] = value if isinstance(value, str) else json.dumps(value)
+        changes.save_state(s3, self.stack, StackState(self.records, self._service_role))
         return self.result
+
+    def _keep(self, logical_id: str, record: Record) -> None:
+        """Takes over a resource an earlier deployment made."""
+        self.created(logical_id, record.ref, **record.attributes)
+        if record.type == "AWS::EC2::LaunchTemplate":
+            data = record.properties.get("LaunchTemplateData", {})
+            self.launch_templates[str(record.ref)] = data
+
+    def _check_replaceable(
+        self, logical_id: str, kind: str, old: dict[str, Any], new: dict[str, Any]
+    ) -> None:
+        """CloudFormation cannot replace a resource whose name the template fixes: the new
+        one would need the name the old one still holds."""
+        names = [k for k in _NAME_PROPERTIES.get(kind, ()) if k in new and old.get(k) == new[k]]
+        if names:
+            changed = ", ".join(sorted(changes.changed_paths(old, new)))
+            raise LocalAwsError(
+                f"{logical_id} ({kind}) must be replaced to change {changed}, but its "
+                f"{names[0]} {new[names[0]]!r} is fixed by the template, and the old "
+                "resource holds it. Change the name too, or destroy the stack first "
+                "(as CloudFormation would refuse the update)."
+            )
+
+    def remove(self, logical_id: str, record: Record, policy: str) -> None:
+        """Deletes a resource an earlier deployment made, unless ``policy`` retains it."""
+        if policy in changes.RETAIN:
+            self.result.retained.append(logical_id)
+            return
+        problem = changes.delete(self, logical_id, record)
+        if problem:
+            self.result.failed[logical_id] = problem
+        else:
+            self.result.deleted.append(logical_id)
 
     def note(self, text: str) -> None:
         """Records an adaptation once."""
@@ -445,28 +600,7 @@ def _s3_bucket(d: _Deployer, logical_id: str, p: dict[str, Any]) -> None:
     s3 = d.client("s3")
     name = p.get("BucketName") or d.name_for(logical_id, max_length=63, lower=True)
     s3.create_bucket(Bucket=name)
-    # CloudFormation and the S3 API spell these two configurations differently.
-    rules = p.get("BucketEncryption", {}).get("ServerSideEncryptionConfiguration", [])
-    if rules:
-        s3.put_bucket_encryption(
-            Bucket=name,
-            ServerSideEncryptionConfiguration={
-                "Rules": [
-                    {"ApplyServerSideEncryptionByDefault": r["ServerSideEncryptionByDefault"]}
-                    for r in rules
-                    if "ServerSideEncryptionByDefault" in r
-                ]
-            },
-        )
-    if "PublicAccessBlockConfiguration" in p:
-        s3.put_public_access_block(
-            Bucket=name,
-            PublicAccessBlockConfiguration={
-                k: bool(v) for k, v in p["PublicAccessBlockConfiguration"].items()
-            },
-        )
-    if p.get("Tags"):
-        s3.put_bucket_tagging(Bucket=name, Tagging={"TagSet": p["Tags"]})
+    changes.configure_bucket(d, name, p)
     region = d.local.region
     d.created(
         logical_id,
@@ -477,25 +611,8 @@ def _s3_bucket(d: _Deployer, logical_id: str, p: dict[str, Any]) -> None:
     )
 
 
-def _tls_only(statement: dict[str, Any]) -> bool:
-    condition = statement.get("Condition", {}).get("Bool", {})
-    return (
-        statement.get("Effect") == "Deny"
-        and str(condition.get("aws:SecureTransport", "")).lower() == "false"
-    )
-
-
 def _s3_bucket_policy(d: _Deployer, logical_id: str, p: dict[str, Any]) -> None:
-    document = dict(p["PolicyDocument"])
-    statements = document.get("Statement", [])
-    kept = [s for s in statements if not _tls_only(s)]
-    if len(kept) != len(statements):
-        # The emulator serves plain HTTP on loopback, so a TLS-only deny would refuse
-        # every request; on AWS the statement stands.
-        d.note(f"{logical_id}: TLS-only statement not applied (the emulator speaks HTTP)")
-    if kept:
-        document["Statement"] = kept
-        d.client("s3").put_bucket_policy(Bucket=p["Bucket"], Policy=json.dumps(document))
+    changes.bucket_policy(d, logical_id, p)
     d.created(logical_id, p["Bucket"])
 
 
@@ -744,6 +861,20 @@ def _vpc_endpoint(d: _Deployer, logical_id: str, p: dict[str, Any]) -> None:
     endpoint = d.client("ec2").create_vpc_endpoint(**request)["VpcEndpoint"]["VpcEndpointId"]
     d.created(logical_id, endpoint)
 
+
+#: The properties that fix a resource's name in the template.
+_NAME_PROPERTIES: dict[str, tuple[str, ...]] = {
+    "AWS::IAM::Role": ("RoleName",),
+    "AWS::IAM::ManagedPolicy": ("ManagedPolicyName",),
+    "AWS::IAM::InstanceProfile": ("InstanceProfileName",),
+    "AWS::S3::Bucket": ("BucketName",),
+    "AWS::Logs::LogGroup": ("LogGroupName",),
+    "AWS::SSM::Parameter": ("Name",),
+    "AWS::EC2::SecurityGroup": ("GroupName",),
+    "AWS::EC2::LaunchTemplate": ("LaunchTemplateName",),
+    "AWS::Batch::ComputeEnvironment": ("ComputeEnvironmentName",),
+    "AWS::Batch::JobQueue": ("JobQueueName",),
+}
 
 _CREATORS: dict[str, Callable[[_Deployer, str, dict[str, Any]], None]] = {
     "AWS::IAM::Role": _iam_role,

@@ -10,8 +10,13 @@ holds jobs waiting for capacity. Its ``startedAt`` is when it got its slot, as o
     python -m batchwright_localaws.motoserver -H 127.0.0.1 -p PORT   # moto.server's options
 
 ``BATCHWRIGHT_LOCALAWS_SLOTS`` sets N (default: twice the machine's cores). A job
-terminated while it waits never starts. Nothing else of moto changes; with container
-execution off (moto's config API) jobs do not run and the slots do not apply.
+terminated while it waits never starts. With container execution off (moto's config API)
+jobs do not run and the slots do not apply.
+
+One more gap is filled (:func:`install_updates`): moto's UpdateComputeEnvironment ignores
+``computeResources`` (a TODO in moto), so a compute environment updated in place, as
+CloudFormation updates ``MaxvCpus``, would keep its old sizes. Nothing else of moto
+changes.
 """
 
 from __future__ import annotations
@@ -75,11 +80,48 @@ def install(slots: int) -> None:
     job.status = property(status_while_waiting, status.fset)
 
 
+#: The sizes UpdateComputeEnvironment may change in place.
+UPDATABLE_SIZES = ("minvCpus", "maxvCpus", "desiredvCpus")
+
+
+def install_updates() -> None:
+    """Makes moto's UpdateComputeEnvironment apply the sizes it is given (min, max and
+    desired vCPUs), as Batch does (patches ``moto.batch.models.BatchBackend``)."""
+    from moto.batch import models
+
+    backend: Any = models.BatchBackend
+    update = backend.update_compute_environment
+    if getattr(update, "_batchwright", False):
+        return
+
+    def sizing_update(
+        self: Any,
+        compute_environment_name: str,
+        state: str | None,
+        compute_resources: Any | None,
+        service_role: str | None,
+    ) -> tuple[str, str]:
+        result: tuple[str, str] = update(
+            self, compute_environment_name, state, compute_resources, service_role
+        )
+        environment = self.get_compute_environment(compute_environment_name)
+        if compute_resources and environment is not None and environment.compute_resources:
+            for key in UPDATABLE_SIZES:
+                if key in compute_resources:
+                    environment.compute_resources[key] = compute_resources[key]
+        return result
+
+    sizing_update._batchwright = True  # type: ignore[attr-defined]
+    backend.update_compute_environment = sizing_update
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Installs the capacity, then runs ``moto.server`` with ``argv``."""
+    """Installs the capacity and the in-place updates, then runs ``moto.server`` with
+    ``argv``."""
     from moto.server import main as moto_main
 
     install(int(os.environ.get(SLOTS_VARIABLE) or default_slots()))
+    install_updates()
     moto_main(argv)
 
 
