@@ -156,6 +156,17 @@ def test_an_accelerator_the_environment_lacks_names_the_option() -> None:
     )
 
 
+def test_refusals_name_trainium_as_the_user_wrote_it() -> None:
+    refused = route(_options(trainium=1), EC2_ONLY)
+    assert refused.verdict == (
+        "step 'train', @batch: needs a neuron queue (for trainium=1), and environment "
+        "'Sample' has none (its queues: cpu (EC2), spot (SPOT)). Add a neuron queue to the "
+        "environment, or drop trainium."
+    )
+    too_many = route(_options(trainium=64), ENV)
+    assert "trainium" in too_many.verdict and "inferentia" not in too_many.verdict
+
+
 # --- fit refusals: short, by key, with a table -----------------------------------------------
 
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import re
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -417,6 +419,8 @@ def test_env_show_names_what_named_the_environment(
     monkeypatch.setenv("BATCHWRIGHT_ENVIRONMENT", STACK)
     assert batchwright_main(["env", "show", "--outputs-file", outputs]) == 0
     assert "\n  named by:       $BATCHWRIGHT_ENVIRONMENT\n" in capsys.readouterr().out
+    assert batchwright_main(["env", "show", STACK, "--outputs-file", outputs]) == 0
+    assert "\n  named by:       NAME\n" in capsys.readouterr().out
 
 
 def test_env_show_from_an_outputs_file(
@@ -469,3 +473,33 @@ def test_export_metaflow_unknown_queue(
     )
     assert code == 2
     assert "has no such queue" in capsys.readouterr().err
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(cdk_out: Path, tmp_path: Path) -> None:
+    # `batchwright env show | head -1`: the reader closes the pipe before the command
+    # writes; the command ends with SIGPIPE's exit code and no traceback.
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "batchwright",
+                "env",
+                "show",
+                STACK,
+                "--static",
+                "--cdk-out",
+                str(cdk_out),
+            ],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=tmp_path,
+            timeout=120,
+        )
+    finally:
+        os.close(write_end)
+    assert done.returncode == 141, done.stderr
+    assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr

@@ -393,6 +393,13 @@ class BatchOptions:
     explicit: frozenset[str] = field(default=frozenset(), compare=False)
     #: The flow's name, when the caller gave it (messages only).
     flow: str | None = field(default=None, compare=False)
+    #: Options the user set through an alias, as ``(option, alias)`` pairs
+    #: (``("inferentia", "trainium")``): messages name the key the user wrote.
+    spelled: tuple[tuple[str, str], ...] = field(default=(), compare=False)
+
+    def key(self, option: str) -> str:
+        """The key the user wrote for ``option`` (``trainium`` for ``inferentia``)."""
+        return dict(self.spelled).get(option, option)
 
     @property
     def location(self) -> str:
@@ -494,7 +501,13 @@ class BatchOptions:
         _check_platform_conflicts(
             merged, explicit, lambda key: source.get(key, code_where), spelled
         )
-        return cls(step=step, flow=flow, explicit=frozenset(explicit), **merged)
+        return cls(
+            step=step,
+            flow=flow,
+            explicit=frozenset(explicit),
+            spelled=tuple(sorted(spelled.items())),
+            **merged,
+        )
 
 
 #: The table: every option by name, in declaration order.

@@ -126,7 +126,7 @@ def platform_keys(options: BatchOptions) -> dict[str, list[str]]:
         keys["FARGATE"].append(f"cpu={options.cpu!r}")
     for row, value in options.used_options():
         assert row.only_on is not None
-        keys[row.only_on].append(f"{row.name}={value!r}")
+        keys[row.only_on].append(f"{options.key(row.name)}={value!r}")
     if options.log_driver is not None and options.log_driver not in FARGATE_LOG_DRIVERS:
         keys["EC2"].append(f"log_driver={options.log_driver!r}")
     return keys

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from types import ModuleType
@@ -73,6 +74,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         console.error("interrupted")
         return 130
+    except BrokenPipeError:
+        return output_closed()
+
+
+#: The exit code of a command whose reader went away (``| head``), as for SIGPIPE.
+EXIT_OUTPUT_CLOSED = 128 + 13
+
+
+def output_closed() -> int:
+    """Ends a command whose standard output was closed by its reader: what remains to be
+    written goes nowhere (no traceback at exit), and the exit code is SIGPIPE's."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return EXIT_OUTPUT_CLOSED
 
 
 if __name__ == "__main__":

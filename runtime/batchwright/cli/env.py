@@ -14,6 +14,7 @@ profile unless ``--static`` asks for it, and then names every field that is unre
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -53,6 +54,9 @@ def _discover(args: argparse.Namespace) -> Discovery:
         allow_static=True,
         deployed=not args.static,
     )
+    if found.found is not None and args.name and not args.environment_name:
+        # Given as the command's NAME, not as --environment.
+        return dataclasses.replace(found.found, origin="named by NAME")
     if found.found is None:
         looked = "; ".join(found.looked) or "nothing to look at"
         raise UnknownEnvironment(

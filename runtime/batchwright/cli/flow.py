@@ -138,6 +138,10 @@ def main(
     except KeyboardInterrupt:
         command.console.error("interrupted; tasks in flight were terminated")
         return 130
+    except BrokenPipeError:
+        from batchwright.cli import output_closed
+
+        return output_closed()
 
 
 def _subcommand_parsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:

@@ -444,7 +444,7 @@ def _explicit(options: BatchOptions, env: EnvironmentDescriptor) -> Route:
 
 
 def _accelerator_keys(options: BatchOptions) -> list[str]:
-    return [key for key in ("gpu", "inferentia", "efa") if getattr(options, key)]
+    return [options.key(key) for key in ("gpu", "inferentia", "efa") if getattr(options, key)]
 
 
 def _exceeded(options: BatchOptions, offers: Iterable[Offer | None]) -> list[str]:
@@ -452,13 +452,13 @@ def _exceeded(options: BatchOptions, offers: Iterable[Offer | None]) -> list[str
     keys asked for when only their combination does."""
     known = [o for o in offers if o is not None]
     out = [
-        key
+        options.key(key)
         for key, attribute in _DIMENSIONS
         if known and getattr(options, key) > max(getattr(o, attribute) for o in known)
     ]
     if out:
         return out
-    asked = ["cpu", "memory"] + [k for k, _ in _DIMENSIONS[2:] if getattr(options, k)]
+    asked = ["cpu", "memory"] + [options.key(k) for k, _ in _DIMENSIONS[2:] if getattr(options, k)]
     return asked
 
 
@@ -519,7 +519,7 @@ def _refuse(
             for q in env.queues
         )
         if accelerator != "none":
-            key = {"neuron": "inferentia", "efa": "efa", "gpu": "gpu"}[accelerator]
+            key = options.key({"neuron": "inferentia", "efa": "efa", "gpu": "gpu"}[accelerator])
             article = "an" if accelerator == "efa" else "a"
             wanted = f"{article} {accelerator} queue (for {key}={getattr(options, key)!r})"
             fix = f"Add {article} {accelerator} queue to the environment, or drop {key}."
