@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
@@ -325,8 +325,14 @@ def grant_statements(
     for statement in statements:
         if statement.effect == iam.Effect.DENY:
             added = grantee.grant_principal.add_to_principal_policy(statement)
-            if not added.statement_added and isinstance(grantee, Construct):
-                cdk.Annotations.of(grantee).add_warning_v2(
+            # An immutable role (imported with mutable=False, or without_policy_updates())
+            # answers "added" and adds nothing: only a policy construct holds the deny.
+            node = getattr(grantee, "node", None)  # an imported role is a jsii proxy
+            held = added.statement_added and (
+                node is None or any(isinstance(c, iam.Policy) for c in node.find_all())
+            )
+            if not held and node is not None:
+                cdk.Annotations.of(cast(IConstruct, grantee)).add_warning_v2(
                     "batchwright:denyNotAdded",
                     f"Could not add the deny {statement.sid or ''} "
                     f"({', '.join(statement.actions)}) to this principal's policy; add it "

@@ -157,9 +157,11 @@ IN_PLACE: dict[str, frozenset[str]] = {
         }
     ),
     "AWS::Batch::JobQueue": frozenset({"Priority", "State", "ComputeEnvironmentOrder"}),
-    "AWS::SSM::Parameter": frozenset({"Value", "Description", "AllowedPattern", "Tier"}),
-    "AWS::Logs::LogGroup": frozenset({"RetentionInDays"}),
-    "AWS::IAM::Policy": frozenset({"PolicyDocument"}),
+    # Tags of parameters and log groups are not applied in the emulator (their creators
+    # leave them out too), so updating them in place changes nothing there.
+    "AWS::SSM::Parameter": frozenset({"Value", "Description", "AllowedPattern", "Tier", "Tags"}),
+    "AWS::Logs::LogGroup": frozenset({"RetentionInDays", "Tags"}),
+    "AWS::IAM::Policy": frozenset({"PolicyDocument", "PolicyName", "Roles"}),
     "AWS::IAM::ManagedPolicy": frozenset({"PolicyDocument"}),
     "AWS::IAM::Role": frozenset(
         {"AssumeRolePolicyDocument", "ManagedPolicyArns", "Policies", "Description"}
@@ -230,9 +232,15 @@ def _update_log_group(d: Deployer, record: Record, new: dict[str, Any]) -> None:
 
 def _update_policy(d: Deployer, record: Record, new: dict[str, Any]) -> None:
     iam = d.client("iam")
+    old = record.properties
     document = json.dumps(new["PolicyDocument"])
+    kept = set(new.get("Roles", [])) if old["PolicyName"] == new["PolicyName"] else set()
+    for role in old.get("Roles", []):
+        if role not in kept:
+            iam.delete_role_policy(RoleName=role, PolicyName=old["PolicyName"])
     for role in new.get("Roles", []):
         iam.put_role_policy(RoleName=role, PolicyName=new["PolicyName"], PolicyDocument=document)
+    record.ref = new["PolicyName"]
 
 
 def _update_managed_policy(d: Deployer, record: Record, new: dict[str, Any]) -> None:

@@ -335,8 +335,48 @@ class _Deployer(References):
         s3 = self.client("s3")
         previous = changes.load_state(s3, self.stack) or StackState()
         self._service_role = previous.service_role
-        resources = self.template.get("Resources", {})
         superseded: dict[str, Record] = {}  # replaced: deleted once the new one stands
+        try:
+            self._apply(previous, superseded)
+        except BaseException:
+            # Record what exists now, so that the next deploy or a destroy finds it.
+            self._save(s3, previous, superseded, failed_only=False)
+            raise
+        # What the template no longer has, and what was replaced, goes last, newest first.
+        for logical_id in reversed(list(previous.resources)):
+            old = previous.resources[logical_id]
+            if logical_id in superseded:
+                self.remove(logical_id, superseded[logical_id], old.update_replace_policy)
+            elif logical_id not in self.records:
+                self.remove(logical_id, old, old.deletion_policy)
+        for key, output in self.template.get("Outputs", {}).items():
+            condition = output.get("Condition")
+            if condition and not self.condition(condition):
+                continue
+            value = self.resolve(output["Value"])
+            self.result.outputs[key] = value if isinstance(value, str) else json.dumps(value)
+        self._save(s3, previous, superseded, failed_only=True)
+        return self.result
+
+    def _save(
+        self, s3: Any, previous: StackState, superseded: dict[str, Record], *, failed_only: bool
+    ) -> None:
+        """Stores what this deployment made or kept, and what it could not delete (all of
+        the earlier resources, after a failure), so that nothing is lost track of: an old
+        resource whose logical id has a new one is kept as ``<id>/replaced``."""
+        resources = dict(self.records)
+        for logical_id, old in previous.resources.items():
+            if failed_only and logical_id not in self.result.failed:
+                continue
+            if logical_id not in self.records:
+                resources[logical_id] = old  # not reached yet, or gone and not deleted
+            elif logical_id in superseded:
+                resources[f"{logical_id}/replaced"] = superseded[logical_id]
+        changes.save_state(s3, self.stack, StackState(resources, self._service_role))
+
+    def _apply(self, previous: StackState, superseded: dict[str, Record]) -> None:
+        """Creates, keeps, updates or replaces each resource of the template, in order."""
+        resources = self.template.get("Resources", {})
         for logical_id in self._order():
             resource = resources[logical_id]
             kind = resource["Type"]
@@ -381,21 +421,6 @@ class _Deployer(References):
                 str(resource.get("DeletionPolicy", "Delete")),
                 str(resource.get("UpdateReplacePolicy", "Delete")),
             )
-        # What the template no longer has, and what was replaced, goes last, newest first.
-        for logical_id in reversed(list(previous.resources)):
-            old = previous.resources[logical_id]
-            if logical_id in superseded:
-                self.remove(logical_id, superseded[logical_id], old.update_replace_policy)
-            elif logical_id not in self.records:
-                self.remove(logical_id, old, old.deletion_policy)
-        for key, output in self.template.get("Outputs", {}).items():
-            condition = output.get("Condition")
-            if condition and not self.condition(condition):
-                continue
-            value = self.resolve(output["Value"])
-            self.result.outputs[key] = value if isinstance(value, str) else json.dumps(value)
-        changes.save_state(s3, self.stack, StackState(self.records, self._service_role))
-        return self.result
 
     def _keep(self, logical_id: str, record: Record) -> None:
         """Takes over a resource an earlier deployment made."""

@@ -12,7 +12,7 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
-from aws_cdk.assertions import Match, Template
+from aws_cdk.assertions import Annotations, Match, Template
 
 from batchwright.environment.descriptor import DESCRIPTOR_OUTPUT_KEY, EnvironmentDescriptor
 from batchwright.environment.instances import InstanceCapacity
@@ -253,3 +253,23 @@ def test_runnable_timeout_cancels_unplaceable_jobs(brought: dict[str, Any]) -> N
             )
         },
     )
+
+
+def test_an_immutable_job_role_is_warned_about_the_deny_it_cannot_hold() -> None:
+    app = cdk.App()
+    stack = cdk.Stack(app, "Immutable", env=cdk.Environment(region="eu-west-1"))
+    role = iam.Role.from_role_arn(
+        stack, "Imported", "arn:aws:iam::123456789012:role/jobs", mutable=False
+    )
+    mutable = iam.Role(stack, "Mutable", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+    env = BatchEnvironment(
+        stack,
+        "Env",
+        job_role=role,
+        queues=[QueueSpec.on_demand("cpu", instance_types=["c5.large"])],
+    )
+    env.grant_datastore(mutable)
+    warnings = Annotations.from_stack(stack).find_warning("*", Match.string_like_regexp("deny"))
+    paths = {w.id for w in warnings}
+    assert paths == {"/Immutable/Imported"}, paths
+    assert "NeverWriteCode" in str(warnings[0].entry.data)

@@ -340,7 +340,7 @@ def expected_definition(
         "retryStrategy": RETRY_STRATEGY,
         "propagateTags": True,
         **extra,
-        "tags": {"batchwright:content-hash": name_hash, "batchwright:job-spec-version": "1"},
+        "tags": {"batchwright:content-hash": name_hash, "batchwright:job-spec-version": "2"},
     }
 
 
@@ -364,7 +364,7 @@ def test_default_step_on_a_minimal_ec2_queue(batch_model: Any) -> None:
     spec = build_job_spec(BatchOptions.from_attributes("train", {}), target, invocation())
     assert spec.definition.body == expected_definition(
         # Pinned: a change here changes every user's definitions; bump JOB_SPEC_VERSION.
-        "0702211de722d3f744b0162f839a9343",
+        "a8b19a8c1da2310cd19afcb6a49e080e",
         {
             "image": "python:3.11",
             "command": list(PLACEHOLDER_COMMAND),
@@ -405,7 +405,7 @@ def test_gpu_training_step_on_a_spot_queue(batch_model: Any) -> None:
     task = invocation(retry_count=1, timeout_seconds=7200, environment={"A": "1", "B": "2"})
     spec = build_job_spec(options, full_target("SPOT"), task)
     assert spec.definition.body == expected_definition(
-        "d3c558c328c86435063670cd368b0a17",
+        "dfabffb05783def9d70c749a3929fe12",
         {
             "image": f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/batchwright:1",
             "command": list(PLACEHOLDER_COMMAND),
@@ -457,7 +457,7 @@ def test_fargate_step_with_storage_and_rounding(batch_model: Any) -> None:
     )
     spec = build_job_spec(options, full_target("FARGATE_SPOT"), invocation(array_size=10000))
     assert spec.definition.body == expected_definition(
-        "79a81b488e26f0da5a90160281c92a1b",
+        "292136cf1dfaea72088e20627d42c05f",
         {
             "image": f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/batchwright:1",
             "command": list(PLACEHOLDER_COMMAND),

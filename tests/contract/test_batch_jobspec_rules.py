@@ -309,7 +309,7 @@ def test_step_values_change_the_definition(attributes: dict[str, Any]) -> None:
 
 def test_the_contract_version_is_part_of_the_hash(monkeypatch: pytest.MonkeyPatch) -> None:
     before = _definition().name
-    monkeypatch.setattr(definition, "JOB_SPEC_VERSION", 2)
+    monkeypatch.setattr(definition, "JOB_SPEC_VERSION", definition.JOB_SPEC_VERSION + 1)
     assert _definition().name != before
 
 

@@ -267,3 +267,30 @@ def test_destroy_from_the_command_line(
     deleted = len(deployed.physical_ids) - len(kept) + 1  # and the emulator's service role
     assert f"destroyed {STACK} in {local.endpoint}: {deleted} deleted, {len(kept)} retained" in out
     assert "retained (its policy keeps it): " in out
+
+
+def test_a_deploy_that_fails_midway_leaves_nothing_untracked(
+    local: LocalAws, template: dict[str, Any]
+) -> None:
+    before = _inventory(local)
+    broken = copy.deepcopy(template)
+    parameter = next(r for r in broken["Resources"].values() if r["Type"] == "AWS::SSM::Parameter")
+    parameter["Properties"]["Type"] = "NoSuchType"  # refused by the API, late in the order
+    with pytest.raises(Exception, match=r"deploying .*AWS::SSM::Parameter"):
+        local_deploy.deploy(local, broken, STACK, parameters=IMAGE)
+    assert _inventory(local) != before  # it had made resources when it failed
+
+    # The next deploy takes them over instead of making a second set...
+    fixed = local_deploy.deploy(local, template, STACK, parameters=IMAGE)
+    ssm_ids = [k for k, r in template["Resources"].items() if r["Type"] == "AWS::SSM::Parameter"]
+    assert set(ssm_ids) <= set(fixed.created) and fixed.unchanged and not fixed.replaced
+    queues = [k for k, r in template["Resources"].items() if r["Type"] == "AWS::Batch::JobQueue"]
+    held = _inventory(local)
+    assert len(held["queues"]) == len(queues)
+    assert len(held["buckets"]) == len(before["buckets"]) + 1
+    # ...and a destroy finds all of them.
+    destroyed = local_deploy.destroy(local, STACK)
+    assert not destroyed.failed
+    after = _inventory(local)
+    assert after["queues"] == [] and after["compute environments"] == []
+    assert len(after["buckets"]) == len(before["buckets"]) + 1  # the retained datastore

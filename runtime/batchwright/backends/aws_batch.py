@@ -816,15 +816,23 @@ class AwsBatchBackend(Backend):
         was swapped (``""`` otherwise: the job failed for some other reason)."""
         changed = self._package_changed()
         if exit_code != EXIT_INTEGRITY:
-            return f"nothing of it ran: {changed}" if changed else ""
+            # Batch gave no exit code: the package may or may not be why this job failed,
+            # but every job that starts from now on would refuse it.
+            return (
+                f"the job failed without an exit code, and {changed}; every job that starts "
+                "now refuses it without running anything"
+                if changed
+                else ""
+            )
         refused = (
             f"the job refused what it downloaded (exit code {EXIT_INTEGRITY}), so nothing of it ran"
         )
         if changed:
             return f"{refused}: {changed}"
         return (
-            f"{refused}: its command payload did not match its SHA-256, or the code package "
-            "holds a member that would unpack outside its folder; the job's output says which"
+            f"{refused}: its command payload did not match its SHA-256, the code package "
+            "holds a member that is not a regular file or folder, or the package changed "
+            "since it was last checked; the job's output says which"
         )
 
     def _show_stored_output(self, handle: TaskHandle, state: _Job) -> None:

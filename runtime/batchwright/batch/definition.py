@@ -24,7 +24,7 @@ from batchwright.batch.platforms import QueueTarget, check_platform, vcpu_text
 from batchwright.errors import InvalidValue, PlanError
 
 #: Version of contract 2 (the job spec); it is part of every definition's content hash.
-JOB_SPEC_VERSION = 1
+JOB_SPEC_VERSION = 2
 
 #: Job definition names are this prefix plus the content hash.
 DEFINITION_NAME_PREFIX = "batchwright-"
