@@ -226,3 +226,13 @@ def test_a_payload_changed_after_upload_never_runs(s3_endpoint: str, tmp_path: P
     assert done.returncode == EXIT_INTEGRITY, done.stderr
     assert f"batchwright: command payload {request.offload.url} has SHA-256" in done.stderr
     assert not (tmp_path / "out.json.swapped").exists()
+
+
+def test_a_package_removed_after_upload_is_refused_not_retried(
+    s3_endpoint: str, tmp_path: Path
+) -> None:
+    url, sha256 = _upload_package(s3_endpoint, "bootstrap-removed")
+    _s3(s3_endpoint).delete_object(Bucket="bootstrap-removed", Key="code/pkg.tgz")
+    done = _run(container_command(url, sha256, []), _environment(s3_endpoint, tmp_path))
+    assert done.returncode == EXIT_INTEGRITY, done.stderr
+    assert f"batchwright: code package {url} does not exist: it was removed" in done.stderr

@@ -37,7 +37,10 @@ def _compact_source(path: Path) -> str:
     tree.body = [
         n for n in tree.body if not (isinstance(n, ast.ImportFrom) and n.module == "__future__")
     ]
-    return ast.unparse(tree) + "\n"
+    # One space per level instead of four: ast.unparse writes no multi-line strings, so
+    # only indentation sits at the start of a line.
+    lines = ast.unparse(tree).splitlines()
+    return "".join(" " * ((len(x) - len(x.lstrip(" "))) // 4) + x.lstrip(" ") + "\n" for x in lines)
 
 
 #: The checks every bootstrap runs before anything it downloaded (one source of truth:
@@ -62,7 +65,12 @@ def refuse(error):
     print(f"batchwright: {error}", file=sys.stderr, flush=True)
     sys.exit(EXIT_INTEGRITY)
 def fetch(url, sha256, what):
-    data = s3_object(url)
+    try:
+        data = s3_object(url)
+    except Exception as error:
+        if "NoSuchKey" not in repr(error):
+            raise
+        refuse(f"{what} {url} does not exist: it was removed after upload, so nothing runs.")
     try:
         check_digest(data, sha256, f"{what} {url}")
     except IntegrityError as error:
