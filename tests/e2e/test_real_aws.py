@@ -306,7 +306,10 @@ def _kill_when_running(
 def test_resume_after_the_orchestrator_is_killed_reattaches_to_its_jobs(
     deployed: Deployed, proxy: FaultProxy
 ) -> None:
-    run = _popen(deployed, proxy, "fanout_flow.py", "run", "--seconds", "30", "--width", "4")
+    # Long enough to outlast the kill, the job listing and the resume's start on a loaded
+    # machine (the listing reads every job of the session; at 30 s the children once
+    # finished first, and the resume reused them instead of reattaching).
+    run = _popen(deployed, proxy, "fanout_flow.py", "run", "--seconds", "90", "--width", "4")
     run_id, _ = _kill_when_running(deployed, run, children=4)
     before = _records(deployed, {run_id})
     submitted_before = proxy.stats.requests_to("batch", "SubmitJob")
@@ -330,7 +333,7 @@ def test_resume_after_the_orchestrator_is_killed_reattaches_to_its_jobs(
 def test_a_second_resume_while_the_first_is_live_is_refused(
     deployed: Deployed, proxy: FaultProxy
 ) -> None:
-    run = _popen(deployed, proxy, "fanout_flow.py", "run", "--seconds", "60", "--width", "2")
+    run = _popen(deployed, proxy, "fanout_flow.py", "run", "--seconds", "120", "--width", "2")
     run_id, _ = _kill_when_running(deployed, run, children=2)
     first = _popen(deployed, proxy, "fanout_flow.py", "resume", run_id)
     printed = Printed(first)
