@@ -419,25 +419,30 @@ def _delete_job_queue(d: Deployer, record: Record) -> None:
     batch.delete_job_queue(jobQueue=record.ref)
 
 
+def permission(rule: Mapping[str, Any]) -> dict[str, Any]:
+    """A security group rule of the template as the EC2 API's ``IpPermission``."""
+    shaped: dict[str, Any] = {"IpProtocol": str(rule.get("IpProtocol", "-1"))}
+    for key in ("FromPort", "ToPort"):
+        if key in rule:
+            shaped[key] = int(rule[key])
+    if "CidrIp" in rule:
+        shaped["IpRanges"] = [{"CidrIp": rule["CidrIp"]}]
+    peer = rule.get("SourceSecurityGroupId") or rule.get("DestinationSecurityGroupId")
+    if peer:
+        shaped["UserIdGroupPairs"] = [{"GroupId": peer}]
+    return shaped
+
+
 def _security_group_rule(direction: str) -> Deleter:
     def delete(d: Deployer, record: Record) -> None:
         p = record.properties
-        permission: dict[str, Any] = {"IpProtocol": str(p.get("IpProtocol", "-1"))}
-        for key in ("FromPort", "ToPort"):
-            if key in p:
-                permission[key] = int(p[key])
-        if "CidrIp" in p:
-            permission["IpRanges"] = [{"CidrIp": p["CidrIp"]}]
-        peer = p.get("SourceSecurityGroupId") or p.get("DestinationSecurityGroupId")
-        if peer:
-            permission["UserIdGroupPairs"] = [{"GroupId": peer}]
         ec2 = d.client("ec2")
         revoke = (
             ec2.revoke_security_group_ingress
             if direction == "ingress"
             else ec2.revoke_security_group_egress
         )
-        revoke(GroupId=p["GroupId"], IpPermissions=[permission])
+        revoke(GroupId=p["GroupId"], IpPermissions=[permission(p)])
 
     return delete
 

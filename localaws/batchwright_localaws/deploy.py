@@ -711,15 +711,7 @@ def _security_group(d: _Deployer, logical_id: str, p: dict[str, Any]) -> None:
 
 def _authorize(d: _Deployer, direction: str, group_id: str, rule: dict[str, Any]) -> None:
     ec2 = d.client("ec2")
-    permission: dict[str, Any] = {"IpProtocol": str(rule.get("IpProtocol", "-1"))}
-    for key in ("FromPort", "ToPort"):
-        if key in rule:
-            permission[key] = int(rule[key])
-    if "CidrIp" in rule:
-        permission["IpRanges"] = [{"CidrIp": rule["CidrIp"]}]
-    peer = rule.get("SourceSecurityGroupId") or rule.get("DestinationSecurityGroupId")
-    if peer:
-        permission["UserIdGroupPairs"] = [{"GroupId": peer}]
+    permission = changes.permission(rule)
     if direction == "ingress":
         ec2.authorize_security_group_ingress(GroupId=group_id, IpPermissions=[permission])
     else:

@@ -24,7 +24,7 @@ import pytest
 from batchwright.batch.definition import build_job_definition
 from batchwright.batch.options import BatchOptions
 from batchwright.batch.platforms import QueueTarget
-from batchwright.batch.submission import TaskInvocation, build_submit_job
+from batchwright.batch.submission import SubmitJobRequest, TaskInvocation, build_submit_job
 from batchwright.entrypoint import EXIT_INTEGRITY
 from batchwright.entrypoint.bootstrap import container_command
 
@@ -113,9 +113,18 @@ def test_code_package_bootstrap_runs_the_task_entrypoint(s3_endpoint: str, tmp_p
     assert Path(result["cwd"]) == tmp_path / "work" / "code"
 
 
-def test_offloaded_request_runs_the_real_command(s3_endpoint: str, tmp_path: Path) -> None:
-    url, sha256 = _upload_package(s3_endpoint, "bootstrap-offload")
-    env = _environment(s3_endpoint, tmp_path)
+def _run(
+    command: list[str] | tuple[str, ...], env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(command), env=env, capture_output=True, text=True, timeout=120)
+
+
+def _offloaded(
+    bucket: str, url: str, sha256: str, environment: dict[str, str]
+) -> tuple[SubmitJobRequest, dict[str, str]]:
+    """A request whose command (one 9,000-byte argument) is too big for the overrides, so
+    it moves to a payload under ``s3://BUCKET/code/payloads/`` (not uploaded yet); and
+    the variables the container starts with (only the request's, plus PATH)."""
     options = BatchOptions.from_attributes("train", {})
     target = QueueTarget(queue="q", platform="EC2")
     invocation = TaskInvocation(
@@ -124,26 +133,29 @@ def test_offloaded_request_runs_the_real_command(s3_endpoint: str, tmp_path: Pat
         step="train",
         task_id="1",
         command=container_command(url, sha256, ["--input", "x" * 9000]),
-        environment={**env, "MARKER": "from-the-payload"},
+        environment=environment,
     )
     definition = build_job_definition(options, target)
     request, _ = build_submit_job(
-        options, target, invocation, definition, offload_root="s3://bootstrap-offload"
+        options, target, invocation, definition, offload_root=f"s3://{bucket}"
     )
     assert request.offload is not None
-    s3 = _s3(s3_endpoint)
-    s3.put_object(Bucket="bootstrap-offload", Key=request.offload.key, Body=request.offload.payload)
     overrides = request.body["containerOverrides"]
     job_env = {e["name"]: e["value"] for e in overrides["environment"]}
-    assert "MARKER" not in job_env
-    # What the container would start with: only the request's variables (plus PATH).
-    done = subprocess.run(
-        overrides["command"],
-        env={**job_env, "PATH": env["PATH"]},
-        capture_output=True,
-        text=True,
-        timeout=120,
+    return request, {**job_env, "PATH": environment["PATH"]}
+
+
+def test_offloaded_request_runs_the_real_command(s3_endpoint: str, tmp_path: Path) -> None:
+    url, sha256 = _upload_package(s3_endpoint, "bootstrap-offload")
+    env = _environment(s3_endpoint, tmp_path)
+    request, job_env = _offloaded(
+        "bootstrap-offload", url, sha256, {**env, "MARKER": "from-the-payload"}
     )
+    assert request.offload is not None and "MARKER" not in job_env
+    _s3(s3_endpoint).put_object(
+        Bucket="bootstrap-offload", Key=request.offload.key, Body=request.offload.payload
+    )
+    done = _run(request.body["containerOverrides"]["command"], job_env)
     assert done.returncode == 0, done.stderr
     result = json.loads((tmp_path / "out.json").read_text())
     assert result["argv"] == ["--input", "x" * 9000]
@@ -157,12 +169,6 @@ SWAPPED_TASK = """\
 import os
 open(os.environ["BOOTSTRAP_OUT"] + ".swapped", "w").write("the swapped code ran")
 """
-
-
-def _run(
-    command: list[str] | tuple[str, ...], env: dict[str, str]
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(list(command), env=env, capture_output=True, text=True, timeout=120)
 
 
 def test_a_package_changed_after_upload_never_runs(s3_endpoint: str, tmp_path: Path) -> None:
@@ -196,23 +202,8 @@ def test_a_package_with_a_member_outside_its_folder_is_not_unpacked(
 
 def test_a_payload_changed_after_upload_never_runs(s3_endpoint: str, tmp_path: Path) -> None:
     url, sha256 = _upload_package(s3_endpoint, "bootstrap-payload")
-    env = _environment(s3_endpoint, tmp_path)
-    options = BatchOptions.from_attributes("train", {})
-    target = QueueTarget(queue="q", platform="EC2")
-    invocation = TaskInvocation(
-        flow="F",
-        run_id="r",
-        step="train",
-        task_id="1",
-        command=container_command(url, sha256, ["--input", "x" * 9000]),
-        environment=env,
-    )
-    request, _ = build_submit_job(
-        options,
-        target,
-        invocation,
-        build_job_definition(options, target),
-        offload_root="s3://bootstrap-payload",
+    request, job_env = _offloaded(
+        "bootstrap-payload", url, sha256, _environment(s3_endpoint, tmp_path)
     )
     assert request.offload is not None
     changed = json.loads(request.offload.payload)
@@ -220,9 +211,7 @@ def test_a_payload_changed_after_upload_never_runs(s3_endpoint: str, tmp_path: P
     _s3(s3_endpoint).put_object(
         Bucket="bootstrap-payload", Key=request.offload.key, Body=json.dumps(changed).encode()
     )
-    overrides = request.body["containerOverrides"]
-    job_env = {e["name"]: e["value"] for e in overrides["environment"]}
-    done = _run(overrides["command"], {**job_env, "PATH": env["PATH"]})
+    done = _run(request.body["containerOverrides"]["command"], job_env)
     assert done.returncode == EXIT_INTEGRITY, done.stderr
     assert f"batchwright: command payload {request.offload.url} has SHA-256" in done.stderr
     assert not (tmp_path / "out.json.swapped").exists()
