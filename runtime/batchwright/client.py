@@ -38,6 +38,7 @@ from typing import Any
 from batchwright.datastore import FlowDatastore, open_datastore
 from batchwright.errors import BatchwrightError, UserInputError
 from batchwright.identity import current_user
+from batchwright.timings import AttemptTiming, read_timeline
 
 #: The system tag every batchwright run carries (Metaflow's ``runtime:<name>``).
 RUNTIME_TAG = "runtime:batchwright"
@@ -387,6 +388,13 @@ class Run:
     def _record(self) -> dict[str, Any]:
         return self._store.read_run(self.id) or {}
 
+    def timeline(self) -> list[AttemptTiming]:
+        """Every task attempt of the run, in order of submission: when it was submitted,
+        started and stopped, where it ran and how it ended (see
+        :mod:`batchwright.timings`). Tasks a resume reused from its origin run are not in
+        it (they did not run in this one)."""
+        return read_timeline(self._store, self.id)
+
     @property
     def tags(self) -> frozenset[str]:
         """User and system tags of the run."""
@@ -553,6 +561,11 @@ class Task:
             )
             self._metadata_cache = found or {}
         return self._metadata_cache
+
+    @property
+    def timings(self) -> list[AttemptTiming]:
+        """This task's attempts, oldest first (see :meth:`Run.timeline`)."""
+        return read_timeline(self._store, self._run_id, (self.step.id, self.id))
 
     @property
     def successful(self) -> bool:

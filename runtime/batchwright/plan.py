@@ -37,6 +37,7 @@ from batchwright.batch.platforms import (
     platform_keys,
     resolve_resources,
 )
+from batchwright.costs import Estimate, Footprint, estimate
 from batchwright.environment.descriptor import EnvironmentDescriptor
 from batchwright.environment.routing import (
     check_anywhere,
@@ -144,8 +145,18 @@ class StepPlan:
             shape["timeout_seconds"] = body["timeout"]["attemptDurationSeconds"]
         return shape
 
+    @property
+    def cost(self) -> Estimate | None:
+        """The estimated cost per hour of one of its tasks while it runs (``None`` for a
+        step that does not run on Batch, or one the price table cannot price)."""
+        job = self.policy.batch
+        if not self.ok or job is None or job.footprint is None:
+            return None
+        return estimate(job.footprint)
+
     def to_json(self) -> dict[str, Any]:
         """One object of ``plan --json``."""
+        cost = self.cost
         return {
             "step": self.step,
             "backend": self.backend,
@@ -158,6 +169,8 @@ class StepPlan:
             "reason": self.reason,
             "job_definition": self.job_definition_shape(),
             "notices": list(self.notices),
+            "usd_per_hour": round(cost.usd_per_hour, 6) if cost else None,
+            "cost_basis": cost.basis if cost else None,
         }
 
 
@@ -271,7 +284,16 @@ def _targeted(
         return dataclasses.replace(plan, verdict=str(error))
     policy = plan.policy
     if policy.backend == "batch":
-        job = BatchJobPolicy(plan.options, target, on_demand, reclaims_before_on_demand)
+        footprint = Footprint(
+            float(resources.vcpus),
+            resources.memory,
+            resources.gpu,
+            target.platform,
+            target.region,
+            None if target.is_fargate or not plan.instance_types else plan.instance_types[0],
+            instance_type_estimated=True,
+        )
+        job = BatchJobPolicy(plan.options, target, on_demand, reclaims_before_on_demand, footprint)
         policy = dataclasses.replace(policy, batch=job)
     return dataclasses.replace(
         plan,

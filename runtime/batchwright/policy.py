@@ -9,10 +9,11 @@ arguments again.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from batchwright.batch.options import BatchOptions
 from batchwright.batch.platforms import QueueTarget
+from batchwright.costs import Footprint
 
 #: Spot reclaims of one attempt before it moves to on-demand capacity, by default.
 DEFAULT_RECLAIMS_BEFORE_ON_DEMAND = 2
@@ -30,6 +31,16 @@ class BatchJobPolicy:
     on_demand: QueueTarget | None = None
     #: After this many reclaims an attempt goes to :attr:`on_demand`.
     reclaims_before_on_demand: int = DEFAULT_RECLAIMS_BEFORE_ON_DEMAND
+    #: What one task holds while it runs on :attr:`target` (the plan's smallest fitting
+    #: instance type standing in for the one AWS picks), for cost estimates.
+    footprint: Footprint | None = None
+
+    def footprint_after(self, reclaims: int) -> Footprint | None:
+        """:attr:`footprint` on the queue of :meth:`target_after` (its platform, region)."""
+        target = self.target_after(reclaims)
+        if self.footprint is None or target is self.target:
+            return self.footprint
+        return replace(self.footprint, platform=target.platform, region=target.region)
 
     def target_after(self, reclaims: int) -> QueueTarget:
         """The queue of an attempt that lost its Spot capacity ``reclaims`` times."""

@@ -25,6 +25,7 @@ from typing import Any
 from batchwright.aws import AwsUnreachable, Patience
 from batchwright.backends import (
     DEFAULT_FOLLOW_LOGS,
+    AttemptFacts,
     Backend,
     BackendOptions,
     FanOut,
@@ -34,6 +35,7 @@ from batchwright.backends import (
     WaitPolicy,
     create_backend,
 )
+from batchwright.batch.failures import FailureKind
 from batchwright.datastore import PARAMETERS_STEP, PARAMETERS_TASK, FlowDatastore
 from batchwright.datastore.journal import Journal, Submission, latest_by_task
 from batchwright.decorators import RuntimeContext, StepDecorator
@@ -52,6 +54,7 @@ from batchwright.events import (
 from batchwright.identity import current_user
 from batchwright.lease import LeaseLost, RunLease
 from batchwright.policy import StepPolicy
+from batchwright.timings import PLANNED, REPORTED, AttemptTiming, TimingRecorder, failure_class
 
 #: Attempts running on this machine at once when ``--max-workers`` is not given.
 DEFAULT_MAX_WORKERS = 16
@@ -175,6 +178,8 @@ class Scheduler:
         ] = {}
         self._clone_steps: set[str] = set()
         self.journal = Journal(datastore, self.run_id)
+        #: Every attempt's timing record, written in chunks as the run goes.
+        self.timings = TimingRecorder(datastore, self.run_id)
         # The run resumed first: when another orchestrator holds it, the refusal leaves
         # no trace of the new run (a folder holding only a lease would pass for a run).
         self.lease = RunLease(
@@ -200,9 +205,12 @@ class Scheduler:
         try:
             return self._run(parameters)
         finally:
-            for backend in self._backends.values():
-                backend.close()
-            self.lease.release()
+            try:
+                self.timings.flush()
+            finally:
+                for backend in self._backends.values():
+                    backend.close()
+                self.lease.release()
 
     def _run(self, parameters: Mapping[str, Any] | None) -> RunResult:
         self.on_event(
@@ -535,8 +543,8 @@ class Scheduler:
             ):
                 batch.append(self._ready.popleft())
             specs = [self._spec(t, policy) for t in batch]
+            now = time.time()  # handed over now: a local attempt may start at once
             handles = backend.submit(specs)
-            now = time.time()
             width = first.group.size if first.group is not None else 1
             for task, handle in zip(batch, handles, strict=True):
                 task.submitted_at, task.started_at, task.deadline = now, None, None
@@ -583,7 +591,11 @@ class Scheduler:
                 if status.state == "running" and task.started_at is None:
                     self._started(task, status.started_at or time.time())
                 if handle in overdue and status.is_finished:
-                    status = TaskStatus.failed(self._timeout_reason(task), status.exit_code)
+                    status = TaskStatus.failed(
+                        self._timeout_reason(task),
+                        status.exit_code,
+                        facts=AttemptFacts(failure=FailureKind.TIMEOUT.value),
+                    )
                 if status.is_finished:
                     changed = True
                     self._finished(handle, status)
@@ -607,6 +619,7 @@ class Scheduler:
 
     def _finished(self, handle: TaskHandle, status: TaskStatus) -> None:
         task = self._untrack(handle)
+        self._record(handle, task, status)
         pathspec = handle.task.pathspec
         if status.state == "succeeded" and task.adopted_from is not None:
             # A job of the origin run finished after its orchestrator died: its records
@@ -653,8 +666,57 @@ class Scheduler:
             by_backend.setdefault(handle.backend, []).append(handle)
         for name, handles in by_backend.items():
             self._backends[name].terminate(handles)
+        stopped = TaskStatus.failed(
+            "stopped: the run ended while it was in flight",
+            facts=AttemptFacts(failure=FailureKind.TERMINATED.value),
+        )
+        for handle, task in self._in_flight.items():
+            self._record(handle, task, stopped)
         self._in_flight.clear()
         self._here = 0
+
+    def _record(self, handle: TaskHandle, task: _Task, status: TaskStatus) -> None:
+        """Keep the timing record of an attempt that ended (see :mod:`batchwright.timings`)."""
+        facts = status.facts or AttemptFacts()
+        now = time.time()
+        spec = handle.task
+        job = self.policies[task.step].batch if handle.backend != "local" else None
+        target = job.target_after(spec.reclaims) if job is not None else None
+        footprint = job.footprint_after(spec.reclaims) if job is not None else None
+        planned_type = footprint.instance_type if footprint is not None else None
+        self.timings.record(
+            AttemptTiming(
+                step=task.step,
+                task_id=task.task_id,
+                attempt=spec.attempt,
+                submitted_at=task.submitted_at or now,
+                stopped_at=facts.stopped_at or now,
+                state="succeeded" if status.state == "succeeded" else "failed",
+                backend=handle.backend,
+                resubmission=spec.resubmission,
+                started_at=facts.started_at or task.started_at,
+                queue=target.label if target is not None else None,
+                compute_environment=facts.compute_environment,
+                platform=target.platform if target is not None else None,
+                region=target.region if target is not None else None,
+                instance_type=facts.instance_type or planned_type,
+                instance_type_source=REPORTED
+                if facts.instance_type
+                else (PLANNED if planned_type else None),
+                vcpus=footprint.vcpus if footprint is not None else None,
+                memory_mib=footprint.memory_mib if footprint is not None else None,
+                gpus=footprint.gpus if footprint is not None else 0,
+                exit_code=status.exit_code,
+                failure=None
+                if status.state == "succeeded"
+                else failure_class(
+                    status.exit_code,
+                    reported=facts.failure,
+                    infrastructure=status.infrastructure,
+                ),
+                reason=status.reason,
+            )
+        )
 
     # -- per-step settings -----------------------------------------------------------------
 

@@ -21,6 +21,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from batchwright.batch.jobinfo import placement
 from batchwright.entrypoint import (
     EXIT_DO_NOT_RETRY,
     EXIT_STEP_FAILED,
@@ -212,6 +213,11 @@ class TaskRunner:
             "status": "failed",
             "artifacts": {},
         }
+        # On Batch: the compute environment, queue and instance the job runs on, for the
+        # run's timeline and cost report.
+        where = placement(os.environ)
+        if where is not None:
+            self.metadata["placement"] = where
 
     def run(self) -> int:
         """Load the flow and inputs, run the step with its hooks; returns the exit code."""

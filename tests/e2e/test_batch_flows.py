@@ -86,6 +86,12 @@ def test_a_wide_foreach_is_one_array_job_and_failed_children_retry_alone(
     run = Flow("WideFlow", datastore_root=_descriptor(deployed).datastore_root)[run_id]
     join = run["join"].task.data
     assert join.values == list(range(300))  # every input, in foreach order
+    # Every attempt has its timing: the children nobody described one by one got their
+    # start and stop from what each task recorded; the two failures are records too.
+    work = [t for t in run.timeline() if t.step == "work"]
+    assert len(work) == 302
+    assert sum(t.state == "failed" for t in work) == 2
+    assert all(t.started_at is not None and t.running_seconds > 0 for t in work)
     # One array job ran every first attempt; the two failures were retried by
     # themselves (one job each, or together as a small array), never the whole array.
     [parent] = join.first_tries

@@ -12,6 +12,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from batchwright.costs import price_table
 from batchwright.environment.descriptor import EnvironmentDescriptor
 from batchwright.plan import Plan, live_check, make_plan
 
@@ -87,6 +88,29 @@ def test_plan_json_has_the_documented_fields(sample_env: EnvironmentDescriptor) 
     assert by_step["featurize"]["verdict"] == "ok"
     assert by_step["featurize"]["instance_types"][0] == "m5.large"
     assert by_step["export"]["instance_types"] == ["fargate:1vcpu-2048mib"]
+
+
+def test_plan_estimates_each_batch_steps_cost_per_hour(sample_env: EnvironmentDescriptor) -> None:
+    plan = _plan(PAIRING_FLOW, sample_env)
+    featurize = plan.step("featurize")
+    assert featurize.resources is not None and featurize.instance_types[0] == "m5.large"
+    vcpus, memory, _ = featurize.resources
+    table = price_table()
+    region = sample_env.region if sample_env.region in table.regions() else "us-east-1"
+    price = table.price(region, "m5.large")
+    assert price is not None
+    # m5.large has 2 vCPUs and 8192 MiB: the task pays the larger of its two shares.
+    share = max(float(vcpus) / 2, memory / 8192)
+    cost = featurize.cost
+    assert cost is not None and cost.usd_per_hour == pytest.approx(share * price)
+    assert not cost.spot
+    by_step = {row["step"]: row for row in plan.to_json()}
+    assert by_step["featurize"]["usd_per_hour"] == pytest.approx(share * price, abs=1e-6)
+    assert by_step["start"]["usd_per_hour"] is None  # runs locally
+    # Fargate steps are priced per vCPU and GB; Spot steps are labelled estimates.
+    export = plan.step("export").cost
+    assert export is not None and "Fargate" in export.basis
+    assert plan.step("train").cost is not None and plan.step("train").cost.spot  # type: ignore[union-attr]
 
 
 def test_without_an_environment_batch_steps_are_refused(sample_env: EnvironmentDescriptor) -> None:

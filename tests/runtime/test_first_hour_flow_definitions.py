@@ -697,7 +697,10 @@ def task_context(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ta
     """A running task's ``current`` and context; environment and tempfile restored after."""
     monkeypatch.setattr(tempfile, "tempdir", None)
     for name in ("TMPDIR", TEMPDIR_VARIABLE, "AWS_BATCH_JOB_ID"):
-        monkeypatch.delenv(name, raising=False)
+        # Set first, so the undo removes what the test's decorator sets (a plain delenv of
+        # an absent variable records nothing to undo, and TMPDIR would leak onwards).
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
     task_tempdir = tmp_path / "task"
     task_tempdir.mkdir()
     current._set_task(

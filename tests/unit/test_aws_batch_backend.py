@@ -48,7 +48,7 @@ from batchwright.backends.base import (
     TaskStatus,
     WaitPolicy,
 )
-from batchwright.batch.definition import build_job_definition
+from batchwright.batch.definition import LAST_USED_TAG, build_job_definition
 from batchwright.batch.options import BatchOptions
 from batchwright.batch.platforms import QueueTarget
 from batchwright.datastore import FlowDatastore, LocalStorage, Storage
@@ -67,6 +67,8 @@ PACKAGE_URL = f"{ROOT}/code/x.tar.gz"
 PACKAGE_SHA256 = "0" * 64
 DEFINITION_ARN = "arn:aws:batch:us-east-1:123456789012:job-definition/batchwright-x:1"
 STARTED_AT = 1_700_000_000_000
+#: The date the fake clock reads (STARTED_AT), as the last-used tag writes it.
+TODAY = "2023-11-14"
 TARGET = QueueTarget(queue=QUEUE, platform="EC2", job_role_arn=JOB_ROLE)
 
 
@@ -194,10 +196,15 @@ def harness(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Harness
         harness.logs.assert_no_pending_responses()
 
 
-def expect_definition_lookup(harness: Harness, task: TaskSpec, found: list[dict[str, Any]]) -> str:
-    """Queue DescribeJobDefinitions for ``task``'s definition; returns its name."""
+def expect_definition_lookup(
+    harness: Harness, task: TaskSpec, found: list[dict[str, Any]], *, stamped: bool = True
+) -> str:
+    """Queue DescribeJobDefinitions for ``task``'s definition; returns its name. The
+    definitions found carry today's last-used stamp unless ``stamped`` is False."""
     assert task.policy.batch is not None
     definition = build_job_definition(task.policy.batch.options, task.policy.batch.target)
+    if stamped:
+        found = [{"tags": {LAST_USED_TAG: TODAY}, **d} for d in found]
     harness.batch.add_response(
         "describe_job_definitions",
         {"jobDefinitions": found},
@@ -214,10 +221,13 @@ def test_submit_one_task_registers_the_definition_and_submits_one_job(harness: H
     assert task.policy.batch is not None
     definition = build_job_definition(task.policy.batch.options, task.policy.batch.target)
     expect_definition_lookup(harness, task, [])
+    # Registered with the day's date: `jobdefs prune` reads when a run last used it.
+    body = definition.kwargs()
+    body["tags"] = {**body["tags"], LAST_USED_TAG: TODAY}
     harness.batch.add_response(
         "register_job_definition",
         {"jobDefinitionName": definition.name, "jobDefinitionArn": DEFINITION_ARN, "revision": 1},
-        definition.kwargs(),
+        body,
     )
     harness.batch.add_response("submit_job", {"jobName": "F-s-2", "jobId": "job-1"})
 
@@ -278,9 +288,16 @@ def test_submit_reuses_an_active_definition_without_registering(harness: Harness
                 "status": "ACTIVE",
             },
         ],
+        stamped=False,
     )
     assert name.startswith("batchwright-")
-    # No RegisterJobDefinition is queued: the Stubber fails the test if one is made.
+    # No RegisterJobDefinition is queued: the Stubber fails the test if one is made. The
+    # newest revision is stamped as used today, once.
+    harness.batch.add_response(
+        "tag_resource",
+        {},
+        {"resourceArn": f"{DEFINITION_ARN}-r3", "tags": {LAST_USED_TAG: TODAY}},
+    )
     harness.batch.add_response("submit_job", {"jobName": "F-s-2", "jobId": "job-2"})
     harness.batch.add_response("submit_job", {"jobName": "F-s-3", "jobId": "job-3"})
 
@@ -288,7 +305,32 @@ def test_submit_reuses_an_active_definition_without_registering(harness: Harness
     harness.backend.submit([second])  # same definition: cached, no second lookup
 
     assert [r["jobDefinition"] for r in harness.submitted] == [f"{DEFINITION_ARN}-r3"] * 2
-    assert harness.backend.calls == {"describe_job_definitions": 1, "submit_job": 2}
+    assert harness.backend.calls == {
+        "describe_job_definitions": 1,
+        "tag_resource": 1,
+        "submit_job": 2,
+    }
+
+
+def test_a_definition_already_stamped_today_is_not_tagged_again(harness: Harness) -> None:
+    task = make_task("2")
+    expect_definition_lookup(
+        harness,
+        task,
+        [
+            {
+                "jobDefinitionName": "n",
+                "jobDefinitionArn": DEFINITION_ARN,
+                "revision": 1,
+                "type": "container",
+                "status": "ACTIVE",
+                "tags": {LAST_USED_TAG: TODAY},
+            }
+        ],
+    )
+    harness.batch.add_response("submit_job", {"jobName": "F-s-2", "jobId": "job-2"})
+    harness.backend.submit([task])
+    assert "tag_resource" not in harness.backend.calls
 
 
 def test_submit_fan_out_members_as_one_array_job(harness: Harness) -> None:
@@ -487,6 +529,25 @@ def test_a_job_never_shown_is_given_up_after_the_grace(harness: Harness) -> None
 # -- Spot reclaims ------------------------------------------------------------------------
 
 RECLAIMED = "Host EC2 (instance i-0123456789abcdef0) terminated."
+
+
+def test_a_finished_job_reports_its_times_instance_and_failure_class(harness: Harness) -> None:
+    handle = TaskHandle("batch", "job-1", make_task("2"))
+    record = job_record(
+        "job-1",
+        "FAILED",
+        statusReason="Essential container in task exited",
+        startedAt=STARTED_AT + 30_000,
+        stoppedAt=STARTED_AT + 90_000,
+        container={"exitCode": 137, "instanceType": "c5.xlarge", "reason": "OutOfMemoryError"},
+    )
+    harness.describe(["job-1"], [record])
+    [status] = harness.backend.poll([handle])
+    assert status.state == "failed" and status.facts is not None
+    assert status.facts.started_at == (STARTED_AT + 30_000) / 1000
+    assert status.facts.stopped_at == (STARTED_AT + 90_000) / 1000
+    assert status.facts.instance_type == "c5.xlarge"
+    assert status.facts.failure == "out-of-memory"
 
 
 def test_a_reclaimed_job_is_an_infrastructure_failure(harness: Harness) -> None:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 
 from batchwright.backends.base import (
     DEFAULT_FOLLOW_LOGS,
+    AttemptFacts,
     Backend,
     BackendOptions,
     FanOut,
@@ -26,6 +27,7 @@ BackendFactory = Callable[[BackendOptions], Backend]
 
 __all__ = [
     "DEFAULT_FOLLOW_LOGS",
+    "AttemptFacts",
     "Backend",
     "BackendFactory",
     "BackendOptions",

@@ -24,17 +24,27 @@ SubmitJob goes through a client-side rate limiter below Batch's 50 TPS.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from batchwright import aws, codepackage
-from batchwright.backends.base import Backend, BackendOptions, TaskHandle, TaskSpec, TaskStatus
+from batchwright.backends.base import (
+    AttemptFacts,
+    Backend,
+    BackendOptions,
+    TaskHandle,
+    TaskSpec,
+    TaskStatus,
+)
+from batchwright.batch.definition import LAST_USED_TAG
 from batchwright.batch.failures import FailureKind, classify_job, count_reclaims
 from batchwright.batch.jobenv import forwarded_aws_environment
 from batchwright.batch.jobspec import build_job_spec
@@ -83,6 +93,27 @@ WAIT_REPORT_SECONDS = 120.0
 SHOWN_LINES = 40
 #: CloudWatch Logs calls try at most this often: logs must never hold up the run.
 LOGS_ATTEMPTS = 2
+
+
+def attempt_facts(job: Mapping[str, Any]) -> AttemptFacts:
+    """What a finished job's record says about its last attempt, for its timing record:
+    start and stop, the instance type where Batch reports it, and the failure class."""
+
+    def seconds(value: Any) -> float | None:
+        return value / 1000 if isinstance(value, int | float) else None
+
+    container = job.get("container") or {}
+    diagnosis = classify_job(job) if job.get("status") == "FAILED" else None
+    return AttemptFacts(
+        started_at=seconds(job.get("startedAt")),
+        stopped_at=seconds(job.get("stoppedAt")),
+        instance_type=container.get("instanceType") or None,
+        # An unknown cause is left to the exit code the task recorded (emulators and
+        # some failures carry none in the record).
+        failure=diagnosis.kind.value
+        if diagnosis is not None and diagnosis.kind != FailureKind.UNKNOWN
+        else None,
+    )
 
 
 def _log_groups(environment_group: str | None) -> tuple[str, ...]:
@@ -287,14 +318,37 @@ class AwsBatchBackend(Backend):
                 jobDefinitionName=name,
                 status="ACTIVE",
             )["jobDefinitions"]
+            today = datetime.fromtimestamp(self.clock(), UTC).date().isoformat()
             if found:
-                arn = max(found, key=lambda d: d["revision"])["jobDefinitionArn"]
+                newest = max(found, key=lambda d: d["revision"])
+                arn = newest["jobDefinitionArn"]
+                if (newest.get("tags") or {}).get(LAST_USED_TAG) != today:
+                    self._mark_used(arn, today)
             else:
-                arn = self._call(self.batch_client, "register_job_definition", **request)[
-                    "jobDefinitionArn"
-                ]
+                tags = {**request.get("tags", {}), LAST_USED_TAG: today}
+                arn = self._call(
+                    self.batch_client, "register_job_definition", **{**request, "tags": tags}
+                )["jobDefinitionArn"]
             self._definitions[name] = arn
         return self._definitions[name]
+
+    def _mark_used(self, arn: str, today: str) -> None:
+        """Stamps today's date on a reused definition (``jobdefs prune`` keeps what runs
+        use). A role without ``batch:TagResource`` only loses that record: said once."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self._call(
+                self.batch_client, "tag_resource", resourceArn=arn, tags={LAST_USED_TAG: today}
+            )
+        except ClientError as error:
+            self._emit(
+                Notice(
+                    f"could not record that this run uses job definition {arn} "
+                    f"({aws.describe_error(error)}); `batchwright jobdefs prune` may then "
+                    "count it unused. Grant batch:TagResource on the runtime's job definitions."
+                )
+            )
 
     # -- the three verbs -----------------------------------------------------------------
 
@@ -460,6 +514,8 @@ class AwsBatchBackend(Backend):
         state.status, state.reason = status, reason
         self._follow_logs(state, job, now)
         result = self._status(handle, job, state, now)
+        if result.is_finished and result.facts is None:
+            result = dataclasses.replace(result, facts=attempt_facts(job))
         if result.state == "waiting" and now - state.wait_reported_at >= WAIT_REPORT_SECONDS:
             waiting.setdefault(state.parent or handle.id, []).append(state)
         return result

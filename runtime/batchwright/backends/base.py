@@ -98,6 +98,21 @@ class TaskHandle:
 
 
 @dataclass(frozen=True)
+class AttemptFacts:
+    """What the compute service reported about where and when an attempt ran, for its
+    timing record (``None``: not reported; the task's own record may tell)."""
+
+    #: Seconds since the epoch.
+    started_at: float | None = None
+    stopped_at: float | None = None
+    compute_environment: str | None = None
+    instance_type: str | None = None
+    #: The failure class (a :class:`batchwright.batch.failures.FailureKind` value, or
+    #: ``timeout`` / ``terminated``).
+    failure: str | None = None
+
+
+@dataclass(frozen=True)
 class TaskStatus:
     """The state of one attempt: waiting to start, running, succeeded, or failed with a
     reason."""
@@ -115,6 +130,9 @@ class TaskStatus:
     infrastructure: bool = False
     #: Spot reclaims the attempt's job suffered (the compute service's own retries included).
     reclaims: int = 0
+    #: Once finished: what the backend knows of where and when it ran (not part of the
+    #: status's identity: two statuses of the same outcome are equal).
+    facts: AttemptFacts | None = field(default=None, compare=False)
 
     @classmethod
     def waiting(cls, reason: str = "") -> TaskStatus:
@@ -140,6 +158,7 @@ class TaskStatus:
         retryable: bool = True,
         infrastructure: bool = False,
         reclaims: int = 0,
+        facts: AttemptFacts | None = None,
     ) -> TaskStatus:
         """Finished without success."""
         return cls(
@@ -149,6 +168,7 @@ class TaskStatus:
             retryable,
             infrastructure=infrastructure,
             reclaims=reclaims,
+            facts=facts,
         )
 
     @property

@@ -23,10 +23,17 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import IO
 
-from batchwright.backends.base import Backend, BackendOptions, TaskHandle, TaskSpec, TaskStatus
+from batchwright.backends.base import (
+    AttemptFacts,
+    Backend,
+    BackendOptions,
+    TaskHandle,
+    TaskSpec,
+    TaskStatus,
+)
 from batchwright.backends.forkserver import ForkedProcess, ForkServer, ForkServerLost
 from batchwright.entrypoint import ENTRYPOINT_MODULE, FINAL_EXIT_CODES, TaskArguments
 from batchwright.events import TaskOutput
@@ -133,7 +140,8 @@ class LocalBackend(Backend):
                 continue
             self._drain(attempt, final=True)
             self._close(handle.id)
-            statuses.append(_status_of(code))
+            status = _status_of(code)
+            statuses.append(replace(status, facts=AttemptFacts(started_at=attempt.started_at)))
         return statuses
 
     def terminate(self, handles: Sequence[TaskHandle]) -> None:

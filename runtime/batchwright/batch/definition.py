@@ -32,6 +32,9 @@ DEFINITION_NAME_PREFIX = "batchwright-"
 CONTENT_HASH_TAG = TAG_PREFIX + "content-hash"
 #: Tag holding the contract version a definition was built with.
 SPEC_VERSION_TAG = TAG_PREFIX + "job-spec-version"
+#: Tag holding the UTC date (``YYYY-MM-DD``) a run last submitted with the definition
+#: (stamped by the runtime at most once a day; ``batchwright jobdefs prune`` reads it).
+LAST_USED_TAG = TAG_PREFIX + "last-used"
 #: Batch-side attempts per job: the first plus two retries for infrastructure faults only.
 INFRASTRUCTURE_ATTEMPTS = 3
 #: Batch refuses shorter ``attemptDurationSeconds``.

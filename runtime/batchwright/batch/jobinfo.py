@@ -68,3 +68,70 @@ class BatchJobInfo:
             node_index=_int(environ.get("AWS_BATCH_JOB_NODE_INDEX")),
             num_nodes=_int(environ.get("AWS_BATCH_JOB_NUM_NODES")),
         )
+
+
+#: Seconds each metadata request may take: the answer is a nicety, never worth a delay.
+METADATA_TIMEOUT = 0.5
+#: Where EC2's instance metadata service answers (botocore honours the same variable).
+IMDS_ENDPOINT_VARIABLE = "AWS_EC2_METADATA_SERVICE_ENDPOINT"
+IMDS_ENDPOINT = "http://169.254.169.254"
+
+
+def _fetch(url: str, method: str = "GET", headers: Mapping[str, str] | None = None) -> str | None:
+    import urllib.request
+
+    request = urllib.request.Request(url, method=method, headers=dict(headers or {}))
+    try:
+        with urllib.request.urlopen(request, timeout=METADATA_TIMEOUT) as answer:
+            return str(answer.read().decode())
+    except (OSError, ValueError):
+        return None
+
+
+def host_facts(environ: Mapping[str, str]) -> dict[str, str]:
+    """The capacity a Batch job runs on, as AWS tells the container: ``capacity``
+    (``fargate``, ``spot`` or ``on-demand``) and, on EC2, ``instance_type``.
+
+    Asked only inside an ECS task (``ECS_CONTAINER_METADATA_URI_V4`` set, as on every
+    Batch job on ECS): the task metadata endpoint says Fargate or EC2, and on EC2 the
+    instance metadata service (IMDSv2) gives the type and the Spot/On-Demand life cycle.
+    Anything unanswered (an emulator, a hop limit of 1 under bridge networking) is left
+    out; the run's report then labels the plan's estimate as such.
+    """
+    import json
+
+    task_endpoint = environ.get("ECS_CONTAINER_METADATA_URI_V4")
+    if not task_endpoint:
+        return {}
+    facts: dict[str, str] = {}
+    task = _fetch(f"{task_endpoint.rstrip('/')}/task")
+    try:
+        launch_type = json.loads(task).get("LaunchType", "") if task else ""
+    except (ValueError, AttributeError):
+        launch_type = ""
+    if launch_type == "FARGATE":
+        return {"capacity": "fargate"}
+    imds = environ.get(IMDS_ENDPOINT_VARIABLE, IMDS_ENDPOINT).rstrip("/")
+    token = _fetch(
+        f"{imds}/latest/api/token", "PUT", {"X-aws-ec2-metadata-token-ttl-seconds": "60"}
+    )
+    if token is None:
+        return facts
+    headers = {"X-aws-ec2-metadata-token": token}
+    instance_type = _fetch(f"{imds}/latest/meta-data/instance-type", headers=headers)
+    if instance_type:
+        facts["instance_type"] = instance_type.strip()
+    life_cycle = _fetch(f"{imds}/latest/meta-data/instance-life-cycle", headers=headers)
+    if life_cycle and life_cycle.strip() in ("spot", "on-demand"):
+        facts["capacity"] = life_cycle.strip()
+    return facts
+
+
+def placement(environ: Mapping[str, str]) -> dict[str, str] | None:
+    """Where this Batch job runs (compute environment, queue, capacity, instance type),
+    for the attempt's metadata; ``None`` outside a Batch job."""
+    info = BatchJobInfo.from_environ(environ)
+    if info is None:
+        return None
+    where = {"compute_environment": info.compute_environment, "queue": info.queue}
+    return {**{k: v for k, v in where.items() if v}, **host_facts(environ)}

@@ -22,7 +22,14 @@ from batchwright.errors import BatchwrightError
 
 #: Modules that add subcommands (each has ``register(subparsers)``): a bare name is a
 #: module of this package, a dotted path a module of an optional package.
-_GROUPS: tuple[str, ...] = ("batchwright_localaws.cli", "env", "plan", "jobs")
+_GROUPS: tuple[str, ...] = (
+    "batchwright_localaws.cli",
+    "env",
+    "plan",
+    "jobs",
+    "jobdefs",
+    "report",
+)
 
 
 def _group_module(name: str) -> ModuleType | None:

@@ -760,6 +760,34 @@ def _configure_plan(parser: argparse.ArgumentParser, command: FlowCommand) -> No
     add_plan_options(parser)
 
 
+def _configure_report(parser: argparse.ArgumentParser, command: FlowCommand) -> None:
+    from batchwright.cli.report import add_report_options
+
+    parser.add_argument("run_id", nargs="?", metavar="RUN_ID", help="default: the latest run")
+    add_report_options(parser)
+
+
+def _handle_report(args: argparse.Namespace, command: FlowCommand) -> int:
+    from batchwright.cli.report import write_report
+
+    run_id = args.run_id
+    if run_id and "/" in run_id.strip("/"):
+        flow, _, run_id = run_id.strip("/").partition("/")
+        if flow != command.flow_name:
+            raise UserInputError(
+                f"report {args.run_id}: names flow '{flow}', but this file's flow is "
+                f"'{command.flow_name}'. Run batchwright report {args.run_id}, or pass a run "
+                f"id of {command.flow_name}."
+            )
+    return write_report(
+        command.flow_name,
+        run_id,
+        datastore_root=args.datastore_root,
+        output=args.output,
+        console=command.console,
+    )
+
+
 def _configure_logs(parser: argparse.ArgumentParser, command: FlowCommand) -> None:
     parser.add_argument("pathspec", metavar="[FLOW/]RUN_ID/STEP[/TASK]")
     streams = parser.add_mutually_exclusive_group()
@@ -850,5 +878,11 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
         "show where each step runs, its queue and job definition, and whether it can run",
         _configure_plan,
         handle_plan,
+    ),
+    Subcommand(
+        "report",
+        "write a run's report: timeline, step table, estimated costs (one HTML file)",
+        _configure_report,
+        _handle_report,
     ),
 )

@@ -373,6 +373,12 @@ def render_plan(plan: Plan, console: Console) -> None:
         shape = step.job_definition_shape()
         if shape is not None:
             console.line(f"    job definition: {_shape_text(shape)}")
+        cost = step.cost
+        if cost is not None:
+            console.line(
+                f"    cost estimate:  {cost.label} per task while it runs ({cost.basis}; "
+                f"list prices of {cost.priced_on}, not a bill)"
+            )
         for notice in step.notices:
             console.line(f"    notice:         {notice}")
         verdict = (

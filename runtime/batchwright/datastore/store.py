@@ -167,6 +167,19 @@ class FlowDatastore:
         names = self.storage.list_children(self.task_prefix(run_id, step, task_id))
         return sorted(int(n) for n in names if n.isdigit())
 
+    def write_timings(self, run_id: str, chunk: str, body: bytes) -> None:
+        """Write one chunk of attempt timings (JSON lines; see :mod:`batchwright.timings`)."""
+        self.storage.write_bytes(f"{self.run_prefix(run_id)}/_timings/{chunk}.jsonl", body)
+
+    def read_timings(self, run_id: str) -> list[str]:
+        """Every attempt-timing line of the run, chunk by chunk in the order written."""
+        prefix = f"{self.run_prefix(run_id)}/_timings"
+        lines: list[str] = []
+        for chunk in sorted(self.storage.list_children(prefix)):
+            data = self.storage.read_bytes(f"{prefix}/{chunk}")
+            lines.extend(line for line in (data or b"").decode().splitlines() if line.strip())
+        return lines
+
     # -- tasks ------------------------------------------------------------------------
 
     def write_metadata(
