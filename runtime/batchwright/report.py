@@ -288,7 +288,7 @@ def _step_table(rows: Sequence[StepSummary]) -> str:
     head = (
         "<tr><th>step</th><th>tasks</th><th>attempts</th><th>running p50</th>"
         "<th>running p95</th><th>waiting p50</th><th>waiting total</th><th>retries</th>"
-        "<th>reclaimed</th><th>failures by class</th><th>estimated cost</th></tr>"
+        "<th>resubmitted</th><th>failures by class</th><th>estimated cost</th></tr>"
     )
     body = []
     for row in rows:
@@ -339,9 +339,12 @@ def render_report(
     table = table or price_table()
     priced = price_attempts(timings, table)
     rows = summarize(priced)
-    started = float(record.get("started_at") or min((t.submitted_at for t in timings), default=0))
+    submitted = [t.submitted_at for t in timings]
+    recorded = [float(record["started_at"])] if record.get("started_at") else []
+    started = min(recorded or submitted, default=0.0)
     finished = record.get("finished_at")
-    figure = timeline_figure(priced, started) if priced else None
+    # A resumed run follows jobs its origin run submitted: they may predate its start.
+    figure = timeline_figure(priced, min(recorded + submitted)) if priced else None
     timeline = (
         figure.to_html(
             full_html=False,

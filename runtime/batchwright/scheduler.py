@@ -12,6 +12,7 @@ tasks leave only their id in the join they feed.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import signal
 import time
@@ -45,6 +46,7 @@ from batchwright.errors import UserInputError
 from batchwright.events import (
     AttemptFailed,
     EventSink,
+    Notice,
     RunFinished,
     RunStarted,
     TaskCloned,
@@ -205,12 +207,10 @@ class Scheduler:
         try:
             return self._run(parameters)
         finally:
-            try:
-                self.timings.flush()
-            finally:
-                for backend in self._backends.values():
-                    backend.close()
-                self.lease.release()
+            self._save_timings(force=True)
+            for backend in self._backends.values():
+                backend.close()
+            self.lease.release()
 
     def _run(self, parameters: Mapping[str, Any] | None) -> RunResult:
         self.on_event(
@@ -494,6 +494,7 @@ class Scheduler:
     def _loop(self) -> None:
         while True:
             self.lease.renew()
+            self._save_timings()
             now = time.monotonic()
             while self._delayed and self._delayed[0][0] <= now:
                 self._make_ready(heapq.heappop(self._delayed)[2])
@@ -594,7 +595,9 @@ class Scheduler:
                     status = TaskStatus.failed(
                         self._timeout_reason(task),
                         status.exit_code,
-                        facts=AttemptFacts(failure=FailureKind.TIMEOUT.value),
+                        facts=dataclasses.replace(
+                            status.facts or AttemptFacts(), failure=FailureKind.TIMEOUT.value
+                        ),
                     )
                 if status.is_finished:
                     changed = True
@@ -675,6 +678,18 @@ class Scheduler:
         self._in_flight.clear()
         self._here = 0
 
+    def _save_timings(self, *, force: bool = False) -> None:
+        """Writes the pending timing records when due (or now): a failure to write them
+        is said, and never ends or changes the run's outcome (they are tried again)."""
+        if not (force or self.timings.due()):
+            return
+        try:
+            self.timings.flush()
+        except Exception as error:
+            self.on_event(
+                Notice(f"could not write the run's timing records ({error}); will try again")
+            )
+
     def _record(self, handle: TaskHandle, task: _Task, status: TaskStatus) -> None:
         """Keep the timing record of an attempt that ended (see :mod:`batchwright.timings`)."""
         facts = status.facts or AttemptFacts()
@@ -693,6 +708,7 @@ class Scheduler:
                 stopped_at=facts.stopped_at or now,
                 state="succeeded" if status.state == "succeeded" else "failed",
                 backend=handle.backend,
+                job_id=handle.id if handle.backend != "local" else None,
                 resubmission=spec.resubmission,
                 started_at=facts.started_at or task.started_at,
                 queue=target.label if target is not None else None,
@@ -717,6 +733,7 @@ class Scheduler:
                 reason=status.reason,
             )
         )
+        self._save_timings()
 
     # -- per-step settings -----------------------------------------------------------------
 

@@ -55,6 +55,9 @@ class AttemptTiming:
     #: ``"succeeded"`` or ``"failed"``.
     state: str
     backend: str = "local"
+    #: The backend's id of the attempt (a Batch job id, ``parent:index`` for an array
+    #: child); ``None`` on this machine.
+    job_id: str | None = None
     resubmission: int = 0
     #: When it started running; ``None`` when it never did (or nobody reported it).
     started_at: float | None = None
@@ -139,13 +142,18 @@ class TimingRecorder:
         self._prefix = f"{int(self._flushed_at * 1000):013d}"
 
     def record(self, timing: AttemptTiming) -> None:
-        """Keep one attempt; written with the next flush (soon, when many are pending)."""
+        """Keep one attempt until the next :meth:`flush`."""
         self._pending.append(timing)
-        if len(self._pending) >= FLUSH_RECORDS or self.clock() - self._flushed_at >= FLUSH_SECONDS:
-            self.flush()
+
+    def due(self) -> bool:
+        """Whether records wait, and :data:`FLUSH_RECORDS` of them or
+        :data:`FLUSH_SECONDS` since the last flush make it time to write them."""
+        return bool(self._pending) and (
+            len(self._pending) >= FLUSH_RECORDS or self.clock() - self._flushed_at >= FLUSH_SECONDS
+        )
 
     def flush(self) -> None:
-        """Write what is pending as one chunk."""
+        """Write what is pending as one chunk (kept pending if the write fails)."""
         self._flushed_at = self.clock()
         if not self._pending:
             return
@@ -177,9 +185,10 @@ def read_timeline(
 
 
 def _lacks_facts(timing: AttemptTiming) -> bool:
-    return timing.started_at is None or (
-        timing.platform is not None and timing.instance_type_source != REPORTED
-    )
+    """Whether the task's own record may tell more: its start, or (on EC2, where
+    DescribeJobs rarely names it) the instance type it ran on."""
+    on_ec2 = timing.platform in ("EC2", "SPOT")
+    return timing.started_at is None or (on_ec2 and timing.instance_type_source != REPORTED)
 
 
 def completed(timing: AttemptTiming, metadata: Mapping[str, Any]) -> AttemptTiming:
@@ -188,13 +197,24 @@ def completed(timing: AttemptTiming, metadata: Mapping[str, Any]) -> AttemptTimi
     instance type)."""
     if int(metadata.get("attempt", -1)) != timing.attempt:
         return timing
-    changes: dict[str, Any] = {}
+    placement = metadata.get("placement") or {}
+    # A Spot reclaim submits the same attempt again, and the task's record is the last
+    # submission's: it describes this one only if the job ids agree, or (an older
+    # record without one) if its start falls within this submission's life.
+    job_id = placement.get("job_id")
     started, finished = metadata.get("started_at"), metadata.get("finished_at")
+    if timing.job_id and job_id:
+        if job_id != timing.job_id:
+            return timing
+    elif not (
+        isinstance(started, int | float) and timing.submitted_at <= started <= timing.stopped_at
+    ):
+        return timing
+    changes: dict[str, Any] = {}
     if timing.started_at is None and isinstance(started, int | float):
         changes["started_at"] = float(started)
         if isinstance(finished, int | float) and finished >= started:
             changes["stopped_at"] = min(timing.stopped_at, float(finished))
-    placement = metadata.get("placement") or {}
     if not timing.compute_environment and placement.get("compute_environment"):
         changes["compute_environment"] = placement["compute_environment"]
     if placement.get("instance_type") and timing.instance_type_source != REPORTED:

@@ -39,6 +39,8 @@ def test_a_batch_runs_attempts_are_timed_priced_and_reported(
     # The failed first attempt and the retry that succeeded are two records.
     assert [(t.attempt, t.state) for t in flaky] == [(0, "failed"), (1, "succeeded")]
     assert flaky[0].failure == "user-error" and flaky[0].exit_code == 1
+    # Each is its own Batch job.
+    assert flaky[0].job_id and flaky[1].job_id and flaky[0].job_id != flaky[1].job_id
     spot_queues = {q.key for q in env.queues if q.is_spot and not q.is_fargate}
     for attempt in flaky:
         assert attempt.backend == "batch" and attempt.platform == "SPOT"

@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -198,6 +199,12 @@ def test_a_task_fills_in_what_the_compute_service_did_not_report(tmp_path: Path)
     assert (filled.instance_type, filled.instance_type_source) == ("c5.xlarge", "reported")
     # Another attempt's metadata is never used for this one.
     assert completed(record, {**metadata, "attempt": 1}) == record
+    # Nor another submission's of the same attempt (a Spot reclaim submits it again):
+    # job ids tell them apart, and without ids a start outside its life does.
+    with_ids = replace(record, job_id="job-1")
+    placed = {**metadata["placement"], "job_id": "job-2"}
+    assert completed(with_ids, {**metadata, "placement": placed}) == with_ids
+    assert completed(record, {**metadata, "started_at": 200.0}) == record
     # Through the datastore: the recorder's chunk and the task's metadata are merged.
     recorder = TimingRecorder(store, "1")
     recorder.record(record)

@@ -6,15 +6,18 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import ClassVar
 
+import pytest
+
 from batchwright import FlowSpec, retry, step
 from batchwright.backends import Backend, TaskHandle, TaskSpec, TaskStatus, register_backend
 from batchwright.backends.local import LocalBackend
 from batchwright.datastore import open_datastore
 from batchwright.decorators import RuntimeContext, StepDecorator, register_step_decorator
 from batchwright.definition import load_definition
-from batchwright.events import AttemptFailed, Event
+from batchwright.events import AttemptFailed, Event, Notice
 from batchwright.plan import make_plan
 from batchwright.scheduler import RunOptions, RunResult, Scheduler
+from batchwright.timings import read_timeline
 
 
 class ThreeBranchFlow(FlowSpec):
@@ -188,3 +191,35 @@ def test_runtime_hooks_run_in_the_scheduler(tmp_path: Path) -> None:
     assert {v for kind, _, v in _Calls.seen if kind == "finished"} == {False}
     # Every init came first, every finished after.
     assert [kind for kind, _, _ in _Calls.seen] == ["init"] * 6 + ["finished"] * 6
+
+
+def test_timing_records_that_cannot_be_written_never_change_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from batchwright.datastore.store import FlowDatastore
+
+    def refuse(self: FlowDatastore, run_id: str, chunk: str, body: bytes) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(FlowDatastore, "write_timings", refuse)
+    backend = FakeBackend(lambda task: TaskStatus.succeeded())
+    result, events = _run(backend, tmp_path)
+    assert result.successful
+    notices = [e.text for e in events if isinstance(e, Notice)]
+    assert any("could not write the run's timing records (disk full)" in n for n in notices)
+
+
+def test_an_interrupted_run_records_the_attempts_it_stopped(tmp_path: Path) -> None:
+    def decide(task: TaskSpec) -> TaskStatus:
+        if task.step == "a":
+            raise KeyboardInterrupt
+        return TaskStatus.succeeded() if task.step == "start" else TaskStatus.running()
+
+    backend = FakeBackend(decide)
+    with pytest.raises(KeyboardInterrupt):
+        _run(backend, tmp_path)
+    [run_id] = open_datastore("ThreeBranchFlow", str(tmp_path)).list_runs()
+    timeline = read_timeline(open_datastore("ThreeBranchFlow", str(tmp_path)), run_id)
+    assert (timeline[0].step, timeline[0].state) == ("start", "succeeded")
+    stopped = [t for t in timeline if t.failure == "terminated"]
+    assert {t.step for t in stopped} == {"a", "b", "c"}

@@ -59,6 +59,7 @@ def test_on_ec2_the_instance_type_and_life_cycle_come_from_imdsv2(endpoint: str)
     assert host_facts(environ) == {"instance_type": "c5.xlarge", "capacity": "spot"}
     job = {**environ, "AWS_BATCH_JOB_ID": "j", "AWS_BATCH_CE_NAME": "ce", "AWS_BATCH_JQ_NAME": "q"}
     assert placement(job) == {
+        "job_id": "j",
         "compute_environment": "ce",
         "queue": "q",
         "instance_type": "c5.xlarge",

@@ -68,7 +68,7 @@ def test_prune_keeps_the_recent_the_last_n_and_the_active() -> None:
 
 @given(
     ages=st.lists(st.one_of(st.none(), st.integers(0, 400)), max_size=12),
-    days=st.integers(0, 120),
+    days=st.integers(1, 120),
     keep=st.integers(0, 5),
 )
 def test_prune_never_takes_a_definition_used_within_the_age(
@@ -89,13 +89,18 @@ def test_prune_never_takes_a_definition_used_within_the_age(
 
 
 @pytest.mark.parametrize(
-    ("text", "days"), [("30d", 30), ("2w", 14), ("12h", 0.5), ("7", 7), ("0d", 0)]
+    ("text", "days"), [("30d", 30), ("2w", 14), ("36h", 2), ("7", 7), ("1.5d", 2), ("24h", 1)]
 )
-def test_ages_read_as_days_weeks_or_hours(text: str, days: float) -> None:
+def test_ages_read_as_whole_days(text: str, days: int) -> None:
     assert parse_age(text) == timedelta(days=days)
 
 
-@pytest.mark.parametrize("text", ["", "soon", "-3d", "3y", "nand"])
+@pytest.mark.parametrize("text", ["", "soon", "-3d", "3y", "nan", "0d", "12h", "inf", "1e9"])
 def test_anything_else_is_not_an_age(text: str) -> None:
     with pytest.raises(ValueError, match="not an age"):
         parse_age(text)
+
+
+def test_a_definition_used_today_is_kept_at_the_shortest_age() -> None:
+    [verdict] = decide([_owned("batchwright-a", TODAY)], today=TODAY, older_than=parse_age("1d"))
+    assert not verdict.prune

@@ -230,6 +230,8 @@ class AwsBatchBackend(Backend):
     #: When the package was last checked, and the verdict (see :meth:`_package_changed`).
     _package_check: tuple[float, str] = (float("-inf"), "")
     _definitions: dict[str, str] = field(default_factory=dict)
+    #: The date each definition was last stamped used (``batchwright:last-used``).
+    _stamped: dict[str, str] = field(default_factory=dict)
     _jobs: dict[str, _Job] = field(default_factory=dict)
     #: Whether CloudWatch Logs failed once (warned about, then left alone).
     _logs_broken: bool = False
@@ -318,7 +320,7 @@ class AwsBatchBackend(Backend):
                 jobDefinitionName=name,
                 status="ACTIVE",
             )["jobDefinitions"]
-            today = datetime.fromtimestamp(self.clock(), UTC).date().isoformat()
+            today = self._today()
             if found:
                 newest = max(found, key=lambda d: d["revision"])
                 arn = newest["jobDefinitionArn"]
@@ -330,7 +332,16 @@ class AwsBatchBackend(Backend):
                     self.batch_client, "register_job_definition", **{**request, "tags": tags}
                 )["jobDefinitionArn"]
             self._definitions[name] = arn
-        return self._definitions[name]
+            self._stamped[arn] = today
+        arn = self._definitions[name]
+        if self._stamped.get(arn) != (today := self._today()):
+            # A run that lasts for days stamps each day it submits with the definition.
+            self._mark_used(arn, today)
+            self._stamped[arn] = today
+        return arn
+
+    def _today(self) -> str:
+        return datetime.fromtimestamp(self.clock(), UTC).date().isoformat()
 
     def _mark_used(self, arn: str, today: str) -> None:
         """Stamps today's date on a reused definition (``jobdefs prune`` keeps what runs
@@ -691,6 +702,7 @@ class AwsBatchBackend(Backend):
         return TaskStatus.failed(
             f"array job {parent} ran as a single job; submitted again as its own job",
             infrastructure=True,
+            facts=AttemptFacts(failure=FailureKind.TERMINATED.value),
         )
 
     def _unseen(self, handle: TaskHandle, state: _Job, now: float) -> TaskStatus:
@@ -785,6 +797,7 @@ class AwsBatchBackend(Backend):
                     f"job {handle.id} on queue {state.queue} could not start for "
                     f"{now - state.misconfigured_since:.0f} s (grace {grace:g} s): {diagnosis}",
                     retryable=False,
+                    facts=AttemptFacts(failure=FailureKind.STUCK_WAITING.value),
                 )
         else:
             state.misconfigured_since = None
@@ -798,6 +811,7 @@ class AwsBatchBackend(Backend):
                 f"({job['status']}{': ' + state.reason if state.reason else ''}), longer than "
                 f"--max-wait {max_wait:g}. Raise --max-wait, or give the queue more capacity.",
                 retryable=False,
+                facts=AttemptFacts(failure=FailureKind.STUCK_WAITING.value),
             )
         return TaskStatus.waiting(state.reason)
 

@@ -11,6 +11,7 @@ Pure logic: the ``jobdefs`` command makes the AWS calls.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -22,6 +23,9 @@ from batchwright.batch.definition import (
     LAST_USED_TAG,
     SPEC_VERSION_TAG,
 )
+
+#: The longest age ``prune --older-than`` takes (a hundred years).
+MAX_AGE_DAYS = 36_500
 
 
 @dataclass(frozen=True)
@@ -104,7 +108,8 @@ def decide(
 
 
 def parse_age(text: str) -> timedelta:
-    """``30d``, ``2w``, ``12h`` or a bare number of days, as a duration.
+    """``30d``, ``2w`` or a bare number of days, as whole days: runs record the day a
+    definition was used, not the hour, so an age is at least one day (``36h`` is 2 days).
 
     Raises:
         ValueError: anything else (the message says what is accepted).
@@ -114,11 +119,12 @@ def parse_age(text: str) -> timedelta:
     unit = value[-1:] if value[-1:] in units else "d"
     number = value[:-1] if value[-1:] in units else value
     try:
-        amount = float(number)
+        days = float(number) * units[unit]
     except ValueError:
-        amount = -1.0
-    if amount < 0 or amount != amount:  # negative, or NaN
+        days = float("nan")
+    if not 1 <= days <= MAX_AGE_DAYS:  # also NaN
         raise ValueError(
-            f"{text!r} is not an age: give a number of days, weeks or hours, e.g. 30d, 2w or 12h"
+            f"{text!r} is not an age of 1 to {MAX_AGE_DAYS} days: give a number of days or "
+            "weeks, e.g. 30d or 2w (runs record the day they used a definition, not the hour)"
         )
-    return timedelta(days=amount * units[unit])
+    return timedelta(days=math.ceil(days))

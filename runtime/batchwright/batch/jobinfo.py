@@ -81,10 +81,12 @@ def _fetch(url: str, method: str = "GET", headers: Mapping[str, str] | None = No
     import urllib.request
 
     request = urllib.request.Request(url, method=method, headers=dict(headers or {}))
+    # Link-local endpoints are never reached through a proxy the job's environment names.
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
-        with urllib.request.urlopen(request, timeout=METADATA_TIMEOUT) as answer:
+        with opener.open(request, timeout=METADATA_TIMEOUT) as answer:
             return str(answer.read().decode())
-    except (OSError, ValueError):
+    except Exception:
         return None
 
 
@@ -128,10 +130,14 @@ def host_facts(environ: Mapping[str, str]) -> dict[str, str]:
 
 
 def placement(environ: Mapping[str, str]) -> dict[str, str] | None:
-    """Where this Batch job runs (compute environment, queue, capacity, instance type),
-    for the attempt's metadata; ``None`` outside a Batch job."""
+    """Where this Batch job runs (its job id, compute environment, queue, capacity and
+    instance type), for the attempt's metadata; ``None`` outside a Batch job."""
     info = BatchJobInfo.from_environ(environ)
     if info is None:
         return None
-    where = {"compute_environment": info.compute_environment, "queue": info.queue}
+    where = {
+        "job_id": info.job_id,
+        "compute_environment": info.compute_environment,
+        "queue": info.queue,
+    }
     return {**{k: v for k, v in where.items() if v}, **host_facts(environ)}

@@ -40,7 +40,8 @@ def register(sub: Any) -> None:
         "--older-than",
         default=DEFAULT_OLDER_THAN,
         metavar="AGE",
-        help=f"prune what no run used for this long: 30d, 2w, 12h (default {DEFAULT_OLDER_THAN})",
+        help="prune what no run used for this long, in whole days: 30d, 2w "
+        f"(default {DEFAULT_OLDER_THAN})",
     )
     prune.add_argument(
         "--keep-last",
