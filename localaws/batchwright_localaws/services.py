@@ -99,9 +99,13 @@ class LocalAws:
             **TEST_CREDENTIALS,
         }
 
-    def job_records(self) -> list[dict[str, Any]]:
+    def job_records(
+        self, keep: Callable[[dict[str, Any]], bool] | None = None
+    ) -> list[dict[str, Any]]:
         """The emulator's own DescribeJobs record of every job on every queue, array
-        children included (ListJobs shows only their parents)."""
+        children included (ListJobs shows only their parents). ``keep`` picks the jobs
+        wanted by their parent's record (their tags, say); a kept array parent brings its
+        children, and the children of the others are never described."""
         batch = self.client("batch")
         ids = [
             summary["jobId"]
@@ -113,14 +117,18 @@ class LocalAws:
             for summary in page["jobSummaryList"]
         ]
         records: dict[str, dict[str, Any]] = {}
+        kept: set[str] = set()  # top-level jobs (and array parents) that ``keep`` took
         while ids:
             chunk, ids = ids[:100], ids[100:]
             for job in batch.describe_jobs(jobs=chunk)["jobs"]:
                 records[job["jobId"]] = job
+                if ":" in job["jobId"] or not (keep is None or keep(job)):
+                    continue  # a child ("<parent>:<i>") goes with its parent
+                kept.add(job["jobId"])
                 size = (job.get("arrayProperties") or {}).get("size")
-                if size and ":" not in job["jobId"]:  # a parent: "<parent>:<i>" are children
+                if size:
                     ids += [f"{job['jobId']}:{i}" for i in range(size)]
-        return list(records.values())
+        return [job for key, job in records.items() if key.split(":")[0] in kept]
 
     def client(self, service: str) -> Any:
         """A boto3 client of ``service`` bound to this local AWS."""

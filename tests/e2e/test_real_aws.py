@@ -107,10 +107,10 @@ def _run_id(output: str) -> str:
 def _records(deployed: Deployed, run_ids: set[str]) -> list[dict[str, Any]]:
     """The emulator's own job records (not the proxy's view) of these runs, array children
     included (they take their parent's run), oldest first."""
-    jobs = deployed.local.job_records()
-    runs = {j["jobId"]: (j.get("tags") or {}).get("batchwright:run") for j in jobs}
-    found = [j for j in jobs if runs.get(j["jobId"].split(":")[0]) in run_ids]
-    return sorted(found, key=lambda j: (j["createdAt"], j["jobId"]))
+    jobs = deployed.local.job_records(
+        keep=lambda job: (job.get("tags") or {}).get("batchwright:run") in run_ids
+    )
+    return sorted(jobs, key=lambda j: (j["createdAt"], j["jobId"]))
 
 
 def _wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:
@@ -124,6 +124,30 @@ def _wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:
 
 def _datastore_root(deployed: Deployed) -> str:
     return deployed.descriptor().datastore_root
+
+
+class Gate:
+    """An S3 object that ``fanout_flow.py --gate`` jobs wait for before they finish, so a
+    test, not the machine's load, decides when they do."""
+
+    def __init__(self, deployed: Deployed, name: str) -> None:
+        self._s3 = deployed.local.client("s3")
+        self.url = f"{_datastore_root(deployed)}/_test_gates/{name}-{time.time_ns()}"
+        self._bucket, _, self._key = self.url.removeprefix("s3://").partition("/")
+
+    def open(self) -> None:
+        """Lets the waiting jobs finish."""
+        self._s3.put_object(Bucket=self._bucket, Key=self._key, Body=b"open")
+
+
+@pytest.fixture
+def gate(deployed: Deployed, request: pytest.FixtureRequest) -> Iterator[Gate]:
+    """A gate, opened at the end of the test so no job is left waiting on it."""
+    made = Gate(deployed, request.node.name)
+    try:
+        yield made
+    finally:
+        made.open()
 
 
 # --- timeouts count running time ---------------------------------------------------------
@@ -304,21 +328,35 @@ def _kill_when_running(
 
 
 def test_resume_after_the_orchestrator_is_killed_reattaches_to_its_jobs(
-    deployed: Deployed, proxy: FaultProxy
+    deployed: Deployed, proxy: FaultProxy, gate: Gate
 ) -> None:
-    # Long enough to outlast the kill, the job listing and the resume's start on a loaded
-    # machine (the listing reads every job of the session; at 30 s the children once
-    # finished first, and the resume reused them instead of reattaching).
-    run = _popen(deployed, proxy, "fanout_flow.py", "run", "--seconds", "90", "--width", "4")
+    # The jobs finish only once the resume has reattached to them (the gate): on a loaded
+    # machine, a fixed sleep once ran out first and the resume reused their results.
+    run = _popen(
+        deployed, proxy, "fanout_flow.py", "run", "--seconds", "1", "--width", "4",
+        "--gate", gate.url,
+    )  # fmt: skip
     run_id, _ = _kill_when_running(deployed, run, children=4)
     before = _records(deployed, {run_id})
     submitted_before = proxy.stats.requests_to("batch", "SubmitJob")
 
-    done = _flow(deployed, proxy, "fanout_flow.py", "resume", run_id)
-    output = done.stdout + done.stderr
-    assert done.returncode == 0, output
+    resume = _popen(deployed, proxy, "fanout_flow.py", "resume", run_id)
+    printed = Printed(resume)
+    try:
+        _wait_for(
+            lambda: printed.text.count("reattached to job") >= 4 or resume.poll() is not None,
+            240,
+            "the resume to reattach to the four jobs",
+        )
+        gate.open()
+        resume.wait(timeout=420)
+    finally:
+        if resume.poll() is None:
+            resume.kill()
+    output = printed.finish()
+    assert resume.returncode == 0, output
     assert output.count("reattached to job") == 4, output
-    resumed_id = _run_id(done.stdout)
+    resumed_id = _run_id(output)
     result = Flow("FanoutFlow", datastore_root=_datastore_root(deployed))[resumed_id]
     assert result.successful and result["join"].task.data.squares == [0, 1, 4, 9]
     # No new job for the four that were running: the resumed run submitted only the
@@ -331,9 +369,12 @@ def test_resume_after_the_orchestrator_is_killed_reattaches_to_its_jobs(
 
 
 def test_a_second_resume_while_the_first_is_live_is_refused(
-    deployed: Deployed, proxy: FaultProxy
+    deployed: Deployed, proxy: FaultProxy, gate: Gate
 ) -> None:
-    run = _popen(deployed, proxy, "fanout_flow.py", "run", "--seconds", "120", "--width", "2")
+    run = _popen(
+        deployed, proxy, "fanout_flow.py", "run", "--seconds", "1", "--width", "2",
+        "--gate", gate.url,
+    )  # fmt: skip
     run_id, _ = _kill_when_running(deployed, run, children=2)
     first = _popen(deployed, proxy, "fanout_flow.py", "resume", run_id)
     printed = Printed(first)
