@@ -44,6 +44,8 @@ class Priced:
 
     timing: AttemptTiming
     estimate: Estimate | None
+    #: It failed, and a later attempt (or submission) of the same task followed.
+    retried: bool = False
 
     @property
     def cost(self) -> float | None:
@@ -55,7 +57,7 @@ class Priced:
     @property
     def outcome(self) -> str:
         """``succeeded``, ``retried`` (failed, and a later attempt followed) or ``failed``."""
-        return self.timing.state
+        return "retried" if self.retried else self.timing.state
 
 
 @dataclass
@@ -100,16 +102,9 @@ def price_attempts(
     for t in timings:
         footprint = t.footprint
         rate = estimate(footprint, table) if footprint is not None else None
-        if t.state == "failed" and (t.attempt, t.resubmission) < last[(t.step, t.task_id)]:
-            t = _as_retried(t)
-        priced.append(Priced(t, rate))
+        retried = t.state == "failed" and (t.attempt, t.resubmission) < last[(t.step, t.task_id)]
+        priced.append(Priced(t, rate, retried))
     return priced
-
-
-def _as_retried(timing: AttemptTiming) -> AttemptTiming:
-    from dataclasses import replace
-
-    return replace(timing, state="retried")
 
 
 def summarize(priced: Sequence[Priced]) -> list[StepSummary]:
