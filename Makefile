@@ -12,7 +12,7 @@ export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 FLOWS := sample_app/flows
 DEMO_FLOW := pairing_flow.py
 
-.PHONY: demo demo-localaws test bootstrap lint typecheck pytest synth localaws-up localaws-down clean
+.PHONY: demo demo-localaws test bootstrap lint typecheck scan pytest synth localaws-up localaws-down clean
 
 # The main job, with no cloud and no Docker: synthesize the sample environment, show what
 # it offers, plan the sample flow against it (from cdk.out alone) and run the flow with its
@@ -32,7 +32,7 @@ demo-localaws: bootstrap
 	eval "$$(batchwright localaws env)" && cd $(FLOWS) && \
 		$(CURDIR)/$(PY) $(DEMO_FLOW) run --outputs-file $(CURDIR)/cdk-outputs.json
 
-test: bootstrap lint typecheck pytest
+test: bootstrap lint typecheck scan pytest
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -44,6 +44,10 @@ lint:
 
 typecheck:
 	$(VENV)/bin/mypy
+
+# checkov's CloudFormation checks on the synthesized sample (its own venv; see the script).
+scan:
+	@bash scripts/scan.sh
 
 pytest:
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -58,4 +62,4 @@ localaws-down:
 	$(VENV)/bin/batchwright localaws down
 
 clean:
-	rm -rf cdk.out .batchwright .pytest_cache .mypy_cache .ruff_cache
+	rm -rf cdk.out .venv-checkov .batchwright .pytest_cache .mypy_cache .ruff_cache

@@ -6,8 +6,10 @@ from __future__ import annotations
 from batchwright.environment.instances import InstanceCapacity
 from batchwright_cdk.aspects import BatchChecks
 from batchwright_cdk.environment import DEFAULT_IMAGE, BatchEnvironment
+from batchwright_cdk.imported import ImportedBatchEnvironment
 from batchwright_cdk.queues import ComputeEnvironmentSpec, QueueSpec
 from batchwright_cdk.stack import BatchEnvironmentStack
+from batchwright_cdk.storage import DatastoreLifecycle
 from batchwright_cdk.validation import EnvironmentConfigError
 
 __all__ = [
@@ -16,7 +18,9 @@ __all__ = [
     "BatchEnvironment",
     "BatchEnvironmentStack",
     "ComputeEnvironmentSpec",
+    "DatastoreLifecycle",
     "EnvironmentConfigError",
+    "ImportedBatchEnvironment",
     "InstanceCapacity",
     "QueueSpec",
 ]

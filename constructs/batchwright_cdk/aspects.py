@@ -8,7 +8,7 @@ and adds an error annotation (which fails ``cdk synth``) for:
   name such as ``TOKEN`` or ``PASSWORD``, unless it names a reference like ``*_ARN``; or
   by its value: AWS access key ids, private keys, GitHub and Slack tokens):
   such values end up in plain text in the job definition and in ``DescribeJobs``; use
-  ``secrets`` (Secrets Manager / SSM) instead;
+  ``@batch(secrets=...)`` (Secrets Manager / SSM, read by the execution role) instead;
 - a job queue with more than three compute environments.
 """
 
@@ -97,8 +97,12 @@ def job_definition_problems(props: dict[str, Any]) -> list[str]:
             ):
                 problems.append(
                     f"{where}.Environment {name!r} looks like a secret in plain text (it is "
-                    "visible in the job definition and DescribeJobs). Pass it through "
-                    "'secrets' (Secrets Manager or SSM Parameter Store) instead."
+                    "visible in the job definition and DescribeJobs). Keep it in Secrets "
+                    "Manager or SSM Parameter Store and pass it as a secret instead: "
+                    f"@batch(secrets={{{name!r}: '<secret or parameter ARN>'}}) in a flow, "
+                    "'Secrets' in a job definition of your own, and give the environment "
+                    "construct the secret (BatchEnvironment(secrets=[...])) so that the "
+                    "execution role may read it."
                 )
     return problems
 

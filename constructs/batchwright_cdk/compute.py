@@ -8,6 +8,9 @@ Gaps of aws-cdk-lib 2.27x covered here through ``node.default_child`` (see
 - ``security_groups=[]`` renders ``SecurityGroupIds: []``: we delete the key for EFA
   environments, whose groups live on the launch template's interfaces;
 - ``optimal`` is appended unless ``use_optimal_instance_classes=False``: always off;
+- instance classes the L2's enum lacks cannot be passed: only those are set by an
+  override (sizes, known classes and the ``default_*`` keywords go through the L2, so
+  its ``instance_types`` and a later ``add_instance_type()`` stay true);
 - nothing first-class for EFA or Neuron: network interfaces and the Neuron AMI are set
   here.
 """
@@ -22,7 +25,7 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from batchwright.environment.instances import InstanceCapacity
-from batchwright_cdk.network import compute_subnets, efa_subnets
+from batchwright_cdk.network import SubnetKind, efa_subnets, select
 from batchwright_cdk.queues import ComputeEnvironmentSpec
 
 #: Public SSM parameter of the ECS-optimized Amazon Linux 2023 Neuron AMI.
@@ -37,13 +40,48 @@ ROOT_DEVICE = "/dev/xvda"
 ComputeEnvironment = batch.ManagedEc2EcsComputeEnvironment | batch.FargateComputeEnvironment
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SharedCompute:
-    """What all EC2 compute environments of one environment share."""
+    """What all compute environments of one environment share: the network (subnets and
+    what kind they are, security groups) and the EC2 instance role."""
 
     vpc: ec2.IVpc
-    security_group: ec2.ISecurityGroup
+    subnets: ec2.SubnetSelection
+    subnet_kind: SubnetKind
+    security_groups: tuple[ec2.ISecurityGroup, ...]
     instance_role: iam.IRole
+
+
+#: Batch's instance-type keywords and the L2's members for them.
+_DEFAULT_CLASSES = {
+    "default_x86_64": batch.DefaultInstanceClass.X86_64,
+    "default_arm64": batch.DefaultInstanceClass.ARM64,
+}
+
+
+@dataclass(frozen=True)
+class _InstanceChoice:
+    """A spec's instance types as the L2 takes them, and those it cannot take."""
+
+    types: list[ec2.InstanceType]
+    classes: list[ec2.InstanceClass]
+    defaults: list[batch.DefaultInstanceClass]
+    others: list[str]
+
+
+def _instance_choice(names: tuple[str, ...]) -> _InstanceChoice:
+    choice = _InstanceChoice([], [], [], [])
+    for name in names:
+        member = getattr(ec2.InstanceClass, name.upper(), None) if "." not in name else None
+        if "." in name:
+            choice.types.append(ec2.InstanceType(name))
+        elif name in _DEFAULT_CLASSES:
+            choice.defaults.append(_DEFAULT_CLASSES[name])
+        elif member is not None:
+            choice.classes.append(member)
+        else:
+            choice.others.append(name)
+    return choice
 
 
 def _launch_template(scope: Construct, construct_id: str, root_gib: int) -> ec2.LaunchTemplate:
@@ -121,14 +159,14 @@ def create_compute_environment(
             scope,
             construct_id,
             vpc=shared.vpc,
-            vpc_subnets=compute_subnets(shared.vpc),
-            security_groups=[shared.security_group],
+            vpc_subnets=shared.subnets,
+            security_groups=list(shared.security_groups),
             spot=spec.is_spot,
             maxv_cpus=spec.max_vcpus,
             replace_compute_environment=False,
             update_to_latest_image_version=True,
         )
-        _wait_for_connectivity(fargate, shared.vpc, compute_subnets(shared.vpc))
+        _wait_for_connectivity(fargate, shared.vpc, shared.subnets)
         return fargate
 
     efa = spec.accelerator == "efa"
@@ -142,18 +180,23 @@ def create_compute_environment(
         if efa
         else None
     )
-    subnets = efa_subnets(shared.vpc, construct_id) if efa else compute_subnets(shared.vpc)
+    subnets = (
+        efa_subnets(shared.vpc, shared.subnets, shared.subnet_kind, construct_id)
+        if efa
+        else shared.subnets
+    )
+    choice = _instance_choice(spec.effective_instance_types)
     environment = batch.ManagedEc2EcsComputeEnvironment(
         scope,
         construct_id,
         vpc=shared.vpc,
         vpc_subnets=subnets,
         # EFA: groups live on the launch template's interfaces; [] is patched away below.
-        security_groups=[] if efa else [shared.security_group],
+        security_groups=[] if efa else list(shared.security_groups),
         instance_role=shared.instance_role,
-        # The L2 refuses classes it has no enum member for and needs at least one type;
-        # this stand-in is replaced by the exact list below.
-        instance_types=[ec2.InstanceType("m6i.large")],
+        instance_types=choice.types,
+        instance_classes=choice.classes,
+        default_instance_classes=choice.defaults,
         use_optimal_instance_classes=False,
         images=_images(spec),
         launch_template=template,
@@ -171,7 +214,11 @@ def create_compute_environment(
     )
     cfn = environment.node.default_child
     assert isinstance(cfn, batch.CfnComputeEnvironment)
-    cfn.add_property_override("ComputeResources.InstanceTypes", list(spec.effective_instance_types))
+    if choice.others:
+        # Classes the L2 has no member for: the exact list, as the spec names it.
+        cfn.add_property_override(
+            "ComputeResources.InstanceTypes", list(spec.effective_instance_types)
+        )
     cfn.add_property_override(
         "ComputeResources.LaunchTemplate.Version", template.latest_version_number
     )
@@ -188,7 +235,5 @@ def _wait_for_connectivity(
 ) -> None:
     """Instances must reach ECS/ECR through the subnets' routes (and NAT) from the start,
     or Batch marks the environment INVALID; wait for those routes, not the whole VPC."""
-    selected = vpc.select_subnets(
-        subnet_type=subnets.subnet_type, subnets=subnets.subnets, one_per_az=subnets.one_per_az
-    )
+    selected = select(vpc, subnets)
     environment.node.add_dependency(selected.internet_connectivity_established)

@@ -7,7 +7,8 @@ publishes the environment descriptor (contract 1) for the batchwright runtime.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import aws_cdk as cdk
 import jsii
@@ -16,6 +17,7 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct, IValidation
 
@@ -37,15 +39,21 @@ from batchwright_cdk.descriptor import (
     add_output,
     estimated_deployed_bytes,
 )
+from batchwright_cdk.grants import EnvironmentGrants
+from batchwright_cdk.imported import ImportedBatchEnvironment
+from batchwright_cdk.job_image import JobImage
 from batchwright_cdk.network import (
+    add_endpoints,
     create_compute_security_group,
     create_efa_security_group,
     create_vpc,
+    select_compute_subnets,
 )
 from batchwright_cdk.queues import QueueSpec
 from batchwright_cdk.storage import (
     DEFAULT_LOG_RETENTION,
     Datastore,
+    DatastoreLifecycle,
     create_log_group,
     normalize_prefix,
 )
@@ -56,14 +64,18 @@ from batchwright_cdk.validation import (
     resolve_capacities,
 )
 
-#: Image of ``@batch`` steps that name none: a slim official Python image on ECR Public
-#: (no Docker Hub rate limits, no registry credentials).
+#: A secret jobs may read: a Secrets Manager secret or an SSM parameter.
+JobSecret = secretsmanager.ISecret | ssm.IParameter
+
+#: A stock image for steps that need nothing but Python: the slim official Python image on
+#: ECR Public (no Docker Hub rate limits, no registry credentials). It lacks boto3, so each
+#: job pip-installs it at start; the default is the job image, which has it.
 DEFAULT_IMAGE = "public.ecr.aws/docker/library/python:3.11-slim"
 #: Datastore prefix when none is given.
 DEFAULT_DATASTORE_PREFIX = "batchwright"
 
 
-class BatchEnvironment(Construct):
+class BatchEnvironment(EnvironmentGrants, Construct):
     """A complete AWS Batch environment for batchwright flows.
 
     Args:
@@ -77,19 +89,41 @@ class BatchEnvironment(Construct):
             only if ``private_subnets`` is true or a queue needs them (EFA).
         private_subnets: Force private subnets (and a NAT gateway) in a created VPC.
             Omitted: only when an initial queue is an EFA queue.
+        isolated_subnets: Create a VPC with isolated subnets only (no NAT gateway, no
+            internet gateway); jobs reach AWS through the VPC endpoints this construct
+            adds (see ``vpc_endpoints``).
+        subnets: The subnets of the compute environments in ``vpc``. Omitted: private
+            ones when the VPC has them, else public ones, else isolated ones. EFA
+            environments take one non-public subnet of these.
+        vpc_endpoints: Add the interface endpoints jobs in isolated subnets need (ECS,
+            ECR, CloudWatch Logs, Batch, STS; Secrets Manager and SSM with ``secrets``)
+            and an S3 gateway endpoint to a brought VPC. Omitted: added for a created
+            isolated VPC; a brought VPC whose compute subnets are isolated must say True
+            or False (False: the VPC has its own endpoints).
+        security_groups: Security groups of the (non-EFA) compute environments. Omitted:
+            one with no ingress and all egress is created.
         bucket: An existing datastore bucket. Omitted: a private, encrypted, TLS-only
             bucket retained on stack deletion is created.
         datastore_prefix: Key prefix of the datastore inside the bucket; job and submitter
             permissions are scoped to it. Defaults to ``"batchwright"``.
+        datastore_lifecycle: Expiry and tiering of run artifacts in a created bucket
+            (:class:`~batchwright_cdk.storage.DatastoreLifecycle`). Omitted: kept forever.
         auto_delete_datastore: Delete the created bucket and its objects with the stack
             (sandboxes). Defaults to false (the bucket is retained).
         job_role: An existing role for step code (trusted by ``ecs-tasks.amazonaws.com``);
             datastore access is granted to it. Omitted: one is created.
+        execution_role: An existing ECS task execution role (Fargate image pulls and logs,
+            secrets). Omitted: one is created.
+        instance_role: An existing EC2 instance role for the container instances (it needs
+            ``AmazonEC2ContainerServiceforEC2Role``). Omitted: one is created.
+        secrets: Secrets Manager secrets and SSM parameters jobs may read through
+            ``@batch(secrets=...)``; read access goes to the execution role only.
         log_group: An existing log group for job logs. Omitted: one is created with
             ``log_retention``.
         log_retention: Retention of a created log group; defaults to one month.
-        default_image: Container image of steps that name none; defaults to
-            :data:`DEFAULT_IMAGE`.
+        default_image: Container image of steps that name none. Omitted: the batchwright
+            job image (:class:`~batchwright_cdk.job_image.JobImage`: Python and pinned
+            boto3), built and pushed by ``cdk deploy``.
         instance_capacities: Capacities of instance types missing from batchwright's
             shipped table; a queue naming such a type without a declaration is refused.
         metaflow_queue: Key of the queue the Metaflow profile points at; defaults to the
@@ -98,9 +132,13 @@ class BatchEnvironment(Construct):
     Attributes:
         vpc, bucket, log_group, job_role, execution_role, instance_role: the resources
             used (created or brought).
+        job_image: The job image built for ``default_image``, if none was given.
+        security_groups: The security groups of the (non-EFA) compute environments.
+        endpoints: The VPC endpoints added (by name), if any.
         job_queues: The created ``batch.JobQueue`` per queue key.
         compute_environments: The compute environments per queue key, in order.
-        submitter_policy: Managed policy for people and CI that run flows here.
+        submitter_policy: Managed policy for people and CI that run flows here (what
+            :meth:`grant_submit` grants, for attaching outside CDK).
         descriptor_parameter: The SSM parameter holding the descriptor.
 
     Raises:
@@ -115,55 +153,97 @@ class BatchEnvironment(Construct):
         queues: Sequence[QueueSpec] = (),
         vpc: ec2.IVpc | None = None,
         private_subnets: bool | None = None,
+        isolated_subnets: bool = False,
+        subnets: ec2.SubnetSelection | None = None,
+        vpc_endpoints: bool | None = None,
+        security_groups: Sequence[ec2.ISecurityGroup] | None = None,
         bucket: s3.IBucket | None = None,
         datastore_prefix: str = DEFAULT_DATASTORE_PREFIX,
+        datastore_lifecycle: DatastoreLifecycle | None = None,
         auto_delete_datastore: bool = False,
         job_role: iam.IRole | None = None,
+        execution_role: iam.IRole | None = None,
+        instance_role: iam.IRole | None = None,
+        secrets: Sequence[JobSecret] = (),
         log_group: logs.ILogGroup | None = None,
         log_retention: logs.RetentionDays = DEFAULT_LOG_RETENTION,
-        default_image: str = DEFAULT_IMAGE,
+        default_image: str | None = None,
         instance_capacities: Sequence[InstanceCapacity] = (),
         metaflow_queue: str | None = None,
     ):
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)
+        where = f"BatchEnvironment {construct_id!r}"
         if stack.node.try_find_child(DESCRIPTOR_OUTPUT_KEY) is not None:
             raise fail(
-                f"BatchEnvironment {construct_id!r}",
+                where,
                 "scope",
                 stack.stack_name,
                 "already holds a BatchEnvironment (its outputs have fixed names)",
                 "Put each environment in its own stack",
             )
-        if not default_image.strip():
+        if default_image is not None and not default_image.strip():
             raise fail(
-                f"BatchEnvironment {construct_id!r}",
+                where,
                 "default_image",
                 default_image,
                 "is empty",
-                f"Name an image, e.g. {DEFAULT_IMAGE!r}",
+                "Name an image, or leave default_image out to build the batchwright job image",
             )
-        self.default_image = default_image
+        self.job_image: JobImage | None = None
+        if default_image is None:
+            self.job_image = JobImage(self, "JobImage")
+            default_image = self.job_image.image_uri
+        self.default_image: str = default_image
         self.datastore_prefix = normalize_prefix(datastore_prefix)
         self.metaflow_queue = metaflow_queue
         self._declared = {c.name: c for c in instance_capacities}
         self._specs: dict[str, QueueSpec] = {}
         self._capacities: dict[str, dict[int, list[InstanceCapacity]]] = {}
-        self._published = False
         self.job_queues: dict[str, batch.JobQueue] = {}
         self.compute_environments: dict[str, list[ComputeEnvironment]] = {}
+        # Statements that name every queue: later queues are added to them.
+        self._all_queue_statements: list[iam.PolicyStatement] = []
 
         # --- network --------------------------------------------------------------------
-        needs_private = private_subnets
-        if needs_private is None:
-            needs_private = any(q.accelerator == "efa" for q in queues)
-        self.vpc: ec2.IVpc = vpc or create_vpc(self, "Vpc", private_subnets=needs_private)
-        self.security_group = create_compute_security_group(self, "ComputeSecurityGroup", self.vpc)
+        self.vpc: ec2.IVpc = vpc or self._create_vpc(
+            where, queues, private_subnets, isolated_subnets
+        )
+        selection, kind = select_compute_subnets(self.vpc, subnets, where)
+        self.security_groups: tuple[ec2.ISecurityGroup, ...] = tuple(
+            security_groups
+            if security_groups
+            else [create_compute_security_group(self, "ComputeSecurityGroup", self.vpc)]
+        )
         self._efa_security_group: ec2.SecurityGroup | None = None
+        self.endpoints: dict[str, ec2.IVpcEndpoint] = {}
+        if self._wants_endpoints(where, vpc, kind, vpc_endpoints):
+            self.endpoints = add_endpoints(
+                self,
+                self.vpc,
+                selection,
+                list(self.security_groups),
+                secrets=bool(secrets),
+                gateway=vpc is not None,
+            )
 
         # --- storage and logs -----------------------------------------------------------
         if bucket is None:
-            bucket = Datastore(self, "Datastore", auto_delete=auto_delete_datastore).bucket
+            bucket = Datastore(
+                self,
+                "Datastore",
+                auto_delete=auto_delete_datastore,
+                lifecycle=datastore_lifecycle,
+                prefix=self.datastore_prefix,
+            ).bucket
+        elif datastore_lifecycle is not None:
+            raise fail(
+                where,
+                "datastore_lifecycle",
+                datastore_lifecycle,
+                "applies only to a bucket this construct creates",
+                "Set lifecycle rules on your own bucket, or leave bucket= out",
+            )
         self.bucket: s3.IBucket = bucket
         self.log_group: logs.ILogGroup = log_group or create_log_group(
             self, "JobLogs", retention=log_retention
@@ -172,27 +252,40 @@ class BatchEnvironment(Construct):
         # --- IAM ------------------------------------------------------------------------
         self.job_role: iam.IRole = job_role or iam_parts.create_job_role(self, "JobRole")
         self.grant_datastore(self.job_role)
-        self.execution_role = iam_parts.create_execution_role(self, "ExecutionRole", self.log_group)
-        self.instance_role = iam_parts.create_instance_role(self, "InstanceRole")
-        self._shared = SharedCompute(self.vpc, self.security_group, self.instance_role)
-
-        # --- queues ---------------------------------------------------------------------
-        for spec in queues:
-            self.add_queue(spec)
+        self.execution_role: iam.IRole = execution_role or iam_parts.create_execution_role(
+            self, "ExecutionRole", self.log_group
+        )
+        self.instance_role: iam.IRole = instance_role or iam_parts.create_instance_role(
+            self, "InstanceRole"
+        )
+        self.secrets = tuple(secrets)
+        for secret in self.secrets:
+            secret.grant_read(self.execution_role)
+        self._shared = SharedCompute(
+            vpc=self.vpc,
+            subnets=selection,
+            subnet_kind=kind,
+            security_groups=self.security_groups,
+            instance_role=self.instance_role,
+        )
 
         # --- descriptor and its publications ---------------------------------------------
-        # Values are rendered now and re-rendered by every later add_queue (_publish).
+        # Rendered lazily, at synthesis: queues added later are in every publication.
         # A fixed name under one path: the runtime lists an account's environments with
         # one GetParametersByPath when nothing names the one to use.
+        document = cdk.Lazy.string(
+            _Rendered(lambda: stack.to_json_string(self.descriptor().to_dict()))
+        )
         self.descriptor_parameter = ssm.StringParameter(
             self,
             "DescriptorParameter",
             parameter_name=descriptor_parameter_name(stack.stack_name),
-            string_value="{}",
+            string_value=document,
             tier=ssm.ParameterTier.INTELLIGENT_TIERING,
             description=f"batchwright environment descriptor of stack {stack.stack_name}",
         )
-        submitter_statements = self._submitter_statements()
+        submitter_statements = self._submitter_statements([])
+        self._all_queue_statements.append(submitter_statements[0])
         self.submitter_policy = iam.ManagedPolicy(
             self,
             "SubmitterPolicy",
@@ -200,19 +293,19 @@ class BatchEnvironment(Construct):
             document=iam.PolicyDocument(statements=submitter_statements),
         )
         iam_parts.acknowledge_wildcards(self.submitter_policy, submitter_statements)
-        self._descriptor_output = add_output(
-            stack, DESCRIPTOR_OUTPUT_KEY, "{}", "batchwright environment descriptor"
-        )
+        add_output(stack, DESCRIPTOR_OUTPUT_KEY, document, "batchwright environment descriptor")
         add_output(
             stack,
             DESCRIPTOR_PARAMETER_OUTPUT_KEY,
             self.descriptor_parameter.parameter_name,
             "SSM parameter holding the batchwright environment descriptor",
         )
-        self._metaflow_output = add_output(
+        add_output(
             stack,
             METAFLOW_PROFILE_OUTPUT_KEY,
-            "{}",
+            cdk.Lazy.string(
+                _Rendered(lambda: stack.to_json_string(self._metaflow_profile(self.descriptor())))
+            ),
             "Metaflow profile for this environment (metaflow configure import)",
         )
         add_output(
@@ -221,9 +314,76 @@ class BatchEnvironment(Construct):
             self.submitter_policy.managed_policy_arn,
             "Managed policy to attach to people and CI that run flows here",
         )
-        self._published = True
-        self._publish()
+
+        # --- queues ---------------------------------------------------------------------
+        for spec in queues:
+            self.add_queue(spec)
         self.node.add_validation(_LazyChecks(self))
+
+    # --- importers --------------------------------------------------------------------------
+
+    @staticmethod
+    def from_descriptor_parameter(
+        scope: Construct, construct_id: str, parameter_name: str
+    ) -> ImportedBatchEnvironment:
+        """An environment deployed by another stack or app, read from the descriptor it
+        published in SSM; see
+        :meth:`~batchwright_cdk.imported.ImportedBatchEnvironment.from_descriptor_parameter`."""
+        return ImportedBatchEnvironment.from_descriptor_parameter(
+            scope, construct_id, parameter_name
+        )
+
+    @staticmethod
+    def from_environment_attributes(
+        scope: Construct, construct_id: str, **attributes: Any
+    ) -> ImportedBatchEnvironment:
+        """An environment deployed elsewhere, from its attributes; see
+        :meth:`~batchwright_cdk.imported.ImportedBatchEnvironment.from_environment_attributes`."""
+        return ImportedBatchEnvironment.from_environment_attributes(
+            scope, construct_id, **attributes
+        )
+
+    def _create_vpc(
+        self,
+        where: str,
+        queues: Sequence[QueueSpec],
+        private_subnets: bool | None,
+        isolated: bool,
+    ) -> ec2.Vpc:
+        if isolated and private_subnets:
+            raise fail(
+                where,
+                "private_subnets",
+                private_subnets,
+                "asks for NAT-backed private subnets in a VPC with isolated_subnets=True",
+                "Choose one: isolated_subnets=True (VPC endpoints, no NAT) or "
+                "private_subnets=True (a NAT gateway)",
+            )
+        needs_private = private_subnets
+        if needs_private is None:
+            needs_private = any(q.accelerator == "efa" for q in queues)
+        return create_vpc(self, "Vpc", private_subnets=needs_private, isolated=isolated)
+
+    @staticmethod
+    def _wants_endpoints(
+        where: str, brought: ec2.IVpc | None, kind: str, asked: bool | None
+    ) -> bool:
+        if asked is not None:
+            return asked
+        if kind != "isolated":
+            return False
+        if brought is None:
+            return True
+        raise fail(
+            where,
+            "vpc_endpoints",
+            None,
+            "must be chosen: the compute subnets of the brought VPC are isolated (no route "
+            "to the internet), so jobs reach ECS, ECR, CloudWatch Logs and S3 only through "
+            "VPC endpoints",
+            "Pass vpc_endpoints=True to add them here, or vpc_endpoints=False if the VPC "
+            "already has them",
+        )
 
     # --- queues ---------------------------------------------------------------------------
 
@@ -255,6 +415,15 @@ class BatchEnvironment(Construct):
             )
             check_accelerator_types(ce, capacities[index], ce_where)
         check_queue_architectures(spec, capacities)
+        if self.job_image is not None and any(
+            c.architecture == "arm64" for found in capacities.values() for c in found
+        ):
+            cdk.Annotations.of(self).add_warning_v2(
+                "batchwright:jobImageArchitecture",
+                f"Queue {spec.key!r} runs arm64 instances, and the default job image is "
+                "built for x86_64: give its steps an arm64 image (@batch(image=...)) or "
+                "pass default_image= a multi-architecture image.",
+            )
 
         scope = Construct(self, spec.key)
         environments: list[ComputeEnvironment] = []
@@ -268,6 +437,8 @@ class BatchEnvironment(Construct):
                 capacities=capacities[index],
                 efa_security_group=efa_group,
             )
+            for endpoint in self.endpoints.values():
+                environment.node.add_dependency(endpoint)
             environments.append(environment)
         queue = batch.JobQueue(
             scope,
@@ -294,60 +465,32 @@ class BatchEnvironment(Construct):
                 "Name fewer instance classes or sizes (a keyword like default_x86_64 expands "
                 "to about 40 sizes), or put some queues in a second environment stack",
             )
-        if self._published:
-            self.submitter_policy.add_statements(
-                iam.PolicyStatement(actions=["batch:SubmitJob"], resources=[queue.job_queue_arn])
-            )
-            self._publish()
+        for statement in self._all_queue_statements:
+            statement.add_resources(queue.job_queue_arn)
         return queue
-
-    def _publish(self) -> None:
-        """(Re)renders the descriptor into the output, the parameter and the profile."""
-        stack = cdk.Stack.of(self)
-        descriptor = self.descriptor()
-        document = stack.to_json_string(descriptor.to_dict())
-        self._descriptor_output.value = document
-        parameter = self.descriptor_parameter.node.default_child
-        assert isinstance(parameter, ssm.CfnParameter)
-        parameter.value = document
-        self._metaflow_output.value = stack.to_json_string(self._metaflow_profile(descriptor))
 
     def _efa_group(self) -> ec2.SecurityGroup:
         if self._efa_security_group is None:
             self._efa_security_group = create_efa_security_group(self, "EfaSecurityGroup", self.vpc)
         return self._efa_security_group
 
-    # --- grants ---------------------------------------------------------------------------
+    # --- grants (see EnvironmentGrants) ---------------------------------------------------
 
-    def grant_datastore(self, grantee: iam.IGrantable) -> iam.Grant:
-        """Lets ``grantee`` read, write and list the datastore prefix (nothing else), except
-        that it may never write under the prefix's ``code/``: an explicit deny keeps the
-        code packages and command payloads that jobs run read-only to it. The job role
-        gets this grant; only :attr:`submitter_policy` writes code (so do not give one
-        principal both)."""
-        statements = iam_parts.datastore_statements(self.bucket, self.datastore_prefix)
-        grant = iam_parts.grant_statements(grantee, statements)
-        if isinstance(grantee, Construct):
-            iam_parts.acknowledge_wildcards(grantee, statements)
-        return grant
+    def _queue_arns(self) -> dict[str, str]:
+        return {key: queue.job_queue_arn for key, queue in self.job_queues.items()}
 
-    def grant_submit(self, identity: iam.IRole | iam.IUser | iam.IGroup) -> None:
-        """Lets a person, group or CI role run flows here: attaches :attr:`submitter_policy`
-        (submit to these queues, manage job definitions and jobs, pass only the job and
-        execution roles, read the job logs and the descriptor, use the datastore)."""
-        identity.add_managed_policy(self.submitter_policy)
+    def _stack_arn(self) -> str:
+        return cdk.Stack.of(self).stack_id
 
-    def _submitter_statements(self) -> list[iam.PolicyStatement]:
-        return iam_parts.submitter_statements(
-            queue_arns=[q.job_queue_arn for q in self.job_queues.values()],
-            job_role=self.job_role,
-            execution_role=self.execution_role,
-            log_group=self.log_group,
-            bucket=self.bucket,
-            prefix=self.datastore_prefix,
-            parameter_arn=self.descriptor_parameter.parameter_arn,
-            scope=self,
-        )
+    def _descriptor_parameter_arn(self) -> str | None:
+        return self.descriptor_parameter.parameter_arn
+
+    def _follow_new_queues(self, grant: iam.Grant) -> None:
+        # The grant's first statement is the submitter statements' first: the queues (a
+        # principal without a policy holds none).
+        statements = grant.principal_statements
+        if statements:
+            self._all_queue_statements.append(statements[0])
 
     # --- descriptor -----------------------------------------------------------------------
 
@@ -375,6 +518,8 @@ class BatchEnvironment(Construct):
                         min_vcpus=ce.min_vcpus,
                         accelerator=ce.accelerator,
                         instance_types=names,
+                        # Fargate tasks reach AWS with a public IP only in public subnets.
+                        assign_public_ip=ce.is_fargate and self._shared.subnet_kind == "public",
                     )
                 )
             queue = self.job_queues[key]
@@ -421,6 +566,18 @@ def _runnable_timeouts(seconds: int | None) -> list[batch.JobStateTimeLimitActio
             batch.JobStateTimeLimitActionsReason.INSUFFICIENT_INSTANCE_CAPACITY,
         )
     ]
+
+
+@jsii.implements(cdk.IStableStringProducer)
+class _Rendered:
+    """A string rendered at synthesis (``cdk.Lazy``), when every queue has been added."""
+
+    def __init__(self, render: Callable[[], str]):
+        self._render = render
+
+    def produce(self) -> str:
+        """The rendered string."""
+        return self._render()
 
 
 @jsii.implements(IValidation)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
@@ -22,6 +22,8 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct, IConstruct
 
+from batchwright.batch.definition import DEFINITION_NAME_PREFIX
+from batchwright.batch.options import TAG_PREFIX
 from batchwright.codepackage import CODE_FOLDER
 from batchwright.environment.assembly import References, evaluate
 from batchwright.environment.descriptor import DESCRIPTOR_PARAMETER_PATH
@@ -96,13 +98,20 @@ WILDCARD_REASONS: dict[str, str] = {
     "EcrAuthorization": "ecr:GetAuthorizationToken supports no resource-level permissions.",
     "EcrPull": "Steps name their image at run time; pulls are limited to this account's ECR "
     "repositories in this region.",
-    "SubmitToTheseQueues": "SubmitJob needs the job definition too; the runtime registers "
-    "definitions at run time under content-hash names.",
-    "ManageJobDefinitions": "The runtime registers job definitions at run time under "
-    "content-hash names.",
-    "ControlJobs": "Job ids are assigned by Batch at submission; the action is limited to jobs "
-    "of this account and region.",
-    "TagBatchResources": "Tags go on job definitions and jobs created at run time.",
+    "SubmitOwnJobs": "SubmitJob authorizes the job it creates, whose id Batch assigns at "
+    "submission; the condition allows only submissions carrying the runtime's run tag.",
+    "SubmitWithOwnDefinitions": "The runtime's own job definitions only (the "
+    "batchwright- name prefix): it registers them at run time under content-hash names, "
+    "and their revisions are numbered by Batch.",
+    "ManageOwnDefinitions": "The runtime's own job definitions only (the batchwright- name "
+    "prefix): it registers them at run time under content-hash names and deregisters its "
+    "unused ones (batchwright jobdefs prune).",
+    "TagOwnDefinitions": "The runtime's own job definitions only (the batchwright- name "
+    "prefix): tags go on at registration and record when a definition was last used.",
+    "ControlOwnJobs": "Job ids are assigned by Batch at submission, so no ARN can be named in "
+    "advance; the condition limits the action to jobs the runtime tagged with a run id.",
+    "TagOwnJobs": "Job ids are assigned by Batch at submission; tagging at submission is "
+    "allowed only for requests that carry the runtime's run tag.",
     "DescribeBatch": "Batch Describe*/List* actions support no resource-level permissions.",
     "ReadJobLogs": "Batch names one log stream per job attempt at run time; access is limited "
     "to the environment's log group.",
@@ -230,34 +239,58 @@ def submitter_statements(
     bucket: s3.IBucket,
     prefix: str,
     parameter_arn: str | None,
+    stack_arn: str,
     scope: Construct,
 ) -> list[iam.PolicyStatement]:
-    """What a person or CI pipeline needs to run flows on this environment."""
+    """What a person or CI pipeline needs to run flows on this environment: nothing on
+    job definitions but the runtime's own (``batchwright-*``), nothing on jobs but those
+    carrying its run tag, and the first statement (``SubmitToTheseQueues``) names every
+    queue it may use."""
     stack = cdk.Stack.of(scope)
-    job_definitions = stack.format_arn(
-        service="batch", resource="job-definition", resource_name="*"
+    own_definitions = stack.format_arn(
+        service="batch", resource="job-definition", resource_name=f"{DEFINITION_NAME_PREFIX}*"
     )
     jobs = stack.format_arn(service="batch", resource="job", resource_name="*")
+    run_tag = f"{TAG_PREFIX}run"
     statements = [
         iam.PolicyStatement(
             sid="SubmitToTheseQueues",
             actions=["batch:SubmitJob"],
-            resources=[*queue_arns, job_definitions],
+            resources=list(queue_arns),
         ),
         iam.PolicyStatement(
-            sid="ManageJobDefinitions",
+            # SubmitJob authorizes the job it creates too; only with the runtime's run tag.
+            sid="SubmitOwnJobs",
+            actions=["batch:SubmitJob"],
+            resources=[jobs],
+            conditions={"Null": {f"aws:RequestTag/{run_tag}": "false"}},
+        ),
+        iam.PolicyStatement(
+            sid="SubmitWithOwnDefinitions",
+            actions=["batch:SubmitJob"],
+            resources=[own_definitions],
+        ),
+        iam.PolicyStatement(
+            sid="ManageOwnDefinitions",
             actions=["batch:RegisterJobDefinition", "batch:DeregisterJobDefinition"],
-            resources=[job_definitions],
+            resources=[own_definitions],
         ),
         iam.PolicyStatement(
-            sid="ControlJobs",
+            sid="TagOwnDefinitions",
+            actions=["batch:TagResource"],
+            resources=[own_definitions],
+        ),
+        iam.PolicyStatement(
+            sid="ControlOwnJobs",
             actions=["batch:TerminateJob", "batch:CancelJob"],
             resources=[jobs],
+            conditions={"Null": {f"aws:ResourceTag/{run_tag}": "false"}},
         ),
         iam.PolicyStatement(
-            sid="TagBatchResources",
+            sid="TagOwnJobs",
             actions=["batch:TagResource"],
-            resources=[job_definitions, jobs],
+            resources=[jobs],
+            conditions={"Null": {f"aws:RequestTag/{run_tag}": "false"}},
         ),
         iam.PolicyStatement(
             # These Describe/List actions support no resource-level permissions.
@@ -288,7 +321,7 @@ def submitter_statements(
             # The runtime finds the environment by stack name (DescribeStacks outputs).
             sid="ReadEnvironmentStack",
             actions=["cloudformation:DescribeStacks"],
-            resources=[stack.stack_id],
+            resources=[stack_arn],
         )
     )
     if parameter_arn is not None:
@@ -316,28 +349,20 @@ def submitter_statements(
 
 def grant_statements(
     grantee: iam.IGrantable, statements: Sequence[iam.PolicyStatement]
-) -> iam.Grant:
-    """Adds each statement to the grantee's policy and returns the combined grant of the
-    allows. A deny goes into the same policy as it is (a grant only ever allows); where the
-    principal's policy cannot be changed (an immutable imported role), a warning says so.
+) -> tuple[iam.Grant, bool]:
+    """Adds each statement to the grantee's policy; returns the combined grant of the
+    allows and whether the principal's policy really holds them.
+
+    A deny goes into the same policy as it is (a grant only ever allows). An immutable
+    role (imported with ``mutable=False``, or ``without_policy_updates()``) answers
+    "added" and adds nothing, so "held" is judged by the policy construct it should now
+    have: false there, and for a principal that has no policy at all.
     """
     grant: iam.Grant | None = None
+    added_all = True
     for statement in statements:
         if statement.effect == iam.Effect.DENY:
-            added = grantee.grant_principal.add_to_principal_policy(statement)
-            # An immutable role (imported with mutable=False, or without_policy_updates())
-            # answers "added" and adds nothing: only a policy construct holds the deny.
-            node = getattr(grantee, "node", None)  # an imported role is a jsii proxy
-            held = added.statement_added and (
-                node is None or any(isinstance(c, iam.Policy) for c in node.find_all())
-            )
-            if not held and node is not None:
-                cdk.Annotations.of(cast(IConstruct, grantee)).add_warning_v2(
-                    "batchwright:denyNotAdded",
-                    f"Could not add the deny {statement.sid or ''} "
-                    f"({', '.join(statement.actions)}) to this principal's policy; add it "
-                    "yourself so that it cannot write the code jobs run.",
-                )
+            added_all &= grantee.grant_principal.add_to_principal_policy(statement).statement_added
             continue
         one = iam.Grant.add_to_principal(
             grantee=grantee,
@@ -345,7 +370,10 @@ def grant_statements(
             resource_arns=statement.resources,
             conditions=statement.conditions or None,
         )
+        added_all &= one.success
         grant = one if grant is None else grant.combine(one)
+    node = getattr(grantee, "node", None)  # None for a bare principal (a jsii proxy)
+    held = added_all and (node is None or any(isinstance(c, iam.Policy) for c in node.find_all()))
     if grant is None:
-        return iam.Grant.drop(grantee, "no statements")
-    return grant
+        grant = iam.Grant.drop(grantee, "no statements")
+    return grant, held

@@ -3,6 +3,8 @@ they are (no NAT gateway unless a queue needs private subnets)."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
@@ -13,20 +15,34 @@ from batchwright_cdk.validation import fail
 DEFAULT_MAX_AZS = 2
 
 
-def create_vpc(scope: Construct, construct_id: str, *, private_subnets: bool) -> ec2.Vpc:
-    """A VPC for Batch: public subnets always, private ones (behind one NAT gateway) only
-    when ``private_subnets`` is needed (EFA / multi-node); an S3 gateway endpoint so that
-    datastore traffic neither pays for NAT nor leaves the AWS network."""
-    subnets = [ec2.SubnetConfiguration(name="Public", subnet_type=ec2.SubnetType.PUBLIC)]
-    if private_subnets:
-        subnets.append(
-            ec2.SubnetConfiguration(name="Private", subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS)
-        )
+def create_vpc(
+    scope: Construct, construct_id: str, *, private_subnets: bool, isolated: bool = False
+) -> ec2.Vpc:
+    """A VPC for Batch, with an S3 gateway endpoint so that datastore traffic neither pays
+    for NAT nor leaves the AWS network.
+
+    - default: public subnets only, no NAT gateway (instances get public IPs);
+    - ``private_subnets``: private subnets behind one NAT gateway as well (EFA, multi-node);
+    - ``isolated``: isolated subnets only, no NAT and no internet gateway; AWS is reached
+      through VPC endpoints (:func:`add_endpoints`).
+    """
+    if isolated:
+        subnets = [
+            ec2.SubnetConfiguration(name="Isolated", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)
+        ]
+    else:
+        subnets = [ec2.SubnetConfiguration(name="Public", subnet_type=ec2.SubnetType.PUBLIC)]
+        if private_subnets:
+            subnets.append(
+                ec2.SubnetConfiguration(
+                    name="Private", subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS
+                )
+            )
     vpc = ec2.Vpc(
         scope,
         construct_id,
         max_azs=DEFAULT_MAX_AZS,
-        nat_gateways=1 if private_subnets else 0,
+        nat_gateways=1 if private_subnets and not isolated else 0,
         subnet_configuration=subnets,
         gateway_endpoints={
             "S3": ec2.GatewayVpcEndpointOptions(service=ec2.GatewayVpcEndpointAwsService.S3)
@@ -43,27 +59,167 @@ def create_vpc(scope: Construct, construct_id: str, *, private_subnets: bool) ->
     return vpc
 
 
-def compute_subnets(vpc: ec2.IVpc) -> ec2.SubnetSelection:
-    """Subnets for ordinary compute environments: private ones when the VPC has them (the
-    safer default), else public ones (instances get public IPs to reach ECR and ECS)."""
-    if vpc.private_subnets:
-        return ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS)
-    return ec2.SubnetSelection(subnet_type=ec2.SubnetType.PUBLIC)
+#: What the subnets of a compute environment are: public (instances and Fargate tasks
+#: take public IPs), private (egress through NAT) or isolated (VPC endpoints only).
+SubnetKind = Literal["public", "private", "isolated"]
+
+#: The interface endpoints jobs in isolated subnets need, and why. ECS for the container
+#: agent on EC2 instances, ECR to pull images, CloudWatch Logs for the awslogs driver,
+#: Batch and STS for step code that calls them (and the runtime's own calls from inside
+#: the VPC); S3 is a gateway endpoint (image layers and the datastore).
+INTERFACE_ENDPOINTS: dict[str, ec2.InterfaceVpcEndpointAwsService] = {
+    "Ecs": ec2.InterfaceVpcEndpointAwsService.ECS,
+    "EcsAgent": ec2.InterfaceVpcEndpointAwsService.ECS_AGENT,
+    "EcsTelemetry": ec2.InterfaceVpcEndpointAwsService.ECS_TELEMETRY,
+    "EcrApi": ec2.InterfaceVpcEndpointAwsService.ECR,
+    "EcrDocker": ec2.InterfaceVpcEndpointAwsService.ECR_DOCKER,
+    "Logs": ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS,
+    "Batch": ec2.InterfaceVpcEndpointAwsService.BATCH,
+    "Sts": ec2.InterfaceVpcEndpointAwsService.STS,
+}
+#: Interface endpoints added when the environment's jobs read secrets.
+SECRET_ENDPOINTS: dict[str, ec2.InterfaceVpcEndpointAwsService] = {
+    "SecretsManager": ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER,
+    "Ssm": ec2.InterfaceVpcEndpointAwsService.SSM,
+}
 
 
-def efa_subnets(vpc: ec2.IVpc, where: str) -> ec2.SubnetSelection:
-    """One private subnet: a cluster placement group lives in one availability zone, and
-    EFA interfaces cannot take public IPs."""
-    if not vpc.private_subnets:
+def select(vpc: ec2.IVpc, selection: ec2.SubnetSelection) -> ec2.SelectedSubnets:
+    """The subnets of ``vpc`` that ``selection`` selects."""
+    return vpc.select_subnets(
+        subnet_type=selection.subnet_type,
+        subnet_group_name=selection.subnet_group_name,
+        subnets=selection.subnets,
+        one_per_az=selection.one_per_az,
+        availability_zones=selection.availability_zones,
+    )
+
+
+def select_compute_subnets(
+    vpc: ec2.IVpc, selection: ec2.SubnetSelection | None, where: str
+) -> tuple[ec2.SubnetSelection, SubnetKind]:
+    """The subnets of ordinary compute environments and what kind they are.
+
+    Without a ``selection``: private ones when the VPC has them (the safer default), else
+    public ones, else isolated ones. A selection the VPC cannot satisfy is refused here
+    with the subnets it does have, rather than with CDK's error at synthesis.
+    """
+    if selection is None:
+        if vpc.private_subnets:
+            return ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS), "private"
+        if vpc.public_subnets:
+            return ec2.SubnetSelection(subnet_type=ec2.SubnetType.PUBLIC), "public"
+        if vpc.isolated_subnets:
+            return ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED), "isolated"
+        raise fail(where, "vpc", vpc.node.path, "has no subnets", "Bring a VPC with subnets")
+    try:
+        selected = select(vpc, selection)
+    except RuntimeError as e:  # jsii raises CDK's own error as a RuntimeError
+        raise fail(
+            where,
+            "subnets",
+            _describe(selection),
+            f"selects nothing in this VPC ({e})",
+            f"Select among the VPC's {_kinds(vpc)}",
+        ) from e
+    if not selected.subnet_ids:
+        raise fail(
+            where, "subnets", _describe(selection), "selects no subnet", f"VPC has {_kinds(vpc)}"
+        )
+    return selection, _kind_of(vpc, selected.subnet_ids)
+
+
+def _kind_of(vpc: ec2.IVpc, subnet_ids: list[str]) -> SubnetKind:
+    """The kind of the selected subnets (the least connected, when they are mixed)."""
+    public = {s.subnet_id for s in vpc.public_subnets}
+    private = {s.subnet_id for s in vpc.private_subnets}
+    if all(i in public for i in subnet_ids):
+        return "public"
+    if all(i in public or i in private for i in subnet_ids):
+        return "private"
+    return "isolated"
+
+
+def _kinds(vpc: ec2.IVpc) -> str:
+    counts = {
+        "public": len(vpc.public_subnets),
+        "private": len(vpc.private_subnets),
+        "isolated": len(vpc.isolated_subnets),
+    }
+    return ", ".join(f"{n} {kind}" for kind, n in counts.items() if n) + " subnets"
+
+
+def _describe(selection: ec2.SubnetSelection) -> str:
+    if selection.subnet_type is not None:
+        return f"subnet_type={selection.subnet_type.name}"
+    if selection.subnet_group_name is not None:
+        return f"subnet_group_name={selection.subnet_group_name!r}"
+    return f"{len(selection.subnets or [])} subnets"
+
+
+def efa_subnets(
+    vpc: ec2.IVpc, selection: ec2.SubnetSelection, kind: SubnetKind, where: str
+) -> ec2.SubnetSelection:
+    """One non-public subnet of the compute subnets: a cluster placement group lives in
+    one availability zone, and EFA interfaces cannot take public IPs."""
+    if kind == "public":
         raise fail(
             where,
             "vpc",
             vpc.node.path,
-            "has no private subnets, which EFA compute environments need",
-            "Bring a VPC with private subnets (with NAT or VPC endpoints), or let "
-            "BatchEnvironment create one with private_subnets=True",
+            "gives compute environments public subnets, and EFA ones need a private or "
+            "isolated subnet",
+            "Bring a VPC with private subnets (with NAT or VPC endpoints) or select them "
+            "with subnets=, or let BatchEnvironment create one with private_subnets=True",
         )
-    return ec2.SubnetSelection(subnets=[vpc.private_subnets[0]])
+    selected = select(vpc, selection)
+    return ec2.SubnetSelection(subnets=[selected.subnets[0]])
+
+
+def add_endpoints(
+    scope: Construct,
+    vpc: ec2.IVpc,
+    subnets: ec2.SubnetSelection,
+    groups: list[ec2.ISecurityGroup],
+    *,
+    secrets: bool,
+    gateway: bool,
+) -> dict[str, ec2.IVpcEndpoint]:
+    """The VPC endpoints jobs in isolated subnets need (:data:`INTERFACE_ENDPOINTS`, and
+    :data:`SECRET_ENDPOINTS` when jobs read secrets), in ``subnets``, reachable on 443
+    from the compute security groups only; the S3 gateway endpoint too when ``gateway``
+    (a VPC this construct created has one already)."""
+    wanted = {**INTERFACE_ENDPOINTS, **(SECRET_ENDPOINTS if secrets else {})}
+    group = ec2.SecurityGroup(
+        scope,
+        "EndpointSecurityGroup",
+        vpc=vpc,
+        allow_all_outbound=False,
+        description="batchwright VPC endpoints (HTTPS from the compute environments)",
+    )
+    for source in groups:
+        group.add_ingress_rule(source, ec2.Port.tcp(443), "HTTPS from batchwright compute")
+    endpoints: dict[str, ec2.IVpcEndpoint] = {}
+    for name, service in wanted.items():
+        endpoints[name] = ec2.InterfaceVpcEndpoint(
+            scope,
+            f"{name}Endpoint",
+            vpc=vpc,
+            service=service,
+            subnets=subnets,
+            security_groups=[group],
+            private_dns_enabled=True,
+            open=False,
+        )
+    if gateway:
+        endpoints["S3"] = ec2.GatewayVpcEndpoint(
+            scope,
+            "S3Endpoint",
+            vpc=vpc,
+            service=ec2.GatewayVpcEndpointAwsService.S3,
+            subnets=[subnets],
+        )
+    return endpoints
 
 
 def create_compute_security_group(
@@ -82,8 +238,9 @@ def create_compute_security_group(
 def create_efa_security_group(
     scope: Construct, construct_id: str, vpc: ec2.IVpc
 ) -> ec2.SecurityGroup:
-    """The EFA security group: all traffic to and from itself (EFA's OS-bypass traffic
-    must be allowed both ways between the nodes), all egress."""
+    """The EFA security group: all traffic to and from itself, as AWS's EFA setup asks
+    (EFA's OS-bypass traffic must be allowed both ways between the nodes, by rules that
+    name the group itself), and all egress to reach AWS."""
     group = ec2.SecurityGroup(
         scope,
         construct_id,
@@ -92,4 +249,14 @@ def create_efa_security_group(
         description="batchwright EFA nodes (all traffic between members)",
     )
     group.add_ingress_rule(group, ec2.Port.all_traffic(), "EFA traffic between nodes")
+    # With allow_all_outbound, CDK drops add_egress_rule() rules, and without it CDK refuses
+    # an all-traffic rule to anywhere: the rule to the group itself is written directly.
+    ec2.CfnSecurityGroupEgress(
+        scope,
+        f"{construct_id}EgressToItself",
+        group_id=group.security_group_id,
+        ip_protocol="-1",
+        destination_security_group_id=group.security_group_id,
+        description="EFA traffic between nodes",
+    )
     return group

@@ -32,7 +32,7 @@ DEFAULT_NEURON_INSTANCE_TYPES: tuple[str, ...] = ("inf2",)
 DEFAULT_EFA_INSTANCE_TYPES: tuple[str, ...] = ("c5n.18xlarge",)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ComputeEnvironmentSpec:
     """One compute environment of a queue.
 
@@ -94,7 +94,7 @@ class ComputeEnvironmentSpec:
         return self.instance_types or DEFAULT_INSTANCE_TYPES
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class QueueSpec:
     """One job queue: a key, and one to three compute environments tried in order.
 
@@ -159,8 +159,13 @@ class QueueSpec:
         priority: int = 1,
     ) -> QueueSpec:
         """EC2 on-demand (BEST_FIT_PROGRESSIVE); default instance types when none given."""
-        ce = ComputeEnvironmentSpec("EC2", "none", tuple(instance_types), max_vcpus, min_vcpus)
-        return cls(key, (ce,), priority)
+        ce = ComputeEnvironmentSpec(
+            platform="EC2",
+            instance_types=tuple(instance_types),
+            max_vcpus=max_vcpus,
+            min_vcpus=min_vcpus,
+        )
+        return cls(key=key, compute_environments=(ce,), priority=priority)
 
     @classmethod
     def spot(
@@ -172,8 +177,10 @@ class QueueSpec:
         priority: int = 1,
     ) -> QueueSpec:
         """EC2 Spot (SPOT_PRICE_CAPACITY_OPTIMIZED, no Spot Fleet role needed)."""
-        ce = ComputeEnvironmentSpec("SPOT", "none", tuple(instance_types), max_vcpus)
-        return cls(key, (ce,), priority)
+        ce = ComputeEnvironmentSpec(
+            platform="SPOT", instance_types=tuple(instance_types), max_vcpus=max_vcpus
+        )
+        return cls(key=key, compute_environments=(ce,), priority=priority)
 
     @classmethod
     def spot_with_fallback(
@@ -188,12 +195,16 @@ class QueueSpec:
         """Spot first; Batch falls back to on-demand when the Spot environment is full."""
         types = tuple(instance_types)
         return cls(
-            key,
-            (
-                ComputeEnvironmentSpec("SPOT", "none", types, spot_max_vcpus),
-                ComputeEnvironmentSpec("EC2", "none", types, on_demand_max_vcpus),
+            key=key,
+            compute_environments=(
+                ComputeEnvironmentSpec(
+                    platform="SPOT", instance_types=types, max_vcpus=spot_max_vcpus
+                ),
+                ComputeEnvironmentSpec(
+                    platform="EC2", instance_types=types, max_vcpus=on_demand_max_vcpus
+                ),
             ),
-            priority,
+            priority=priority,
         )
 
     @classmethod
@@ -201,7 +212,8 @@ class QueueSpec:
         cls, key: str, *, max_vcpus: int = DEFAULT_MAX_VCPUS, priority: int = 1
     ) -> QueueSpec:
         """Fargate (no instances to manage; no GPUs, no multi-node)."""
-        return cls(key, (ComputeEnvironmentSpec("FARGATE", max_vcpus=max_vcpus),), priority)
+        ce = ComputeEnvironmentSpec(platform="FARGATE", max_vcpus=max_vcpus)
+        return cls(key=key, compute_environments=(ce,), priority=priority)
 
     @classmethod
     def fargate_spot(
@@ -213,10 +225,10 @@ class QueueSpec:
         priority: int = 1,
     ) -> QueueSpec:
         """Fargate Spot, optionally falling back to regular Fargate."""
-        ces = [ComputeEnvironmentSpec("FARGATE_SPOT", max_vcpus=max_vcpus)]
+        ces = [ComputeEnvironmentSpec(platform="FARGATE_SPOT", max_vcpus=max_vcpus)]
         if fallback_to_fargate:
-            ces.append(ComputeEnvironmentSpec("FARGATE", max_vcpus=max_vcpus))
-        return cls(key, tuple(ces), priority)
+            ces.append(ComputeEnvironmentSpec(platform="FARGATE", max_vcpus=max_vcpus))
+        return cls(key=key, compute_environments=tuple(ces), priority=priority)
 
     @classmethod
     def gpu(
@@ -270,5 +282,10 @@ class QueueSpec:
         """The one shape of the accelerated presets: a queue over one on-demand (or, with
         ``spot``, Spot) compute environment of that accelerator."""
         platform: Platform = "SPOT" if spot else "EC2"
-        ce = ComputeEnvironmentSpec(platform, accelerator, tuple(instance_types), max_vcpus)
-        return cls(key, (ce,), priority)
+        ce = ComputeEnvironmentSpec(
+            platform=platform,
+            accelerator=accelerator,
+            instance_types=tuple(instance_types),
+            max_vcpus=max_vcpus,
+        )
+        return cls(key=key, compute_environments=(ce,), priority=priority)

@@ -12,6 +12,8 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+import aws_cdk as cdk
+
 from batchwright.environment.instances import KEYWORD_FAMILIES, InstanceCapacity, catalog, expand
 from batchwright.errors import InvalidValue
 
@@ -44,6 +46,18 @@ class EnvironmentConfigError(InvalidValue):
 def fail(where: str, key: str, value: Any, problem: str, fix: str) -> EnvironmentConfigError:
     """Builds the error (callers ``raise`` it, so the traceback points at the check)."""
     return EnvironmentConfigError(where=where, key=key, value=value, problem=problem, fix=fix)
+
+
+def known(value: Any) -> bool:
+    """Whether a number is known at synthesis (not None and not a deploy-time token such
+    as a ``CfnParameter``'s ``value_as_number``): only known numbers are range-checked."""
+    return value is not None and not cdk.Token.is_unresolved(value)
+
+
+def check_count(where: str, key: str, value: int | None, *, minimum: int) -> None:
+    """Checks an optional whole number against its lower bound (tokens pass)."""
+    if known(value) and (not isinstance(value, int) or value < minimum):
+        raise fail(where, key, value, f"must be a whole number of at least {minimum}", "")
 
 
 def resolve_capacities(
@@ -90,11 +104,11 @@ def architectures(names: Iterable[str], capacities: Iterable[InstanceCapacity]) 
 
 def check_compute_environment(spec: ComputeEnvironmentSpec, where: str) -> None:
     """Checks one compute environment spec on its own (no instance table needed for most)."""
-    if spec.max_vcpus <= 0:
+    if known(spec.max_vcpus) and spec.max_vcpus <= 0:
         raise fail(where, "max_vcpus", spec.max_vcpus, "must be positive", "Use 1 or more")
-    if spec.min_vcpus < 0:
+    if known(spec.min_vcpus) and spec.min_vcpus < 0:
         raise fail(where, "min_vcpus", spec.min_vcpus, "must not be negative", "Use 0 or more")
-    if spec.min_vcpus > spec.max_vcpus:
+    if known(spec.min_vcpus) and known(spec.max_vcpus) and spec.min_vcpus > spec.max_vcpus:
         raise fail(
             where,
             "min_vcpus",
@@ -102,8 +116,11 @@ def check_compute_environment(spec: ComputeEnvironmentSpec, where: str) -> None:
             f"is greater than max_vcpus={spec.max_vcpus}",
             "Lower min_vcpus (0 lets the environment scale to zero) or raise max_vcpus",
         )
-    if spec.root_volume_gib is not None and not (
-        ROOT_VOLUME_RANGE[0] <= spec.root_volume_gib <= ROOT_VOLUME_RANGE[1]
+    volume = spec.root_volume_gib
+    if (
+        volume is not None
+        and known(volume)
+        and not (ROOT_VOLUME_RANGE[0] <= volume <= ROOT_VOLUME_RANGE[1])
     ):
         raise fail(
             where,
@@ -137,7 +154,7 @@ def check_compute_environment(spec: ComputeEnvironmentSpec, where: str) -> None:
                 f"is not available on {spec.platform}",
                 "Fargate offers no GPUs, Neuron devices or EFA; use an EC2 platform",
             )
-        if spec.min_vcpus:
+        if not known(spec.min_vcpus) or spec.min_vcpus:
             raise fail(
                 where,
                 "min_vcpus",
@@ -240,11 +257,13 @@ def check_queue(spec: QueueSpec) -> None:
         "mixes accelerators, so the queue cannot say what its jobs get",
         "Give GPU and Neuron environments their own queues",
     )
-    if spec.priority < 0 or spec.priority > 1000:
+    if known(spec.priority) and not 0 <= spec.priority <= 1000:
         raise fail(where, "priority", spec.priority, "is out of range", "Use 0 to 1000")
     timeout = spec.runnable_timeout_seconds
-    if timeout is not None and not (
-        RUNNABLE_TIMEOUT_RANGE[0] <= timeout <= RUNNABLE_TIMEOUT_RANGE[1]
+    if (
+        timeout is not None
+        and known(timeout)
+        and not (RUNNABLE_TIMEOUT_RANGE[0] <= timeout <= RUNNABLE_TIMEOUT_RANGE[1])
     ):
         raise fail(
             where,

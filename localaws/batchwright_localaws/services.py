@@ -57,15 +57,15 @@ IMAGE_PACKAGES = (
 IMAGE_SITE_PACKAGES = "/usr/local/lib/python3.11/dist-packages"
 
 
-def image_boto3() -> str:
-    """The boto3 the job image gets: the version this machine's batchwright runs with,
-    installed from the package registry while the image is built (Debian's 1.26 ignores
-    ``AWS_ENDPOINT_URL``, so step code calling ``boto3.client("s3")`` would go to AWS;
-    this one honours the standard endpoint variables, as on a stock image with a current
-    boto3). Nothing is installed when a job runs."""
-    from importlib.metadata import version
+def image_requirements() -> list[str]:
+    """What the job image gets from the package registry while it is built: the pinned
+    requirements of the construct library's job image recipe
+    (:mod:`batchwright_cdk.job_image`), so the offline image matches what ``cdk deploy``
+    builds. (Debian's own boto3 1.26 ignores ``AWS_ENDPOINT_URL``, so step code calling
+    ``boto3.client("s3")`` would go to AWS.) Nothing is installed when a job runs."""
+    from batchwright_cdk.job_image import pinned_requirements
 
-    return f"boto3=={version('boto3')}"
+    return pinned_requirements()
 
 
 IMAGE_REPOSITORY = "batchwright/job"
@@ -275,7 +275,8 @@ def _ensure_docker(directory: Path, log: Log) -> int | None:
 def image_tag() -> str:
     """The tag of the job image for the current recipe."""
     recipe = json.dumps(
-        {"suite": IMAGE_SUITE, "packages": IMAGE_PACKAGES, "pip": image_boto3()}, sort_keys=True
+        {"suite": IMAGE_SUITE, "packages": IMAGE_PACKAGES, "pip": image_requirements()},
+        sort_keys=True,
     )
     return f"{IMAGE_REPOSITORY}:{IMAGE_SUITE}-{hashlib.sha256(recipe.encode()).hexdigest()[:12]}"
 
@@ -313,12 +314,13 @@ def _ensure_image(directory: Path, log: Log) -> str:
             "--quiet",
             "--disable-pip-version-check",
             "--no-compile",
+            "--no-deps",
             "--python-version",
             "3.11",
             "--only-binary=:all:",
             "--target",
             "TARGET",
-            image_boto3(),
+            *image_requirements(),
         ]
     ).replace("TARGET", f'"$1{IMAGE_SITE_PACKAGES}"')
     cmd = [

@@ -6,9 +6,12 @@ and for ``@batch`` steps the checked options and the queue), routes every ``@bat
 (:func:`batchwright.environment.routing.route`), builds the job definition it would
 register (:func:`batchwright.batch.definition.build_job_definition`, which also refuses
 options the queue's platform lacks) and collects notices (e.g. a Fargate size rounded
-up). Without an environment, or for a queue outside it, the checks that need no queue
-still run (:func:`batchwright.environment.routing.check_anywhere`), and the step's reason
-says which checks could not be made. Everything that can be known without AWS is decided
+up) and warnings (e.g. an image that may lack boto3). A step with ``secrets`` that
+``--run-batch-locally`` would run on this machine is refused unless the launching shell
+sets its variables: only ECS fetches secrets, on AWS Batch. Without an environment, or
+for a queue outside it, the checks that need no queue still run
+(:func:`batchwright.environment.routing.check_anywhere`), and the step's reason says which
+checks could not be made. Everything that can be known without AWS is decided
 here, and read from decorators here only: the scheduler and the backends receive the
 policies.
 
@@ -22,7 +25,7 @@ only AWS knows).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +41,7 @@ from batchwright.batch.platforms import (
     resolve_resources,
 )
 from batchwright.costs import Estimate, Footprint, estimate
-from batchwright.environment.descriptor import EnvironmentDescriptor
+from batchwright.environment.descriptor import EnvironmentDescriptor, QueueDescription
 from batchwright.environment.routing import (
     check_anywhere,
     describe_request,
@@ -80,6 +83,9 @@ class StepPlan:
     #: The per-task resources as submitted (vCPU, memory MiB, GPU), once the platform is known.
     resources: tuple[str, int, int] | None = None
     notices: tuple[str, ...] = ()
+    #: What will work but likely not as the user expects (e.g. an image that may lack
+    #: boto3); shown as warnings, never refusals.
+    warnings: tuple[str, ...] = ()
 
     @property
     def step(self) -> str:
@@ -134,6 +140,9 @@ class StepPlan:
                 shape[out] = source[key]
         if linux.get("devices"):
             shape["devices"] = [d["containerPath"] for d in linux["devices"]]
+        if container.get("secrets"):
+            # The variable names only: where each comes from stays in the definition.
+            shape["secrets"] = [secret["name"] for secret in container["secrets"]]
         if linux.get("tmpfs"):
             shape["tmpfs"] = [f"{t['containerPath']} ({t['size']} MiB)" for t in linux["tmpfs"]]
         if "ephemeralStorage" in container:
@@ -169,6 +178,7 @@ class StepPlan:
             "reason": self.reason,
             "job_definition": self.job_definition_shape(),
             "notices": list(self.notices),
+            "warnings": list(self.warnings),
             "usd_per_hour": round(cost.usd_per_hour, 6) if cost else None,
             "cost_basis": cost.basis if cost else None,
         }
@@ -249,11 +259,17 @@ def queue_target(
     queue: str,
     platform: Platform,
     key: str | None = None,
+    *,
+    assign_public_ip: bool = True,
 ) -> QueueTarget:
     """The target of a queue, with the environment's defaults when there is one; ``key``
-    is the queue's key in the environment (messages name the queue by it)."""
+    is the queue's key in the environment (messages name the queue by it) and
+    ``assign_public_ip`` whether its Fargate jobs need a public IP (True when unknown, as
+    for a queue outside the environment)."""
     if environment is None:
-        return QueueTarget(queue=queue, platform=platform, key=key)
+        return QueueTarget(
+            queue=queue, platform=platform, key=key, assign_public_ip=assign_public_ip
+        )
     return QueueTarget(
         queue=queue,
         platform=platform,
@@ -263,6 +279,18 @@ def queue_target(
         log_group=environment.log_group or None,
         region=environment.region or None,
         key=key,
+        assign_public_ip=assign_public_ip,
+    )
+
+
+def environment_target(environment: EnvironmentDescriptor, queue: QueueDescription) -> QueueTarget:
+    """The target of one of the environment's queues, as its descriptor describes it."""
+    return queue_target(
+        environment,
+        queue.arn,
+        queue.platform,
+        queue.key,
+        assign_public_ip=queue.assign_public_ip,
     )
 
 
@@ -283,7 +311,9 @@ def _targeted(
     except BatchwrightError as error:
         return dataclasses.replace(plan, verdict=str(error))
     policy = plan.policy
+    warnings = plan.warnings
     if policy.backend == "batch":
+        warnings += _image_warnings(plan.options, target)
         footprint = Footprint(
             float(resources.vcpus),
             resources.memory,
@@ -301,6 +331,47 @@ def _targeted(
         job_definition=definition,
         resources=(resources.vcpus, resources.memory, resources.gpu),
         notices=plan.notices + tuple(str(n) for n in resources.notices),
+        warnings=warnings,
+    )
+
+
+def _image_warnings(options: BatchOptions, target: QueueTarget) -> tuple[str, ...]:
+    """A warning when the step's image is not the environment's job image, which has
+    boto3 pinned: the job bootstrap pip-installs boto3 into images that lack it."""
+    image, job_image = options.image, target.default_image
+    if image is None or job_image is None or image == job_image:
+        return ()
+    named = "" if is_placeholder(job_image) else f" ({job_image})"
+    return (
+        f"{options.location}, @batch: image {image!r} is not the environment's job image"
+        f"{named}: if it lacks boto3, every job pip-installs it at start (slower, unpinned, "
+        "needs internet). Build your image FROM the environment's job image, or add boto3 "
+        "to it.",
+    )
+
+
+def _secrets_run_locally(
+    plan: StepPlan, options: BatchOptions, local_variables: Collection[str]
+) -> StepPlan:
+    """A step with ``secrets`` run on this machine: ECS fetches them only for a job on AWS
+    Batch, so each variable must come from the launching shell (local tasks inherit its
+    environment), or the step would run with them missing."""
+    names = options.secret_names
+    missing = [name for name in names if name not in local_variables]
+    if not missing:
+        notice = (
+            f"{options.location}, @batch: secrets {', '.join(names)} come from this shell's "
+            "environment (--run-batch-locally); on AWS Batch, ECS fetches them."
+        )
+        return dataclasses.replace(plan, notices=(*plan.notices, notice))
+    unset = ", ".join(missing)
+    return dataclasses.replace(
+        plan,
+        verdict=f"{options.location}, @batch: secrets {', '.join(names)} are fetched by ECS "
+        "when the job starts on AWS Batch; --run-batch-locally runs the step on this "
+        f"machine, where nothing fetches them, and {unset} "
+        f"{'is' if len(missing) == 1 else 'are'} not set in this shell. Run the step on AWS "
+        f"Batch (without --run-batch-locally), or set {unset} in your shell for local runs.",
     )
 
 
@@ -355,6 +426,7 @@ def plan_step(
     *,
     run_batch_locally: bool = False,
     reclaims_before_on_demand: int = DEFAULT_RECLAIMS_BEFORE_ON_DEMAND,
+    local_variables: Collection[str] = (),
 ) -> StepPlan:
     """The plan of one step (see :func:`make_plan`)."""
     policy = step_policy(step, decorators, run_batch_locally=run_batch_locally)
@@ -368,6 +440,10 @@ def plan_step(
         return StepPlan(policy, reason="no @batch: runs on the local backend", notices=notices)
     options: BatchOptions = batch.options
     base = StepPlan(policy, options=options, notices=notices)
+    if options.secrets and run_batch_locally:
+        base = _secrets_run_locally(base, options, local_variables)
+        if not base.ok:
+            return base
     try:
         check_timeout(step, policy.batch_timeout_seconds, flow=options.flow)
     except BatchwrightError as error:
@@ -413,11 +489,9 @@ def plan_step(
     )
     on_demand = None
     if counterpart is not None:
-        on_demand = queue_target(
-            environment, counterpart.queue.arn, counterpart.queue.platform, counterpart.queue.key
-        )
+        on_demand = environment_target(environment, counterpart.queue)
         planned = dataclasses.replace(planned, on_demand_queue_key=counterpart.queue.key)
-    target = queue_target(environment, queue.arn, queue.platform, queue.key)
+    target = environment_target(environment, queue)
     return _targeted(planned, target, on_demand, reclaims_before_on_demand)
 
 
@@ -428,6 +502,7 @@ def make_plan(
     *,
     run_batch_locally: bool = False,
     reclaims_before_on_demand: int = DEFAULT_RECLAIMS_BEFORE_ON_DEMAND,
+    local_variables: Collection[str] = (),
 ) -> Plan:
     """Plans every step of a flow, in the order of ``decorators_by_step`` (graph order).
 
@@ -435,7 +510,9 @@ def make_plan(
     (:attr:`batchwright.definition.FlowDefinition.decorators`: each ``@batch`` decorator
     has run ``step_init``, so its ``options`` are checked). A step on a Spot queue moves
     to the on-demand queue of the same kind after ``reclaims_before_on_demand`` reclaims
-    of one attempt (0: never). No I/O.
+    of one attempt (0: never). With ``run_batch_locally``, a step with ``secrets`` is
+    refused unless each of its variables is among ``local_variables`` (the names set in
+    the launching environment, which local tasks inherit). No I/O.
     """
     steps = tuple(
         plan_step(
@@ -444,6 +521,7 @@ def make_plan(
             environment,
             run_batch_locally=run_batch_locally,
             reclaims_before_on_demand=reclaims_before_on_demand,
+            local_variables=local_variables,
         )
         for step, decorators in decorators_by_step.items()
     )

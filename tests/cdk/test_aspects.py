@@ -42,6 +42,7 @@ def test_privileged_and_secret_looking_job_definitions_fail_synthesis() -> None:
     text = " ".join(str(e.entry.data) for e in errors)
     assert "Privileged is true" in text
     assert "'DB_PASSWORD' looks like a secret" in text
+    assert "@batch(secrets={'DB_PASSWORD':" in text  # the fix names the option
 
 
 @pytest.mark.parametrize(

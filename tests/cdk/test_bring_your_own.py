@@ -171,16 +171,18 @@ def test_queue_added_after_construction_is_described_and_submittable(
     assert "METAFLOW_BATCH_CONTAINER_REGISTRY" in profile
 
 
-def test_grant_submit_attaches_the_submitter_policy(brought: dict[str, Any]) -> None:
+def test_grant_submit_gives_the_grantee_the_submitter_statements(brought: dict[str, Any]) -> None:
     stack: cdk.Stack = brought["stack"]
-    policy_id = stack.get_logical_id(brought["env"].submitter_policy.node.default_child)
-    brought["template"].has_resource_properties(
-        "AWS::IAM::Role",
-        {
-            "AssumeRolePolicyDocument": Match.any_value(),
-            "ManagedPolicyArns": [{"Ref": policy_id}],
-        },
-    )
+    developer = stack.node.find_child("Developer")
+    policy = developer.node.find_child("DefaultPolicy").node.default_child
+    statements = stack.resolve(policy.policy_document)["Statement"]
+    submit = [s for s in statements if s["Action"] == "batch:SubmitJob"]
+    queue_ids = [
+        stack.get_logical_id(q.node.default_child) for q in brought["env"].job_queues.values()
+    ]
+    queues = next(s for s in submit if isinstance(s["Resource"], list))["Resource"]
+    # Every queue, the one added after construction ("late") included.
+    assert sorted(r["Fn::GetAtt"][0] for r in queues) == sorted(queue_ids)
 
 
 def test_declared_capacity_travels_in_the_descriptor(brought: dict[str, Any]) -> None:
@@ -255,7 +257,7 @@ def test_runnable_timeout_cancels_unplaceable_jobs(brought: dict[str, Any]) -> N
     )
 
 
-def test_an_immutable_job_role_is_warned_about_the_deny_it_cannot_hold() -> None:
+def test_an_immutable_job_role_is_warned_about_and_given_the_policy_to_attach() -> None:
     app = cdk.App()
     stack = cdk.Stack(app, "Immutable", env=cdk.Environment(region="eu-west-1"))
     role = iam.Role.from_role_arn(
@@ -269,7 +271,18 @@ def test_an_immutable_job_role_is_warned_about_the_deny_it_cannot_hold() -> None
         queues=[QueueSpec.on_demand("cpu", instance_types=["c5.large"])],
     )
     env.grant_datastore(mutable)
-    warnings = Annotations.from_stack(stack).find_warning("*", Match.string_like_regexp("deny"))
-    paths = {w.id for w in warnings}
-    assert paths == {"/Immutable/Imported"}, paths
-    assert "NeverWriteCode" in str(warnings[0].entry.data)
+    warnings = Annotations.from_stack(stack).find_warning(
+        "*", Match.string_like_regexp("cannot be changed")
+    )
+    assert {w.id for w in warnings} == {"/Immutable/Imported"}
+    message = str(warnings[0].entry.data)
+    assert "BatchwrightDatastore" in message
+    assert "BatchwrightDatastorePolicyForImported" in message
+    # The output holds the policy to attach: the datastore grant, deny included.
+    output = Template.from_stack(stack).to_json()["Outputs"][
+        "BatchwrightDatastorePolicyForImported"
+    ]
+    document = json.loads(render_intrinsics(output["Value"]))
+    sids_or_actions = json.dumps(document["Statement"])
+    assert '"Effect": "Deny"' in sids_or_actions and "s3:PutObject" in sids_or_actions
+    assert "s3:ListBucket" in sids_or_actions

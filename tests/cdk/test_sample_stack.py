@@ -18,7 +18,7 @@ from batchwright.environment.descriptor import (
     METAFLOW_PROFILE_OUTPUT_KEY,
     descriptor_parameter_name,
 )
-from batchwright.environment.sources import render_intrinsics
+from batchwright.environment.sources import render_intrinsics, render_output
 
 pytestmark = pytest.mark.cdk
 
@@ -394,15 +394,15 @@ def test_descriptor_is_published_three_ways(sample: Any, sample_template: Templa
     assert parameter["Name"] == descriptor_parameter_name("BatchwrightSample")
     assert parameter["Name"] == "/batchwright/environments/BatchwrightSample"
     assert parameter["Value"] == outputs[DESCRIPTOR_OUTPUT_KEY]["Value"]
-    image = sample.template["Parameters"]["DefaultImage"]["Default"]
-    profile = json.loads(
-        render_intrinsics(outputs[METAFLOW_PROFILE_OUTPUT_KEY]["Value"], {"DefaultImage": image})
-    )
+    assert sample.template["Parameters"]["DefaultImage"]["Default"] == ""
+    profile = json.loads(render_output(sample.template, METAFLOW_PROFILE_OUTPUT_KEY))
     assert profile["METAFLOW_DEFAULT_DATASTORE"] == "s3"
     assert profile["METAFLOW_DATATOOLS_S3ROOT"].endswith("/batchwright/data")
-    # The sample's image is the DefaultImage parameter (chosen at deploy time): the
+    # The sample's image is the DefaultImage parameter (chosen at deploy time), empty by
+    # default: the job image the stack builds, in the account's bootstrap repository. The
     # profile names the image, with its registry inside it, and no separate registry.
-    assert profile["METAFLOW_BATCH_CONTAINER_IMAGE"].startswith("public.ecr.aws/")
+    assert "dkr.ecr" in profile["METAFLOW_BATCH_CONTAINER_IMAGE"]
+    assert "container-assets" in profile["METAFLOW_BATCH_CONTAINER_IMAGE"]
     assert "METAFLOW_BATCH_CONTAINER_REGISTRY" not in profile
     for key in (
         "METAFLOW_DATASTORE_SYSROOT_S3",
@@ -456,8 +456,9 @@ _HASH = re.compile(r"([A-Za-z0-9]+?)[0-9A-F]{8}(?=[.>])")
 
 
 def _masked_descriptor(template: dict[str, Any]) -> str:
-    """The static descriptor with the hash part of logical ids masked, pretty-printed."""
-    text = render_intrinsics(template["Outputs"][DESCRIPTOR_OUTPUT_KEY]["Value"])
+    """The static descriptor (parameter defaults applied) with the hash part of logical ids
+    masked, pretty-printed."""
+    text = render_output(template, DESCRIPTOR_OUTPUT_KEY)
     masked = _HASH.sub(r"\1<hash>", text)
     return json.dumps(json.loads(masked), indent=2) + "\n"
 

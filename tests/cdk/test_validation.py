@@ -18,65 +18,73 @@ from batchwright_cdk import (
 
 pytestmark = pytest.mark.cdk
 
-SPOT = ComputeEnvironmentSpec("SPOT")
-EC2 = ComputeEnvironmentSpec("EC2")
-FARGATE = ComputeEnvironmentSpec("FARGATE")
+SPOT = ComputeEnvironmentSpec(platform="SPOT")
+EC2 = ComputeEnvironmentSpec(platform="EC2")
+FARGATE = ComputeEnvironmentSpec(platform="FARGATE")
 
 
 @pytest.mark.parametrize(
     ("build", "prop", "value_text"),
     [
         pytest.param(
-            lambda: QueueSpec("big", (EC2, SPOT, EC2, SPOT)),
+            lambda: QueueSpec(key="big", compute_environments=(EC2, SPOT, EC2, SPOT)),
             "compute_environments",
             "4 environments",
             id="more-than-three-compute-environments",
         ),
         pytest.param(
-            lambda: QueueSpec("mixed", (EC2, FARGATE)),
+            lambda: QueueSpec(key="mixed", compute_environments=(EC2, FARGATE)),
             "compute_environments",
             "'FARGATE'",
             id="ec2-and-fargate-mixed",
         ),
         pytest.param(
-            lambda: ComputeEnvironmentSpec("EC2", min_vcpus=64, max_vcpus=16),
+            lambda: ComputeEnvironmentSpec(platform="EC2", min_vcpus=64, max_vcpus=16),
             "min_vcpus",
             "64",
             id="min-above-max",
         ),
         pytest.param(
-            lambda: ComputeEnvironmentSpec("EC2", max_vcpus=0),
+            lambda: ComputeEnvironmentSpec(platform="EC2", max_vcpus=0),
             "max_vcpus",
             "0",
             id="max-not-positive",
         ),
         pytest.param(
-            lambda: ComputeEnvironmentSpec("SPOT", "efa", ("c5n.18xlarge",)),
+            lambda: ComputeEnvironmentSpec(
+                platform="SPOT", accelerator="efa", instance_types=("c5n.18xlarge",)
+            ),
             "platform",
             "'SPOT'",
             id="efa-on-spot",
         ),
         pytest.param(
-            lambda: ComputeEnvironmentSpec("FARGATE", instance_types=("c5.large",)),
+            lambda: ComputeEnvironmentSpec(platform="FARGATE", instance_types=("c5.large",)),
             "instance_types",
             "c5.large",
             id="fargate-with-instance-types",
         ),
         pytest.param(
-            lambda: ComputeEnvironmentSpec("FARGATE", "gpu"),
+            lambda: ComputeEnvironmentSpec(platform="FARGATE", accelerator="gpu"),
             "accelerator",
             "'gpu'",
             id="fargate-with-gpu",
         ),
         pytest.param(
-            lambda: QueueSpec("has space", (EC2,)),
+            lambda: QueueSpec(key="has space", compute_environments=(EC2,)),
             "key",
             "'has space'",
             id="bad-queue-key",
         ),
         pytest.param(
             lambda: QueueSpec(
-                "efa-mix", (ComputeEnvironmentSpec("EC2", "efa", ("c5n.18xlarge",)), EC2)
+                key="efa-mix",
+                compute_environments=(
+                    ComputeEnvironmentSpec(
+                        platform="EC2", accelerator="efa", instance_types=("c5n.18xlarge",)
+                    ),
+                    EC2,
+                ),
             ),
             "compute_environments",
             "'efa'",
@@ -84,10 +92,14 @@ FARGATE = ComputeEnvironmentSpec("FARGATE")
         ),
         pytest.param(
             lambda: QueueSpec(
-                "accel",
-                (
-                    ComputeEnvironmentSpec("EC2", "gpu", ("g5",)),
-                    ComputeEnvironmentSpec("EC2", "neuron", ("inf2",)),
+                key="accel",
+                compute_environments=(
+                    ComputeEnvironmentSpec(
+                        platform="EC2", accelerator="gpu", instance_types=("g5",)
+                    ),
+                    ComputeEnvironmentSpec(
+                        platform="EC2", accelerator="neuron", instance_types=("inf2",)
+                    ),
                 ),
             ),
             "compute_environments",
@@ -95,13 +107,13 @@ FARGATE = ComputeEnvironmentSpec("FARGATE")
             id="gpu-and-neuron-mixed",
         ),
         pytest.param(
-            lambda: ComputeEnvironmentSpec("EC2", root_volume_gib=8),
+            lambda: ComputeEnvironmentSpec(platform="EC2", root_volume_gib=8),
             "root_volume_gib",
             "8",
             id="root-volume-below-the-ami",
         ),
         pytest.param(
-            lambda: ComputeEnvironmentSpec("FARGATE", root_volume_gib=50),
+            lambda: ComputeEnvironmentSpec(platform="FARGATE", root_volume_gib=50),
             "root_volume_gib",
             "50",
             id="fargate-with-root-volume",
@@ -191,8 +203,8 @@ def test_environment_refuses_queues_its_types_cannot_serve(
 
 
 def test_descriptor_that_would_not_fit_an_ssm_parameter_is_refused(stack: cdk.Stack) -> None:
-    wide = ComputeEnvironmentSpec("EC2", instance_types=("default_x86_64",))
-    queues = [QueueSpec(f"wide{i}", (wide, wide, wide)) for i in range(4)]
+    wide = ComputeEnvironmentSpec(platform="EC2", instance_types=("default_x86_64",))
+    queues = [QueueSpec(key=f"wide{i}", compute_environments=(wide, wide, wide)) for i in range(4)]
     with pytest.raises(EnvironmentConfigError) as caught:
         BatchEnvironment(stack, "Env", vpc=_vpc(stack), queues=queues)
     message = str(caught.value)
@@ -213,7 +225,7 @@ def test_queue_keys_cannot_shadow_the_environments_resources(stack: cdk.Stack) -
 
 
 def test_efa_needs_private_subnets_in_a_brought_vpc(stack: cdk.Stack) -> None:
-    with pytest.raises(EnvironmentConfigError, match="has no private subnets"):
+    with pytest.raises(EnvironmentConfigError, match="EFA ones need a private or isolated"):
         BatchEnvironment(
             stack, "Env", vpc=_vpc(stack, private=False), queues=[QueueSpec.efa("efa")]
         )

@@ -101,6 +101,19 @@ TABLE: list[tuple[str, dict[str, Any], tuple[str, ...]]] = [
     ("json-file", {"log_driver": "json-file", "log_options": {"max-size": "10m"}}, EC2_LIKE),
     ("privileged", {"privileged": True}, EC2_LIKE),
     (
+        # With the step's execution role: a bare EC2 target has none to fetch them with.
+        "secrets",
+        {
+            "secrets": {
+                "DB_PASSWORD": f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:db-AbCdEf",
+                "API_TOKEN": f"arn:aws:ssm:us-east-1:{ACCOUNT}:parameter/team/token",
+                "PLAIN": "/team/plain",
+            },
+            "execution_role": STEP_ROLE,
+        },
+        ALL,
+    ),
+    (
         "gpu training",
         {"cpu": 8, "memory": 60000, "gpu": 4, "shared_memory": 8192, "use_tmpfs": True},
         EC2_LIKE,
@@ -185,7 +198,10 @@ def test_table_bodies_are_valid_for_botocore(
         assert requirements.get("GPU") == (str(options.gpu) if options.gpu else None)
     container = definition["containerProperties"]
     assert ("ephemeralStorage" in container) == (options.ephemeral_storage is not None)
-    assert ("executionRoleArn" in container) == (fargate or options.execution_role is not None)
+    assert ("executionRoleArn" in container) == (
+        fargate or options.execution_role is not None or bool(options.secrets)
+    )
+    assert [s["name"] for s in container.get("secrets", [])] == sorted(dict(options.secrets))
 
 
 # The part of each option's output that must appear, per option alone on EC2 (bare target).

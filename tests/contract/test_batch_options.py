@@ -72,6 +72,12 @@ def test_none_means_not_given() -> None:
         ),
         ("log_driver", "awslogs", "log_driver", "awslogs"),
         ("privileged", True, "privileged", True),
+        (
+            "secrets",
+            {"TOKEN": "/team/token", "A": "/a"},
+            "secrets",
+            (("A", "/a"), ("TOKEN", "/team/token")),
+        ),
     ],
 )
 def test_each_option_alone(key: str, value: Any, attribute: str, expected: Any) -> None:
@@ -482,6 +488,26 @@ REFUSALS: list[tuple[str, dict[str, Any], dict[str, Any], dict[str, str], str, A
         300,
         "--with batch",
         "between 0 and 100",
+    ),
+    (
+        "secret value not a reference",
+        {"secrets": {"TOKEN": "hunter2"}},
+        {},
+        {},
+        "secrets",
+        {"TOKEN": "hunter2"},
+        "@batch",
+        "Never the secret itself",
+    ),
+    (
+        "override secrets not json",
+        {},
+        {},
+        {"secrets": "TOKEN=/team/token"},
+        "secrets",
+        "TOKEN=/team/token",
+        "--with batch",
+        "as JSON",
     ),
     (
         "override both aliases",

@@ -28,7 +28,7 @@ from batchwright.environment.descriptor import (
 )
 from batchwright.environment.routing import route
 from batchwright.errors import BatchwrightError, InvalidValue, UserInputError
-from batchwright.plan import queue_target
+from batchwright.plan import environment_target, queue_target
 
 from .conftest import check_model_rules
 
@@ -38,7 +38,11 @@ OUTSIDE = f"arn:aws:batch:us-east-1:{ACCOUNT}:job-queue/team-queue"
 
 
 def _queue(
-    key: str, platform: str, types: tuple[str, ...] = (), accelerator: str = "none"
+    key: str,
+    platform: str,
+    types: tuple[str, ...] = (),
+    accelerator: str = "none",
+    public: bool = True,
 ) -> QueueDescription:
     return QueueDescription(
         key=key,
@@ -54,6 +58,7 @@ def _queue(
                 max_vcpus=512,
                 instance_types=types,
                 accelerator=accelerator,  # type: ignore[arg-type]
+                assign_public_ip=public,
             ),
         ),
     )
@@ -72,7 +77,8 @@ ENV = EnvironmentDescriptor(
         _queue("cpu", "EC2", ("c5.large", "c5.2xlarge", "m5.4xlarge", "r6i.8xlarge")),
         _queue("spot", "SPOT", ("c5.large", "m5.4xlarge")),
         _queue("fargate", "FARGATE"),
-        _queue("fargate-spot", "FARGATE_SPOT"),
+        # In private subnets: its jobs get no public IP.
+        _queue("fargate-spot", "FARGATE_SPOT", public=False),
         _queue("gpu", "EC2", ("g5.xlarge", "g5.12xlarge", "p4d.24xlarge"), "gpu"),
         _queue("neuron", "EC2", ("inf2.xlarge", "trn1.32xlarge"), "neuron"),
         _queue("efa", "EC2", ("c6in.32xlarge",), "efa"),
@@ -105,6 +111,15 @@ VALUES: dict[str, st.SearchStrategy[Any]] = {
     "log_driver": st.sampled_from(["awslogs", "splunk", "syslog", "json-file", "stdout"]),
     "log_options": st.sampled_from([{"max-size": "10m"}, {"a": 1}]),
     "privileged": st.sampled_from([True, False, 1]),
+    "secrets": st.sampled_from(
+        [
+            {"DB_PASSWORD": f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:db-AbCdEf"},
+            {"API_TOKEN": "/team/token", "KEY": f"arn:aws:ssm:us-east-1:{ACCOUNT}:parameter/k"},
+            {"AWS_REGION": "/team/region"},
+            {"TOKEN": "plain-text-secret"},
+            ["DB_PASSWORD"],
+        ]
+    ),
 }
 assert set(VALUES) == set(OPTION_KEYS)
 
@@ -186,6 +201,15 @@ def _assert_nothing_dropped(options: BatchOptions, target: QueueTarget, spec: Jo
     assert spec.definition.body["platformCapabilities"] == [
         "FARGATE" if target.is_fargate else "EC2"
     ]
+    secrets = container.get("secrets", [])
+    assert [(s["name"], s["valueFrom"]) for s in secrets] == list(options.secrets)
+    if options.secrets or target.is_fargate:
+        assert container["executionRoleArn"] == (options.execution_role or ENV.execution_role_arn)
+    if target.is_fargate:
+        public = "ENABLED" if target.assign_public_ip else "DISABLED"
+        assert container["networkConfiguration"] == {"assignPublicIp": public}
+    else:
+        assert "networkConfiguration" not in container
 
 
 @settings(
@@ -220,7 +244,7 @@ def test_every_combination_is_valid_requests_or_a_refusal_naming_a_key(
         target = queue_target(ENV, OUTSIDE, outside_platform)  # type: ignore[arg-type]
     else:
         queue = routed.queue
-        target = queue_target(ENV, queue.arn, queue.platform, queue.key)
+        target = environment_target(ENV, queue)
     try:
         spec = build_job_spec(options, target, INVOCATION)
     except BatchwrightError as error:

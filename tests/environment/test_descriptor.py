@@ -24,7 +24,7 @@ from batchwright.environment.descriptor import (
     EnvironmentDescriptor,
 )
 from batchwright.environment.instances import lookup
-from batchwright.environment.sources import render_intrinsics
+from batchwright.environment.sources import render_output
 
 pytestmark = pytest.mark.cdk
 
@@ -52,6 +52,13 @@ def deployed_like(text: str) -> str:
 
     def value(match: re.Match[str]) -> str:
         kind, target = match.group(1), match.group(2)
+        pseudo = {
+            "AWS::AccountId": ACCOUNT,
+            "AWS::Region": REGION,
+            "AWS::URLSuffix": "amazonaws.com",
+        }
+        if kind == "Ref" and target in pseudo:
+            return pseudo[target]
         logical, _, attribute = target.partition(".")
         if kind == "part-of:GetAtt":
             return f"{logical}-{suffix}"
@@ -70,7 +77,7 @@ def deployed_like(text: str) -> str:
 def document() -> dict[str, Any]:
     """The sample's descriptor as it will read after deployment."""
     synthesis = _sample_synth().synthesize_sample()
-    text = render_intrinsics(synthesis.template["Outputs"][DESCRIPTOR_OUTPUT_KEY]["Value"])
+    text = render_output(synthesis.template, DESCRIPTOR_OUTPUT_KEY)
     resolved = deployed_like(text)
     assert "<" not in resolved, resolved
     return dict(json.loads(resolved))

@@ -69,7 +69,15 @@ def deployed(env: EnvironmentDescriptor) -> EnvironmentDescriptor:
     """``env`` as a deployment resolves it: every placeholder (``<Ref:Bucket>``,
     ``<GetAtt:Queue.JobQueueArn>``) replaced by a value of the same kind."""
 
+    pseudo = {
+        "Ref:AWS::AccountId": "123456789012",
+        "Ref:AWS::Region": "us-east-1",
+        "Ref:AWS::URLSuffix": "amazonaws.com",
+    }
+
     def resolve(match: re.Match[str]) -> str:
+        if match.group(1) in pseudo:
+            return pseudo[match.group(1)]
         kind, _, target = match.group(1).partition(":")
         logical_id, _, attribute = target.partition(".")
         if attribute.endswith("Arn"):

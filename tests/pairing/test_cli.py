@@ -65,7 +65,9 @@ def test_flow_plan_from_cdk_out_only(cdk_out: Path, capsys: pytest.CaptureFixtur
     for step, queue in (("featurize", "cpu"), ("train", "spot"), ("export", "fargate")):
         block = out.split(f"step {step}: AWS Batch", 1)[1].split("verdict:", 1)[0]
         assert f"queue:          '{queue}'" in block
-        assert "job definition: image public.ecr.aws" in block
+        # The job image the stack builds, in the account's bootstrap repository.
+        assert "job definition: image <Ref:AWS::AccountId>.dkr.ecr." in block
+        assert "container-assets" in block
     assert "step start: local" in out and "All steps can run." in out
     assert "(17 in all)" in out  # instance types: first few, then the count
     train = out.split("step train: AWS Batch", 1)[1].split("verdict:", 1)[0]
@@ -461,7 +463,9 @@ def test_export_metaflow_builds_it_from_the_descriptor(
     assert profile["METAFLOW_DATASTORE_SYSROOT_S3"] == f"{sample_env.datastore_root}/metaflow"
     assert profile["METAFLOW_DATATOOLS_S3ROOT"] == f"{sample_env.datastore_root}/data"
     assert profile["METAFLOW_ECS_S3_ACCESS_IAM_ROLE"] == sample_env.job_role_arn
-    assert profile["METAFLOW_BATCH_CONTAINER_REGISTRY"] == "public.ecr.aws"
+    assert profile["METAFLOW_BATCH_CONTAINER_REGISTRY"] == (
+        "123456789012.dkr.ecr.us-east-1.amazonaws.com"  # the job image's repository
+    )
 
 
 def test_export_metaflow_unknown_queue(

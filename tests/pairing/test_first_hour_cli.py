@@ -295,6 +295,9 @@ def test_help_shows_the_flows_own_docstring(capsys: pytest.CaptureFixture[str]) 
 # --- env export-metaflow ----------------------------------------------------------------------
 
 UNRESOLVED = {
+    # The job image the stack builds is pushed to the account's bootstrap repository.
+    "METAFLOW_BATCH_CONTAINER_IMAGE": "<Ref:AWS::AccountId> <Ref:AWS::URLSuffix> "
+    "<Ref:AWS::AccountId>",
     "METAFLOW_BATCH_JOB_QUEUE": "<GetAtt:EnvironmentcpuQueue4C4CE61F.JobQueueArn>",
     "METAFLOW_DATASTORE_SYSROOT_S3": "<Ref:EnvironmentDatastoreBucket695EB659>",
     "METAFLOW_DATATOOLS_S3ROOT": "<Ref:EnvironmentDatastoreBucket695EB659>",

@@ -87,10 +87,12 @@ def test_the_only_stack_of_the_cloud_assembly_is_the_environment(
         f"the only batchwright stack in cloud assembly {app / 'build' / 'assembly'}"
     )
     assert found.descriptor.source.startswith("cdk.out template")
-    # The defaults of template parameters resolve in the other outputs too (the image).
+    # Parameter defaults and the conditions they decide resolve in the other outputs too:
+    # DefaultImage is empty, so the image is the job image the stack builds.
     profile = json.loads(found.outputs["BatchwrightMetaflowProfile"])
     assert profile["METAFLOW_BATCH_CONTAINER_IMAGE"] == found.descriptor.default_image
-    assert not found.descriptor.default_image.startswith("<")
+    assert "container-assets" in found.descriptor.default_image
+    assert "<Fn::If>" not in found.outputs["BatchwrightMetaflowProfile"]
 
 
 def test_cloud_assemblies_in_order(tmp_path: Path) -> None:

@@ -660,3 +660,99 @@ def test_a_request_no_queue_holds_shows_the_largest_offers(
         "  fargate  FARGATE   16 vCPU / 122880 MiB  (Fargate)\n"
         "Lower memory, or add a larger instance type to one of these queues.\n"
     )
+
+
+# --- @batch(secrets=...) ---------------------------------------------------------------------
+
+SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:db-AbCdEf"
+SECRET_REFUSALS = {
+    "the secret itself": (
+        "secrets={'DB_PASSWORD': 'hunter2'}",
+        "error: flow 'BadFlow', step 'work', @batch: secrets={'DB_PASSWORD': 'hunter2'} has "
+        "'DB_PASSWORD': 'hunter2', which is neither a Secrets Manager secret ARN nor an SSM "
+        "parameter. Give a secret's ARN ('arn:aws:secretsmanager:<region>:<account>:secret:"
+        "<name>', optionally followed by ':<json-key>:<version-stage>:<version-id>'), a "
+        "parameter's ARN ('arn:aws:ssm:<region>:<account>:parameter/<name>') or the name of a "
+        "parameter in the job's region, starting with '/'. Never the secret itself.",
+    ),
+    "a reserved name": (
+        f"secrets={{'AWS_REGION': {SECRET_ARN!r}}}",
+        f"error: flow 'BadFlow', step 'work', @batch: secrets={{'AWS_REGION': {SECRET_ARN!r}}} "
+        "has the variable name 'AWS_REGION', which AWS Batch, ECS or batchwright sets in every "
+        "job. Rename the variable (e.g. 'APP_AWS_REGION'): names starting with AWS_ or ECS_ or "
+        "BATCHWRIGHT_, and PYTHONPATH, PYTHONUNBUFFERED, TMPDIR, are reserved.",
+    ),
+    "not a mapping": (
+        "secrets='DB_PASSWORD'",
+        "error: flow 'BadFlow', step 'work', @batch: secrets='DB_PASSWORD' is not a mapping. "
+        "Give a dict of environment variable names to secret ARNs or SSM parameters, e.g. "
+        f"{{'DB_PASSWORD': {SECRET_ARN!r}, 'API_TOKEN': '/team/token'}} (on the command line, "
+        """as JSON: batch:secrets='{"API_TOKEN":"/team/token"}').""",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SECRET_REFUSALS))
+def test_bad_secrets_are_refused_before_running(
+    case: str, run_flow: RunFlow, datastore: Path, tmp_path: Path
+) -> None:
+    attributes, message = SECRET_REFUSALS[case]
+    flow_file = write_flow(tmp_path, "bad_flow", BATCH_FLOW.format(attributes=attributes))
+    for command in (("run", "--run-batch-locally"), ("plan",)):
+        result = run_flow(flow_file, *command)
+        assert result.returncode == 2, result.output
+        assert "Traceback" not in result.output and "started" not in result.stdout
+        assert result.stderr.splitlines()[0] == message, result.output
+    assert not (datastore / "BadFlow").exists()
+
+
+SECRET_FLOW = f"""
+import os
+
+from batchwright import FlowSpec, batch, step
+
+
+class SecretFlow(FlowSpec):
+    @step
+    def start(self):
+        self.next(self.work)
+
+    @batch(secrets={{"DB_PASSWORD": "{SECRET_ARN}", "API_TOKEN": "/team/token"}})
+    @step
+    def work(self):
+        print("token:", os.environ["API_TOKEN"])
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+if __name__ == "__main__":
+    SecretFlow()
+"""
+
+
+def test_a_local_run_needs_the_secrets_in_the_shell(
+    run_flow: RunFlow, datastore: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flow_file = write_flow(tmp_path, "secret_flow", SECRET_FLOW)
+    monkeypatch.delenv("DB_PASSWORD", raising=False)
+    monkeypatch.setenv("API_TOKEN", "from-the-shell")
+    refused = run_flow(flow_file, "run", "--run-batch-locally")
+    assert refused.returncode == 2, refused.output
+    assert "Traceback" not in refused.output and "started" not in refused.stdout
+    assert refused.stderr.splitlines()[0] == (
+        "error: flow 'SecretFlow', step 'work', @batch: secrets API_TOKEN, DB_PASSWORD are "
+        "fetched by ECS when the job starts on AWS Batch; --run-batch-locally runs the step on "
+        "this machine, where nothing fetches them, and DB_PASSWORD is not set in this shell. "
+        "Run the step on AWS Batch (without --run-batch-locally), or set DB_PASSWORD in your "
+        "shell for local runs."
+    )
+    assert not (datastore / "SecretFlow").exists()
+
+    monkeypatch.setenv("DB_PASSWORD", "also-from-the-shell")
+    ran = run_flow(flow_file, "run", "--run-batch-locally")
+    assert ran.returncode == 0, ran.output
+    assert "token: from-the-shell" in ran.stdout
+    assert "secrets API_TOKEN, DB_PASSWORD come from this shell's environment" in ran.stdout

@@ -1,12 +1,12 @@
 """The job definition of a step: what is fixed for a step on a platform, named by its content.
 
 :func:`build_job_definition` returns the ``RegisterJobDefinition`` request of a step on a
-queue's platform: image, roles, devices, Linux parameters, logging, the retry strategy
-for infrastructure faults and the attempt timeout. Per-task values (command, environment,
-vCPU, memory, GPU) are not in it; they travel in each submission's overrides. The
-definition is named ``batchwright-<content hash>`` after a hash of its canonical JSON, and
-the hash is also stored as a tag, so a backend registers each distinct definition once
-and reuses an active one by name.
+queue's platform: image, roles, secrets, devices, Linux parameters, logging, networking,
+the retry strategy for infrastructure faults and the attempt timeout. Per-task values
+(command, environment, vCPU, memory, GPU) are not in it; they travel in each submission's
+overrides. The definition is named ``batchwright-<content hash>`` after a hash of its
+canonical JSON, and the hash is also stored as a tag, so a backend registers each distinct
+definition once and reuses an active one by name.
 """
 
 from __future__ import annotations
@@ -178,9 +178,13 @@ def build_job_definition(
     definition's resource requirements are the fixed defaults, overridden per job, so
     steps that differ only in those share one definition.
 
+    ``secrets`` become ``containerProperties.secrets`` (ECS fetches them into the job's
+    environment with the execution role, which is then set on EC2 too); Fargate jobs get a
+    public IP only when the target says its subnets need one.
+
     Raises:
-        InvalidValue: an option the platform lacks, a missing Fargate execution role, a
-            timeout under 60 seconds.
+        InvalidValue: an option the platform lacks, a missing execution role (Fargate,
+            secrets), a timeout under 60 seconds.
         PlanError: the definition would exceed Batch's 24 KiB limit.
     """
     check_platform(options, target)
@@ -198,9 +202,18 @@ def build_job_definition(
     job_role = options.iam_role or target.job_role_arn
     if job_role:
         container["jobRoleArn"] = job_role
-    execution_role = options.execution_role or (target.execution_role_arn if fargate else None)
+    # ECS fetches the image on Fargate, and secrets everywhere, with the execution role.
+    needs_execution_role = fargate or bool(options.secrets)
+    execution_role = options.execution_role or (
+        target.execution_role_arn if needs_execution_role else None
+    )
     if execution_role:
         container["executionRoleArn"] = execution_role
+    if options.secrets:
+        # Sorted by name (BatchOptions keeps them so): one content, one hash.
+        container["secrets"] = [
+            {"name": name, "valueFrom": reference} for name, reference in options.secrets
+        ]
     linux = _linux_parameters(options)
     if linux:
         container["linuxParameters"] = linux
@@ -213,9 +226,12 @@ def build_job_definition(
         if options.ephemeral_storage is not None:
             container["ephemeralStorage"] = {"sizeInGiB": options.ephemeral_storage}
         container["fargatePlatformConfiguration"] = {"platformVersion": "LATEST"}
-        # Fargate tasks in subnets without a NAT need a public IP to pull images and
-        # reach S3; the descriptor does not say which subnets have one.
-        container["networkConfiguration"] = {"assignPublicIp": "ENABLED"}
+        # Fargate tasks in public subnets without a NAT need a public IP to pull images
+        # and reach S3; in private subnets they reach AWS through the NAT or endpoints. The
+        # descriptor says which (contract 1, ``assign_public_ip``).
+        container["networkConfiguration"] = {
+            "assignPublicIp": "ENABLED" if target.assign_public_ip else "DISABLED"
+        }
     body: dict[str, Any] = {
         "jobDefinitionName": "",
         "type": "container",

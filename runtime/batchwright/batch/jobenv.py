@@ -28,6 +28,17 @@ FORWARDED_VARIABLES = frozenset(["AWS_DEFAULT_REGION", "AWS_REGION"])
 #: when ``@batch(use_tmpfs=True, tmpfs_tempdir=True)`` puts them on the tmpfs. Named
 #: after Metaflow's ``METAFLOW_TEMPDIR``.
 TEMPDIR_VARIABLE = "BATCHWRIGHT_TEMPDIR"
+#: Prefixes of the variables AWS Batch (``AWS_BATCH_*``), ECS (``ECS_CONTAINER_METADATA_URI``)
+#: and batchwright (``AWS_REGION``, the endpoints, ``BATCHWRIGHT_USER``...) set in a job.
+RESERVED_VARIABLE_PREFIXES = ("AWS_", "ECS_", "BATCHWRIGHT_")
+#: Other variables batchwright sets in a job (the bootstrap, the tmpfs temporary directory).
+RESERVED_VARIABLES = frozenset(["PYTHONUNBUFFERED", "PYTHONPATH", "TMPDIR"])
+
+
+def is_reserved_variable(name: str) -> bool:
+    """Whether a job's ``name`` variable is set by AWS Batch, ECS or batchwright, so that a
+    step may not set it another way (e.g. from a secret)."""
+    return name in RESERVED_VARIABLES or name.startswith(RESERVED_VARIABLE_PREFIXES)
 
 
 def is_loopback_endpoint(url: str | None) -> bool:

@@ -25,10 +25,15 @@ import dataclasses
 import difflib
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from batchwright.batch.jobenv import (
+    RESERVED_VARIABLE_PREFIXES,
+    RESERVED_VARIABLES,
+    is_reserved_variable,
+)
 from batchwright.errors import InvalidValue
 
 #: vCPUs of a step that names neither ``@batch(cpu=...)`` nor ``@resources(cpu=...)``.
@@ -285,6 +290,83 @@ def _tags(key: str, value: Any, where: str) -> tuple[tuple[str, str], ...]:
     return pairs
 
 
+#: An environment variable name a secret may take (what shells and ECS accept).
+_VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$", re.ASCII)
+#: A Secrets Manager secret's ARN, optionally with the ``:json-key:version-stage:version-id``
+#: suffix ECS takes (each part may be empty: ``...:secret:db-AbCdEf:password::``).
+_SECRET_ARN = re.compile(
+    r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]+"
+    r"(?::[^:\s]*:[^:\s]*:[^:\s]*)?$",
+    re.ASCII,
+)
+#: An SSM Parameter Store parameter's ARN (``parameter/team/token`` for ``/team/token``).
+_PARAMETER_ARN = re.compile(
+    r"^arn:aws[a-z-]*:ssm:[a-z0-9-]+:[0-9]{12}:parameter/[A-Za-z0-9_.\-/]+$", re.ASCII
+)
+#: An SSM parameter of the job's region, by its path name.
+_PARAMETER_NAME = re.compile(r"^/[A-Za-z0-9_.\-/]+$", re.ASCII)
+#: The example the ``secrets`` messages give.
+SECRETS_EXAMPLE = {
+    "DB_PASSWORD": "arn:aws:secretsmanager:us-east-1:123456789012:secret:db-AbCdEf",
+    "API_TOKEN": "/team/token",
+}
+
+
+def secret_kind(reference: str) -> str | None:
+    """``"secretsmanager"`` or ``"ssm"`` for a reference ECS can fetch into a variable,
+    else ``None``."""
+    if _SECRET_ARN.match(reference):
+        return "secretsmanager"
+    if _PARAMETER_ARN.match(reference) or _PARAMETER_NAME.match(reference):
+        return "ssm"
+    return None
+
+
+def _secrets(key: str, value: Any, where: str) -> tuple[tuple[str, str], ...]:
+    """Environment variable names to Secrets Manager secrets or SSM parameters, which ECS
+    fetches into the job's environment when it starts it (and only then)."""
+    if not isinstance(value, Mapping):
+        raise _fail(
+            where,
+            key,
+            value,
+            "is not a mapping",
+            f"Give a dict of environment variable names to secret ARNs or SSM parameters, "
+            f"e.g. {SECRETS_EXAMPLE!r} (on the command line, as JSON: "
+            f'batch:{key}=\'{{"API_TOKEN":"/team/token"}}\').',
+        )
+    for name, reference in value.items():
+        problem = fix = ""
+        if not isinstance(name, str) or not _VARIABLE_NAME.match(name):
+            problem = f"has the variable name {name!r}, which is not an environment variable name"
+            fix = "Use letters, digits and '_', not starting with a digit, e.g. 'DB_PASSWORD'."
+        elif is_reserved_variable(name):
+            problem = (
+                f"has the variable name {name!r}, which AWS Batch, ECS or batchwright sets in "
+                "every job"
+            )
+            prefixes = " or ".join(RESERVED_VARIABLE_PREFIXES)
+            names = ", ".join(sorted(RESERVED_VARIABLES))
+            fix = (
+                f"Rename the variable (e.g. 'APP_{name}'): names starting with {prefixes}, and "
+                f"{names}, are reserved."
+            )
+        elif not isinstance(reference, str) or secret_kind(reference) is None:
+            problem = (
+                f"has {name!r}: {reference!r}, which is neither a Secrets Manager secret ARN nor "
+                "an SSM parameter"
+            )
+            fix = (
+                "Give a secret's ARN ('arn:aws:secretsmanager:<region>:<account>:secret:<name>', "
+                "optionally followed by ':<json-key>:<version-stage>:<version-id>'), a "
+                "parameter's ARN ('arn:aws:ssm:<region>:<account>:parameter/<name>') or the name "
+                "of a parameter in the job's region, starting with '/'. Never the secret itself."
+            )
+        if problem:
+            raise _fail(where, key, dict(value), problem, fix)
+    return tuple(sorted(value.items()))
+
+
 def _log_driver(key: str, value: Any, where: str) -> str:
     if value not in LOG_DRIVERS:
         raise _fail(
@@ -389,6 +471,10 @@ class BatchOptions:
     log_driver: str | None = _option(None, _log_driver)
     log_options: tuple[tuple[str, str], ...] = _option((), _string_pairs)
     privileged: bool = _option(False, _bool, only_on="EC2", fix=_EC2_FIX)
+    #: Environment variables ECS sets from Secrets Manager secrets or SSM parameters when
+    #: it starts the job (``containerProperties.secrets``), by variable name; the job's
+    #: execution role fetches them. Only a job on AWS Batch gets them.
+    secrets: tuple[tuple[str, str], ...] = _option((), _secrets)
     #: The keys the user set (in code, ``@resources`` or on the command line).
     explicit: frozenset[str] = field(default=frozenset(), compare=False)
     #: The flow's name, when the caller gave it (messages only).
@@ -422,6 +508,11 @@ class BatchOptions:
         return dict(self.log_options)
 
     @property
+    def secret_names(self) -> tuple[str, ...]:
+        """The variables the ``secrets`` set, sorted."""
+        return tuple(name for name, _ in self.secrets)
+
+    @property
     def tempdir(self) -> str | None:
         """Where ``current.tempdir`` points inside the job, if the tmpfs serves as one."""
         return self.tmpfs_path if self.use_tmpfs and self.tmpfs_tempdir else None
@@ -443,6 +534,7 @@ class BatchOptions:
         resources: Mapping[str, Any] | None = None,
         overrides: Mapping[str, Any] | None = None,
         flow: str | None = None,
+        variables: Collection[str] = (),
     ) -> BatchOptions:
         """Checks and merges a step's ``@batch`` attributes into one value.
 
@@ -456,6 +548,8 @@ class BatchOptions:
                 parser (:func:`batchwright.decorators.parse_value`); each replaces the
                 code's value for that key.
             flow: the flow's name, for messages.
+            variables: the names the step's ``@environment(vars=...)`` sets; a secret may
+                not take one (``@environment`` would replace its value inside the job).
 
         Returns:
             The options with every default filled in.
@@ -498,6 +592,7 @@ class BatchOptions:
                 source[key] = res_where
             explicit.add(key)
         _check_combinations(merged, lambda key: source.get(key, code_where))
+        _check_secret_names(merged, variables, lambda key: source.get(key, code_where))
         _check_platform_conflicts(
             merged, explicit, lambda key: source.get(key, code_where), spelled
         )
@@ -578,6 +673,23 @@ def _check_combinations(merged: dict[str, Any], where: Callable[[str], str]) -> 
             value=dict(merged["log_options"]),
             problem="is set without log_driver",
             fix="Set log_driver (e.g. 'awslogs') as well, or drop log_options.",
+        )
+
+
+def _check_secret_names(
+    merged: Mapping[str, Any], variables: Collection[str], where: Callable[[str], str]
+) -> None:
+    """Refuses a secret named like a variable of the step's ``@environment``."""
+    secrets = dict(merged.get("secrets", ()))
+    clash = sorted(set(secrets) & set(variables))
+    if clash:
+        raise InvalidValue(
+            where=where("secrets"),
+            key="secrets",
+            value=secrets,
+            problem=f"has the variable name {clash[0]!r}, which @environment(vars=...) sets "
+            "too; inside the job @environment would replace the secret's value",
+            fix=f"Set {clash[0]} in only one of them.",
         )
 
 

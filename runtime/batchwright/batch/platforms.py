@@ -58,7 +58,8 @@ class QueueTarget:
     platform: Platform
     #: Job role used when the step names no ``iam_role``.
     job_role_arn: str | None = None
-    #: Execution role used on Fargate when the step names no ``execution_role``.
+    #: Execution role used when the step names no ``execution_role`` and its jobs need
+    #: one: on Fargate, and wherever the step has ``secrets`` (ECS fetches them with it).
     execution_role_arn: str | None = None
     #: Image used when the step names none.
     default_image: str | None = None
@@ -67,6 +68,13 @@ class QueueTarget:
     region: str | None = None
     #: The queue's key in the environment, when it is one of the environment's queues.
     key: str | None = None
+    #: Fargate only: whether jobs get a public IP (``assignPublicIp``), as the
+    #: environment's descriptor says of the queue's Fargate compute environments
+    #: (:attr:`~batchwright.environment.descriptor.QueueDescription.assign_public_ip`).
+    #: True where nothing says otherwise (a queue outside the environment): a job in a
+    #: public subnet without one cannot pull its image, while one it does not need costs
+    #: nothing.
+    assign_public_ip: bool = True
 
     def __post_init__(self) -> None:
         if self.platform not in PLATFORMS:
@@ -142,7 +150,8 @@ def implied_platform(options: BatchOptions) -> PlatformKind | None:
 
 
 def check_platform(options: BatchOptions, target: QueueTarget) -> None:
-    """Refuses options that do not exist on the target's platform.
+    """Refuses options that do not exist on the target's platform, and a job that needs an
+    execution role (Fargate, ``secrets``) when neither the step nor the environment has one.
 
     Raises:
         InvalidValue: e.g. ``gpu`` on Fargate or ``ephemeral_storage`` on EC2.
@@ -188,6 +197,18 @@ def check_platform(options: BatchOptions, target: QueueTarget) -> None:
             value=options.cpu,
             problem=f"is a fraction; EC2 jobs (queue '{target.label}') take whole vCPUs",
             fix=f"Use cpu={math.ceil(options.cpu)}, or a Fargate queue for fractional vCPUs.",
+        )
+    # On Fargate the role is required anyway (checked above); on EC2 only secrets need it.
+    if options.secrets and options.execution_role is None and target.execution_role_arn is None:
+        raise InvalidValue(
+            where=where,
+            key="execution_role",
+            value=None,
+            problem=f"(not given): the step has secrets ({', '.join(options.secret_names)}), "
+            "which ECS fetches with the job's execution role, and the environment of queue "
+            f"'{target.label}' has none",
+            fix="Give @batch(execution_role='arn:aws:iam::<account>:role/<name>') with a role "
+            "allowed to read the secrets, or drop secrets.",
         )
 
 

@@ -103,10 +103,12 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
 
 
 def show_routes(plan: Plan, console: Console) -> None:
-    """Each ``@batch`` step's queue and why, and every notice (run and resume)."""
+    """Each ``@batch`` step's queue and why, and every notice and warning (run and resume)."""
     for step in plan.batch_steps:
         for notice in step.notices:
             console.notice(notice)
+        for warning in step.warnings:
+            console.warn(warning)
         if not step.ok:
             continue
         if plan.run_batch_locally and step.queue:
@@ -190,6 +192,8 @@ def prepare_run(
         environment,
         run_batch_locally=locally,
         reclaims_before_on_demand=args.spot_reclaims,
+        # Local tasks inherit this environment: the only source of a step's secrets there.
+        local_variables=frozenset(os.environ) if locally else (),
     )
     if not plan.ok:
         raise _refuse_without(plan, looked) if environment is None else refuse(plan)
@@ -323,6 +327,7 @@ def _shape_text(shape: dict[str, Any]) -> str:
     parts.append("platform " + ",".join(shape.get("platform_capabilities", [])))
     for key, label in (
         ("devices", "devices"),
+        ("secrets", "secrets"),
         ("shared_memory_mib", "shared memory MiB"),
         ("max_swap_mib", "swap MiB"),
         ("tmpfs", "tmpfs"),
@@ -381,6 +386,8 @@ def render_plan(plan: Plan, console: Console) -> None:
             )
         for notice in step.notices:
             console.line(f"    notice:         {notice}")
+        for warning in step.warnings:
+            console.line(f"    {console.style('warning:', 'yellow', 'bold')}        {warning}")
         verdict = (
             console.style("ok", "green")
             if step.ok

@@ -67,8 +67,12 @@ class BatchDecorator(StepDecorator):
         return self._options
 
     def step_init(self, context: StepInitContext) -> None:
-        """Checks every value once, in :meth:`BatchOptions.from_attributes`."""
+        """Checks every value once, in :meth:`BatchOptions.from_attributes` (which also
+        refuses a secret named like a variable of the step's ``@environment``)."""
         resources = next((d for d in context.decorators if d.name == "resources"), None)
+        environment = next((d for d in context.decorators if d.name == "environment"), None)
+        # Names only: @environment checks its own values.
+        variables = environment.attributes.get("vars") if environment is not None else None
         code, command_line = (
             ({}, {**self.given, **self.overrides})
             if self.from_command_line
@@ -80,6 +84,7 @@ class BatchDecorator(StepDecorator):
             resources=resources.given if resources is not None else None,
             overrides=command_line,
             flow=context.flow_name,
+            variables=[str(name) for name in variables] if isinstance(variables, dict) else (),
         )
 
     def task_pre_step(self, context: TaskContext) -> None:

@@ -47,8 +47,10 @@ def _compact_source(path: Path) -> str:
 #: the module the unit tests exercise).
 _INTEGRITY = _compact_source(Path(__file__).with_name("integrity.py"))
 
-# Shared head of the bootstraps: needs only python3; installs boto3 into a private
-# directory when the image lacks it (``--target`` also sidesteps PEP 668 images).
+# Shared head of the bootstraps: needs only python3. The environment's job image has boto3
+# pinned; installing it into a private directory is the fallback for user images that lack
+# it (slower, unpinned, needs internet; ``plan`` warns of such images). ``--target`` also
+# sidesteps PEP 668 images.
 _BOOTSTRAP_HEAD = """\
 import importlib.util, json, os, subprocess, sys, tarfile
 work = os.environ.get("BATCHWRIGHT_WORKDIR") or "/tmp/batchwright"

@@ -71,6 +71,10 @@ class ComputeEnvironmentDescription:
     instance_types: tuple[str, ...] = ()
     min_vcpus: int = 0
     accelerator: Accelerator = "none"
+    #: Fargate only: whether its jobs need a public IP to reach AWS (public subnets without
+    #: a NAT). False in private or isolated subnets, whose routes (NAT, VPC endpoints) need
+    #: none. Documents older than the field say nothing, and keep the public IP.
+    assign_public_ip: bool = True
 
     @property
     def is_fargate(self) -> bool:
@@ -105,6 +109,13 @@ class QueueDescription:
     def is_spot(self) -> bool:
         """Whether the queue's first choice is Spot capacity."""
         return self.platform in SPOT_PLATFORMS
+
+    @property
+    def assign_public_ip(self) -> bool:
+        """Whether the queue's Fargate jobs get a public IP: when any of its Fargate
+        compute environments needs one (a job may land in any of them). False for a queue
+        without Fargate environments, where the setting does not exist."""
+        return any(ce.assign_public_ip for ce in self.compute_environments if ce.is_fargate)
 
 
 @dataclass(frozen=True)
@@ -173,6 +184,7 @@ class EnvironmentDescriptor:
                             "max_vcpus": ce.max_vcpus,
                             "accelerator": ce.accelerator,
                             "instance_types": list(ce.instance_types),
+                            "assign_public_ip": ce.assign_public_ip,
                         }
                         for ce in q.compute_environments
                     ],
@@ -232,6 +244,8 @@ class EnvironmentDescriptor:
                         instance_types=tuple(
                             r.str_list(c.get("instance_types", []), f"{where}.instance_types")
                         ),
+                        # Absent from documents older than the field: today's behaviour.
+                        assign_public_ip=r.bool_(c, "assign_public_ip", where, default=True),
                     )
                 )
             if not 1 <= len(ces) <= 3:
@@ -314,6 +328,12 @@ class _Reader:
         value = d.get(key, default)
         if not isinstance(value, int) or isinstance(value, bool):
             raise self._fail(f"{where}.{key}".lstrip("."), "must be an integer")
+        return value
+
+    def bool_(self, d: dict[str, Any], key: str, where: str = "", default: bool = False) -> bool:
+        value = d.get(key, default)
+        if not isinstance(value, bool):
+            raise self._fail(f"{where}.{key}".lstrip("."), "must be true or false")
         return value
 
     def platform(self, d: dict[str, Any], where: str) -> Platform:

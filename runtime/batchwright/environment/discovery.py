@@ -61,8 +61,7 @@ from batchwright.environment.sources import (
     from_outputs_file,
     is_placeholder,
     outputs_file_environments,
-    render_intrinsics,
-    template_defaults,
+    render_output,
 )
 from batchwright.errors import DescriptorError, EnvironmentNotFound, UserInputError
 
@@ -300,11 +299,7 @@ def _template_outputs(cdk_out: Path, stack: str) -> dict[str, str]:
     defaults of template parameters such as ``DefaultImage`` for references to them)."""
     try:
         template = stack_template(cdk_out, stack)
-        defaults = template_defaults(template)
-        rendered = {
-            key: render_intrinsics(output.get("Value"), defaults)
-            for key, output in (template.get("Outputs") or {}).items()
-        }
+        rendered = {key: render_output(template, key) for key in template.get("Outputs") or {}}
     except (EnvironmentNotFound, OSError, ValueError, AttributeError):
         return {}  # outputs besides the descriptor are a courtesy, not a requirement
     return {k: v for k, v in rendered.items() if isinstance(v, str)}

@@ -48,14 +48,18 @@ _EMBEDDED_PLACEHOLDER = re.compile(r"<(?:Ref:|GetAtt:|part-of:|Fn::|Condition)[^
 
 class _Placeholders(References):
     """References as they stand before deployment: a template parameter with a default
-    is that default; everything else only CloudFormation knows, so it renders as a
+    is that default; a condition is what those defaults make it (``Fn::If`` then takes
+    its branch); everything else only CloudFormation knows, so it renders as a
     placeholder (``<Ref:Bucket>``, ``<GetAtt:Queue.JobQueueArn>``, ``<Fn::If>``)."""
 
     #: What needs no deployment: string surgery on what is known.
     functions = frozenset({"Fn::Join", "Fn::Split", "Fn::Select", "Fn::Sub"})
 
-    def __init__(self, parameters: Mapping[str, Any]) -> None:
+    def __init__(
+        self, parameters: Mapping[str, Any], conditions: Mapping[str, Any] | None = None
+    ) -> None:
         self.parameters = parameters
+        self.conditions = conditions or {}
 
     def ref(self, name: str) -> Any:
         if name in self.parameters:
@@ -67,19 +71,70 @@ class _Placeholders(References):
         return Unresolved.named(f"GetAtt:{target}")
 
     def condition(self, name: str) -> Any:
-        return Unresolved.named("Condition")
+        truth = self._truth({"Condition": name})
+        return Unresolved.named("Condition") if truth is None else truth
 
     def unevaluated(self, function: str, argument: Any) -> Any:
         if function == "Fn::Select":  # an index past the end of a known list
             return Unresolved.named(f"Fn::Select:{argument[0]}")
+        if function == "Fn::If":
+            name, when_true, when_false = argument
+            truth = self._truth({"Condition": name})
+            if truth is not None:
+                return evaluate(when_true if truth else when_false, self)
         return Unresolved.named(function)
 
+    def _truth(self, expression: Any) -> bool | None:
+        """A condition's value from what is known before deployment; None if it depends
+        on something only a deployment knows."""
+        if not isinstance(expression, dict) or len(expression) != 1:
+            return None
+        ((function, argument),) = expression.items()
+        if function == "Condition":
+            return self._truth(self.conditions.get(str(argument)))
+        if function == "Fn::Equals":
+            left, right = (evaluate(v, self) for v in argument)
+            if _unknown(left) or _unknown(right):
+                return None
+            return bool(left == right)
+        parts = [self._truth(v) for v in argument]
+        if any(part is None for part in parts):
+            return None
+        if function == "Fn::Not":
+            return not parts[0]
+        if function == "Fn::And":
+            return all(parts)
+        if function == "Fn::Or":
+            return any(parts)
+        return None
 
-def render_intrinsics(value: Any, parameters: Mapping[str, Any] | None = None) -> Any:
+
+def _unknown(value: Any) -> bool:
+    """Whether a rendered value still holds a placeholder."""
+    return isinstance(value, Unresolved) or (
+        isinstance(value, str) and bool(_EMBEDDED_PLACEHOLDER.search(value))
+    )
+
+
+def render_intrinsics(
+    value: Any,
+    parameters: Mapping[str, Any] | None = None,
+    conditions: Mapping[str, Any] | None = None,
+) -> Any:
     """Evaluates the intrinsic functions of a template value that need no deployment and
     renders the others as placeholders such as ``<Ref:Bucket>``. A ``Ref`` to a template
-    parameter with a default (``parameters``: name -> default) renders as that default."""
-    return evaluate(value, _Placeholders(parameters or {}))
+    parameter with a default (``parameters``: name -> default) renders as that default,
+    and ``Fn::If`` takes the branch the template's ``conditions`` give with those."""
+    return evaluate(value, _Placeholders(parameters or {}, conditions))
+
+
+def render_output(template: Mapping[str, Any], key: str) -> Any:
+    """The output ``key`` of a synthesized template as it stands before deployment
+    (:func:`render_intrinsics` with the template's parameter defaults and conditions)."""
+    output = (template.get("Outputs") or {}).get(key) or {}
+    return render_intrinsics(
+        output.get("Value"), template_defaults(template), template.get("Conditions") or {}
+    )
 
 
 def from_cloud_assembly(stack_name: str, cdk_out: str | Path = "cdk.out") -> EnvironmentDescriptor:
@@ -101,7 +156,7 @@ def from_cloud_assembly(stack_name: str, cdk_out: str | Path = "cdk.out") -> Env
             f"stack {stack_name!r} in {template_path} has no output {DESCRIPTOR_OUTPUT_KEY!r}; "
             "is it a batchwright environment (BatchEnvironment construct)?"
         )
-    text = render_intrinsics(output.get("Value"), template_defaults(template))
+    text = render_output(template, DESCRIPTOR_OUTPUT_KEY)
     source = f"cdk.out template {template_path} (stack {stack_name}, not deployed)"
     if not isinstance(text, str):
         raise DescriptorError(f"{source}: output {DESCRIPTOR_OUTPUT_KEY} is not a string.")
