@@ -46,7 +46,7 @@ typecheck:
 	$(VENV)/bin/mypy
 
 # checkov's CloudFormation checks on the synthesized sample (its own venv; see the script).
-scan:
+scan: bootstrap
 	@bash scripts/scan.sh
 
 pytest:

@@ -10,8 +10,10 @@ the stack output ``BatchwrightEnvironment``, an SSM parameter (its name in the o
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import aws_cdk as cdk
+import jsii
 from constructs import Construct
 
 from batchwright.environment.descriptor import (
@@ -37,6 +39,24 @@ def estimated_deployed_bytes(descriptor: EnvironmentDescriptor) -> int:
     return len(text.encode())
 
 
+@jsii.implements(cdk.IStableStringProducer)
+class _Rendered:
+    """A string rendered at synthesis."""
+
+    def __init__(self, render: Callable[[], str]):
+        self._render = render
+
+    def produce(self) -> str:
+        """The rendered string."""
+        return self._render()
+
+
+def lazy_string(render: Callable[[], str]) -> str:
+    """A string ``render`` produces at synthesis (``cdk.Lazy``), when everything that is
+    added after construction (queues, grants) is known."""
+    return cdk.Lazy.string(_Rendered(render))
+
+
 def add_output(scope: Construct, key: str, value: str, description: str) -> cdk.CfnOutput:
     """A stack output whose logical id is exactly ``key`` (readers look it up by name)."""
     output = cdk.CfnOutput(scope, key, value=value, description=description)
@@ -51,4 +71,5 @@ __all__ = [
     "SSM_PARAMETER_MAX_BYTES",
     "add_output",
     "estimated_deployed_bytes",
+    "lazy_string",
 ]

@@ -7,7 +7,7 @@ publishes the environment descriptor (contract 1) for the batchwright runtime.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import aws_cdk as cdk
@@ -38,11 +38,13 @@ from batchwright_cdk.descriptor import (
     SSM_PARAMETER_MAX_BYTES,
     add_output,
     estimated_deployed_bytes,
+    lazy_string,
 )
 from batchwright_cdk.grants import EnvironmentGrants
 from batchwright_cdk.imported import ImportedBatchEnvironment
 from batchwright_cdk.job_image import JobImage
 from batchwright_cdk.network import (
+    SubnetKind,
     add_endpoints,
     create_compute_security_group,
     create_efa_security_group,
@@ -95,6 +97,10 @@ class BatchEnvironment(EnvironmentGrants, Construct):
         subnets: The subnets of the compute environments in ``vpc``. Omitted: private
             ones when the VPC has them, else public ones, else isolated ones. EFA
             environments take one non-public subnet of these.
+        subnet_kind: What the selected subnets are (``"public"``: no NAT, instances and
+            Fargate tasks take public IPs; ``"private"``: NAT; ``"isolated"``: VPC endpoints
+            only), when the VPC cannot tell (subnets imported by id). Omitted: from the
+            VPC's own subnet lists.
         vpc_endpoints: Add the interface endpoints jobs in isolated subnets need (ECS,
             ECR, CloudWatch Logs, Batch, STS; Secrets Manager and SSM with ``secrets``)
             and an S3 gateway endpoint to a brought VPC. Omitted: added for a created
@@ -124,6 +130,8 @@ class BatchEnvironment(EnvironmentGrants, Construct):
         default_image: Container image of steps that name none. Omitted: the batchwright
             job image (:class:`~batchwright_cdk.job_image.JobImage`: Python and pinned
             boto3), built and pushed by ``cdk deploy``.
+        job_image: The job image ``default_image`` refers to when the caller built it
+            (``BatchEnvironmentStack`` does), so that arm64 queues are warned about.
         instance_capacities: Capacities of instance types missing from batchwright's
             shipped table; a queue naming such a type without a declaration is refused.
         metaflow_queue: Key of the queue the Metaflow profile points at; defaults to the
@@ -155,6 +163,7 @@ class BatchEnvironment(EnvironmentGrants, Construct):
         private_subnets: bool | None = None,
         isolated_subnets: bool = False,
         subnets: ec2.SubnetSelection | None = None,
+        subnet_kind: SubnetKind | None = None,
         vpc_endpoints: bool | None = None,
         security_groups: Sequence[ec2.ISecurityGroup] | None = None,
         bucket: s3.IBucket | None = None,
@@ -168,6 +177,7 @@ class BatchEnvironment(EnvironmentGrants, Construct):
         log_group: logs.ILogGroup | None = None,
         log_retention: logs.RetentionDays = DEFAULT_LOG_RETENTION,
         default_image: str | None = None,
+        job_image: JobImage | None = None,
         instance_capacities: Sequence[InstanceCapacity] = (),
         metaflow_queue: str | None = None,
     ):
@@ -190,7 +200,7 @@ class BatchEnvironment(EnvironmentGrants, Construct):
                 "is empty",
                 "Name an image, or leave default_image out to build the batchwright job image",
             )
-        self.job_image: JobImage | None = None
+        self.job_image: JobImage | None = job_image
         if default_image is None:
             self.job_image = JobImage(self, "JobImage")
             default_image = self.job_image.image_uri
@@ -209,7 +219,7 @@ class BatchEnvironment(EnvironmentGrants, Construct):
         self.vpc: ec2.IVpc = vpc or self._create_vpc(
             where, queues, private_subnets, isolated_subnets
         )
-        selection, kind = select_compute_subnets(self.vpc, subnets, where)
+        selection, kind = select_compute_subnets(self.vpc, subnets, where, kind=subnet_kind)
         self.security_groups: tuple[ec2.ISecurityGroup, ...] = tuple(
             security_groups
             if security_groups
@@ -261,6 +271,15 @@ class BatchEnvironment(EnvironmentGrants, Construct):
         self.secrets = tuple(secrets)
         for secret in self.secrets:
             secret.grant_read(self.execution_role)
+        if self.secrets and not iam_parts.policy_held(self.execution_role):
+            cdk.Annotations.of(self).add_warning_v2(
+                "batchwright:secretsNotGranted",
+                "The execution role's policy cannot be changed here (an immutable or imported "
+                "role), so it was not given read access to the secrets; ECS would fail to "
+                "start jobs that use them. Grant it secretsmanager:GetSecretValue / "
+                "ssm:GetParameters (and kms:Decrypt for a customer key) on: "
+                + ", ".join(_secret_arn(secret) for secret in self.secrets),
+            )
         self._shared = SharedCompute(
             vpc=self.vpc,
             subnets=selection,
@@ -273,9 +292,7 @@ class BatchEnvironment(EnvironmentGrants, Construct):
         # Rendered lazily, at synthesis: queues added later are in every publication.
         # A fixed name under one path: the runtime lists an account's environments with
         # one GetParametersByPath when nothing names the one to use.
-        document = cdk.Lazy.string(
-            _Rendered(lambda: stack.to_json_string(self.descriptor().to_dict()))
-        )
+        document = lazy_string(lambda: stack.to_json_string(self.descriptor().to_dict()))
         self.descriptor_parameter = ssm.StringParameter(
             self,
             "DescriptorParameter",
@@ -303,9 +320,7 @@ class BatchEnvironment(EnvironmentGrants, Construct):
         add_output(
             stack,
             METAFLOW_PROFILE_OUTPUT_KEY,
-            cdk.Lazy.string(
-                _Rendered(lambda: stack.to_json_string(self._metaflow_profile(self.descriptor())))
-            ),
+            lazy_string(lambda: stack.to_json_string(self._metaflow_profile(self.descriptor()))),
             "Metaflow profile for this environment (metaflow configure import)",
         )
         add_output(
@@ -471,7 +486,11 @@ class BatchEnvironment(EnvironmentGrants, Construct):
 
     def _efa_group(self) -> ec2.SecurityGroup:
         if self._efa_security_group is None:
-            self._efa_security_group = create_efa_security_group(self, "EfaSecurityGroup", self.vpc)
+            group = create_efa_security_group(self, "EfaSecurityGroup", self.vpc)
+            for endpoint in self.endpoints.values():
+                if isinstance(endpoint, ec2.InterfaceVpcEndpoint):  # EFA nodes reach AWS too
+                    endpoint.connections.allow_from(group, ec2.Port.tcp(443), "EFA nodes")
+            self._efa_security_group = group
         return self._efa_security_group
 
     # --- grants (see EnvironmentGrants) ---------------------------------------------------
@@ -485,12 +504,8 @@ class BatchEnvironment(EnvironmentGrants, Construct):
     def _descriptor_parameter_arn(self) -> str | None:
         return self.descriptor_parameter.parameter_arn
 
-    def _follow_new_queues(self, grant: iam.Grant) -> None:
-        # The grant's first statement is the submitter statements' first: the queues (a
-        # principal without a policy holds none).
-        statements = grant.principal_statements
-        if statements:
-            self._all_queue_statements.append(statements[0])
+    def _follow_new_queues(self, statements: Sequence[iam.PolicyStatement]) -> None:
+        self._all_queue_statements.extend(statements)
 
     # --- descriptor -----------------------------------------------------------------------
 
@@ -568,16 +583,10 @@ def _runnable_timeouts(seconds: int | None) -> list[batch.JobStateTimeLimitActio
     ]
 
 
-@jsii.implements(cdk.IStableStringProducer)
-class _Rendered:
-    """A string rendered at synthesis (``cdk.Lazy``), when every queue has been added."""
-
-    def __init__(self, render: Callable[[], str]):
-        self._render = render
-
-    def produce(self) -> str:
-        """The rendered string."""
-        return self._render()
+def _secret_arn(secret: JobSecret) -> str:
+    """The ARN of a secret or parameter (for messages)."""
+    arn = getattr(secret, "parameter_arn", None) or getattr(secret, "secret_arn", "")
+    return str(arn)
 
 
 @jsii.implements(IValidation)

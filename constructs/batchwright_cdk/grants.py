@@ -24,6 +24,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct, IConstruct
 
 from batchwright_cdk import iam as iam_parts
+from batchwright_cdk.descriptor import lazy_string
 from batchwright_cdk.validation import fail
 
 
@@ -84,7 +85,7 @@ class EnvironmentGrants:
         arns = self._queue_arns()
         keys = list(arns) if queues is None else list(queues)
         for key in keys:
-            if key not in arns:
+            if key not in arns and not self._looking_up():
                 raise fail(
                     f"{type(self).__name__} {self._scope().node.id!r}",
                     "queue",
@@ -92,10 +93,14 @@ class EnvironmentGrants:
                     "names no queue of this environment",
                     f"Use one of {sorted(arns)}",
                 )
-        statements = self._submitter_statements([arns[key] for key in keys])
+        if self._looking_up():  # CDK synthesizes again once it knows the queues
+            resources = [self._placeholder_queue_arn(key) for key in keys or ["all"]]
+        else:
+            resources = [arns[key] for key in keys]
+        statements = self._submitter_statements(resources)
         grant = self._grant(grantee, statements, "BatchwrightSubmitter")
         if queues is None:
-            self._follow_new_queues(grant)
+            self._follow_new_queues([*grant.principal_statements[:1], statements[0]])
         return grant
 
     def grant_submit_job(self, grantee: iam.IGrantable, queue: str) -> iam.Grant:
@@ -104,9 +109,19 @@ class EnvironmentGrants:
         another queue is refused by AWS at submission."""
         return self.grant_submit(grantee, queues=[queue])
 
-    def _follow_new_queues(self, grant: iam.Grant) -> None:
-        """Queues added later join a grant that covers all queues (environments that can
-        add queues override this)."""
+    def _follow_new_queues(self, statements: Sequence[iam.PolicyStatement]) -> None:
+        """Queues added later join ``statements`` (the queue statements of a grant of all
+        queues); environments that can add queues override this."""
+
+    def _looking_up(self) -> bool:
+        """Whether CDK is still looking the environment up (its queues are unknown)."""
+        return False
+
+    def _placeholder_queue_arn(self, key: str) -> str:
+        """A queue ARN for the lookup pass only (that template is discarded)."""
+        return cdk.Stack.of(self._scope()).format_arn(
+            service="batch", resource="job-queue", resource_name=f"dummy-value-for-{key}"
+        )
 
     def _submitter_statements(self, queue_arns: Sequence[str]) -> list[iam.PolicyStatement]:
         return iam_parts.submitter_statements(
@@ -125,9 +140,9 @@ class EnvironmentGrants:
         self, grantee: iam.IGrantable, statements: Sequence[iam.PolicyStatement], policy: str
     ) -> iam.Grant:
         grant, held = iam_parts.grant_statements(grantee, statements)
-        node = getattr(grantee, "node", None)  # None for a bare principal (a jsii proxy)
-        if node is not None:
-            iam_parts.acknowledge_wildcards(cast(IConstruct, grantee), statements)
+        owner = iam_parts.policy_owner(grantee)
+        if owner is not None:
+            iam_parts.acknowledge_wildcards(owner, statements)
         if not held:
             self._report_unheld(grantee, statements, policy)
         return grant
@@ -146,7 +161,8 @@ class EnvironmentGrants:
             output = cdk.CfnOutput(
                 stack,
                 key,
-                value=stack.to_json_string(document.to_json()),
+                # Rendered at synthesis: queues added later are in it.
+                value=lazy_string(lambda: stack.to_json_string(document.to_json())),
                 description=f"IAM policy to attach to {name} yourself (batchwright could "
                 "not change its policy)",
             )

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
@@ -110,6 +110,9 @@ WILDCARD_REASONS: dict[str, str] = {
     "prefix): tags go on at registration and record when a definition was last used.",
     "ControlOwnJobs": "Job ids are assigned by Batch at submission, so no ARN can be named in "
     "advance; the condition limits the action to jobs the runtime tagged with a run id.",
+    "ControlArrayChildren": "Array children (job/<parent>:<index>) carry no tags of their "
+    "own, and the runtime stops single children (a Spot reclaim's escalation, --max-wait); "
+    "only child ids match, never a plain job.",
     "TagOwnJobs": "Job ids are assigned by Batch at submission; tagging at submission is "
     "allowed only for requests that carry the runtime's run tag.",
     "DescribeBatch": "Batch Describe*/List* actions support no resource-level permissions.",
@@ -287,6 +290,11 @@ def submitter_statements(
             conditions={"Null": {f"aws:ResourceTag/{run_tag}": "false"}},
         ),
         iam.PolicyStatement(
+            sid="ControlArrayChildren",
+            actions=["batch:TerminateJob", "batch:CancelJob"],
+            resources=[stack.format_arn(service="batch", resource="job", resource_name="*:*")],
+        ),
+        iam.PolicyStatement(
             sid="TagOwnJobs",
             actions=["batch:TagResource"],
             resources=[jobs],
@@ -347,6 +355,23 @@ def submitter_statements(
     return statements
 
 
+def policy_owner(grantee: iam.IGrantable) -> IConstruct | None:
+    """The construct whose policy a grant to ``grantee`` changes: its principal (a
+    function's role, say) when that is a construct, else the grantee; None for a bare
+    principal."""
+    for candidate in (grantee.grant_principal, grantee):
+        if getattr(candidate, "node", None) is not None:
+            return cast(IConstruct, candidate)
+    return None
+
+
+def policy_held(grantee: iam.IGrantable) -> bool:
+    """Whether ``grantee``'s principal has a policy construct to hold what was granted (an
+    immutable role answers "added" and has none)."""
+    owner = policy_owner(grantee)
+    return owner is None or any(isinstance(c, iam.Policy) for c in owner.node.find_all())
+
+
 def grant_statements(
     grantee: iam.IGrantable, statements: Sequence[iam.PolicyStatement]
 ) -> tuple[iam.Grant, bool]:
@@ -372,8 +397,7 @@ def grant_statements(
         )
         added_all &= one.success
         grant = one if grant is None else grant.combine(one)
-    node = getattr(grantee, "node", None)  # None for a bare principal (a jsii proxy)
-    held = added_all and (node is None or any(isinstance(c, iam.Policy) for c in node.find_all()))
+    held = added_all and policy_held(grantee)
     if grant is None:
         grant = iam.Grant.drop(grantee, "no statements")
     return grant, held

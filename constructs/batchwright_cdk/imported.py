@@ -14,7 +14,8 @@ Either returns an :class:`ImportedBatchEnvironment` that offers the same grants 
 :class:`~batchwright_cdk.environment.BatchEnvironment` and the queues as
 ``batch.IJobQueue``. Nothing is invented: what the object holds comes from the descriptor
 or from the caller. (During the first synthesis of a lookup, before CDK has fetched the
-value, the object is empty and grants name no queue; CDK then synthesizes again.)
+value, the object has no queues and grants name placeholder queues; CDK then synthesizes
+again, and that first template is discarded.)
 """
 
 from __future__ import annotations
@@ -64,8 +65,10 @@ class ImportedBatchEnvironment(EnvironmentGrants, Construct):
         log_group_name: str,
         queue_arns: Mapping[str, str],
         parameter_name: str | None = None,
+        looking_up: bool = False,
     ):
         super().__init__(scope, construct_id)
+        self._pending = looking_up
         self.environment_name = environment_name
         self.datastore_prefix = datastore_prefix.strip("/")
         self.bucket: s3.IBucket = s3.Bucket.from_bucket_name(self, "Bucket", bucket_name)
@@ -171,6 +174,7 @@ class ImportedBatchEnvironment(EnvironmentGrants, Construct):
                 log_group_name=placeholder,
                 queue_arns={},
                 parameter_name=parameter_name,
+                looking_up=True,
             )
         try:
             descriptor = EnvironmentDescriptor.from_json(
@@ -191,6 +195,9 @@ class ImportedBatchEnvironment(EnvironmentGrants, Construct):
 
     def _queue_arns(self) -> dict[str, str]:
         return {key: queue.job_queue_arn for key, queue in self.job_queues.items()}
+
+    def _looking_up(self) -> bool:
+        return self._pending
 
     def _stack_arn(self) -> str:
         return cdk.Stack.of(self).format_arn(

@@ -96,21 +96,29 @@ def select(vpc: ec2.IVpc, selection: ec2.SubnetSelection) -> ec2.SelectedSubnets
 
 
 def select_compute_subnets(
-    vpc: ec2.IVpc, selection: ec2.SubnetSelection | None, where: str
+    vpc: ec2.IVpc,
+    selection: ec2.SubnetSelection | None,
+    where: str,
+    *,
+    kind: SubnetKind | None = None,
 ) -> tuple[ec2.SubnetSelection, SubnetKind]:
-    """The subnets of ordinary compute environments and what kind they are.
+    """The subnets of ordinary compute environments and what kind they are (``kind`` when
+    the caller says so).
 
     Without a ``selection``: private ones when the VPC has them (the safer default), else
     public ones, else isolated ones. A selection the VPC cannot satisfy is refused here
-    with the subnets it does have, rather than with CDK's error at synthesis.
+    with the subnets it does have, rather than with CDK's error at synthesis; so are
+    subnets whose kind the VPC cannot tell (imported by id) when ``kind`` is not given.
     """
     if selection is None:
         if vpc.private_subnets:
-            return ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS), "private"
+            chosen = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS)
+            return chosen, kind or "private"
         if vpc.public_subnets:
-            return ec2.SubnetSelection(subnet_type=ec2.SubnetType.PUBLIC), "public"
+            return ec2.SubnetSelection(subnet_type=ec2.SubnetType.PUBLIC), kind or "public"
         if vpc.isolated_subnets:
-            return ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED), "isolated"
+            chosen = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)
+            return chosen, kind or "isolated"
         raise fail(where, "vpc", vpc.node.path, "has no subnets", "Bring a VPC with subnets")
     try:
         selected = select(vpc, selection)
@@ -126,13 +134,27 @@ def select_compute_subnets(
         raise fail(
             where, "subnets", _describe(selection), "selects no subnet", f"VPC has {_kinds(vpc)}"
         )
-    return selection, _kind_of(vpc, selected.subnet_ids)
+    found = kind or _kind_of(vpc, selected.subnet_ids)
+    if found is None:
+        raise fail(
+            where,
+            "subnet_kind",
+            None,
+            "must be given: the VPC does not list the selected subnets, so it cannot tell "
+            "whether they are public, private (NAT) or isolated",
+            "Pass subnet_kind='public', 'private' or 'isolated'",
+        )
+    return selection, found
 
 
-def _kind_of(vpc: ec2.IVpc, subnet_ids: list[str]) -> SubnetKind:
-    """The kind of the selected subnets (the least connected, when they are mixed)."""
+def _kind_of(vpc: ec2.IVpc, subnet_ids: list[str]) -> SubnetKind | None:
+    """The kind of the selected subnets (the least connected, when they are mixed); None
+    when the VPC lists some of them under no kind."""
     public = {s.subnet_id for s in vpc.public_subnets}
     private = {s.subnet_id for s in vpc.private_subnets}
+    isolated = {s.subnet_id for s in vpc.isolated_subnets}
+    if not all(i in public | private | isolated for i in subnet_ids):
+        return None
     if all(i in public for i in subnet_ids):
         return "public"
     if all(i in public or i in private for i in subnet_ids):
@@ -146,7 +168,8 @@ def _kinds(vpc: ec2.IVpc) -> str:
         "private": len(vpc.private_subnets),
         "isolated": len(vpc.isolated_subnets),
     }
-    return ", ".join(f"{n} {kind}" for kind, n in counts.items() if n) + " subnets"
+    listed = ", ".join(f"{n} {kind}" for kind, n in counts.items() if n)
+    return f"{listed} subnets" if listed else "subnets (it lists none by kind)"
 
 
 def _describe(selection: ec2.SubnetSelection) -> str:

@@ -19,6 +19,7 @@ from batchwright_cdk.environment import (
     JobSecret,
 )
 from batchwright_cdk.job_image import JobImage
+from batchwright_cdk.network import SubnetKind
 from batchwright_cdk.queues import QueueSpec
 from batchwright_cdk.storage import DEFAULT_LOG_RETENTION, DatastoreLifecycle
 
@@ -57,6 +58,7 @@ class BatchEnvironmentStack(cdk.Stack):
         private_subnets: bool | None = None,
         isolated_subnets: bool = False,
         subnets: ec2.SubnetSelection | None = None,
+        subnet_kind: SubnetKind | None = None,
         vpc_endpoints: bool | None = None,
         security_groups: Sequence[ec2.ISecurityGroup] | None = None,
         bucket: s3.IBucket | None = None,
@@ -108,6 +110,7 @@ class BatchEnvironmentStack(cdk.Stack):
             private_subnets=private_subnets,
             isolated_subnets=isolated_subnets,
             subnets=subnets,
+            subnet_kind=subnet_kind,
             vpc_endpoints=vpc_endpoints,
             security_groups=security_groups,
             bucket=bucket,
@@ -121,6 +124,7 @@ class BatchEnvironmentStack(cdk.Stack):
             log_group=log_group,
             log_retention=log_retention,
             default_image=chosen,
+            job_image=self.job_image,
             instance_capacities=instance_capacities,
             metaflow_queue=metaflow_queue,
         )

@@ -28,8 +28,10 @@ class DatastoreLifecycle:
     Off unless given; each part is optional.
 
     Args:
-        expire_after_days: Delete objects this many days after they were written. A run
-            older than that can no longer be resumed or read through the client API.
+        expire_after_days: Delete objects this many days after they were last written, 14
+            or more. The runtime renews a content-addressed object (artifact, code package)
+            older than 7 days when a new run reuses it, so expiry counts from its last use;
+            a run whose objects expired can no longer be resumed or read.
         intelligent_tiering_after_days: Move objects to S3 Intelligent-Tiering after this
             many days (0: at once); S3 then moves rarely read artifacts to cheaper tiers.
 
@@ -42,7 +44,8 @@ class DatastoreLifecycle:
 
     def __post_init__(self) -> None:
         where = "DatastoreLifecycle"
-        check_count(where, "expire_after_days", self.expire_after_days, minimum=1)
+        # Twice the runtime's renewal age (batchwright.datastore.s3.RENEW_AFTER).
+        check_count(where, "expire_after_days", self.expire_after_days, minimum=14)
         check_count(
             where, "intelligent_tiering_after_days", self.intelligent_tiering_after_days, minimum=0
         )

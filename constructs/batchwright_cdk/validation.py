@@ -57,7 +57,13 @@ def known(value: Any) -> bool:
 def check_count(where: str, key: str, value: int | None, *, minimum: int) -> None:
     """Checks an optional whole number against its lower bound (tokens pass)."""
     if known(value) and (not isinstance(value, int) or value < minimum):
-        raise fail(where, key, value, f"must be a whole number of at least {minimum}", "")
+        raise fail(
+            where,
+            key,
+            value,
+            f"must be a whole number of at least {minimum}",
+            f"Use {minimum} or more, or leave {key} out",
+        )
 
 
 def resolve_capacities(

@@ -173,6 +173,49 @@ def test_an_immutable_grantee_gets_a_warning_and_an_output_instead_of_a_silent_l
     assert {"batch:SubmitJob", "batch:RegisterJobDefinition", "iam:PassRole"} <= actions
 
 
+def test_the_policy_output_of_an_immutable_grantee_names_queues_added_later() -> None:
+    stack = _stack()
+    env = BatchEnvironment(stack, "Env", queues=[CPU])
+    locked = iam.Role.from_role_arn(
+        stack, "Locked", f"arn:aws:iam::{ACCOUNT}:role/ci", mutable=False
+    )
+    env.grant_submit(locked)
+    late = env.add_queue(GPU)
+    outputs = Template.from_stack(stack).to_json()["Outputs"]
+    value = outputs["BatchwrightSubmitterPolicyForLocked"]["Value"]
+    assert _logical(stack, late) in json.dumps(value)
+
+
+def test_a_function_with_a_brought_role_is_granted_without_a_warning() -> None:
+    stack = _stack()
+    env = BatchEnvironment(stack, "Env", queues=[CPU])
+    role = iam.Role(stack, "FnRole", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+    function = lambda_.Function(
+        stack,
+        "Fn",
+        role=role,
+        runtime=lambda_.Runtime.PYTHON_3_12,
+        handler="index.handler",
+        code=lambda_.Code.from_inline("def handler(event, context):\n    return None\n"),
+    )
+    env.grant_submit(function)
+    assert not Annotations.from_stack(stack).find_warning("*", Match.string_like_regexp("cannot"))
+    submit = [s for s in _statements(stack) if s["Action"] == "batch:SubmitJob"]
+    assert any(_logical(stack, role) in s["_to"] for s in submit)
+
+
+def test_secrets_on_an_immutable_execution_role_are_warned_about() -> None:
+    stack = _stack()
+    execution = iam.Role.from_role_arn(
+        stack, "Exec", f"arn:aws:iam::{ACCOUNT}:role/exec", mutable=False
+    )
+    BatchEnvironment(stack, "Env", queues=[CPU], execution_role=execution, secrets=[_secret(stack)])
+    warnings = Annotations.from_stack(stack).find_warning(
+        "*", Match.string_like_regexp("not given read access to the secrets")
+    )
+    assert len(warnings) == 1 and "team/db-password" in str(warnings[0].entry.data)
+
+
 def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
@@ -266,6 +309,9 @@ def test_the_first_lookup_pass_synthesizes_and_asks_cdk_for_the_parameter() -> N
         stack, "Platform", "/batchwright/environments/Platform"
     )
     assert imported.job_queues == {}
+    # Grants made before CDK knows the queues still synthesize (the template is discarded).
+    ci = iam.Role(stack, "Ci", assumed_by=iam.AccountRootPrincipal())
+    assert imported.grant_submit_job(ci, "gpu").success and imported.grant_submit(ci).success
     directory = Path(app.synth().directory)
     missing = json.loads((directory / "manifest.json").read_text()).get("missing", [])
     assert [m["key"] for m in missing] == [
@@ -342,6 +388,14 @@ def test_a_created_isolated_vpc_has_the_endpoints_and_no_route_to_the_internet()
     assert endpoint_ids <= set(ce.get("DependsOn", []))
     descriptor = _descriptor(stack)
     assert descriptor.queue("fargate").compute_environments[0].assign_public_ip is False  # type: ignore[union-attr]
+    # EFA nodes carry their own group; it reaches the endpoints too.
+    template.has_resource_properties(
+        "AWS::EC2::SecurityGroupIngress",
+        {
+            "FromPort": 443,
+            "SourceSecurityGroupId": {"Fn::GetAtt": [_logical(stack, env._efa_group()), "GroupId"]},
+        },
+    )
 
 
 def _isolated_vpc(stack: cdk.Stack) -> ec2.Vpc:
@@ -382,6 +436,28 @@ def test_a_subnet_selection_the_vpc_cannot_satisfy_is_a_clear_error() -> None:
         )
     message = str(caught.value)
     assert "subnets" in message and "2 isolated subnets" in message
+
+
+def test_subnets_imported_by_id_need_their_kind_said() -> None:
+    stack = _stack()
+    vpc = ec2.Vpc.from_vpc_attributes(
+        stack, "Theirs", vpc_id="vpc-1234", availability_zones=["eu-west-1a", "eu-west-1b"]
+    )
+    subnets = ec2.SubnetSelection(
+        subnets=[
+            ec2.Subnet.from_subnet_attributes(
+                stack, f"S{i}", subnet_id=f"subnet-{i}", availability_zone=f"eu-west-1{zone}"
+            )
+            for i, zone in enumerate("ab")
+        ]
+    )
+    with pytest.raises(EnvironmentConfigError, match="subnet_kind='public'"):
+        BatchEnvironment(stack, "Env", vpc=vpc, subnets=subnets, queues=[FARGATE])
+    BatchEnvironment(
+        stack, "Env2", vpc=vpc, subnets=subnets, subnet_kind="public", queues=[FARGATE]
+    )
+    fargate = _descriptor(stack).queue("fargate")
+    assert fargate is not None and fargate.compute_environments[0].assign_public_ip is True
 
 
 @pytest.mark.parametrize(
@@ -514,6 +590,8 @@ def test_the_submitter_policy_has_no_avoidable_wildcard_and_says_why_for_each_le
     assert "job-definition/batchwright-*" in json.dumps(by_sid["ManageOwnDefinitions"])
     for sid in ("ControlOwnJobs", "SubmitOwnJobs", "TagOwnJobs"):
         assert json.dumps(by_sid[sid]["Condition"]).count("batchwright:run") == 1, sid
+    # Array children have no tags of their own: only child ids, without a condition.
+    assert json.dumps(by_sid["ControlArrayChildren"]["Resource"]).endswith(':job/*:*"]]}')
     for statement in statements:
         wildcard = "*" in json.dumps(statement.get("Resource"))
         if wildcard and statement["Effect"] == "Allow":
@@ -613,3 +691,18 @@ def test_specs_take_keywords_only() -> None:
         ComputeEnvironmentSpec("EC2")  # type: ignore[misc]
     with pytest.raises(TypeError):
         QueueSpec("cpu", ())  # type: ignore[misc]
+
+
+def test_an_arm64_queue_on_the_x86_job_image_is_warned_about() -> None:
+    app = cdk.App()
+    stack = BatchEnvironmentStack(
+        app,
+        "Graviton",
+        env=cdk.Environment(account=ACCOUNT, region=REGION),
+        queues=[CPU, QueueSpec.on_demand("arm", instance_types=["m7g.large"])],
+    )
+    warnings = Annotations.from_stack(stack).find_warning(
+        "*", Match.string_like_regexp("built for x86_64")
+    )
+    assert len(warnings) == 1 and "'arm'" in str(warnings[0].entry.data)
+    assert stack.job_image is not None

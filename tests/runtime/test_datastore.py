@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -140,3 +141,42 @@ def test_s3_missing_objects(s3_storage: S3Storage) -> None:
     s3_storage.write_bytes("a/b/c.json", b"{}")
     assert s3_storage.list_children("a") == ["b"]
     assert s3_storage.list_children("a/b") == ["c.json"]
+
+
+# --- renewal of reused objects (lifecycle expiry counts from the last use) -----------------
+
+
+def _last_modified(storage: S3Storage, key: str) -> Any:
+    import boto3
+
+    return boto3.client("s3").head_object(Bucket="flows", Key=f"team/datastore/{key}")[
+        "LastModified"
+    ]
+
+
+def test_an_old_object_a_new_run_reuses_is_renewed_and_a_recent_one_is_not(
+    s3_storage: S3Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import datetime as real
+
+    from batchwright.datastore import s3 as s3_module
+
+    store = FlowDatastore(s3_storage, "Flow")
+    key = store.save({"weights": list(range(100))})
+    location = f"Flow/data/{key[:2]}/{key}"
+    written = _last_modified(s3_storage, location)
+    time.sleep(1.1)  # S3 times have whole seconds
+    assert FlowDatastore(s3_storage, "Flow").save({"weights": list(range(100))}) == key
+    assert _last_modified(s3_storage, location) == written  # reused within a week: untouched
+
+    class EightDaysLater(real.datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> Any:
+            return real.datetime.now(tz) + s3_module.RENEW_AFTER + real.timedelta(days=1)
+
+    monkeypatch.setattr(s3_module, "datetime", EightDaysLater)
+    assert FlowDatastore(s3_storage, "Flow").save({"weights": list(range(100))}) == key
+    renewed = _last_modified(s3_storage, location)
+    assert renewed > written
+    assert FlowDatastore(s3_storage, "Flow").load(key) == {"weights": list(range(100))}
+    assert s3_storage.keep("Flow/data/00/missing") is False

@@ -305,7 +305,9 @@ class AwsBatchBackend(Backend):
 
             package = codepackage.build(Path(flow_file).parent)
             storage = open_storage(self.run.datastore_root, self.run.patience)
-            if not holds(storage, package.key, package.sha256):
+            # keep(): a package reused from an earlier run is renewed, so a lifecycle
+            # expiry counts from its last use.
+            if not (storage.keep(package.key) and holds(storage, package.key, package.sha256)):
                 storage.write_bytes(package.key, package.data)
             url = f"{self.run.datastore_root.rstrip('/')}/{package.key}"
             self._package = (url, package.sha256)

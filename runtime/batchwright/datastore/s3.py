@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 if TYPE_CHECKING:
@@ -23,6 +24,9 @@ _T = TypeVar("_T")
 
 #: Blobs up to this size stay in memory when read; larger ones spill to a temporary file.
 SPOOL_BYTES = 16 * 1024 * 1024
+#: Age after which an object reused by a new run is renewed (:meth:`S3Storage.keep`); the
+#: construct library's ``DatastoreLifecycle`` expires objects no sooner than twice this.
+RENEW_AFTER = timedelta(days=7)
 
 
 def split_s3_url(url: str) -> tuple[str, str]:
@@ -128,6 +132,36 @@ class S3Storage:
             return True
 
         return self._call(head)
+
+    def keep(self, key: str) -> bool:
+        """HeadObject; an object last written more than :data:`RENEW_AFTER` ago is copied
+        onto itself (server-side), so that a lifecycle rule's expiry (``DatastoreLifecycle``
+        of the construct library) counts from its last reuse, not its first write."""
+
+        def head() -> datetime | None:
+            try:
+                response = self._client.head_object(Bucket=self.bucket, Key=self._key(key))
+            except Exception as error:
+                if _is_missing(error):
+                    return None
+                raise
+            modified: datetime = response["LastModified"]
+            return modified
+
+        modified = self._call(head)
+        if modified is None:
+            return False
+        if datetime.now(UTC) - modified > RENEW_AFTER:
+            target = self._key(key)
+            self._call(
+                lambda: self._client.copy(
+                    {"Bucket": self.bucket, "Key": target},
+                    self.bucket,
+                    target,
+                    ExtraArgs={"MetadataDirective": "REPLACE"},
+                )
+            )
+        return True
 
     def list_children(self, prefix: str) -> list[str]:
         """One level of names under ``prefix`` (ListObjectsV2 with a delimiter)."""

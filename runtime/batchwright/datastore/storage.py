@@ -42,6 +42,12 @@ class Storage(Protocol):
         """True when a blob is stored at ``key``."""
         ...
 
+    def keep(self, key: str) -> bool:
+        """True when a blob is stored at ``key``, which is about to be used again (a
+        content-addressed artifact or code package a new run reuses): storage whose
+        objects expire by age renews an old one, so expiry counts from its last use."""
+        ...
+
     def list_children(self, prefix: str) -> list[str]:
         """Names directly under ``prefix`` (one level, like ``ls``), sorted."""
         ...
@@ -131,6 +137,10 @@ class LocalStorage:
     def exists(self, key: str) -> bool:
         """True when the file exists."""
         return os.path.exists(self._path(key))
+
+    def keep(self, key: str) -> bool:
+        """True when the file exists (nothing on a local disk expires)."""
+        return self.exists(key)
 
     def list_children(self, prefix: str) -> list[str]:
         """Entries of the folder ``prefix`` (temporary files excluded)."""

@@ -69,7 +69,7 @@ class FlowDatastore:
             if key in self._stored:
                 return key
             location = self._artifact_key(key)
-            if not self.storage.exists(location):
+            if not self.storage.keep(location):
                 spool.seek(0)
                 self.storage.write_stream(location, spool)  # type: ignore[arg-type]
             self._stored.add(key)
@@ -114,7 +114,7 @@ class FlowDatastore:
         blob = struct.pack(f"<Q{len(positions)}Q", len(pickles), *positions) + b"".join(pickles)
         key = hashlib.sha256(blob).hexdigest()
         location = self._artifact_key(key)
-        if not self.storage.exists(location):
+        if not self.storage.keep(location):
             self.storage.write_bytes(location, blob)
         return key
 
