@@ -9,12 +9,19 @@ client (``Flow``, ``Run``, ``Step``, ``Task``, ``DataArtifact``, ``Metaflow``,
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from batchwright.current import current
-from batchwright.decorators import batch, catch, environment, resources, retry, timeout
-from batchwright.flowspec import FlowSpec, step
-from batchwright.parameters import IncludeFile, JSONType, Parameter
+# The subpackage batchwright.environment (descriptors, routing) shares its name with the
+# @environment decorator, and importing a subpackage binds it on its parent. It is
+# imported first (it is empty), so the decorator bound below keeps the name whatever the
+# CLI imports later: `from batchwright import environment` is always the decorator.
+import_module("batchwright.environment")
+
+from batchwright.current import current  # noqa: E402
+from batchwright.decorators import batch, catch, environment, resources, retry, timeout  # noqa: E402
+from batchwright.flowspec import FlowSpec, step  # noqa: E402
+from batchwright.parameters import IncludeFile, JSONType, Parameter  # noqa: E402
 
 if TYPE_CHECKING:
     from batchwright.client import (

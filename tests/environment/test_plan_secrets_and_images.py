@@ -35,10 +35,9 @@ ENV = environment(
 )
 
 FLOW = """
-from batchwright import FlowSpec, batch, step
-# Not from batchwright: once batchwright.environment (the package) is imported, as in this
-# test's process, that name is the package.
-from batchwright.decorators import environment
+# batchwright.environment (the package) is imported in this test's process already: the
+# name is still the decorator.
+from batchwright import FlowSpec, batch, environment, step
 
 
 class NotesFlow(FlowSpec):
