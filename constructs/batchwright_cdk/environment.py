@@ -495,9 +495,6 @@ class BatchEnvironment(EnvironmentGrants, Construct):
 
     # --- grants (see EnvironmentGrants) ---------------------------------------------------
 
-    def _queue_arns(self) -> dict[str, str]:
-        return {key: queue.job_queue_arn for key, queue in self.job_queues.items()}
-
     def _stack_arn(self) -> str:
         return cdk.Stack.of(self).stack_id
 

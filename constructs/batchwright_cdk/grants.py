@@ -14,10 +14,11 @@ that policy's document, so the loss is never silent.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import cast
 
 import aws_cdk as cdk
+from aws_cdk import aws_batch as batch
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
@@ -31,8 +32,8 @@ from batchwright_cdk.validation import fail
 class EnvironmentGrants:
     """The grants of a batchwright environment (mixed into the environment constructs).
 
-    Subclasses provide the resources below and :meth:`_queue_arns`,
-    :meth:`_stack_arn` and :meth:`_descriptor_parameter_arn`.
+    Subclasses provide the resources and queues below, :meth:`_stack_arn` and
+    :meth:`_descriptor_parameter_arn`.
     """
 
     bucket: s3.IBucket
@@ -40,12 +41,13 @@ class EnvironmentGrants:
     job_role: iam.IRole
     execution_role: iam.IRole
     log_group: logs.ILogGroup
+    job_queues: Mapping[str, batch.IJobQueue]
 
     # --- what subclasses provide --------------------------------------------------------
 
     def _queue_arns(self) -> dict[str, str]:
         """The ARN of each queue, by key."""
-        raise NotImplementedError
+        return {key: queue.job_queue_arn for key, queue in self.job_queues.items()}
 
     def _stack_arn(self) -> str:
         """The ARN of the environment's stack (the runtime reads its outputs)."""

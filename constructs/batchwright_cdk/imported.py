@@ -193,9 +193,6 @@ class ImportedBatchEnvironment(EnvironmentGrants, Construct):
 
     # --- EnvironmentGrants ---------------------------------------------------------------
 
-    def _queue_arns(self) -> dict[str, str]:
-        return {key: queue.job_queue_arn for key, queue in self.job_queues.items()}
-
     def _looking_up(self) -> bool:
         return self._pending
 

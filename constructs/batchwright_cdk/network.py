@@ -62,6 +62,7 @@ def create_vpc(
 #: What the subnets of a compute environment are: public (instances and Fargate tasks
 #: take public IPs), private (egress through NAT) or isolated (VPC endpoints only).
 SubnetKind = Literal["public", "private", "isolated"]
+SUBNET_KINDS: tuple[SubnetKind, ...] = ("public", "private", "isolated")
 
 #: The interface endpoints jobs in isolated subnets need, and why. ECS for the container
 #: agent on EC2 instances, ECR to pull images, CloudWatch Logs for the awslogs driver,
@@ -110,6 +111,14 @@ def select_compute_subnets(
     with the subnets it does have, rather than with CDK's error at synthesis; so are
     subnets whose kind the VPC cannot tell (imported by id) when ``kind`` is not given.
     """
+    if kind is not None and kind not in SUBNET_KINDS:
+        raise fail(
+            where,
+            "subnet_kind",
+            kind,
+            "is not a kind of subnet",
+            f"Use one of {', '.join(repr(k) for k in SUBNET_KINDS)}",
+        )
     if selection is None:
         if vpc.private_subnets:
             chosen = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS)

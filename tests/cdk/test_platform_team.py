@@ -453,6 +453,15 @@ def test_subnets_imported_by_id_need_their_kind_said() -> None:
     )
     with pytest.raises(EnvironmentConfigError, match="subnet_kind='public'"):
         BatchEnvironment(stack, "Env", vpc=vpc, subnets=subnets, queues=[FARGATE])
+    with pytest.raises(EnvironmentConfigError, match="subnet_kind='Public' is not a kind"):
+        BatchEnvironment(
+            stack,
+            "Bad",
+            vpc=vpc,
+            subnets=subnets,
+            subnet_kind="Public",
+            queues=[FARGATE],  # type: ignore[arg-type]
+        )
     BatchEnvironment(
         stack, "Env2", vpc=vpc, subnets=subnets, subnet_kind="public", queues=[FARGATE]
     )
