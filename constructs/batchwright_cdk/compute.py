@@ -12,7 +12,7 @@ Gaps of aws-cdk-lib 2.27x covered here through ``node.default_child`` (see
   override (sizes, known classes and the ``default_*`` keywords go through the L2, so
   its ``instance_types`` and a later ``add_instance_type()`` stay true);
 - nothing first-class for EFA or Neuron: network interfaces and the Neuron AMI are set
-  here.
+  here (EFA on its own, or with the NVIDIA or Neuron image: ``ComputeEnvironmentSpec.efa``).
 """
 
 from __future__ import annotations
@@ -169,7 +169,8 @@ def create_compute_environment(
         _wait_for_connectivity(fargate, shared.vpc, shared.subnets)
         return fargate
 
-    efa = spec.accelerator == "efa"
+    # EFA alone (accelerator "efa") or with GPUs or Neuron devices: the same wiring.
+    efa = spec.efa
     template = _launch_template(
         scope, f"{construct_id}LaunchTemplate", spec.effective_root_volume_gib
     )

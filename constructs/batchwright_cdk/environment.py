@@ -46,6 +46,7 @@ from batchwright_cdk.job_image import JobImage
 from batchwright_cdk.network import (
     SubnetKind,
     add_endpoints,
+    all_non_public,
     create_compute_security_group,
     create_efa_security_group,
     create_vpc,
@@ -90,7 +91,8 @@ class BatchEnvironment(EnvironmentGrants, Construct):
             gateway endpoint is created; private subnets and one NAT gateway are added
             only if ``private_subnets`` is true or a queue needs them (EFA).
         private_subnets: Force private subnets (and a NAT gateway) in a created VPC.
-            Omitted: only when an initial queue is an EFA queue.
+            Omitted: only when an initial queue is an EFA queue. On-demand EC2 queues can
+            run multi-node parallel jobs only in private or isolated subnets.
         isolated_subnets: Create a VPC with isolated subnets only (no NAT gateway, no
             internet gateway); jobs reach AWS through the VPC endpoints this construct
             adds (see ``vpc_endpoints``).
@@ -287,6 +289,7 @@ class BatchEnvironment(EnvironmentGrants, Construct):
             security_groups=self.security_groups,
             instance_role=self.instance_role,
         )
+        self._non_public_compute = all_non_public(self.vpc, selection, kind)
 
         # --- descriptor and its publications ---------------------------------------------
         # Rendered lazily, at synthesis: queues added later are in every publication.
@@ -376,7 +379,7 @@ class BatchEnvironment(EnvironmentGrants, Construct):
             )
         needs_private = private_subnets
         if needs_private is None:
-            needs_private = any(q.accelerator == "efa" for q in queues)
+            needs_private = any(q.has_efa for q in queues)
         return create_vpc(self, "Vpc", private_subnets=needs_private, isolated=isolated)
 
     @staticmethod
@@ -443,7 +446,7 @@ class BatchEnvironment(EnvironmentGrants, Construct):
         scope = Construct(self, spec.key)
         environments: list[ComputeEnvironment] = []
         for index, ce in enumerate(spec.compute_environments):
-            efa_group = self._efa_group() if ce.accelerator == "efa" else None
+            efa_group = self._efa_group() if ce.efa else None
             environment = create_compute_environment(
                 scope,
                 f"ComputeEnvironment{index + 1}",
@@ -483,6 +486,19 @@ class BatchEnvironment(EnvironmentGrants, Construct):
         for statement in self._all_queue_statements:
             statement.add_resources(queue.job_queue_arn)
         return queue
+
+    def supports_multi_node(self, key: str) -> bool:
+        """Whether the queue ``key`` can run multi-node parallel jobs (the descriptor's
+        ``multi_node``): every compute environment is EC2 on-demand (never Spot or
+        Fargate) and sits in private or isolated subnets (the jobs' network interfaces
+        get no public IP). EFA environments always do: they take one non-public subnet or
+        are refused.
+
+        Raises:
+            KeyError: if the environment has no queue ``key``.
+        """
+        spec = self._specs[key]
+        return spec.multi_node and (spec.has_efa or self._non_public_compute)
 
     def _efa_group(self) -> ec2.SecurityGroup:
         if self._efa_security_group is None:
@@ -529,6 +545,7 @@ class BatchEnvironment(EnvironmentGrants, Construct):
                         max_vcpus=ce.max_vcpus,
                         min_vcpus=ce.min_vcpus,
                         accelerator=ce.accelerator,
+                        efa=ce.efa,
                         instance_types=names,
                         # Fargate tasks reach AWS with a public IP only in public subnets.
                         assign_public_ip=ce.is_fargate and self._shared.subnet_kind == "public",
@@ -542,7 +559,7 @@ class BatchEnvironment(EnvironmentGrants, Construct):
                     arn=queue.job_queue_arn,
                     platform=spec.platform,
                     priority=spec.priority,
-                    multi_node=spec.multi_node,
+                    multi_node=self.supports_multi_node(key),
                     accelerator=spec.accelerator,
                     compute_environments=tuple(ces),
                 )

@@ -189,12 +189,29 @@ def _describe(selection: ec2.SubnetSelection) -> str:
     return f"{len(selection.subnets or [])} subnets"
 
 
+def non_public_subnets(vpc: ec2.IVpc, selection: ec2.SubnetSelection) -> list[ec2.ISubnet]:
+    """The selected subnets that the VPC does not list as public."""
+    public = {s.subnet_id for s in vpc.public_subnets}
+    return [s for s in select(vpc, selection).subnets if s.subnet_id not in public]
+
+
+def all_non_public(vpc: ec2.IVpc, selection: ec2.SubnetSelection, kind: SubnetKind) -> bool:
+    """Whether every compute subnet is private or isolated, as multi-node parallel jobs
+    need (their network interfaces get no public IP): ``kind`` is not public and the VPC
+    lists none of the selected subnets as public (a selection mixing public and private
+    subnets is of kind ``private``)."""
+    if kind == "public":
+        return False
+    return len(non_public_subnets(vpc, selection)) == len(select(vpc, selection).subnet_ids)
+
+
 def efa_subnets(
     vpc: ec2.IVpc, selection: ec2.SubnetSelection, kind: SubnetKind, where: str
 ) -> ec2.SubnetSelection:
     """One non-public subnet of the compute subnets: a cluster placement group lives in
     one availability zone, and EFA interfaces cannot take public IPs."""
-    if kind == "public":
+    candidates = [] if kind == "public" else non_public_subnets(vpc, selection)
+    if not candidates:
         raise fail(
             where,
             "vpc",
@@ -204,8 +221,7 @@ def efa_subnets(
             "Bring a VPC with private subnets (with NAT or VPC endpoints) or select them "
             "with subnets=, or let BatchEnvironment create one with private_subnets=True",
         )
-    selected = select(vpc, selection)
-    return ec2.SubnetSelection(subnets=[selected.subnets[0]])
+    return ec2.SubnetSelection(subnets=[candidates[0]])
 
 
 def add_endpoints(

@@ -1,8 +1,9 @@
 """What a user asks for: queue specs built from compute environment specs, with presets.
 
 A :class:`QueueSpec` is plain data, checked when it is created; :class:`BatchEnvironment`
-turns it into CloudFormation. Presets (``QueueSpec.on_demand``, ``.spot``, ``.gpu`` ...)
-name the common kinds so a stack reads like the list of queues it offers.
+turns it into CloudFormation. Presets (``QueueSpec.on_demand``, ``.spot``, ``.gpu``,
+``.trainium_efa`` ...) name the common kinds so a stack reads like the list of queues it
+offers.
 """
 
 from __future__ import annotations
@@ -30,6 +31,13 @@ DEFAULT_GPU_INSTANCE_TYPES: tuple[str, ...] = ("g5",)
 DEFAULT_NEURON_INSTANCE_TYPES: tuple[str, ...] = ("inf2",)
 #: EFA types when an EFA queue names none: the network-optimized c5n at its EFA size.
 DEFAULT_EFA_INSTANCE_TYPES: tuple[str, ...] = ("c5n.18xlarge",)
+#: Trainium types of a Trainium EFA queue when it names none (8 EFA network cards).
+DEFAULT_TRAINIUM_EFA_INSTANCE_TYPES: tuple[str, ...] = ("trn1.32xlarge",)
+#: GPU types of a GPU EFA queue when it names none: 8 A100s and 4 EFA network cards.
+DEFAULT_GPU_EFA_INSTANCE_TYPES: tuple[str, ...] = ("p4d.24xlarge",)
+#: Max vCPUs of the EFA presets: two nodes of their default types (trn1.32xlarge has 128
+#: vCPUs, p4d.24xlarge 96), the smallest multi-node job.
+DEFAULT_EFA_MAX_VCPUS = 256
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,8 +47,13 @@ class ComputeEnvironmentSpec:
     Args:
         platform: ``EC2`` (on-demand), ``SPOT``, ``FARGATE`` or ``FARGATE_SPOT``.
         accelerator: ``none``, ``gpu`` (NVIDIA AMI), ``neuron`` (Neuron AMI through an
-            image override) or ``efa`` (EFA launch template, cluster placement group,
-            private subnets; on-demand only).
+            image override) or ``efa`` (a CPU environment with EFA: the same as
+            ``efa=True`` without another accelerator).
+        efa: Give the instances an EFA interface on every network card (launch template),
+            a cluster placement group, one private or isolated subnet and the EFA
+            security group; on-demand ``EC2`` only, every instance type EFA-capable.
+            Combines with ``gpu`` and ``neuron``. ``accelerator="efa"`` implies it, and
+            ``efa=True`` with no accelerator is ``accelerator="efa"``.
         instance_types: EC2 only. Concrete sizes (``c5.xlarge``), classes (``c5``) or
             Batch keywords (``default_x86_64``, ``default_arm64``). Empty means
             :data:`DEFAULT_INSTANCE_TYPES`. Must stay empty for Fargate.
@@ -52,11 +65,12 @@ class ComputeEnvironmentSpec:
 
     Raises:
         EnvironmentConfigError: on a contradiction (Fargate with instance types, EFA on
-            Spot, min above max ...).
+            Spot or Fargate, min above max ...).
     """
 
     platform: Platform = "EC2"
     accelerator: Accelerator = "none"
+    efa: bool = False
     instance_types: tuple[str, ...] = ()
     max_vcpus: int = DEFAULT_MAX_VCPUS
     min_vcpus: int = 0
@@ -65,6 +79,12 @@ class ComputeEnvironmentSpec:
     def __post_init__(self) -> None:
         # Accept any sequence (lists read naturally at call sites) but store a tuple.
         object.__setattr__(self, "instance_types", tuple(self.instance_types))
+        # One spelling per meaning: an EFA-only environment is accelerator "efa" with efa
+        # set, whichever of the two the caller wrote.
+        if self.accelerator == "efa":
+            object.__setattr__(self, "efa", True)
+        elif self.efa and self.accelerator == "none":
+            object.__setattr__(self, "accelerator", "efa")
         check_compute_environment(self, f"ComputeEnvironmentSpec({self.platform})")
 
     @property
@@ -138,9 +158,22 @@ class QueueSpec:
         return "none"
 
     @property
+    def has_efa(self) -> bool:
+        """Whether the queue's instances have EFA interfaces (all of its environments do;
+        a queue cannot mix EFA and non-EFA environments)."""
+        return all(ce.efa for ce in self.compute_environments)
+
+    @property
     def multi_node(self) -> bool:
-        """Whether the queue can take multi-node parallel jobs (EFA queues only)."""
-        return all(ce.accelerator == "efa" for ce in self.compute_environments)
+        """Whether the queue's compute environments can run multi-node parallel jobs: all
+        of them EC2 on-demand (AWS Batch runs such jobs on neither Spot nor Fargate).
+
+        That is half of it: the jobs' network interfaces get no public IP, so they also
+        need private or isolated subnets, which only the environment knows. The
+        descriptor's ``multi_node`` is both halves
+        (:meth:`~batchwright_cdk.environment.BatchEnvironment.supports_multi_node`).
+        """
+        return all(ce.platform == "EC2" for ce in self.compute_environments)
 
     def with_runnable_timeout(self, seconds: int) -> QueueSpec:
         """This spec with ``runnable_timeout_seconds`` set (presets take no such argument)."""
@@ -265,8 +298,36 @@ class QueueSpec:
         max_vcpus: int = DEFAULT_MAX_VCPUS,
         priority: int = 1,
     ) -> QueueSpec:
-        """EFA-enabled on-demand instances for tightly coupled multi-node jobs."""
+        """EFA-enabled on-demand CPU instances for tightly coupled multi-node jobs."""
         return cls._accelerated(key, "efa", instance_types, max_vcpus, priority)
+
+    @classmethod
+    def trainium_efa(
+        cls,
+        key: str,
+        *,
+        instance_types: Sequence[str] = DEFAULT_TRAINIUM_EFA_INSTANCE_TYPES,
+        max_vcpus: int = DEFAULT_EFA_MAX_VCPUS,
+        priority: int = 1,
+    ) -> QueueSpec:
+        """Trainium on the ECS AL2023 Neuron AMI with an EFA interface on every network
+        card (trn1.32xlarge: 8, trn1n.32xlarge: 16), on-demand, for multi-node training.
+        ``max_vcpus`` defaults to two trn1.32xlarge nodes."""
+        return cls._accelerated(key, "neuron", instance_types, max_vcpus, priority, efa=True)
+
+    @classmethod
+    def gpu_efa(
+        cls,
+        key: str,
+        *,
+        instance_types: Sequence[str] = DEFAULT_GPU_EFA_INSTANCE_TYPES,
+        max_vcpus: int = DEFAULT_EFA_MAX_VCPUS,
+        priority: int = 1,
+    ) -> QueueSpec:
+        """NVIDIA GPUs on the ECS AL2023 NVIDIA AMI with an EFA interface on every network
+        card (p4d.24xlarge: 4, p5.48xlarge: 32), on-demand, for multi-node training.
+        ``max_vcpus`` defaults to two p4d.24xlarge nodes (96 vCPUs each)."""
+        return cls._accelerated(key, "gpu", instance_types, max_vcpus, priority, efa=True)
 
     @classmethod
     def _accelerated(
@@ -278,13 +339,15 @@ class QueueSpec:
         priority: int,
         *,
         spot: bool = False,
+        efa: bool = False,
     ) -> QueueSpec:
         """The one shape of the accelerated presets: a queue over one on-demand (or, with
-        ``spot``, Spot) compute environment of that accelerator."""
+        ``spot``, Spot) compute environment of that accelerator (with EFA when ``efa``)."""
         platform: Platform = "SPOT" if spot else "EC2"
         ce = ComputeEnvironmentSpec(
             platform=platform,
             accelerator=accelerator,
+            efa=efa,
             instance_types=tuple(instance_types),
             max_vcpus=max_vcpus,
         )

@@ -135,6 +135,17 @@ def check_compute_environment(spec: ComputeEnvironmentSpec, where: str) -> None:
             "is outside what the ECS-optimized AMI and gp3 allow",
             f"Use {ROOT_VOLUME_RANGE[0]} to {ROOT_VOLUME_RANGE[1]} GiB",
         )
+    # Before the Fargate checks: efa=True on Fargate is about the platform, not about an
+    # accelerator the caller may not have written.
+    if spec.efa and spec.platform != "EC2":
+        raise fail(
+            where,
+            "platform",
+            spec.platform,
+            "is not allowed for an EFA compute environment",
+            "EFA (multi-node) jobs need on-demand capacity: use platform 'EC2', or leave "
+            "EFA out of this environment",
+        )
     if spec.is_fargate:
         if spec.root_volume_gib is not None:
             raise fail(
@@ -168,14 +179,15 @@ def check_compute_environment(spec: ComputeEnvironmentSpec, where: str) -> None:
                 f"cannot be set on a {spec.platform} compute environment",
                 "Fargate has no minimum capacity; leave min_vcpus at 0",
             )
-    if spec.accelerator == "efa" and spec.platform != "EC2":
-        raise fail(
-            where,
-            "platform",
-            spec.platform,
-            "is not allowed for an EFA compute environment",
-            "EFA (multi-node) jobs need on-demand capacity: use platform 'EC2'",
-        )
+
+
+#: EFA-capable sizes an error suggests, per accelerator of the environment.
+_EFA_EXAMPLES: dict[str, str] = {
+    "none": "'c5n.18xlarge', 'c6in.32xlarge' or 'p4d.24xlarge'",
+    "efa": "'c5n.18xlarge', 'c6in.32xlarge' or 'p4d.24xlarge'",
+    "gpu": "'p4d.24xlarge', 'p5.48xlarge' or 'g5.48xlarge'",
+    "neuron": "'trn1.32xlarge', 'trn1n.32xlarge' or 'trn2.48xlarge'",
+}
 
 
 def check_accelerator_types(
@@ -208,7 +220,7 @@ def check_accelerator_types(
                 "are GPU types, which the Neuron AMI cannot drive",
                 "Put GPU types in a separate 'gpu' queue",
             )
-    if spec.accelerator == "efa":
+    if spec.efa:
         not_efa = [c.name for c in capacities if not c.efa]
         if not_efa:
             raise fail(
@@ -216,7 +228,7 @@ def check_accelerator_types(
                 "instance_types",
                 not_efa,
                 "do not support EFA",
-                "Use EFA-capable sizes such as 'c5n.18xlarge', 'c6in.32xlarge' or 'p4d.24xlarge'",
+                f"Use EFA-capable sizes such as {_EFA_EXAMPLES[spec.accelerator]}",
             )
 
 
@@ -250,8 +262,8 @@ def check_queue(spec: QueueSpec) -> None:
     )
     _refuse_mixed(
         where,
-        {ce.accelerator == "efa" for ce in ces},
-        [ce.accelerator for ce in ces],
+        {ce.efa for ce in ces},
+        [_accelerator_kind(ce) for ce in ces],
         "mixes EFA and non-EFA environments, so multi-node jobs could land on either",
         "Give the EFA environment its own queue",
     )
@@ -278,6 +290,13 @@ def check_queue(spec: QueueSpec) -> None:
             "is outside what AWS Batch accepts for a job state time limit",
             f"Use {RUNNABLE_TIMEOUT_RANGE[0]} to {RUNNABLE_TIMEOUT_RANGE[1]} seconds, or omit it",
         )
+
+
+def _accelerator_kind(spec: ComputeEnvironmentSpec) -> str:
+    """The accelerator as an error quotes it: ``gpu+efa`` for a GPU environment with EFA."""
+    if spec.efa and spec.accelerator != "efa":
+        return f"{spec.accelerator}+efa"
+    return spec.accelerator
 
 
 def _refuse_mixed(where: str, kinds: set[Any], shown: Any, problem: str, fix: str) -> None:

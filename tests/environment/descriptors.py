@@ -21,6 +21,8 @@ def compute_environment(
     *,
     types: tuple[str, ...] | None = None,
     public: bool = True,
+    accelerator: str = "none",
+    efa: bool = False,
 ) -> ComputeEnvironmentDescription:
     """A compute environment of 64 vCPUs; EC2 ones have ``types`` (default c5.large)."""
     if types is None:
@@ -32,6 +34,8 @@ def compute_environment(
         max_vcpus=64,
         instance_types=types,
         assign_public_ip=public,
+        accelerator=accelerator,  # type: ignore[arg-type]
+        efa=efa,
     )
 
 

@@ -95,17 +95,19 @@ def test_descriptor_round_trips_through_the_model(document: dict[str, Any]) -> N
 
 def test_descriptor_describes_every_kind(document: dict[str, Any]) -> None:
     descriptor = EnvironmentDescriptor.from_dict(document)
-    kinds = {q.key: (q.platform, q.accelerator, q.multi_node) for q in descriptor.queues}
+    kinds = {q.key: (q.platform, q.accelerator, q.efa, q.multi_node) for q in descriptor.queues}
+    # The sample's compute subnets are private (it has an EFA queue): every queue of
+    # on-demand EC2 environments can run multi-node jobs, Spot and Fargate ones cannot.
     assert kinds == {
-        "cpu": ("EC2", "none", False),
-        "small": ("EC2", "none", False),
-        "spot": ("SPOT", "none", False),
-        "spot-fallback": ("SPOT", "none", False),
-        "fargate": ("FARGATE", "none", False),
-        "fargate-spot": ("FARGATE_SPOT", "none", False),
-        "gpu": ("EC2", "gpu", False),
-        "neuron": ("EC2", "neuron", False),
-        "efa": ("EC2", "efa", True),
+        "cpu": ("EC2", "none", False, True),
+        "small": ("EC2", "none", False, True),
+        "spot": ("SPOT", "none", False, False),
+        "spot-fallback": ("SPOT", "none", False, False),
+        "fargate": ("FARGATE", "none", False, False),
+        "fargate-spot": ("FARGATE_SPOT", "none", False, False),
+        "gpu": ("EC2", "gpu", False, True),
+        "neuron": ("EC2", "neuron", False, True),
+        "efa": ("EC2", "efa", True, True),
     }
     for queue in descriptor.queues:
         for ce in queue.compute_environments:

@@ -75,6 +75,16 @@ class ComputeEnvironmentDescription:
     #: a NAT). False in private or isolated subnets, whose routes (NAT, VPC endpoints) need
     #: none. Documents older than the field say nothing, and keep the public IP.
     assign_public_ip: bool = True
+    #: Whether its instances have EFA interfaces (one per network card): an EFA-only CPU
+    #: environment (``accelerator`` "efa", which implies it) or GPU / Neuron instances
+    #: with EFA. Documents older than the field say nothing: read as ``accelerator ==
+    #: "efa"``.
+    efa: bool = False
+
+    def __post_init__(self) -> None:
+        # Accelerator "efa" means EFA-only instances: the flag cannot say otherwise.
+        if self.accelerator == "efa":
+            object.__setattr__(self, "efa", True)
 
     @property
     def is_fargate(self) -> bool:
@@ -92,6 +102,9 @@ class QueueDescription:
     platform: Platform
     compute_environments: tuple[ComputeEnvironmentDescription, ...]
     priority: int = 1
+    #: Whether the queue can run multi-node parallel jobs: every compute environment is
+    #: EC2 on-demand (not Spot, not Fargate) in private or isolated subnets. Documents
+    #: older than this meaning set it for EFA queues only (a subset of the queues that can).
     multi_node: bool = False
     accelerator: Accelerator = "none"
 
@@ -109,6 +122,12 @@ class QueueDescription:
     def is_spot(self) -> bool:
         """Whether the queue's first choice is Spot capacity."""
         return self.platform in SPOT_PLATFORMS
+
+    @property
+    def efa(self) -> bool:
+        """Whether every compute environment of the queue has EFA interfaces (so a job
+        asking for EFA devices finds them wherever it lands)."""
+        return all(ce.efa for ce in self.compute_environments)
 
     @property
     def assign_public_ip(self) -> bool:
@@ -185,6 +204,7 @@ class EnvironmentDescriptor:
                             "accelerator": ce.accelerator,
                             "instance_types": list(ce.instance_types),
                             "assign_public_ip": ce.assign_public_ip,
+                            "efa": ce.efa,
                         }
                         for ce in q.compute_environments
                     ],
@@ -233,6 +253,7 @@ class EnvironmentDescriptor:
             for j, cd in enumerate(r.list_(q, "compute_environments", f"queues[{i}]")):
                 where = f"queues[{i}].compute_environments[{j}]"
                 c = r.obj(cd, where)
+                accelerator = r.accelerator(c, where)
                 ces.append(
                     ComputeEnvironmentDescription(
                         arn=r.str_(c, "arn", where),
@@ -240,12 +261,15 @@ class EnvironmentDescriptor:
                         order=r.int_(c, "order", where),
                         max_vcpus=r.int_(c, "max_vcpus", where),
                         min_vcpus=r.int_(c, "min_vcpus", where, default=0),
-                        accelerator=r.accelerator(c, where),
+                        accelerator=accelerator,
                         instance_types=tuple(
                             r.str_list(c.get("instance_types", []), f"{where}.instance_types")
                         ),
                         # Absent from documents older than the field: today's behaviour.
                         assign_public_ip=r.bool_(c, "assign_public_ip", where, default=True),
+                        # Absent from documents older than the field: only EFA-only
+                        # environments had EFA interfaces then.
+                        efa=r.bool_(c, "efa", where, default=accelerator == "efa"),
                     )
                 )
             if not 1 <= len(ces) <= 3:
