@@ -13,10 +13,16 @@ holds jobs waiting for capacity. Its ``startedAt`` is when it got its slot, as o
 terminated while it waits never starts. With container execution off (moto's config API)
 jobs do not run and the slots do not apply.
 
-One more gap is filled (:func:`install_updates`): moto's UpdateComputeEnvironment ignores
+Two more gaps are filled. :func:`install_updates`: moto's UpdateComputeEnvironment ignores
 ``computeResources`` (a TODO in moto), so a compute environment updated in place, as
-CloudFormation updates ``MaxvCpus``, would keep its old sizes. Nothing else of moto
-changes.
+CloudFormation updates ``MaxvCpus``, would keep its old sizes. :func:`install_multinode`
+(:mod:`batchwright_localaws.multinode`): multi-node parallel jobs run as on Batch, with
+SubmitJob's ``nodeOverrides``, the per-node ``AWS_BATCH_*`` variables, one log stream per
+node (``<definition>/default/<jobId>-node-<i>``), node records for DescribeJobs
+``<jobId>#<i>``, and the main node deciding the job's outcome. One emulator adaptation
+there: every node shares the host's network, so child nodes reach the main node on
+``127.0.0.1``. A multi-node job takes one container slot whatever its node count (it needs
+all its containers at once; partial holds could deadlock). Nothing else of moto changes.
 """
 
 from __future__ import annotations
@@ -115,13 +121,22 @@ def install_updates() -> None:
     backend.update_compute_environment = sizing_update
 
 
+def install_multinode() -> None:
+    """Makes moto's multi-node parallel jobs behave as Batch's (see
+    :mod:`batchwright_localaws.multinode`). Idempotent."""
+    from batchwright_localaws import multinode
+
+    multinode.install()
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Installs the capacity and the in-place updates, then runs ``moto.server`` with
-    ``argv``."""
+    """Installs the capacity, the in-place updates and multi-node jobs, then runs
+    ``moto.server`` with ``argv``."""
     from moto.server import main as moto_main
 
     install(int(os.environ.get(SLOTS_VARIABLE) or default_slots()))
     install_updates()
+    install_multinode()
     moto_main(argv)
 
 
