@@ -19,7 +19,15 @@ from typing import TYPE_CHECKING, Any
 import_module("batchwright.environment")
 
 from batchwright.current import current  # noqa: E402
-from batchwright.decorators import batch, catch, environment, resources, retry, timeout  # noqa: E402
+from batchwright.decorators import (  # noqa: E402
+    batch,
+    catch,
+    environment,
+    parallel,
+    resources,
+    retry,
+    timeout,
+)
 from batchwright.flowspec import FlowSpec, step  # noqa: E402
 from batchwright.parameters import IncludeFile, JSONType, Parameter  # noqa: E402
 
@@ -63,6 +71,7 @@ __all__ = [
     "get_namespace",
     "metadata",
     "namespace",
+    "parallel",
     "resources",
     "retry",
     "step",

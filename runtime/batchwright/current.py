@@ -2,7 +2,8 @@
 
 Inside a task, ``current.flow_name``, ``current.run_id``, ``current.step_name``,
 ``current.task_id``, ``current.retry_count``, ``current.origin_run_id``,
-``current.pathspec`` and ``current.tempdir`` describe the task; outside one,
+``current.pathspec`` and ``current.tempdir`` describe the task (and in a parallel step
+``current.parallel`` and ``current.is_parallel`` the node); outside one,
 ``current.is_running_flow`` is False and those read as None.
 
 Other parts of batchwright attach namespaces with :meth:`Current.extend` (e.g. the
@@ -32,8 +33,10 @@ class Current:
         retry_count: int,
         origin_run_id: str | None,
         tempdir: str | None,
+        parallel: Any = None,
     ) -> None:
         self._values = {
+            "parallel": parallel,
             "flow_name": flow_name,
             "run_id": run_id,
             "step_name": step_name,
@@ -98,6 +101,18 @@ class Current:
         return self._values.get("tempdir")
 
     @property
+    def is_parallel(self) -> bool:
+        """True inside a parallel step (one of its nodes)."""
+        return self._values.get("parallel") is not None
+
+    @property
+    def parallel(self) -> Any:
+        """In a parallel step, this node's place: ``main_ip`` (where the nodes meet),
+        ``num_nodes``, ``node_index`` and ``control_task_id``
+        (:class:`batchwright.multinode.Parallel`); outside one, None."""
+        return self._values.get("parallel")
+
+    @property
     def pathspec(self) -> str | None:
         """``Flow/run_id/step/task_id``."""
         if not self._values:
@@ -127,6 +142,8 @@ _FIELDS = frozenset(
         "tempdir",
         "pathspec",
         "is_running_flow",
+        "is_parallel",
+        "parallel",
         "extend",
     }
 )

@@ -48,6 +48,18 @@ class FlowDefinition(NamedTuple):
         """The flow's name (its class name)."""
         return self.flow_class.__name__
 
+    @property
+    def parallel_steps(self) -> dict[str, int | None]:
+        """The parallel steps and their node counts: ``num_parallel`` of the step before
+        each, when the source gives it as a literal (else ``None``: known at run time)."""
+        return {
+            node.name: next(
+                (self.graph[p].num_parallel for p in node.in_funcs if p in self.graph), None
+            )
+            for node in self.graph.nodes.values()
+            if node.parallel_step
+        }
+
 
 def is_flow_class(value: object) -> TypeGuard[type]:
     """Whether ``value`` is a flow class: a class with a ``start`` step.

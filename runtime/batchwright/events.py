@@ -38,6 +38,8 @@ class TaskOutput:
     pathspec: str
     stream: str
     text: str
+    #: The node that printed them, for a node of a parallel step.
+    node: int | None = None
 
 
 @dataclass(frozen=True)

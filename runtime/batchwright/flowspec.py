@@ -96,7 +96,8 @@ class FlowSpec(ArtifactHolder):
 
     def __init__(self, use_cli: bool = True) -> None:
         self._init_holder({}, None, f"flow '{type(self).__name__}'")
-        self._transition: tuple[list[str], str | None] | None = None
+        #: What ``self.next`` was called with: steps, ``foreach``, ``num_parallel``.
+        self._transition: tuple[list[str], str | None, int | None] | None = None
         self._foreach_frames: list[dict[str, Any]] = []
         self._is_join = False
         self._parameter_names: frozenset[str] = frozenset()
@@ -128,8 +129,15 @@ class FlowSpec(ArtifactHolder):
         """The flow's name (its class name)."""
         return type(self).__name__
 
-    def next(self, *steps: Callable[..., Any], foreach: str | None = None) -> None:
-        """Name the step(s) that run after this one; ``foreach`` fans out over an artifact."""
+    def next(
+        self,
+        *steps: Callable[..., Any],
+        foreach: str | None = None,
+        num_parallel: int | None = None,
+    ) -> None:
+        """Name the step(s) that run after this one; ``foreach`` fans out over an artifact,
+        ``num_parallel`` runs the next step on that many nodes at once (a multi-node job
+        on AWS Batch, processes side by side locally), its tasks meeting in a join."""
         names = []
         for target in steps:
             name = getattr(target, "__name__", None)
@@ -141,7 +149,14 @@ class FlowSpec(ArtifactHolder):
             names.append(name)
         if self._transition is not None:
             raise StepFailed("self.next() was called twice; call it once, at the end of the step.")
-        self._transition = (names, foreach)
+        if num_parallel is not None and (
+            isinstance(num_parallel, bool) or not isinstance(num_parallel, int) or num_parallel < 1
+        ):
+            raise StepFailed(
+                f"self.next(..., num_parallel={num_parallel!r}): num_parallel is the number of "
+                "nodes, a whole number of at least 1."
+            )
+        self._transition = (names, foreach, num_parallel)
 
     @property
     def input(self) -> Any:
@@ -209,6 +224,8 @@ class FlowSpec(ArtifactHolder):
 
 
 def _foreach_item(holder: ArtifactHolder, frame: dict[str, Any]) -> Any:
+    if frame.get("parallel"):
+        return frame["index"]  # a parallel step's item is its node index, as in Metaflow
     key = frame.get("key")
     split = frame.get("split")
     loader = holder.__dict__.get("_loader")

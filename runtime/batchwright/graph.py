@@ -2,12 +2,14 @@
 
 Each step's source is parsed with :mod:`ast`; its last statement must be
 ``self.next(...)``, which gives the step's successors and, with ``foreach="var"``, the
-artifact it fans out over. One pass then assigns node types (start, linear, split,
-foreach, join, end), parents, the stack of open splits at each node and the join that
-closes each split; a step meant as a join but written without ``inputs`` is recognised
-as one, so that the error lands on it. The checks that reject malformed graphs live in
-:mod:`batchwright.lint`; this module records what it finds (including problems) without
-raising, so every check reports with the step's name and line.
+artifact it fans out over, or with ``num_parallel=N`` the nodes of a parallel step (a
+foreach over node indexes whose members run together as one multi-node job). One pass
+then assigns node types (start, linear, split, foreach, join, end), parents, the stack
+of open splits at each node and the join that closes each split; a step meant as a join
+but written without ``inputs`` is recognised as one, so that the error lands on it. The
+checks that reject malformed graphs live in :mod:`batchwright.lint`; this module records
+what it finds (including problems) without raising, so every check reports with the
+step's name and line.
 """
 
 from __future__ import annotations
@@ -36,6 +38,17 @@ class Node:
         self.in_funcs: list[str] = []
         #: The artifact a foreach step fans out over.
         self.foreach_param: str | None = None
+        #: True when ``self.next(..., num_parallel=N)`` starts a parallel step: a foreach
+        #: over N node indexes whose members run at once, as one multi-node job.
+        self.parallel_foreach = False
+        #: ``N`` when ``num_parallel`` is an integer literal (what the plan can check);
+        #: None when it is computed at run time.
+        self.num_parallel: int | None = None
+        #: True for a step that runs on N nodes at once: decorated ``@parallel``, or
+        #: reached through ``num_parallel`` (see :attr:`parallel_step`).
+        self.parallel_decorated = False
+        #: Set when linking: the step follows a ``num_parallel`` split.
+        self.after_parallel_split = False
         #: True when the method takes ``inputs`` (``def join(self, inputs)``).
         self.takes_inputs = False
         #: The split/foreach steps that are open at this node, outermost first.
@@ -65,8 +78,15 @@ class Node:
 
     @property
     def is_foreach(self) -> bool:
-        """True for nodes that fan out over an artifact (a join may also do so)."""
-        return self.foreach_param is not None and self.name != "end"
+        """True for nodes that fan out over an artifact or over the nodes of a parallel
+        step (a join may also do so)."""
+        return (self.foreach_param is not None or self.parallel_foreach) and self.name != "end"
+
+    @property
+    def parallel_step(self) -> bool:
+        """True for a step whose tasks are the nodes of one multi-node run
+        (``@parallel``, or the target of ``num_parallel``, as in Metaflow)."""
+        return self.parallel_decorated or self.after_parallel_split
 
 
 class FlowGraph:
@@ -113,6 +133,8 @@ class FlowGraph:
             for child in node.out_funcs:
                 if child in self.nodes:
                     self.nodes[child].in_funcs.append(node.name)
+                    if node.parallel_foreach:
+                        self.nodes[child].after_parallel_split = True
         for node in self.nodes.values():
             if node.name == "start":
                 node.type = "start"
@@ -121,7 +143,7 @@ class FlowGraph:
             elif node.takes_inputs:
                 node.type = "join"
             if node.name != "end" and node.type != "join":
-                if node.foreach_param is not None:
+                if node.is_foreach:
                     node.type = "foreach"
                 elif len(node.out_funcs) > 1:
                     node.type = "split"
@@ -246,6 +268,9 @@ def _parse_step(name: str, function: Any) -> Node:
     node.num_args = len(args.posonlyargs) + len(args.args) - 1
     node.takes_inputs = node.num_args >= 1
     node.looks_like_join = not node.takes_inputs and _looks_like_join(name, definition)
+    node.parallel_decorated = any(
+        getattr(d, "name", None) == "parallel" for d in getattr(function, "_step_decorators", ())
+    )
     body = [s for s in definition.body if not _is_docstring(s)]
     if not body:
         if name != "end":
@@ -289,8 +314,19 @@ def _parse_step(name: str, function: Any) -> Node:
                     "foreach= must be the artifact's name as a string literal, "
                     f"got {ast.unparse(keyword.value)}"
                 )
+        elif keyword.arg == "num_parallel":
+            node.parallel_foreach = True
+            value = keyword.value
+            if isinstance(value, ast.Constant) and type(value.value) is int:
+                node.num_parallel = value.value
+            elif isinstance(value, ast.Constant):
+                node.next_problem = (
+                    f"num_parallel= must be a whole number of nodes, got {ast.unparse(value)}"
+                )
         else:
             node.next_problem = f"self.next() does not accept the keyword '{keyword.arg}'"
+    if node.parallel_foreach and node.foreach_param is not None:
+        node.next_problem = "self.next() takes foreach= or num_parallel=, not both"
     return node
 
 

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from batchwright.errors import GraphError
 from batchwright.graph import FlowGraph, Node
+from batchwright.multinode import MAX_NODES
 
 Check = Callable[[FlowGraph], None]
 _CHECKS: list[Check] = []
@@ -115,15 +116,61 @@ def check_start_and_end_arity(graph: FlowGraph) -> None:
 
 @check
 def check_foreach_shape(graph: FlowGraph) -> None:
-    """A foreach goes to exactly one step."""
+    """A foreach, or a ``num_parallel`` split, goes to exactly one step."""
     for node in graph.sorted_nodes():
-        if node.foreach_param is not None and len(node.out_funcs) != 1:
+        if node.is_foreach and len(node.out_funcs) != 1:
+            keyword = (
+                f"num_parallel={node.num_parallel or 'N'}"
+                if node.parallel_foreach
+                else f"foreach='{node.foreach_param}'"
+            )
             raise GraphError(
-                f"a foreach must go to exactly one step, got {len(node.out_funcs)} "
-                f"({', '.join(node.out_funcs)}). Use self.next(self.<step>, foreach="
-                f"'{node.foreach_param}').",
+                f"a {'num_parallel split' if node.parallel_foreach else 'foreach'} must go to "
+                f"exactly one step, got {len(node.out_funcs)} ({', '.join(node.out_funcs)}). "
+                f"Use self.next(self.<step>, {keyword}).",
                 step=node.name,
                 line=node.next_line,
+            )
+
+
+@check
+def check_parallel_steps(graph: FlowGraph) -> None:
+    """``num_parallel`` asks for 1 to :data:`MAX_NODES` nodes; a ``@parallel`` step
+    is reached through ``num_parallel`` and goes straight to a join."""
+    for node in graph.sorted_nodes():
+        if node.num_parallel is not None and not 1 <= node.num_parallel <= MAX_NODES:
+            raise GraphError(
+                f"num_parallel={node.num_parallel} is out of range: a parallel step runs on 1 "
+                f"to {MAX_NODES} nodes (AWS Batch's limit for one multi-node job). "
+                "Ask for fewer nodes.",
+                step=node.name,
+                line=node.next_line,
+            )
+        if not node.parallel_step or node.name in ("start", "end"):
+            continue
+        if node.parallel_decorated and not node.after_parallel_split:
+            raise GraphError(
+                "is @parallel but no step reaches it with num_parallel. Call "
+                f"self.next(self.{node.name}, num_parallel=N) in the step before it.",
+                **_where(node),  # type: ignore[arg-type]
+            )
+        outside = [p for p in node.in_funcs if p in graph and not graph[p].parallel_foreach]
+        if outside:
+            raise GraphError(
+                f"runs on several nodes, and is also reached from '{outside[0]}' without "
+                "num_parallel. Reach a parallel step only through "
+                f"self.next(self.{node.name}, num_parallel=N).",
+                **_where(node),  # type: ignore[arg-type]
+            )
+        targets = [graph[c] for c in node.out_funcs if c in graph]
+        if node.is_split or not targets or targets[0].type != "join":
+            after = ", ".join(node.out_funcs) or "nothing"
+            raise GraphError(
+                f"is a parallel step, so its nodes must meet in a join right after it (it goes "
+                f"to {after}). End it with self.next(self.<join>) where the join is "
+                "'def <join>(self, inputs)', one input per node.",
+                step=node.name,
+                line=node.next_line or node.line,
             )
 
 

@@ -42,6 +42,7 @@ from batchwright.batch.platforms import (
 )
 from batchwright.costs import Estimate, Footprint, estimate
 from batchwright.environment.descriptor import EnvironmentDescriptor, QueueDescription
+from batchwright.environment.instances import lookup
 from batchwright.environment.routing import (
     check_anywhere,
     describe_request,
@@ -86,6 +87,10 @@ class StepPlan:
     #: What will work but likely not as the user expects (e.g. an image that may lack
     #: boto3); shown as warnings, never refusals.
     warnings: tuple[str, ...] = ()
+    #: A parallel step (``num_parallel``): one multi-node job, one instance per node.
+    parallel: bool = False
+    #: Its node count, when the flow gives it as a literal (else known at run time).
+    nodes: int | None = None
 
     @property
     def step(self) -> str:
@@ -118,12 +123,18 @@ class StepPlan:
         if self.job_definition is None:
             return None
         body = self.job_definition.body
-        container = body.get("containerProperties", {})
+        node_ranges = body.get("nodeProperties", {}).get("nodeRangeProperties", [])
+        container = body.get("containerProperties") or (
+            node_ranges[0]["container"] if node_ranges else {}
+        )
         shape: dict[str, Any] = {
             "name": self.job_definition.name,
             "image": container.get("image"),
             "platform_capabilities": list(body.get("platformCapabilities", [])),
         }
+        if node_ranges:
+            shape["type"] = "multinode"
+            shape["nodes"] = self.nodes
         if self.resources is not None:
             vcpus, memory, gpu = self.resources
             shape.update(vcpus=vcpus, memory_mib=memory, gpu=gpu)
@@ -173,6 +184,8 @@ class StepPlan:
             "queue_key": self.queue_key,
             "platform": self.platform,
             "instance_types": list(self.instance_types),
+            "parallel": self.parallel,
+            "nodes": self.nodes,
             "on_demand_queue_key": self.on_demand_queue_key,
             "verdict": self.verdict,
             "reason": self.reason,
@@ -305,7 +318,10 @@ def _targeted(
     assert plan.options is not None
     try:
         definition = build_job_definition(
-            plan.options, target, timeout_seconds=plan.policy.batch_timeout_seconds
+            plan.options,
+            target,
+            timeout_seconds=plan.policy.batch_timeout_seconds,
+            multi_node=plan.parallel,
         )
         resources = resolve_resources(plan.options, target)
     except BatchwrightError as error:
@@ -314,13 +330,19 @@ def _targeted(
     warnings = plan.warnings
     if policy.backend == "batch":
         warnings += _image_warnings(plan.options, target)
+        instance_type = (
+            None if target.is_fargate or not plan.instance_types else plan.instance_types[0]
+        )
+        held = (float(resources.vcpus), resources.memory, resources.gpu)
+        whole = lookup(instance_type) if plan.parallel and instance_type else None
+        if whole is not None:
+            # A node of a multi-node job has its instance to itself: it costs all of it.
+            held = (float(whole.vcpus), whole.memory_mib, whole.gpus)
         footprint = Footprint(
-            float(resources.vcpus),
-            resources.memory,
-            resources.gpu,
+            *held,
             target.platform,
             target.region,
-            None if target.is_fargate or not plan.instance_types else plan.instance_types[0],
+            instance_type,
             instance_type_estimated=True,
         )
         job = BatchJobPolicy(plan.options, target, on_demand, reclaims_before_on_demand, footprint)
@@ -427,6 +449,8 @@ def plan_step(
     run_batch_locally: bool = False,
     reclaims_before_on_demand: int = DEFAULT_RECLAIMS_BEFORE_ON_DEMAND,
     local_variables: Collection[str] = (),
+    parallel: bool = False,
+    nodes: int | None = None,
 ) -> StepPlan:
     """The plan of one step (see :func:`make_plan`)."""
     policy = step_policy(step, decorators, run_batch_locally=run_batch_locally)
@@ -439,7 +463,7 @@ def plan_step(
     if batch is None:
         return StepPlan(policy, reason="no @batch: runs on the local backend", notices=notices)
     options: BatchOptions = batch.options
-    base = StepPlan(policy, options=options, notices=notices)
+    base = StepPlan(policy, options=options, notices=notices, parallel=parallel, nodes=nodes)
     if options.secrets and run_batch_locally:
         base = _secrets_run_locally(base, options, local_variables)
         if not base.ok:
@@ -460,7 +484,12 @@ def plan_step(
             queue=options.queue,
             reason=_unchecked(options, None, locally=run_batch_locally),
         )
-    routed = route(options, environment, has_retry=policy.retries > 0)
+    routed = route(
+        options,
+        environment,
+        has_retry=policy.retries > 0,
+        nodes=(nodes or 1) if parallel else None,
+    )
     planned = dataclasses.replace(
         base,
         queue=routed.queue_id,
@@ -503,6 +532,7 @@ def make_plan(
     run_batch_locally: bool = False,
     reclaims_before_on_demand: int = DEFAULT_RECLAIMS_BEFORE_ON_DEMAND,
     local_variables: Collection[str] = (),
+    parallel_steps: Mapping[str, int | None] | None = None,
 ) -> Plan:
     """Plans every step of a flow, in the order of ``decorators_by_step`` (graph order).
 
@@ -512,8 +542,12 @@ def make_plan(
     to the on-demand queue of the same kind after ``reclaims_before_on_demand`` reclaims
     of one attempt (0: never). With ``run_batch_locally``, a step with ``secrets`` is
     refused unless each of its variables is among ``local_variables`` (the names set in
-    the launching environment, which local tasks inherit). No I/O.
+    the launching environment, which local tasks inherit). ``parallel_steps`` names the
+    parallel steps and their node counts (``None`` when set at run time;
+    :attr:`batchwright.definition.FlowDefinition.parallel_steps`): each goes to a queue
+    that runs multi-node jobs, its nodes within the queue's max vCPUs. No I/O.
     """
+    parallel = parallel_steps or {}
     steps = tuple(
         plan_step(
             step,
@@ -522,6 +556,8 @@ def make_plan(
             run_batch_locally=run_batch_locally,
             reclaims_before_on_demand=reclaims_before_on_demand,
             local_variables=local_variables,
+            parallel=step in parallel,
+            nodes=parallel.get(step),
         )
         for step, decorators in decorators_by_step.items()
     )

@@ -41,7 +41,7 @@ from batchwright.datastore import PARAMETERS_STEP, PARAMETERS_TASK, FlowDatastor
 from batchwright.datastore.journal import Journal, Submission, latest_by_task
 from batchwright.decorators import RuntimeContext, StepDecorator
 from batchwright.definition import FlowDefinition
-from batchwright.entrypoint import TaskArguments
+from batchwright.entrypoint import EXIT_NODE_FAILED, TaskArguments
 from batchwright.errors import UserInputError
 from batchwright.events import (
     AttemptFailed,
@@ -169,6 +169,13 @@ class Scheduler:
         #: When each backend is next due for a poll (monotonic seconds).
         self._next_poll: dict[str, float] = {}
         self._frame_sizes: dict[str, int] = {}
+        #: Parallel steps in flight: every node's task, and the nodes that succeeded in
+        #: the current attempt (a parallel step succeeds, fails and retries as one).
+        self._gangs: dict[FanOut, list[_Task]] = {}
+        self._gang_succeeded: dict[FanOut, set[str]] = {}
+        #: A main node that failed only because another node did, while that node's own
+        #: status is still to come (its failure is the step's error).
+        self._gang_deferred: dict[FanOut, tuple[TaskHandle, _Task, TaskStatus]] = {}
         self._waiting_joins: dict[tuple[str, str], dict[int, str]] = {}
         self._failure: tuple[str, str] | None = None
         self._origin_index: dict[tuple[str, tuple[str, ...], int | None], str] = {}
@@ -357,7 +364,10 @@ class Scheduler:
             return
         task_id = str(self._next_id)
         self._next_id += 1
-        self._make_ready(_Task(step, task_id, input_paths, frames, split_index, group))
+        task = _Task(step, task_id, input_paths, frames, split_index, group)
+        if group is not None and group.parallel:
+            self._gangs.setdefault(group, []).append(task)
+        self._make_ready(task)
 
     def _reattach(
         self,
@@ -452,7 +462,9 @@ class Scheduler:
             key = f"{task.step}/{task.task_id}"
             self._frame_sizes[key] = num_splits
             child = node.out_funcs[0]
-            group = FanOut(key, child, num_splits)
+            group = FanOut(key, child, num_splits, parallel=node.parallel_foreach)
+            if group.parallel:
+                self._whole_or_nothing(child, (me,), num_splits)
             for index in range(num_splits):
                 self._create(child, (me,), (*task.frames, (key, index)), index, group)
             return
@@ -476,6 +488,17 @@ class Scheduler:
             outer = task.frames[:-1]
             # A step inside an outer foreach keeps that foreach's index.
             self._create(child, inputs, outer, None, None)
+
+    def _whole_or_nothing(self, step: str, input_paths: tuple[str, ...], nodes: int) -> None:
+        """Resume of a parallel step: its nodes are reused only when all of them finished
+        in the origin run, and never followed there (a multi-node job cannot be joined by
+        a part of its nodes): otherwise every node runs again."""
+        keys = [(step, _strip_runs(input_paths), index) for index in range(nodes)]
+        if not all(key in self._origin_index for key in keys):
+            for key in keys:
+                self._origin_index.pop(key, None)
+        if self._origin_jobs:
+            self._origin_jobs = {k: v for k, v in self._origin_jobs.items() if k not in keys}
 
     def _refuse_splits(self, task: _Task, num_splits: int) -> None:
         pathspec = f"{self.flow_name}/{self.run_id}/{task.step}/{task.task_id}"
@@ -531,6 +554,18 @@ class Scheduler:
             policy = self.policies[first.step]
             backend = self._backend(policy.backend)
             room = self.options.max_workers - self._here if backend.runs_here else backend.max_group
+            if first.group is not None and first.group.parallel:
+                # A parallel step's nodes start together or not at all: on this machine
+                # once enough workers are free (or none is busy, for more nodes than
+                # --max-workers), so that they can meet.
+                gang = [first]
+                while self._ready and _batch_key(self._ready[0]) == _batch_key(first):
+                    gang.append(self._ready.popleft())
+                if room < len(gang) and self._here > 0:
+                    blocked.extend(gang)
+                    continue
+                room = len(gang)
+                self._ready.extendleft(reversed(gang[1:]))
             if room <= 0:
                 blocked.append(first)
                 continue
@@ -543,6 +578,8 @@ class Scheduler:
                 and _batch_key(self._ready[0]) == _batch_key(first)
             ):
                 batch.append(self._ready.popleft())
+            if first.group is not None and first.group.parallel:
+                batch.sort(key=lambda t: t.split_index or 0)  # member i is node i
             specs = [self._spec(t, policy) for t in batch]
             now = time.time()  # handed over now: a local attempt may start at once
             handles = backend.submit(specs)
@@ -588,7 +625,10 @@ class Scheduler:
             statuses = backend.poll(handles)
             self._next_poll[name] = time.monotonic() + backend.poll_interval
             for handle, status in zip(handles, statuses, strict=True):
-                task = self._in_flight[handle]
+                task = self._in_flight.get(handle)
+                if task is None:
+                    continue  # stopped with its parallel step's failed node, this poll
+
                 if status.state == "running" and task.started_at is None:
                     self._started(task, status.started_at or time.time())
                 if handle in overdue and status.is_finished:
@@ -623,6 +663,9 @@ class Scheduler:
     def _finished(self, handle: TaskHandle, status: TaskStatus) -> None:
         task = self._untrack(handle)
         self._record(handle, task, status)
+        if task.group is not None and task.group.parallel:
+            self._node_finished(handle, task, status)
+            return
         pathspec = handle.task.pathspec
         if status.state == "succeeded" and task.adopted_from is not None:
             # A job of the origin run finished after its orchestrator died: its records
@@ -640,28 +683,81 @@ class Scheduler:
             if self._failure is None:
                 self._advance(task, num_splits)
             return
+        self._fail_or_again(pathspec, task, status, status.reason, [task])
+
+    def _fail_or_again(
+        self, pathspec: str, task: _Task, status: TaskStatus, reason: str, members: list[_Task]
+    ) -> bool:
+        """After ``task``'s attempt failed: its ``members`` (the task itself, or every node
+        of its parallel step) are submitted again when the capacity failed (no ``@retry``
+        used), retried when ``@retry`` allows, or the run fails with ``reason``. Returns
+        whether they go again."""
         policy = self.policies[task.step]
         if status.infrastructure and task.resubmission < MAX_RESUBMISSIONS and not self._failure:
             # The capacity failed, not the step: the same attempt again, no @retry used.
             self.on_event(
-                AttemptFailed(pathspec, task.attempt, status.reason, status.exit_code, 0.0, True)
+                AttemptFailed(pathspec, task.attempt, reason, status.exit_code, 0.0, True)
             )
-            task.resubmission += 1
-            task.reclaims += status.reclaims
-            self._make_ready(task, first=True)
-            return
+            for member in reversed(members):  # to the front, in their order
+                member.resubmission += 1
+                member.reclaims += status.reclaims
+                self._make_ready(member, first=True)
+            return True
         if status.retryable and task.attempt < policy.retries and self._failure is None:
             delay = policy.retry_delay_seconds
-            self.on_event(
-                AttemptFailed(pathspec, task.attempt, status.reason, status.exit_code, delay)
-            )
-            task.attempt += 1
-            task.resubmission = task.reclaims = 0
-            heapq.heappush(self._delayed, (time.monotonic() + delay, id(task), task))
-            return
-        self.on_event(AttemptFailed(pathspec, task.attempt, status.reason, status.exit_code))
+            self.on_event(AttemptFailed(pathspec, task.attempt, reason, status.exit_code, delay))
+            release, attempt = time.monotonic() + delay, task.attempt + 1
+            for member in members:
+                member.attempt = attempt
+                member.resubmission = member.reclaims = 0
+                heapq.heappush(self._delayed, (release, id(member), member))
+            return True
+        self.on_event(AttemptFailed(pathspec, task.attempt, reason, status.exit_code))
         if self._failure is None:
-            self._failure = (pathspec, status.reason)
+            self._failure = (pathspec, reason)
+        return False
+
+    def _node_finished(self, handle: TaskHandle, task: _Task, status: TaskStatus) -> None:
+        """One node of a parallel step ended. The step goes on once every node succeeded;
+        the first node to fail stops the others, and the whole step is then submitted
+        again (capacity failure), retried (``@retry``) or failed, with that node's error."""
+        group = task.group
+        assert group is not None
+        members = self._gangs[group]
+        pathspec = handle.task.pathspec
+        in_flight = any(t.group == group for t in self._in_flight.values())
+        if status.exit_code == EXIT_NODE_FAILED and in_flight:
+            self._gang_deferred[group] = (handle, task, status)
+            return
+        if status.state == "succeeded":
+            self.on_event(TaskSucceeded(pathspec, task.attempt))
+            done = self._gang_succeeded.setdefault(group, set())
+            done.add(task.task_id)
+            deferred = self._gang_deferred.pop(group, None)
+            if deferred is not None and not in_flight:
+                self._node_finished(*deferred[:2], dataclasses.replace(deferred[2], exit_code=1))
+            elif deferred is not None:
+                self._gang_deferred[group] = deferred
+            elif len(done) == len(members):
+                del self._gangs[group], self._gang_succeeded[group]
+                if self._failure is None:
+                    for member in members:
+                        self._advance(member, None)
+            return
+        self._gang_succeeded.pop(group, None)
+        self._gang_deferred.pop(group, None)
+        others = [h for h, t in self._in_flight.items() if t.group == group]
+        if others:
+            self._backend(handle.backend).terminate(others)
+            stopped = TaskStatus.failed(
+                f"stopped: node {task.split_index} of the parallel step failed",
+                facts=AttemptFacts(failure=FailureKind.TERMINATED.value),
+            )
+            for other in others:
+                self._record(other, self._untrack(other), stopped)
+        reason = f"node {task.split_index}: {status.reason}"
+        if not self._fail_or_again(pathspec, task, status, reason, members):
+            del self._gangs[group]
 
     def _terminate_all(self) -> None:
         by_backend: dict[str, list[TaskHandle]] = {}

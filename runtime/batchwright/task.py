@@ -24,12 +24,14 @@ from typing import Any
 from batchwright.batch.jobinfo import placement
 from batchwright.entrypoint import (
     EXIT_DO_NOT_RETRY,
+    EXIT_NODE_FAILED,
     EXIT_STEP_FAILED,
     EXIT_SUCCESS,
     DoNotRetry,
     TaskArguments,
     parse_arguments,
 )
+from batchwright.multinode import MAX_NODES, NodeFailed
 
 #: Threads reading a join's inputs' metadata.
 INPUT_READERS = 16
@@ -162,6 +164,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DoNotRetry as error:
         sys.stderr.write(f"error: {error}\n")
         code = EXIT_DO_NOT_RETRY
+    except NodeFailed as error:
+        sys.stderr.write(f"error: {error}\n")
+        code = EXIT_NODE_FAILED
     except BaseException:
         import traceback
 
@@ -259,6 +264,7 @@ class TaskRunner:
                     {
                         "step": parent.name,
                         "var": parent.foreach_param,
+                        "parallel": parent.parallel_foreach,
                         "index": args.split_index,
                         "num_splits": inputs[0][1].get("foreach_num_splits"),
                         # The fanned-out value's key, so self.input still works after a
@@ -278,6 +284,14 @@ class TaskRunner:
             owner=f"task {self.flow_name}/{args.run_id}/{self.step_name}/{args.task_id}",
         )
         self.metadata["foreach_frames"] = frames
+        node_place = None
+        if node.parallel_step and frames:
+            from batchwright import multinode
+
+            node_place = multinode.describe_node(
+                os.environ, args.split_index, frames[-1].get("num_splits"), args.task_id
+            )
+            multinode.export_for_tools(node_place)
 
         current._set_task(
             flow_name=self.flow_name,
@@ -287,6 +301,7 @@ class TaskRunner:
             retry_count=args.retry_count,
             origin_run_id=args.origin_run_id,
             tempdir=self.tempdir,
+            parallel=node_place,
         )
         context = TaskContext(
             self.flow_name,
@@ -327,16 +342,35 @@ class TaskRunner:
 
         next_steps = list(node.out_funcs)
         if not handled and node.type != "end":
-            self._check_transition(flow, node.out_funcs, node.foreach_param)
-        if node.foreach_param is not None:
+            self._check_transition(flow, node)
+        if node.parallel_foreach:
+            # The nodes of the parallel step: num_parallel, or 1 when @catch handled a
+            # failure before self.next() was reached.
+            transition = flow._transition
+            self.metadata["foreach_num_splits"] = (transition[2] if transition else None) or 1
+            self.metadata["parallel"] = True
+        elif node.foreach_param is not None:
             values = self._foreach_values(flow, node.foreach_param)
             self.metadata["foreach_num_splits"] = len(values)
             # Stored once more, item by item, so each child reads only its own item.
             self.metadata["foreach_split"] = self.store.save_split(values)
         self.metadata["next_steps"] = next_steps
         self.metadata["artifacts"] = self._persist(flow)
+        if node_place is not None and node_place.node_index == 0:
+            self._wait_for_other_nodes()
         self.metadata["status"] = "succeeded"
         return EXIT_SUCCESS
+
+    def _wait_for_other_nodes(self) -> None:
+        """The main node of a parallel step: AWS Batch stops the other nodes when it
+        exits, so it waits for their done markers first (a failed node fails it)."""
+        from batchwright import multinode
+
+        members = multinode.member_task_ids(os.environ)
+        if len(members) > 1:
+            multinode.wait_for_nodes(
+                self.store, self.args.run_id, self.step_name, members[1:], self.args.retry_count
+            )
 
     def _read_inputs(self, pathspecs: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
         """Every input's metadata. For a join over many inputs: which finished (and their
@@ -363,17 +397,34 @@ class TaskRunner:
             )
         return pathspec, metadata
 
-    def _check_transition(self, flow: Any, expected: list[str], foreach: str | None) -> None:
+    def _check_transition(self, flow: Any, node: Any) -> None:
         transition = flow._transition
         if transition is None:
             raise DoNotRetry(f"step '{self.step_name}' returned without calling self.next()")
-        names, given_foreach = transition
-        if names != expected or given_foreach != foreach:
+        names, given_foreach, given_parallel = transition
+        expected = list(node.out_funcs)
+        if (
+            names != expected
+            or given_foreach != node.foreach_param
+            or (given_parallel is not None) != node.parallel_foreach
+        ):
+            extra = f", foreach={given_foreach!r}" if given_foreach else ""
+            extra += f", num_parallel={given_parallel}" if given_parallel is not None else ""
             raise DoNotRetry(
-                f"step '{self.step_name}' called self.next({', '.join(names)}"
-                f"{', foreach=' + repr(given_foreach) if given_foreach else ''}) but its "
+                f"step '{self.step_name}' called self.next({', '.join(names)}{extra}) but its "
                 f"last line names {expected}: call self.next() only as the step's last "
                 "statement, the same way on every path."
+            )
+        if given_parallel is not None and given_parallel > MAX_NODES:
+            raise DoNotRetry(
+                f"step '{self.step_name}' called self.next(..., num_parallel={given_parallel}): "
+                f"a parallel step runs on at most {MAX_NODES} nodes (AWS Batch's limit for one "
+                "multi-node job). Ask for fewer nodes."
+            )
+        if node.num_parallel is not None and given_parallel != node.num_parallel:
+            raise DoNotRetry(
+                f"step '{self.step_name}' called self.next(..., num_parallel={given_parallel}) "
+                f"but its last line says num_parallel={node.num_parallel}."
             )
 
     def _foreach_values(self, flow: Any, var: str) -> Sequence[Any]:

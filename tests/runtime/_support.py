@@ -63,3 +63,42 @@ def start_flow(
         text=True,
         **popen,
     )
+
+
+def run_on_backend(
+    flow_class: type,
+    backend: Any,
+    root: Path,
+    *,
+    workers: int = 16,
+    with_options: tuple[str, ...] = (),
+) -> tuple[Any, list[Any]]:
+    """Runs ``flow_class`` in this process with ``backend`` standing in for the local
+    backend (a fake deciding every attempt's status): the run's result and its events."""
+    from batchwright.backends import register_backend
+    from batchwright.backends.local import LocalBackend
+    from batchwright.datastore import open_datastore
+    from batchwright.definition import load_definition
+    from batchwright.plan import make_plan
+    from batchwright.scheduler import RunOptions, Scheduler
+
+    definition = load_definition(flow_class, with_options)
+    plan = make_plan(
+        definition.name,
+        definition.decorators,
+        None,
+        parallel_steps=definition.parallel_steps,
+    )
+    events: list[Any] = []
+    register_backend("local", lambda options: backend)
+    try:
+        scheduler = Scheduler(
+            definition,
+            plan.policies,
+            open_datastore(definition.name, str(root)),
+            RunOptions(flow_file=__file__, datastore_root=str(root), max_workers=workers),
+            events.append,
+        )
+        return scheduler.run({}), events
+    finally:
+        register_backend("local", LocalBackend)

@@ -619,7 +619,7 @@ def test_the_gpu_sample_resizes_only_its_training_step() -> None:
         pytest.param(
             "train/btach:gpu=2",
             "--with train/btach:gpu=2: there is no step decorator named 'btach'. Did you "
-            "mean 'batch'? Known: batch, catch, environment, resources, retry, timeout.",
+            "mean 'batch'? Known: batch, catch, environment, parallel, resources, retry, timeout.",
             id="unknown decorator",
         ),
         pytest.param(

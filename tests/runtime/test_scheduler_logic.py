@@ -7,16 +7,14 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
+from tests.runtime._support import run_on_backend
 
 from batchwright import FlowSpec, retry, step
-from batchwright.backends import Backend, TaskHandle, TaskSpec, TaskStatus, register_backend
-from batchwright.backends.local import LocalBackend
+from batchwright.backends import Backend, TaskHandle, TaskSpec, TaskStatus
 from batchwright.datastore import open_datastore
 from batchwright.decorators import RuntimeContext, StepDecorator, register_step_decorator
-from batchwright.definition import load_definition
 from batchwright.events import AttemptFailed, Event, Notice
-from batchwright.plan import make_plan
-from batchwright.scheduler import RunOptions, RunResult, Scheduler
+from batchwright.scheduler import RunResult
 from batchwright.timings import read_timeline
 
 
@@ -80,21 +78,9 @@ class FakeBackend(Backend):
 def _run(
     backend: FakeBackend, tmp_path: Path, workers: int = 16, with_options: tuple[str, ...] = ()
 ) -> tuple[RunResult, list[Event]]:
-    definition = load_definition(ThreeBranchFlow, with_options)
-    plan = make_plan("ThreeBranchFlow", definition.decorators, None)
-    events: list[Event] = []
-    register_backend("local", lambda options: backend)
-    try:
-        scheduler = Scheduler(
-            definition,
-            plan.policies,
-            open_datastore("ThreeBranchFlow", str(tmp_path)),
-            RunOptions(flow_file=__file__, datastore_root=str(tmp_path), max_workers=workers),
-            events.append,
-        )
-        return scheduler.run({}), events
-    finally:
-        register_backend("local", LocalBackend)
+    return run_on_backend(
+        ThreeBranchFlow, backend, tmp_path, workers=workers, with_options=with_options
+    )
 
 
 def _steps(backend: FakeBackend) -> list[tuple[str, int]]:

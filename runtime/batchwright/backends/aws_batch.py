@@ -55,12 +55,14 @@ from batchwright.entrypoint import (
     ARRAY_INDEX_VARIABLE,
     EXIT_INTEGRITY,
     FINAL_EXIT_CODES,
+    NODE_INDEX_VARIABLE,
     array_arguments,
 )
 from batchwright.entrypoint.bootstrap import container_command
 from batchwright.errors import PlanError, UserInputError
 from batchwright.events import ArrayProgress, Notice, TaskOutput, TaskStatusChanged, TaskWaiting
 from batchwright.identity import USER_VARIABLE
+from batchwright.multinode import TASKS_VARIABLE, tasks_value
 from batchwright.policy import BatchJobPolicy
 
 #: Batch's SubmitJob limit is 50 per second; stay below it.
@@ -114,6 +116,10 @@ def attempt_facts(job: Mapping[str, Any]) -> AttemptFacts:
         if diagnosis is not None and diagnosis.kind != FailureKind.UNKNOWN
         else None,
     )
+
+
+#: Between a multi-node job's id and a node's index in the node's own job id (``id#2``).
+NODE_SEPARATOR = "#"
 
 
 def _log_groups(environment_group: str | None) -> tuple[str, ...]:
@@ -170,6 +176,8 @@ class _Job:
     escalates: bool = False
     #: The array job it is a child of, if any.
     parent: str | None = None
+    #: Its node index, for a node of a multi-node job (followed as ``<job id>#<node>``).
+    node: int | None = None
     status: str = "SUBMITTED"
     reason: str = ""
     #: Whether DescribeJobs has shown it at least once.
@@ -367,8 +375,12 @@ class AwsBatchBackend(Backend):
 
     def submit(self, tasks: Sequence[TaskSpec]) -> list[TaskHandle]:
         """One job per task, or one array job for several members of one fan-out (one job
-        each when the Batch API turned out not to run array jobs)."""
-        if len(tasks) > 1 and not self._arrays_supported:
+        each when the Batch API turned out not to run array jobs); the nodes of a
+        parallel step as one multi-node job, node ``i`` running member ``i`` and followed
+        as job ``<id>#<i>``."""
+        group = tasks[0].group
+        nodes = group is not None and group.parallel
+        if len(tasks) > 1 and not self._arrays_supported and not nodes:
             return [handle for task in tasks for handle in self.submit([task])]
         first = tasks[0].arguments
         job = self._job_policy(tasks[0])
@@ -376,12 +388,6 @@ class AwsBatchBackend(Backend):
         package_url, package_sha256 = self._code_package(first.flow_file)
         # In the container the flow file sits at the root of the unpacked code package.
         members = [t.arguments._replace(flow_file=os.path.basename(first.flow_file)) for t in tasks]
-        if len(tasks) > 1:
-            arguments = array_arguments(members, ARRAY_INDEX_VARIABLE)
-            task_label = f"{first.task_id}-x{len(tasks)}"
-        else:
-            arguments = members[0].to_argv()
-            task_label = first.task_id
         environment = {
             **forwarded_aws_environment(os.environ),
             # Output reaches CloudWatch as it is printed, not when the buffer fills.
@@ -389,6 +395,17 @@ class AwsBatchBackend(Backend):
             # The client inside the step reads the namespace of who started the run.
             USER_VARIABLE: self.run.user,
         }
+        if nodes:
+            # Every node runs the same command; Batch's node index picks its member.
+            arguments = array_arguments(members, NODE_INDEX_VARIABLE)
+            task_label = f"{first.task_id}-n{len(tasks)}"
+            environment[TASKS_VARIABLE] = tasks_value([t.task_id for t in members])
+        elif len(tasks) > 1:
+            arguments = array_arguments(members, ARRAY_INDEX_VARIABLE)
+            task_label = f"{first.task_id}-x{len(tasks)}"
+        else:
+            arguments = members[0].to_argv()
+            task_label = first.task_id
         invocation = TaskInvocation(
             flow=first.flow,
             run_id=first.run_id,
@@ -398,7 +415,8 @@ class AwsBatchBackend(Backend):
             environment=environment,
             retry_count=first.retry_count,
             resubmission=tasks[0].resubmission,
-            array_size=len(tasks) if len(tasks) > 1 else None,
+            array_size=len(tasks) if len(tasks) > 1 and not nodes else None,
+            num_nodes=len(tasks) if nodes else None,
             timeout_seconds=tasks[0].policy.batch_timeout_seconds,
         )
         spec = build_job_spec(job.options, target, invocation, offload_root=self.run.datastore_root)
@@ -441,23 +459,33 @@ class AwsBatchBackend(Backend):
                 )
             )
         log_groups = _log_groups(target.log_group)
-        if len(tasks) == 1:
+        if len(tasks) == 1 and not nodes:
             self._jobs[job_id] = _Job(first.pathspec, queue, now, escalates, log_groups=log_groups)
             self._emit(Notice(f"[{first.pathspec}] submitted to queue {queue} as job {job_id}"))
             return [TaskHandle(self.name, job_id, tasks[0])]
+        # Array children are followed as <id>:<i>, the nodes of a multi-node job as <id>#<i>.
+        what, separator, kind = (
+            ("nodes", NODE_SEPARATOR, "multi-node job") if nodes else ("tasks", ":", "array job")
+        )
         self._emit(
             Notice(
-                f"[{first.flow}/{first.run_id}/{first.step}] {len(tasks)} tasks submitted "
-                f"to queue {queue} as array job {job_id}"
+                f"[{first.flow}/{first.run_id}/{first.step}] {len(tasks)} {what} submitted "
+                f"to queue {queue} as {kind} {job_id}"
             )
         )
         handles = []
         for index, task in enumerate(tasks):
-            child = f"{job_id}:{index}"
-            self._jobs[child] = _Job(
-                task.pathspec, queue, now, escalates, parent=job_id, log_groups=log_groups
+            member = f"{job_id}{separator}{index}"
+            self._jobs[member] = _Job(
+                task.pathspec,
+                queue,
+                now,
+                escalates,
+                parent=None if nodes else job_id,
+                node=index if nodes else None,
+                log_groups=log_groups,
             )
-            handles.append(TaskHandle(self.name, child, task))
+            handles.append(TaskHandle(self.name, member, task))
         return handles
 
     def poll(self, handles: Sequence[TaskHandle]) -> list[TaskStatus]:
@@ -726,6 +754,10 @@ class AwsBatchBackend(Backend):
         status = job["status"]
         if status == "SUCCEEDED":
             return TaskStatus.succeeded()
+        if status == "FAILED" and state.node and self._node_stored(handle):
+            # Batch stops the other nodes when the main node exits, which it does once
+            # every node has stored its work: a node stopped then has finished.
+            return TaskStatus.succeeded()
         reclaims = count_reclaims(job)
         if status in WAITING_STATES:
             return self._waiting(handle, job, state, now, reclaims)
@@ -762,6 +794,13 @@ class AwsBatchBackend(Backend):
             and exit_code not in FINAL_EXIT_CODES
         )
         return TaskStatus.failed(f"job {handle.id}: {reason}", exit_code, retryable=retryable)
+
+    def _node_stored(self, handle: TaskHandle) -> bool:
+        """Whether the task of a child node left its done marker for this attempt."""
+        arguments = handle.task.arguments
+        store = self._store(arguments.flow)
+        finished = store.finished_attempts(arguments.run_id, arguments.step)
+        return finished.get(arguments.task_id, -1) >= arguments.retry_count
 
     def _waiting(
         self,
@@ -987,7 +1026,7 @@ class AwsBatchBackend(Backend):
             if events:
                 messages = [e["message"] for e in events]
                 state.shown.extend(messages)
-                self._emit(TaskOutput(state.pathspec, "stdout", "\n".join(messages)))
+                self._emit(TaskOutput(state.pathspec, "stdout", "\n".join(messages), state.node))
             if not events or token == state.log_token:
                 state.log_token = token
                 return
@@ -997,6 +1036,10 @@ class AwsBatchBackend(Backend):
         """TerminateJob for every job (and array parent) of ``handles``."""
         ids: list[str] = []
         for handle in handles:
+            job, node, _ = handle.id.rpartition(NODE_SEPARATOR)
+            if node:  # a node of a multi-node job: the job stops all of its nodes
+                ids.append(job)
+                continue
             parent, sep, _ = handle.id.rpartition(":")
             ids.extend([parent, handle.id] if sep else [handle.id])
         for job_id in dict.fromkeys(ids):

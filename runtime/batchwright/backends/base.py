@@ -5,7 +5,9 @@ resume). A backend only starts task attempts, reports their status, and stops th
 
 - ``submit(tasks) -> handles``: start attempts. ``tasks`` is one task, or several ready
   tasks of the same foreach fan-out (same step, same :attr:`TaskSpec.group`), so a
-  backend may submit them as one array job. Returns one handle per task, in order.
+  backend may submit them as one array job; for a parallel step (``FanOut.parallel``)
+  it is every node, in node order, to be started together. Returns one handle per
+  task, in order.
 - ``poll(handles) -> statuses``: one status per handle, in order, for a whole batch of
   handles at once (an AWS backend asks DescribeJobs about 100 ids per call).
 - ``terminate(handles)``: stop attempts (interrupts, scheduler-side timeouts).
@@ -37,6 +39,10 @@ class FanOut:
     #: The step every member runs.
     step: str
     size: int
+    #: The members are the nodes of one parallel step (``num_parallel``): they run
+    #: together (one multi-node job on AWS Batch), member ``i`` as node ``i``, and succeed,
+    #: fail and retry as one.
+    parallel: bool = False
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ from batchwright.backends.base import (
 from batchwright.backends.forkserver import ForkedProcess, ForkServer, ForkServerLost
 from batchwright.entrypoint import ENTRYPOINT_MODULE, FINAL_EXIT_CODES, TaskArguments
 from batchwright.events import TaskOutput
+from batchwright.multinode import local_node_environment
 
 #: Seconds between SIGTERM and SIGKILL when terminating.
 TERMINATE_GRACE = 5.0
@@ -46,6 +47,8 @@ TERMINATE_GRACE = 5.0
 class _Attempt:
     process: subprocess.Popen[bytes] | ForkedProcess
     pathspec: str
+    #: Its node index, for a node of a parallel step.
+    node: int | None = None
     #: A subprocess starts running when it is started (seconds since the epoch).
     started_at: float = field(default_factory=time.time)
     partial: dict[str, bytes] = field(default_factory=lambda: {"stdout": b"", "stderr": b""})
@@ -68,14 +71,21 @@ class LocalBackend(Backend):
         self._servers: dict[str, ForkServer | None] = {}
 
     def submit(self, tasks: Sequence[TaskSpec]) -> list[TaskHandle]:
-        """Start one process per task."""
+        """Start one process per task; the nodes of a parallel step side by side, each
+        with the variables AWS Batch sets in a multi-node job (node index, node count,
+        main node index, the main node's address: this machine's loopback)."""
         handles = []
         environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        for task in tasks:
-            process = self._start(task.arguments, environment)
+        group = tasks[0].group
+        node_ids = [t.task_id for t in tasks] if group is not None and group.parallel else []
+        for index, task in enumerate(tasks):
+            own = {**environment, **local_node_environment(index, node_ids)} if node_ids else None
+            process = self._start(task.arguments, own or environment)
             self._counter += 1
             handle_id = f"{process.pid}-{self._counter}"
-            self._attempts[handle_id] = _Attempt(process, task.pathspec)
+            self._attempts[handle_id] = _Attempt(
+                process, task.pathspec, index if node_ids else None
+            )
             handles.append(TaskHandle(self.name, handle_id, task))
         return handles
 
@@ -178,7 +188,7 @@ class LocalBackend(Backend):
                 complete, attempt.partial[stream] = buffered[:cut], buffered[cut:]
             if complete:
                 text = complete.decode("utf-8", "replace")
-                self.options.on_event(TaskOutput(attempt.pathspec, stream, text))
+                self.options.on_event(TaskOutput(attempt.pathspec, stream, text, attempt.node))
 
     def _close(self, handle_id: str) -> None:
         attempt = self._attempts.pop(handle_id, None)

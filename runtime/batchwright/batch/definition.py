@@ -7,6 +7,11 @@ the retry strategy for infrastructure faults and the attempt timeout. Per-task v
 overrides. The definition is named ``batchwright-<content hash>`` after a hash of its
 canonical JSON, and the hash is also stored as a tag, so a backend registers each distinct
 definition once and reuses an active one by name.
+
+A step that runs as one multi-node parallel job (N nodes, e.g. distributed training) gets
+a ``multinode`` definition instead: one node range over all nodes (``0:``) whose container
+is exactly what a single-node EC2 job of the step gets (:func:`container_properties`
+builds both), and a placeholder node count each submission overrides.
 """
 
 from __future__ import annotations
@@ -55,6 +60,18 @@ PLACEHOLDER_COMMAND = (
 )
 #: The stream prefix of the awslogs driver when batchwright configures it.
 LOG_STREAM_PREFIX = "batchwright"
+#: ``nodeProperties.numNodes`` of a multi-node definition: a placeholder, since every
+#: submission sets the job's node count (``nodeOverrides.numNodes``), so one definition
+#: serves every size. Batch requires the main node's index (0) to be below it, so 1 is the
+#: smallest valid value (AWS ParallelCluster registers its multi-node definition the same
+#: way); it overrides upwards as long as a node range is open-ended (:data:`ALL_NODES`).
+PLACEHOLDER_NUM_NODES = 1
+#: The main node of a multi-node job: Batch starts it first, and its exit ends the job.
+MAIN_NODE_INDEX = 0
+#: The one node range of a multi-node definition, and the range each submission's node
+#: overrides target (Batch requires the two to match): every node, open-ended so the
+#: node count can be overridden.
+ALL_NODES = "0:"
 
 
 @dataclass(frozen=True)
@@ -64,6 +81,11 @@ class JobDefinitionRequest:
     name: str
     content_hash: str
     body: Mapping[str, Any] = field(hash=False)
+
+    @property
+    def multi_node(self) -> bool:
+        """Whether this is a multi-node parallel job definition (``type: multinode``)."""
+        return self.body.get("type") == "multinode"
 
     def kwargs(self) -> dict[str, Any]:
         """A fresh deep copy of the request, ready for ``client.register_job_definition``."""
@@ -169,31 +191,21 @@ def content_hash(body: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
-def build_job_definition(
-    options: BatchOptions, target: QueueTarget, *, timeout_seconds: int | None = None
-) -> JobDefinitionRequest:
-    """The ``RegisterJobDefinition`` request of a step on a queue's platform.
+def container_properties(options: BatchOptions, target: QueueTarget) -> dict[str, Any]:
+    """The container of a step's jobs on the target's platform: ``containerProperties`` of
+    a single-node definition, and the container of a multi-node definition's node range.
 
-    Per-task values (command, environment, vCPU, memory, GPU) are not in it: the
-    definition's resource requirements are the fixed defaults, overridden per job, so
-    steps that differ only in those share one definition.
-
-    ``secrets`` become ``containerProperties.secrets`` (ECS fetches them into the job's
-    environment with the execution role, which is then set on EC2 too); Fargate jobs get a
-    public IP only when the target says its subnets need one.
-
-    Raises:
-        InvalidValue: an option the platform lacks, a missing execution role (Fargate,
-            secrets), a timeout under 60 seconds.
-        PlanError: the definition would exceed Batch's 24 KiB limit.
+    Per-task values are placeholders every submission overrides: the command, and fixed
+    default resource requirements (a valid Fargate size too). The step's ``secrets`` are
+    the container's ``secrets`` (ECS fetches them into the job's environment with the
+    execution role, which is then set on EC2 too); Fargate jobs get a public IP only when
+    the target says its subnets need one. The options are not checked against the platform here
+    (:func:`build_job_definition` does that).
     """
-    check_platform(options, target)
-    timeout = check_timeout(options.step, timeout_seconds, flow=options.flow)
     fargate = target.is_fargate
     container: dict[str, Any] = {
         "image": options.image or target.default_image or default_image(),
         "command": list(PLACEHOLDER_COMMAND),
-        # Fixed defaults (a valid Fargate size too); every submission overrides them.
         "resourceRequirements": [
             {"type": "VCPU", "value": vcpu_text(DEFAULT_CPU)},
             {"type": "MEMORY", "value": str(DEFAULT_MEMORY)},
@@ -232,14 +244,76 @@ def build_job_definition(
         container["networkConfiguration"] = {
             "assignPublicIp": "ENABLED" if target.assign_public_ip else "DISABLED"
         }
-    body: dict[str, Any] = {
-        "jobDefinitionName": "",
-        "type": "container",
-        "platformCapabilities": ["FARGATE" if fargate else "EC2"],
-        "containerProperties": container,
-        "retryStrategy": retry_strategy(),
-        "propagateTags": True,
-    }
+    return container
+
+
+def check_multi_node(options: BatchOptions, target: QueueTarget) -> None:
+    """Refuses a multi-node job on a queue that cannot run one: Batch runs multi-node
+    parallel jobs on EC2 on-demand compute environments only (not Fargate, not Spot).
+
+    Raises:
+        InvalidValue: the target is a Fargate, Fargate Spot or Spot queue.
+    """
+    if target.platform == "EC2":
+        return
+    raise InvalidValue(
+        where=f"{options.location}, @batch",
+        key="queue",
+        value=target.label,
+        problem=f"is a {target.platform} queue; multi-node jobs run on EC2 on-demand "
+        "queues only (AWS Batch runs them on neither Fargate nor Spot)",
+        fix="Send the step to an EC2 on-demand queue whose environment runs multi-node "
+        "jobs, or run it as a single-node job.",
+    )
+
+
+def build_job_definition(
+    options: BatchOptions,
+    target: QueueTarget,
+    *,
+    timeout_seconds: int | None = None,
+    multi_node: bool = False,
+) -> JobDefinitionRequest:
+    """The ``RegisterJobDefinition`` request of a step on a queue's platform.
+
+    Per-task values (command, environment, vCPU, memory, GPU) are not in it: the
+    definition's resource requirements are the fixed defaults, overridden per job, so
+    steps that differ only in those share one definition. The container is
+    :func:`container_properties`.
+
+    With ``multi_node`` the definition is a multi-node parallel one (``type:
+    multinode``, EC2 only): ``nodeProperties`` with one node range over every node
+    (:data:`ALL_NODES`) holding the same container a single-node EC2 job gets, main node
+    :data:`MAIN_NODE_INDEX` and the placeholder node count
+    :data:`PLACEHOLDER_NUM_NODES`, which each submission overrides. Its timeout limits
+    the whole job (every node), not each node.
+
+    Raises:
+        InvalidValue: an option the platform lacks, a missing execution role (Fargate,
+            secrets), a timeout under 60 seconds, a multi-node job on a queue other than
+            EC2 on-demand.
+        PlanError: the definition would exceed Batch's 24 KiB limit.
+    """
+    if multi_node:
+        check_multi_node(options, target)
+    check_platform(options, target)
+    timeout = check_timeout(options.step, timeout_seconds, flow=options.flow)
+    container = container_properties(options, target)
+    body: dict[str, Any] = {"jobDefinitionName": ""}
+    if multi_node:
+        body["type"] = "multinode"
+        body["platformCapabilities"] = ["EC2"]
+        body["nodeProperties"] = {
+            "numNodes": PLACEHOLDER_NUM_NODES,
+            "mainNode": MAIN_NODE_INDEX,
+            "nodeRangeProperties": [{"targetNodes": ALL_NODES, "container": container}],
+        }
+    else:
+        body["type"] = "container"
+        body["platformCapabilities"] = ["FARGATE" if target.is_fargate else "EC2"]
+        body["containerProperties"] = container
+    body["retryStrategy"] = retry_strategy()
+    body["propagateTags"] = True
     if timeout is not None:
         body["timeout"] = {"attemptDurationSeconds": timeout + BATCH_TIMEOUT_BACKSTOP_SECONDS}
     digest = content_hash(body)

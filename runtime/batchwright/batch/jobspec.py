@@ -14,6 +14,9 @@ The split between the two requests is the contract:
   step on a platform, and is named after a hash of its content;
 * the **submission** (:mod:`batchwright.batch.submission`) holds what changes per task.
 
+A task is a single job, an array job (``array_size``) or a multi-node parallel job
+(``num_nodes``: a ``multinode`` definition, and node overrides in the submission).
+
 Everything that can be refused is refused before the first API call, with the step, key,
 value and fix: options the queue's platform lacks (:mod:`batchwright.batch.platforms`,
 checked once per spec), Fargate sizes beyond the largest, missing execution roles, too
@@ -48,8 +51,14 @@ def build_job_spec(
 ) -> JobSpec:
     """Both requests of one task; see :func:`build_job_definition` and
     :func:`build_submit_job` for what each holds and refuses. The platform is checked
-    once, by the definition."""
-    definition = build_job_definition(options, target, timeout_seconds=invocation.timeout_seconds)
+    once, by the definition. An invocation with ``num_nodes`` is a multi-node parallel
+    job: its definition is a multi-node one (EC2 on-demand queues only)."""
+    definition = build_job_definition(
+        options,
+        target,
+        timeout_seconds=invocation.timeout_seconds,
+        multi_node=invocation.num_nodes is not None,
+    )
     submit, notices = build_submit_job(
         options, target, invocation, definition, offload_root=offload_root
     )

@@ -2,11 +2,12 @@
 
 Command, environment, vCPU, memory and GPU go in container overrides, next to the array
 size and tags naming flow, run, step, task and attempt; per-task values never change the
-definition's hash. Overrides that would exceed Batch's size limits are moved out of the
-request into an :class:`Offload`, stored content-addressed under the datastore's
-``code/payloads/`` (which jobs may read but not write): the caller uploads its bytes, and
-the job's command becomes a short bootstrap that downloads it, checks its SHA-256 and
-runs the real command.
+definition's hash. A multi-node job carries the same container overrides inside its node
+overrides (for the one node range, every node), next to its node count. Overrides that
+would exceed Batch's size limits are moved out of the request into an :class:`Offload`,
+stored content-addressed under the datastore's ``code/payloads/`` (which jobs may read but
+not write): the caller uploads its bytes, and the job's command becomes a short bootstrap
+that downloads it, checks its SHA-256 and runs the real command.
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from batchwright.batch.definition import JOB_SPEC_VERSION, JobDefinitionRequest
+from batchwright.batch.definition import ALL_NODES, JOB_SPEC_VERSION, JobDefinitionRequest
 from batchwright.batch.jobenv import job_environment
 from batchwright.batch.options import MAX_TAG_VALUE_LENGTH, TAG_PREFIX, BatchOptions
 from batchwright.batch.platforms import QueueTarget, SpecNotice, resolve_resources
 from batchwright.codepackage import CODE_FOLDER
 from batchwright.entrypoint.bootstrap import offload_command
 from batchwright.errors import PlanError
+from batchwright.multinode import MAX_NODES
 
 #: Container overrides are effectively limited to this many bytes.
 MAX_OVERRIDES_BYTES = 8 * 1024
@@ -39,7 +41,7 @@ class TaskInvocation:
     """One task to submit: who it is and what it runs.
 
     Raises ``ValueError`` on construction for values only a caller bug can produce (an
-    empty command, an array size Batch cannot take).
+    empty command, an array size or node count Batch cannot take, both at once).
     """
 
     flow: str
@@ -56,6 +58,9 @@ class TaskInvocation:
     resubmission: int = 0
     #: Children of an array job (2..10,000), or ``None`` for a single job.
     array_size: int | None = None
+    #: Nodes of a multi-node parallel job (1..:data:`MAX_NODES`), or ``None`` for a
+    #: single-node job; never together with ``array_size``.
+    num_nodes: int | None = None
     #: ``@timeout`` of the step in seconds, or ``None``.
     timeout_seconds: int | None = None
 
@@ -66,6 +71,14 @@ class TaskInvocation:
         low, high = ARRAY_SIZE_RANGE
         if self.array_size is not None and not low <= self.array_size <= high:
             raise ValueError(f"array_size must be {low}..{high}, got {self.array_size}")
+        if self.num_nodes is not None:
+            if self.array_size is not None:
+                raise ValueError(
+                    "a task is an array job (array_size) or a multi-node job (num_nodes), "
+                    f"not both; got array_size={self.array_size}, num_nodes={self.num_nodes}"
+                )
+            if not 1 <= self.num_nodes <= MAX_NODES:
+                raise ValueError(f"num_nodes must be 1..{MAX_NODES}, got {self.num_nodes}")
         if self.retry_count < 0 or self.resubmission < 0:
             raise ValueError(
                 f"retry_count and resubmission must be >= 0, got {self.retry_count}, "
@@ -163,6 +176,25 @@ def _size(value: Any) -> int:
     return len(json.dumps(value, separators=(",", ":")).encode())
 
 
+def _placement(invocation: TaskInvocation, overrides: dict[str, Any]) -> dict[str, Any]:
+    """Where the container overrides go in the request: ``containerOverrides`` (with
+    ``arrayProperties`` for an array job), or, for a multi-node job, the node overrides of
+    the definition's one node range with the node count."""
+    if invocation.num_nodes is not None:
+        return {
+            "nodeOverrides": {
+                "numNodes": invocation.num_nodes,
+                "nodePropertyOverrides": [
+                    {"targetNodes": ALL_NODES, "containerOverrides": overrides}
+                ],
+            }
+        }
+    placed: dict[str, Any] = {"containerOverrides": overrides}
+    if invocation.array_size is not None:
+        placed["arrayProperties"] = {"size": invocation.array_size}
+    return placed
+
+
 def build_submit_job(
     options: BatchOptions,
     target: QueueTarget,
@@ -173,52 +205,63 @@ def build_submit_job(
 ) -> tuple[SubmitJobRequest, tuple[SpecNotice, ...]]:
     """The ``SubmitJob`` request of one task, and the notices raised building it.
 
+    A single or array job carries its command, environment and resources in
+    ``containerOverrides``; a multi-node job (``invocation.num_nodes``) carries the same
+    values in ``nodeOverrides``: its node count and, for the definition's one node range
+    (every node), the container overrides.
+
     When the command and environment would exceed the overrides limit (8 KiB) or the
     request Batch's 30 KiB, they move into an :class:`Offload` under ``offload_root`` (the
     datastore root, ``s3://bucket/prefix``), at ``code/payloads/<sha256>.json``, and the
     command becomes a bootstrap that fetches them and checks their SHA-256; only the AWS
-    variables the bootstrap itself needs stay in the request.
+    variables the bootstrap itself needs stay in the request. The limits apply the same
+    way to a multi-node job's node container overrides.
 
     The options are not checked against the platform again: the definition it names was
     built by :func:`~batchwright.batch.definition.build_job_definition`, which did that.
 
     Raises:
+        ValueError: a multi-node invocation with a single-node definition or the reverse
+            (a caller bug).
         InvalidValue: the resources exceed Fargate's largest size.
         PlanError: the request is too big and no ``offload_root`` was given, or still too
             big after offloading.
     """
+    if definition.multi_node != (invocation.num_nodes is not None):
+        raise ValueError(
+            f"definition {definition.name} is "
+            f"{'multi-node' if definition.multi_node else 'single-node'} but the invocation "
+            f"has num_nodes={invocation.num_nodes}"
+        )
     resources = resolve_resources(options, target)
     environment = job_environment(invocation.environment)
     command = list(invocation.command)
     tags = job_tags(options, invocation)
 
-    def body_for(cmd: list[str], env: Mapping[str, str]) -> dict[str, Any]:
+    def request_for(cmd: list[str], env: Mapping[str, str]) -> tuple[dict[str, Any], bool]:
+        """The body carrying ``cmd`` and ``env``, and whether it fits Batch's limits."""
+        overrides: dict[str, Any] = {
+            "command": cmd,
+            "environment": _env_list(env),
+            "resourceRequirements": resources.requirements(),
+        }
         body: dict[str, Any] = {
             "jobName": invocation.job_name,
             "jobQueue": target.queue,
             "jobDefinition": definition.name,
-            "containerOverrides": {
-                "command": cmd,
-                "environment": _env_list(env),
-                "resourceRequirements": resources.requirements(),
-            },
+            **_placement(invocation, overrides),
             "tags": tags,
             "propagateTags": True,
         }
-        if invocation.array_size is not None:
-            body["arrayProperties"] = {"size": invocation.array_size}
-        return body
-
-    def fits(body: dict[str, Any]) -> bool:
-        overrides = body["containerOverrides"]
-        return (
+        fits = (
             _size({"command": overrides["command"], "environment": overrides["environment"]})
             <= MAX_OVERRIDES_BYTES
             and _size(body) <= MAX_SUBMIT_BYTES
         )
+        return body, fits
 
-    body = body_for(command, environment)
-    if fits(body):
+    body, fits = request_for(command, environment)
+    if fits:
         return SubmitJobRequest(body=body), resources.notices
     where = f"{options.location}, task '{invocation.task_id}'"
     if offload_root is None or not offload_root.startswith("s3://"):
@@ -236,8 +279,8 @@ def build_submit_job(
     digest = hashlib.sha256(payload).hexdigest()
     key = f"{PAYLOAD_FOLDER}/{digest}.json"
     url = f"{offload_root.rstrip('/')}/{key}"
-    body = body_for(offload_command(url, digest), transport)
-    if not fits(body):
+    body, fits = request_for(offload_command(url, digest), transport)
+    if not fits:
         raise PlanError(
             f"{where}: the job request exceeds AWS Batch's limits even after offloading."
         )

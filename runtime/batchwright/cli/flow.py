@@ -657,7 +657,8 @@ class EventRenderer:
         if self._summarize(event):
             return
         if isinstance(event, TaskOutput):
-            console.task_output(event.pathspec, event.text, stream=event.stream)
+            where = event.pathspec if event.node is None else f"{event.pathspec} node {event.node}"
+            console.task_output(where, event.text, stream=event.stream)
         elif isinstance(event, TaskSubmitted):
             suffix = f" (retry {event.attempt})" if event.attempt else ""
             console.info(console.style(f"[{event.pathspec}] started{suffix}", "dim"))
@@ -743,7 +744,13 @@ def _handle_check(args: argparse.Namespace, command: FlowCommand) -> int:
 
     definition = command.definition(args.with_options)
     # Every check that needs no environment (e.g. a @timeout Batch cannot enforce).
-    plan = make_plan(command.flow_name, definition.decorators, None, run_batch_locally=True)
+    plan = make_plan(
+        command.flow_name,
+        definition.decorators,
+        None,
+        run_batch_locally=True,
+        parallel_steps=definition.parallel_steps,
+    )
     if not plan.ok:
         raise refuse(plan)
     steps = len(definition.graph.nodes)

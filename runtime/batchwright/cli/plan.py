@@ -194,6 +194,7 @@ def prepare_run(
         reclaims_before_on_demand=args.spot_reclaims,
         # Local tasks inherit this environment: the only source of a step's secrets there.
         local_variables=frozenset(os.environ) if locally else (),
+        parallel_steps=definition.parallel_steps,
     )
     if not plan.ok:
         raise _refuse_without(plan, looked) if environment is None else refuse(plan)
@@ -288,6 +289,7 @@ def plan_flow(args: argparse.Namespace, command: FlowCommand) -> Plan:
         definition.decorators,
         environment,
         reclaims_before_on_demand=args.spot_reclaims,
+        parallel_steps=definition.parallel_steps,
     )
     if args.live and plan.ok:
         from batchwright import aws
@@ -369,6 +371,12 @@ def render_plan(plan: Plan, console: Console) -> None:
         if step.reason:
             console.line(f"    why:            {step.reason}")
         console.line(f"    instance types: {_instance_text(step.instance_types)}")
+        if step.parallel:
+            count = str(step.nodes) if step.nodes is not None else "num_parallel (set at run time)"
+            first = step.instance_types[0] if step.instance_types else "an instance"
+            console.line(
+                f"    nodes:          {count} x {first}, one multi-node job (one instance per node)"
+            )
         if step.on_demand_queue_key and step.policy.batch is not None:
             after = step.policy.batch.reclaims_before_on_demand
             console.line(

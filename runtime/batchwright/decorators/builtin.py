@@ -1,5 +1,5 @@
 """The built-in step decorators: ``@retry``, ``@timeout``, ``@catch``, ``@environment``,
-``@resources``.
+``@resources``, ``@parallel``.
 
 ``@retry`` and ``@timeout`` are read by the plan (the scheduler's retries, the attempt
 limits); ``@timeout`` is also enforced inside the task, with a real-time alarm.
@@ -215,7 +215,19 @@ class ResourcesDecorator(StepDecorator):
             self.attributes[key] = check_option(key, self.attributes[key], self.where(context))
 
 
+@register_step_decorator
+class ParallelDecorator(StepDecorator):
+    """Mark a step as run on several nodes at once, reached by
+    ``self.next(self.<step>, num_parallel=N)`` (which implies it, as in Metaflow). Inside,
+    ``current.parallel`` tells each node its index, the node count and the main node's
+    address; on AWS Batch the nodes are one multi-node parallel job."""
+
+    name = "parallel"
+    defaults: ClassVar[Mapping[str, Any]] = {}
+
+
 retry = step_decorator_function(RetryDecorator)
+parallel = step_decorator_function(ParallelDecorator)
 timeout = step_decorator_function(TimeoutDecorator)
 catch = step_decorator_function(CatchDecorator)
 environment = step_decorator_function(EnvironmentDecorator)

@@ -29,7 +29,12 @@ of the flow).
 Exit codes: 0 success; 1 the step failed (a retry may help); 2 bad command line;
 3 failed in a way a retry cannot fix (:data:`EXIT_DO_NOT_RETRY`); 4 the job's bootstrap
 refused what it downloaded (:data:`EXIT_INTEGRITY`, see
-:mod:`batchwright.entrypoint.integrity`), so nothing of it ran.
+:mod:`batchwright.entrypoint.integrity`), so nothing of it ran; 5 the main node of a
+parallel step saw another node fail (:data:`EXIT_NODE_FAILED`).
+
+Parallel steps (one multi-node job): every node runs the array form with
+``--array-index-variable AWS_BATCH_JOB_NODE_INDEX``, and ``BATCHWRIGHT_PARALLEL_TASKS``
+holds the member task ids in node order (see :mod:`batchwright.multinode`).
 """
 
 from __future__ import annotations
@@ -51,10 +56,16 @@ EXIT_DO_NOT_RETRY = 3
 #: The code package or command payload a job downloaded does not have the SHA-256 its
 #: command gave, or the package holds an unsafe member: nothing of it ran.
 EXIT_INTEGRITY = 4
+#: The main node of a parallel step: its own work is done, but another node of the step
+#: failed (that node's own failure is the step's error).
+EXIT_NODE_FAILED = 5
 #: Exit codes that say a retry cannot help: the same command fails the same way.
 FINAL_EXIT_CODES = frozenset({EXIT_USAGE, EXIT_DO_NOT_RETRY, EXIT_INTEGRITY})
 #: The variable AWS Batch sets to an array child's index.
 ARRAY_INDEX_VARIABLE = "AWS_BATCH_JOB_ARRAY_INDEX"
+#: The variable AWS Batch sets to a multi-node job's node index (the members of a
+#: parallel step are picked by it, as array children by the array index).
+NODE_INDEX_VARIABLE = "AWS_BATCH_JOB_NODE_INDEX"
 
 
 class DoNotRetry(Exception):
@@ -260,9 +271,11 @@ def _select_member(
     if variable is None:
         return task_ids, None if split_indexes is None else int(split_indexes)
     value = environ.get(variable)
-    if value is None and variable == ARRAY_INDEX_VARIABLE:
-        # Emulators set only AWS_BATCH_JOB_ID; an array child's id ends in ":<index>".
-        parent, sep, index = environ.get("AWS_BATCH_JOB_ID", "").rpartition(":")
+    separator = {ARRAY_INDEX_VARIABLE: ":", NODE_INDEX_VARIABLE: "#"}.get(variable)
+    if value is None and separator:
+        # Emulators may set only AWS_BATCH_JOB_ID; an array child's id ends in ":<index>",
+        # a multi-node job's node's in "#<index>".
+        parent, sep, index = environ.get("AWS_BATCH_JOB_ID", "").rpartition(separator)
         value = index if sep and parent else None
     try:
         position = int(value)  # type: ignore[arg-type]

@@ -8,7 +8,11 @@ Pure functions over an :class:`EnvironmentDescriptor` and a step's checked
    ``privileged`` -> EC2; :func:`~batchwright.batch.platforms.implied_platform`),
    otherwise EC2 before Fargate;
 2. a queue of its accelerator kind only: Neuron queues for ``inferentia``/``trainium``,
-   EFA queues for ``efa``, GPU queues for ``gpu``, and plain queues otherwise;
+   GPU queues for ``gpu``, EFA queues for ``efa`` alone, and plain queues otherwise
+   (``efa`` with GPUs or Neuron devices needs compute environments whose instances have
+   EFA interfaces attached: the descriptor's ``efa``);
+   a parallel step (``num_parallel``) only a queue that runs multi-node jobs, with room
+   in its max vCPUs for one instance per node;
 3. Spot before on-demand when the step has ``@retry`` (on-demand before Spot otherwise);
 4. the queue whose smallest fitting instance is smallest.
 
@@ -64,6 +68,9 @@ class Fit:
     #: Whether it does not fit for want of a capability (GPUs on Fargate, EFA on Spot),
     #: whatever the size asked for.
     lacks_capability: bool = False
+    #: Whether it would fit but for the node count of a parallel step (one instance per
+    #: node within the compute environment's max vCPUs).
+    too_many_nodes: bool = False
 
     @property
     def fits(self) -> bool:
@@ -92,14 +99,30 @@ class Route:
 
 
 def accelerator_of(options: BatchOptions) -> str:
-    """The accelerator kind a step needs: ``neuron``, ``efa``, ``gpu`` or ``none``."""
+    """The accelerator kind a step needs: ``neuron``, ``gpu``, ``efa`` or ``none``. EFA
+    alongside Neuron devices or GPUs is asked of a Neuron or GPU queue whose compute
+    environments have EFA interfaces (see :func:`fit`); ``efa`` alone of an EFA queue."""
     if options.inferentia > 0:
         return "neuron"
-    if options.efa > 0:
-        return "efa"
     if options.gpu > 0:
         return "gpu"
+    if options.efa > 0:
+        return "efa"
     return "none"
+
+
+def _not_multi_node(queue: QueueDescription) -> str:
+    """Why a queue cannot take multi-node parallel jobs, in words."""
+    if queue.is_fargate:
+        kind = "a Fargate queue"
+    elif queue.is_spot or any(ce.platform != "EC2" for ce in queue.compute_environments):
+        kind = "a Spot queue"
+    else:
+        kind = "in public subnets"
+    return (
+        f"queue '{queue.key}' is {kind}, and AWS Batch runs multi-node parallel jobs on "
+        "on-demand EC2 in private subnets only"
+    )
 
 
 def _offers(capacity: InstanceCapacity, options: BatchOptions) -> bool:
@@ -217,9 +240,24 @@ def largest_request(
     return offer.describe(options) if offer else ""
 
 
-def fit(options: BatchOptions, queue: QueueDescription, env: EnvironmentDescriptor) -> Fit:
+def fit(
+    options: BatchOptions,
+    queue: QueueDescription,
+    env: EnvironmentDescriptor,
+    *,
+    nodes: int | None = None,
+) -> Fit:
     """Whether (and on which instance types) ``options`` fits ``queue``; when it does not,
-    ``problem`` says why in a few words, without repeating the request."""
+    ``problem`` says why in a few words, without repeating the request.
+
+    ``nodes``: the step is a parallel step of that many nodes (``None``: it is not). Its
+    queue must take multi-node jobs, and since every node has an instance of its own, an
+    instance type fits only when ``nodes`` of it stay within its compute environment's
+    max vCPUs. EFA interfaces are offered only by compute environments whose instances
+    have them attached (the descriptor's ``efa``), whatever the instance type could hold.
+    """
+    if nodes is not None and not queue.multi_node:
+        return Fit(queue, (), _not_multi_node(queue), True)
     if queue.is_fargate:
         size = fargate_size(options.cpu, options.memory)
         if size is None:
@@ -237,18 +275,44 @@ def fit(options: BatchOptions, queue: QueueDescription, env: EnvironmentDescript
         )
     candidates: list[InstanceCapacity] = []
     unknown: list[str] = []
+    crowded: list[tuple[InstanceCapacity, int]] = []
+    without_efa = 0
     for ce in queue.compute_environments:
+        if options.efa and not ce.efa:
+            without_efa += 1
+            continue
         if options.cpu > ce.max_vcpus:
             continue
         for name in ce.instance_types:
             capacity = env.capacity(name)
             if capacity is None:
                 unknown.append(name)
-            elif _offers(capacity, options) and capacity not in candidates:
+            elif not _offers(capacity, options) or capacity in candidates:
+                continue
+            elif nodes is not None and nodes * capacity.vcpus > ce.max_vcpus:
+                crowded.append((capacity, ce.max_vcpus))
+            else:
                 candidates.append(capacity)
     if candidates:
         candidates.sort(key=lambda c: (c.vcpus, c.memory_mib, c.gpus, c.name))
         return Fit(queue, tuple(c.name for c in candidates))
+    if without_efa == len(queue.compute_environments):
+        return Fit(
+            queue,
+            (),
+            f"queue '{queue.key}' has no EFA interfaces on its instances (its launch "
+            "templates attach none)",
+            True,
+        )
+    if crowded and nodes is not None:
+        capacity, most = min(crowded, key=lambda c: c[0].vcpus)
+        return Fit(
+            queue,
+            (),
+            f"{nodes} nodes of {capacity.name} need {nodes * capacity.vcpus} vCPUs, and its "
+            f"max vCPUs of {most} hold {most // capacity.vcpus} node(s) (one instance per node)",
+            too_many_nodes=True,
+        )
     largest = largest_request(queue, env, options)
     problem = f"the most it offers is {largest}" if largest else "no capacity of it is known"
     if unknown:
@@ -286,16 +350,29 @@ def route(
     env: EnvironmentDescriptor,
     *,
     has_retry: bool = False,
+    nodes: int | None = None,
 ) -> Route:
-    """Chooses the queue of ``env`` for a step, or refuses it with a reason."""
+    """Chooses the queue of ``env`` for a step, or refuses it with a reason. ``nodes``:
+    the step is a parallel step of that many nodes (see :func:`fit`)."""
     step = options.step
     if options.queue is not None:
-        return _explicit(options, env)
+        return _explicit(options, env, nodes)
     platform = implied_platform(options)
     accelerator = accelerator_of(options)
     eligible = eligible_queues(options, env)
-    fits = [fit(options, q, env) for q in eligible]
+    fits = [fit(options, q, env, nodes=nodes) for q in eligible]
     fitting = [f for f in fits if f.fits]
+    if not fitting and nodes is not None and eligible and not any(q.multi_node for q in eligible):
+        return _refuse_multi_node(options, env, eligible, nodes)
+    crowded = [f for f in fits if f.too_many_nodes]
+    if not fitting and crowded:
+        problems = "; ".join(f"queue '{f.queue.key}': {f.problem}" for f in crowded)
+        message = (
+            f"{_where(options)}: a parallel step of {nodes} nodes ({describe_request(options)} "
+            f"each) fits no queue: {problems}. Ask for fewer nodes with num_parallel, or raise "
+            "the queue's max vCPUs."
+        )
+        return Route(step, None, None, None, (), "", message)
     if not fitting:
         return _refuse(options, env, eligible, fits, platform, accelerator)
     best = min(fitting, key=lambda f: _rank(f, env, has_retry))
@@ -310,7 +387,9 @@ def route(
         reasons.append("it has @retry, so Spot is preferred")
     elif not best.queue.is_spot and len(fitting) > 1:
         reasons.append("on-demand preferred without @retry")
-    if not best.queue.is_fargate:
+    if nodes is not None:
+        reasons.append(f"a parallel step: {nodes} node(s) x {best.instance_types[0]}")
+    elif not best.queue.is_fargate:
         reasons.append(f"smallest fitting instance {best.instance_types[0]}")
     return Route(
         step=step,
@@ -394,7 +473,26 @@ def mistyped_queue(options: BatchOptions, env: EnvironmentDescriptor) -> str:
     )
 
 
-def _explicit(options: BatchOptions, env: EnvironmentDescriptor) -> Route:
+def _refuse_multi_node(
+    options: BatchOptions,
+    env: EnvironmentDescriptor,
+    eligible: Sequence[QueueDescription],
+    nodes: int,
+) -> Route:
+    """A parallel step whose kind of queue exists, none of them taking multi-node jobs."""
+    keys = ", ".join(q.key for q in eligible)
+    message = (
+        f"{_where(options)}: a parallel step (num_parallel, {nodes} node(s)) runs as one "
+        f"multi-node job, and none of the queues that fit its request ({keys}) can run one: "
+        "AWS Batch runs multi-node parallel jobs on on-demand EC2 compute environments in "
+        "private subnets only, never on Spot or Fargate. Add such a queue (e.g. "
+        "QueueSpec.efa, QueueSpec.gpu_efa or QueueSpec.on_demand in private subnets) and "
+        "route the step there."
+    )
+    return Route(options.step, None, None, None, (), "", message)
+
+
+def _explicit(options: BatchOptions, env: EnvironmentDescriptor, nodes: int | None) -> Route:
     assert options.queue is not None
     queue = env.queue(options.queue)
     if queue is None:
@@ -409,13 +507,13 @@ def _explicit(options: BatchOptions, env: EnvironmentDescriptor) -> Route:
             reason="" if mistyped else "named by @batch(queue=...); not part of the environment",
             verdict=mistyped or "ok",
         )
-    result = fit(options, queue, env)
+    result = fit(options, queue, env, nodes=nodes)
     verdict = "ok"
     if not result.fits:
         others = [
             q.key
             for q in eligible_queues(options, env)
-            if q is not queue and fit(options, q, env).fits
+            if q is not queue and fit(options, q, env, nodes=nodes).fits
         ]
         verdict = (
             f"{_where(options)}: queue={options.queue!r} can never run it "
@@ -432,13 +530,16 @@ def _explicit(options: BatchOptions, env: EnvironmentDescriptor) -> Route:
                 )
             )
         )
+    reason = "named by @batch(queue=...)"
+    if nodes is not None and result.fits:
+        reason += f"; a parallel step: {nodes} node(s) x {result.instance_types[0]}"
     return Route(
         step=options.step,
         queue=queue,
         queue_id=queue.arn,
         platform=queue.platform,
         instance_types=result.instance_types,
-        reason="named by @batch(queue=...)",
+        reason=reason,
         verdict=verdict,
     )
 

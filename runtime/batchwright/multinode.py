@@ -1,0 +1,163 @@
+"""Parallel steps: one step run on N nodes at once, its nodes meeting in a join.
+
+``self.next(self.train, num_parallel=N)`` (and ``@parallel``, as in Metaflow) makes
+``train`` a foreach over N node indexes whose tasks run together: on AWS Batch as one
+multi-node parallel job (node *i* runs task *i*), locally as N processes side by side.
+Inside, :data:`batchwright.current` gives ``current.parallel``: ``main_ip`` (the
+rendezvous address), ``num_nodes``, ``node_index`` and ``control_task_id`` (node 0's task).
+
+Each node learns who it is from the variables AWS Batch sets in a multi-node job
+(:data:`NODE_INDEX_VARIABLE` ...); the local backend sets the same ones, so the same step
+code runs on a laptop. The member task ids, in node order, travel in
+:data:`TASKS_VARIABLE`, a compact list (:func:`batchwright.entrypoint.compact_list`).
+
+AWS Batch ends a multi-node job when its main node exits and stops the others, so the
+main node, once its own work is stored, waits for every other node's done marker
+(:func:`wait_for_nodes`) before it exits: the join then finds all N inputs.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
+
+from batchwright.entrypoint import NODE_INDEX_VARIABLE, compact_list, list_entry
+
+#: The most nodes a parallel step may have: the default limit of AWS Batch on one
+#: multi-node job's ``numNodes`` (the instances of an ECS cluster; raisable on request).
+MAX_NODES = 1_000
+#: Set by AWS Batch in every node of a multi-node job (and by the local backend), with
+#: :data:`NODE_INDEX_VARIABLE`.
+NUM_NODES_VARIABLE = "AWS_BATCH_JOB_NUM_NODES"
+MAIN_NODE_INDEX_VARIABLE = "AWS_BATCH_JOB_MAIN_NODE_INDEX"
+#: Set by AWS Batch in the child nodes only: the main node's private IPv4 address.
+MAIN_IP_VARIABLE = "AWS_BATCH_JOB_MAIN_NODE_PRIVATE_IPV4_ADDRESS"
+#: The member task ids of the parallel step, node 0 first (set by the backends).
+TASKS_VARIABLE = "BATCHWRIGHT_PARALLEL_TASKS"
+#: What Metaflow's parallel steps export, for tools built on them (torchrun launchers).
+METAFLOW_VARIABLES = {
+    "main_ip": "MF_PARALLEL_MAIN_IP",
+    "num_nodes": "MF_PARALLEL_NUM_NODES",
+    "node_index": "MF_PARALLEL_NODE_INDEX",
+    "control_task_id": "MF_PARALLEL_CONTROL_TASK_ID",
+}
+#: Seconds between the main node's looks for the other nodes' done markers.
+WAIT_POLL_SECONDS = 1.0
+#: The address the local backend gives every node: its processes share this machine.
+LOCAL_MAIN_IP = "127.0.0.1"
+
+
+class Parallel(NamedTuple):
+    """``current.parallel``: where this node stands in its parallel step."""
+
+    main_ip: str
+    num_nodes: int
+    node_index: int
+    control_task_id: str | None
+
+
+class NodeFailed(Exception):
+    """Another node of the parallel step failed, so the step's attempt fails."""
+
+
+def tasks_value(task_ids: Sequence[str]) -> str:
+    """The value of :data:`TASKS_VARIABLE` for these member task ids (node order)."""
+    return compact_list(task_ids)
+
+
+def local_node_environment(index: int, task_ids: Sequence[str]) -> dict[str, str]:
+    """The variables of node ``index`` when the nodes are processes of this machine: the
+    ones AWS Batch sets in a multi-node job, with the main node on the loopback address
+    (given to the main node too, whose processes cannot learn it otherwise)."""
+    return {
+        NODE_INDEX_VARIABLE: str(index),
+        NUM_NODES_VARIABLE: str(len(task_ids)),
+        MAIN_NODE_INDEX_VARIABLE: "0",
+        MAIN_IP_VARIABLE: LOCAL_MAIN_IP,
+        TASKS_VARIABLE: tasks_value(task_ids),
+    }
+
+
+def member_task_ids(environ: Mapping[str, str]) -> list[str]:
+    """The member task ids from :data:`TASKS_VARIABLE` (empty when it is not set)."""
+    listing = environ.get(TASKS_VARIABLE, "")
+    ids: list[str] = []
+    while listing:
+        try:
+            ids.append(list_entry(listing, len(ids)))
+        except IndexError:
+            break
+    return ids
+
+
+def _own_address() -> str:
+    try:
+        return socket.gethostbyname(socket.gethostname())
+    except OSError:
+        return LOCAL_MAIN_IP
+
+
+def describe_node(
+    environ: Mapping[str, str], split_index: int | None, num_splits: int | None, task_id: str
+) -> Parallel:
+    """This node's :class:`Parallel`, from the variables of its job (the split index and
+    the number of splits when a backend sets none). The main node's own address is its
+    host's, as AWS Batch gives the main node no :data:`MAIN_IP_VARIABLE`."""
+    index = int(environ.get(NODE_INDEX_VARIABLE) or (split_index or 0))
+    nodes = int(environ.get(NUM_NODES_VARIABLE) or (num_splits or 1))
+    main = int(environ.get(MAIN_NODE_INDEX_VARIABLE) or 0)
+    main_ip = environ.get(MAIN_IP_VARIABLE) or (_own_address() if index == main else "")
+    members = member_task_ids(environ)
+    control = members[0] if members else (task_id if index == main else None)
+    return Parallel(main_ip or LOCAL_MAIN_IP, nodes, index, control)
+
+
+def export_for_tools(node: Parallel) -> None:
+    """Sets Metaflow's ``MF_PARALLEL_*`` variables in this process for launchers that read
+    them."""
+    for field, variable in METAFLOW_VARIABLES.items():
+        value = getattr(node, field)
+        if value is not None:
+            os.environ[variable] = str(value)
+
+
+def wait_for_nodes(
+    store: Any,
+    run_id: str,
+    step: str,
+    task_ids: Sequence[str],
+    attempt: int,
+    *,
+    poll_seconds: float = WAIT_POLL_SECONDS,
+    sleep: Any = time.sleep,
+) -> None:
+    """Returns once every task in ``task_ids`` has its done marker for ``attempt``.
+
+    Raises:
+        NodeFailed: one of them stored a failed attempt ``attempt`` (its node's error is in
+            its own log).
+    """
+    waiting = list(task_ids)
+    while waiting:
+        finished = store.finished_attempts(run_id, step)
+        still = []
+        for task_id in waiting:
+            # A node's metadata is written when it ends, either way; its done marker
+            # follows on success (an earlier attempt's marker may already be there).
+            metadata = store.read_metadata(run_id, step, task_id, attempt)
+            if metadata is None:
+                still.append(task_id)
+            elif metadata.get("status") != "succeeded" or metadata.get("exit_code"):
+                index = list(task_ids).index(task_id) + 1
+                raise NodeFailed(
+                    f"node {index} (task {task_id}) of parallel step '{step}' failed with "
+                    f"exit code {metadata.get('exit_code')}; see its log"
+                )
+            elif finished.get(task_id, -1) < attempt:
+                still.append(task_id)  # stored, its done marker not yet
+        waiting = still
+        if waiting:
+            sleep(poll_seconds)
