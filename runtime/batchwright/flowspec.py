@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
+from batchwright.entrypoint import DoNotRetry
 from batchwright.errors import BatchwrightError
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -152,7 +153,8 @@ class FlowSpec(ArtifactHolder):
         if num_parallel is not None and (
             isinstance(num_parallel, bool) or not isinstance(num_parallel, int) or num_parallel < 1
         ):
-            raise StepFailed(
+            # The same call fails the same way on every attempt: no @retry helps.
+            raise DoNotRetry(
                 f"self.next(..., num_parallel={num_parallel!r}): num_parallel is the number of "
                 "nodes, a whole number of at least 1."
             )

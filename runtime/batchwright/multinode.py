@@ -60,7 +60,14 @@ class Parallel(NamedTuple):
 
 
 class NodeFailed(Exception):
-    """Another node of the parallel step failed, so the step's attempt fails."""
+    """Another node of the parallel step failed, so the step's attempt fails. ``node`` is
+    its index, ``exit_code`` what it exited with; the main node stores both (its
+    metadata's ``failed_node``), so the orchestrator blames that node, not one Batch
+    stopped afterwards."""
+
+    def __init__(self, message: str, node: int, task_id: str, exit_code: int | None) -> None:
+        super().__init__(message)
+        self.node, self.task_id, self.exit_code = node, task_id, exit_code
 
 
 def tasks_value(task_ids: Sequence[str]) -> str:
@@ -152,9 +159,13 @@ def wait_for_nodes(
                 still.append(task_id)
             elif metadata.get("status") != "succeeded" or metadata.get("exit_code"):
                 index = list(task_ids).index(task_id) + 1
+                code = metadata.get("exit_code")
                 raise NodeFailed(
                     f"node {index} (task {task_id}) of parallel step '{step}' failed with "
-                    f"exit code {metadata.get('exit_code')}; see its log"
+                    f"exit code {code}; see its log",
+                    index,
+                    task_id,
+                    code,
                 )
             elif finished.get(task_id, -1) < attempt:
                 still.append(task_id)  # stored, its done marker not yet

@@ -46,6 +46,7 @@ from batchwright.environment.instances import lookup
 from batchwright.environment.routing import (
     check_anywhere,
     describe_request,
+    most_nodes,
     on_demand_counterpart,
     route,
 )
@@ -91,6 +92,8 @@ class StepPlan:
     parallel: bool = False
     #: Its node count, when the flow gives it as a literal (else known at run time).
     nodes: int | None = None
+    #: The most nodes its queue can run at once (one instance per node), when known.
+    max_nodes: int | None = None
 
     @property
     def step(self) -> str:
@@ -345,7 +348,15 @@ def _targeted(
             instance_type,
             instance_type_estimated=True,
         )
-        job = BatchJobPolicy(plan.options, target, on_demand, reclaims_before_on_demand, footprint)
+        job = BatchJobPolicy(
+            plan.options,
+            target,
+            on_demand,
+            reclaims_before_on_demand,
+            footprint,
+            node_instance_type=instance_type if plan.parallel else None,
+            max_nodes=plan.max_nodes,
+        )
         policy = dataclasses.replace(policy, batch=job)
     return dataclasses.replace(
         plan,
@@ -521,6 +532,18 @@ def plan_step(
         on_demand = environment_target(environment, counterpart.queue)
         planned = dataclasses.replace(planned, on_demand_queue_key=counterpart.queue.key)
     target = environment_target(environment, queue)
+    if parallel and planned.instance_types:
+        planned = dataclasses.replace(
+            planned, max_nodes=most_nodes(queue, environment, planned.instance_types[0])
+        )
+        if not planned.policy.timeout_seconds:
+            unbounded = (
+                f"step '{step}' is a parallel step without @timeout: its main node waits "
+                "for every other node, so a node lost without a trace keeps all its "
+                "instances until the run's orchestrator stops the job (or forever, if the "
+                "orchestrator is gone too). Add @timeout to bound it."
+            )
+            planned = dataclasses.replace(planned, warnings=(*planned.warnings, unbounded))
     return _targeted(planned, target, on_demand, reclaims_before_on_demand)
 
 

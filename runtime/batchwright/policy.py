@@ -34,6 +34,12 @@ class BatchJobPolicy:
     #: What one task holds while it runs on :attr:`target` (the plan's smallest fitting
     #: instance type standing in for the one AWS picks), for cost estimates.
     footprint: Footprint | None = None
+    #: A parallel step: the instance type every node runs on, pinned in the submission so
+    #: that what the plan checked (EFA interfaces, nodes per max vCPUs) holds.
+    node_instance_type: str | None = None
+    #: A parallel step: the most nodes the queue can run at once on that type (``None``:
+    #: unknown, e.g. a queue outside the environment).
+    max_nodes: int | None = None
 
     def footprint_after(self, reclaims: int) -> Footprint | None:
         """:attr:`footprint` on the queue of :meth:`target_after` (its platform, region)."""

@@ -41,7 +41,7 @@ from batchwright.datastore import PARAMETERS_STEP, PARAMETERS_TASK, FlowDatastor
 from batchwright.datastore.journal import Journal, Submission, latest_by_task
 from batchwright.decorators import RuntimeContext, StepDecorator
 from batchwright.definition import FlowDefinition
-from batchwright.entrypoint import EXIT_NODE_FAILED, TaskArguments
+from batchwright.entrypoint import EXIT_NODE_FAILED, FINAL_EXIT_CODES, TaskArguments
 from batchwright.errors import UserInputError
 from batchwright.events import (
     AttemptFailed,
@@ -182,7 +182,7 @@ class Scheduler:
         #: Resume: the metadata of those tasks, by (step, task id), read once.
         self._origin_metadata: dict[tuple[str, str], dict[str, Any]] = {}
         #: Resume: the origin run's jobs by task, which may still be running.
-        self._origin_jobs: Mapping[
+        self._origin_jobs: dict[
             tuple[str, tuple[str, ...], int | None], tuple[Submission, int]
         ] = {}
         self._clone_steps: set[str] = set()
@@ -334,8 +334,10 @@ class Scheduler:
                 self._origin_metadata[(step, task_id)] = metadata
         # Jobs the origin run submitted: some may still run (its orchestrator died).
         submissions = Journal(self.store, origin).entries()
-        self._origin_jobs = latest_by_task(
-            [s for s in submissions if all(t.step in self._clone_steps for t in s.tasks)]
+        self._origin_jobs = dict(
+            latest_by_task(
+                [s for s in submissions if all(t.step in self._clone_steps for t in s.tasks)]
+            )
         )
         for submission in submissions:
             for task in submission.tasks:
@@ -358,10 +360,13 @@ class Scheduler:
         if origin_task is not None:
             self._clone(step, origin_task, frames)
             return
-        if key in self._origin_jobs and self._reattach(
-            step, input_paths, frames, split_index, *self._origin_jobs[key]
-        ):
-            return
+        if key in self._origin_jobs:
+            # Follows the origin run's job of this task instead of submitting it again
+            # (unless it cannot be found: it is then submitted as usual).
+            adopted = self._adopted(step, input_paths, frames, split_index, *self._origin_jobs[key])
+            if adopted is not None:
+                self._track(*adopted)
+                return
         task_id = str(self._next_id)
         self._next_id += 1
         task = _Task(step, task_id, input_paths, frames, split_index, group)
@@ -369,7 +374,7 @@ class Scheduler:
             self._gangs.setdefault(group, []).append(task)
         self._make_ready(task)
 
-    def _reattach(
+    def _adopted(
         self,
         step: str,
         input_paths: tuple[str, ...],
@@ -377,13 +382,14 @@ class Scheduler:
         split_index: int | None,
         submission: Submission,
         index: int,
-    ) -> bool:
-        """Follows the origin run's job of this task instead of submitting it again;
-        False when the job cannot be found (it is then submitted as usual)."""
+        group: FanOut | None = None,
+    ) -> tuple[TaskHandle, _Task] | None:
+        """The handle on the origin run's job of this task, and the task that follows it;
+        None when the backend cannot find it (or it failed)."""
         origin = self.options.origin_run_id
         policy = self.policies[step]
         if origin is None or submission.backend != policy.backend:
-            return False
+            return None
         recorded = submission.tasks[index]
         arguments = TaskArguments(
             flow_file=self.options.flow_file,
@@ -398,15 +404,14 @@ class Scheduler:
             max_retries=policy.retries,
             with_options=self.definition.with_options,
         )
-        spec = TaskSpec(arguments, policy, resubmission=submission.resubmission)
+        spec = TaskSpec(arguments, policy, group, resubmission=submission.resubmission)
         handle = self._backend(policy.backend).reattach(spec, submission, index)
         if handle is None:
-            return False
-        task = _Task(step, recorded.task_id, input_paths, frames, split_index)
+            return None
+        task = _Task(step, recorded.task_id, input_paths, frames, split_index, group)
         task.attempt, task.resubmission = recorded.attempt, submission.resubmission
         task.submitted_at, task.adopted_from = submission.recorded_at, origin
-        self._track(handle, task)
-        return True
+        return handle, task
 
     def _finished_in_origin(self, origin: str, step: str) -> list[tuple[str, dict[str, Any]]]:
         """The origin run's finished tasks of ``step`` and their metadata: which finished
@@ -463,8 +468,10 @@ class Scheduler:
             self._frame_sizes[key] = num_splits
             child = node.out_funcs[0]
             group = FanOut(key, child, num_splits, parallel=node.parallel_foreach)
-            if group.parallel:
-                self._whole_or_nothing(child, (me,), num_splits)
+            if group.parallel and self._too_many_nodes(task, child, num_splits):
+                return
+            if group.parallel and self._resume_parallel(child, (me,), task.frames, group):
+                return
             for index in range(num_splits):
                 self._create(child, (me,), (*task.frames, (key, index)), index, group)
             return
@@ -489,22 +496,72 @@ class Scheduler:
             # A step inside an outer foreach keeps that foreach's index.
             self._create(child, inputs, outer, None, None)
 
-    def _whole_or_nothing(self, step: str, input_paths: tuple[str, ...], nodes: int) -> None:
-        """Resume of a parallel step: its nodes are reused only when all of them finished
-        in the origin run, and never followed there (a multi-node job cannot be joined by
-        a part of its nodes): otherwise every node runs again."""
-        keys = [(step, _strip_runs(input_paths), index) for index in range(nodes)]
-        if not all(key in self._origin_index for key in keys):
-            for key in keys:
-                self._origin_index.pop(key, None)
-        if self._origin_jobs:
-            self._origin_jobs = {k: v for k, v in self._origin_jobs.items() if k not in keys}
+    def _resume_parallel(
+        self,
+        step: str,
+        input_paths: tuple[str, ...],
+        frames: tuple[tuple[str, int], ...],
+        group: FanOut,
+    ) -> bool:
+        """Resume of a parallel step, whole or not at all: its nodes are reused when every
+        one finished in the origin run, and its multi-node job is followed when it still
+        runs with every node (True: the nodes are in flight). Otherwise every node runs
+        again, and a job of the origin run that still runs is stopped first."""
+        keys = [(step, _strip_runs(input_paths), index) for index in range(group.size)]
+        if all(key in self._origin_index for key in keys):
+            return False  # each is cloned as it is created
+        for key in keys:
+            self._origin_index.pop(key, None)
+        jobs = [self._origin_jobs.pop(key, None) for key in keys]
+        found = [job for job in jobs if job is not None]
+        if not found:
+            return False
+        adopted: list[tuple[TaskHandle, _Task]] = []
+        if len(found) == len(keys) and len({s.job_name for s, _ in found}) == 1:
+            for index, (submission, member) in enumerate(found):
+                member_frames = (*frames, (group.parent, index))
+                one = self._adopted(
+                    step, input_paths, member_frames, index, submission, member, group
+                )
+                if one is None:
+                    break
+                adopted.append(one)
+        if len(adopted) < len(keys):
+            if adopted:  # some nodes still run, others failed: stop the job, run all again
+                self._backend(adopted[0][0].backend).terminate([h for h, _ in adopted])
+            return False
+        for handle, task in adopted:
+            self._gangs.setdefault(group, []).append(task)
+            self._track(handle, task)
+        return True
+
+    def _too_many_nodes(self, task: _Task, step: str, nodes: int) -> bool:
+        """A ``num_parallel`` computed at run time that the parallel step's queue can never
+        run (one instance per node within its max vCPUs): the run fails before anything of
+        the step is submitted. True when refused."""
+        job = self.policies[step].batch
+        if job is None or job.max_nodes is None or nodes <= job.max_nodes:
+            return False
+        pathspec = f"{self.flow_name}/{self.run_id}/{task.step}/{task.task_id}"
+        reason = (
+            f"step '{task.step}' asked for num_parallel={nodes} nodes of parallel step '{step}', "
+            f"and queue '{job.target.label}' holds at most {job.max_nodes} "
+            f"{job.node_instance_type or 'instance'} node(s) at once (one instance per node, "
+            "within its max vCPUs); nothing of it was started. Ask for fewer nodes, or raise "
+            "the queue's max vCPUs."
+        )
+        self.on_event(AttemptFailed(pathspec, task.attempt, reason, None))
+        if self._failure is None:
+            self._failure = (pathspec, reason)
+        return True
 
     def _refuse_splits(self, task: _Task, num_splits: int) -> None:
         pathspec = f"{self.flow_name}/{self.run_id}/{task.step}/{task.task_id}"
         cap = self.options.max_num_splits
+        node = self.graph[task.step]
+        what = "num_parallel" if node.parallel_foreach else f"foreach over '{node.foreach_param}'"
         reason = (
-            f"foreach over '{self.graph[task.step].foreach_param}' in step '{task.step}' made "
+            f"{what} in step '{task.step}' made "
             f"{num_splits:,} splits, more than --max-num-splits {cap:,}; nothing of it was "
             f"started. If that is intended, resume with --max-num-splits {num_splits}."
         )
@@ -549,11 +606,16 @@ class Scheduler:
         if self._left_at == self._readied and self._here >= self.options.max_workers:
             return  # all that waits is local, and nothing freed a worker or became ready
         blocked: deque[_Task] = deque()
+        #: A parallel step waits here for workers: what comes after it does not take them.
+        reserved = False
         while self._ready:
             first = self._ready.popleft()
             policy = self.policies[first.step]
             backend = self._backend(policy.backend)
             room = self.options.max_workers - self._here if backend.runs_here else backend.max_group
+            if reserved and backend.runs_here:
+                blocked.append(first)
+                continue
             if first.group is not None and first.group.parallel:
                 # A parallel step's nodes start together or not at all: on this machine
                 # once enough workers are free (or none is busy, for more nodes than
@@ -563,6 +625,7 @@ class Scheduler:
                     gang.append(self._ready.popleft())
                 if room < len(gang) and self._here > 0:
                     blocked.extend(gang)
+                    reserved = reserved or backend.runs_here
                     continue
                 room = len(gang)
                 self._ready.extendleft(reversed(gang[1:]))
@@ -699,6 +762,7 @@ class Scheduler:
                 AttemptFailed(pathspec, task.attempt, reason, status.exit_code, 0.0, True)
             )
             for member in reversed(members):  # to the front, in their order
+                member.adopted_from = None  # it runs again in this run
                 member.resubmission += 1
                 member.reclaims += status.reclaims
                 self._make_ready(member, first=True)
@@ -708,6 +772,7 @@ class Scheduler:
             self.on_event(AttemptFailed(pathspec, task.attempt, reason, status.exit_code, delay))
             release, attempt = time.monotonic() + delay, task.attempt + 1
             for member in members:
+                member.adopted_from = None
                 member.attempt = attempt
                 member.resubmission = member.reclaims = 0
                 heapq.heappush(self._delayed, (release, id(member), member))
@@ -726,9 +791,17 @@ class Scheduler:
         members = self._gangs[group]
         pathspec = handle.task.pathspec
         in_flight = any(t.group == group for t in self._in_flight.values())
-        if status.exit_code == EXIT_NODE_FAILED and in_flight:
-            self._gang_deferred[group] = (handle, task, status)
-            return
+        if status.state == "failed":
+            # The main node names the node whose failure made it give up: that one is to
+            # blame, not a node Batch stopped when the main node exited.
+            cause = self._stored_cause(members, task.attempt)
+            if cause is not None:
+                task, status = cause
+                run = task.adopted_from or self.run_id
+                pathspec = f"{self.flow_name}/{run}/{task.step}/{task.task_id}"
+            elif status.exit_code == EXIT_NODE_FAILED and in_flight:
+                self._gang_deferred[group] = (handle, task, status)
+                return
         if status.state == "succeeded":
             self.on_event(TaskSucceeded(pathspec, task.attempt))
             done = self._gang_succeeded.setdefault(group, set())
@@ -742,7 +815,11 @@ class Scheduler:
                 del self._gangs[group], self._gang_succeeded[group]
                 if self._failure is None:
                     for member in members:
-                        self._advance(member, None)
+                        if member.adopted_from is not None:
+                            # Followed from the run it resumes: its records are there.
+                            self._clone(member.step, member.task_id, member.frames)
+                        else:
+                            self._advance(member, None)
             return
         self._gang_succeeded.pop(group, None)
         self._gang_deferred.pop(group, None)
@@ -758,6 +835,29 @@ class Scheduler:
         reason = f"node {task.split_index}: {status.reason}"
         if not self._fail_or_again(pathspec, task, status, reason, members):
             del self._gangs[group]
+
+    def _stored_cause(self, members: list[_Task], attempt: int) -> tuple[_Task, TaskStatus] | None:
+        """The node the main node of a parallel step saw fail in ``attempt`` (its stored
+        ``failed_node``), and that failure; None when the main node recorded none."""
+        main = next((m for m in members if not m.split_index), None)
+        if main is None:
+            return None
+        run = main.adopted_from or self.run_id
+        metadata = self.store.read_metadata(run, main.step, main.task_id, attempt) or {}
+        failed = metadata.get("failed_node")
+        if not failed:
+            return None
+        culprit = next((m for m in members if m.split_index == failed["node"]), None)
+        if culprit is None:
+            return None
+        code = failed.get("exit_code")
+        status = TaskStatus.failed(
+            f"the step failed with exit code {code} (task {culprit.task_id}); its output is "
+            "above and in its log",
+            code,
+            retryable=code not in FINAL_EXIT_CODES,
+        )
+        return culprit, status
 
     def _terminate_all(self) -> None:
         by_backend: dict[str, list[TaskHandle]] = {}

@@ -167,6 +167,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NodeFailed as error:
         sys.stderr.write(f"error: {error}\n")
         code = EXIT_NODE_FAILED
+        if runner is not None:
+            runner.metadata["failed_node"] = {
+                "node": error.node,
+                "task_id": error.task_id,
+                "exit_code": error.exit_code,
+            }
     except BaseException:
         import traceback
 

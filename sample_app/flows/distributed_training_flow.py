@@ -15,7 +15,7 @@ would do over EFA; the join then sees one input per node.
 import socket
 import time
 
-from batchwright import FlowSpec, batch, current, parallel, step
+from batchwright import FlowSpec, batch, current, parallel, step, timeout
 
 #: How long a node keeps trying to reach node 0 (which may start later than it).
 CONNECT_SECONDS = 120
@@ -69,6 +69,7 @@ class DistributedTrainingFlow(FlowSpec):
         self.next(self.train, num_parallel=3)
 
     @batch(cpu=2, memory=4096, efa=1)
+    @timeout(minutes=30)  # bounds the whole multi-node job, should a node be lost
     @parallel
     @step
     def train(self):

@@ -262,6 +262,20 @@ def test_a_minimal_multinode_spec_explicitly(batch_model: Any) -> None:
 # --- the content hash -------------------------------------------------------------------
 
 
+def test_the_nodes_are_pinned_to_the_planned_instance_type(batch_model: Any) -> None:
+    # Batch could otherwise place the job on another type of the compute environment,
+    # one without the EFA interfaces or the node count the plan checked.
+    spec = build_job_spec(
+        options(trainium=16, efa=16, memory=400000),
+        full_target(),
+        invocation(node_instance_type="trn1n.32xlarge"),
+    )
+    assert node_overrides(spec.submit.body)["instanceType"] == "trn1n.32xlarge"
+    batch_model.submit_job(spec.submit.kwargs())
+    unpinned = build_job_spec(options(), full_target(), invocation())
+    assert "instanceType" not in node_overrides(unpinned.submit.body)
+
+
 def test_the_hash_differs_from_the_single_node_one_and_is_stable() -> None:
     step = options(gpu=4, efa=2, secrets=SECRETS, execution_role=STEP_ROLE)
     target = full_target()

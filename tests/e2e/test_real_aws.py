@@ -327,6 +327,27 @@ def _kill_when_running(
     return _run_id(text), text
 
 
+def _resume_past_the_gate(
+    deployed: Deployed, proxy: FaultProxy, gate: Gate, flow: str, run_id: str, jobs: int
+) -> tuple[subprocess.Popen[str], str]:
+    """Resumes ``run_id``, opens the gate once the resume has reattached to ``jobs`` jobs
+    (so they finish only then), and returns the finished resume and what it printed."""
+    resume = _popen(deployed, proxy, flow, "resume", run_id)
+    printed = Printed(resume)
+    try:
+        _wait_for(
+            lambda: printed.text.count("reattached to job") >= jobs or resume.poll() is not None,
+            240,
+            f"the resume to reattach to {jobs} jobs",
+        )
+        gate.open()
+        resume.wait(timeout=420)
+    finally:
+        if resume.poll() is None:
+            resume.kill()
+    return resume, printed.finish()
+
+
 def test_resume_after_the_orchestrator_is_killed_reattaches_to_its_jobs(
     deployed: Deployed, proxy: FaultProxy, gate: Gate
 ) -> None:
@@ -340,20 +361,7 @@ def test_resume_after_the_orchestrator_is_killed_reattaches_to_its_jobs(
     before = _records(deployed, {run_id})
     submitted_before = proxy.stats.requests_to("batch", "SubmitJob")
 
-    resume = _popen(deployed, proxy, "fanout_flow.py", "resume", run_id)
-    printed = Printed(resume)
-    try:
-        _wait_for(
-            lambda: printed.text.count("reattached to job") >= 4 or resume.poll() is not None,
-            240,
-            "the resume to reattach to the four jobs",
-        )
-        gate.open()
-        resume.wait(timeout=420)
-    finally:
-        if resume.poll() is None:
-            resume.kill()
-    output = printed.finish()
+    resume, output = _resume_past_the_gate(deployed, proxy, gate, "fanout_flow.py", run_id, 4)
     assert resume.returncode == 0, output
     assert output.count("reattached to job") == 4, output
     resumed_id = _run_id(output)
@@ -366,6 +374,26 @@ def test_resume_after_the_orchestrator_is_killed_reattaches_to_its_jobs(
     assert [j["jobId"] for j in after] == [j["jobId"] for j in before]
     children = [j for j in after if ":" in j["jobId"]]
     assert len(children) == 4 and {j["status"] for j in children} == {"SUCCEEDED"}
+
+
+def test_resume_follows_a_multi_node_job_whose_orchestrator_was_killed(
+    deployed: Deployed, proxy: FaultProxy, gate: Gate
+) -> None:
+    # A parallel step's nodes are followed again as one: the resumed run submits nothing
+    # for them, and takes over their records once the job ends.
+    run = _popen(deployed, proxy, "gated_parallel_flow.py", "run", "--gate", gate.url)
+    run_id, _ = _kill_when_running(deployed, run, children=1)
+    submitted_before = proxy.stats.requests_to("batch", "SubmitJob")
+    resume, output = _resume_past_the_gate(
+        deployed, proxy, gate, "gated_parallel_flow.py", run_id, 2
+    )
+    assert resume.returncode == 0, output
+    parent = _records(deployed, {run_id})[0]["jobId"]
+    assert f"reattached to job {parent}#0" in output and f"reattached to job {parent}#1" in output
+    assert proxy.stats.requests_to("batch", "SubmitJob") == submitted_before
+    result = Flow("GatedParallelFlow", datastore_root=_datastore_root(deployed))[_run_id(output)]
+    join = result["join"].task.data
+    assert join.ranks == [0, 1] and join.job_ids == [f"{parent}#0", f"{parent}#1"]
 
 
 def test_a_second_resume_while_the_first_is_live_is_refused(

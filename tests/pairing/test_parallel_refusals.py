@@ -124,3 +124,14 @@ def test_a_parallel_step_without_a_join_is_refused_with_its_line(
     assert code == 2, output
     assert "step 'train'" in output and "line 13" in output
     assert "its nodes must meet in a join right after it" in output
+
+
+def test_a_parallel_step_without_a_timeout_is_warned_about(
+    tmp_path: Path, sample_env: EnvironmentDescriptor
+) -> None:
+    code, output = _run(tmp_path, _flow(tmp_path, "cpu=2", 2), sample_env, "plan")
+    assert code == 0, output
+    assert "step 'train' is a parallel step without @timeout" in output
+    # The sample bounds its parallel step: no such warning.
+    code, output = _run(tmp_path, SAMPLE, sample_env, "plan")
+    assert code == 0 and "without @timeout" not in output

@@ -72,9 +72,12 @@ def run_on_backend(
     *,
     workers: int = 16,
     with_options: tuple[str, ...] = (),
+    origin_run_id: str | None = None,
 ) -> tuple[Any, list[Any]]:
     """Runs ``flow_class`` in this process with ``backend`` standing in for the local
-    backend (a fake deciding every attempt's status): the run's result and its events."""
+    backend (a fake deciding every attempt's status; it gets the backend options through
+    ``bind(options)`` when it has that method): the run's result and its events. With
+    ``origin_run_id`` the run resumes that one."""
     from batchwright.backends import register_backend
     from batchwright.backends.local import LocalBackend
     from batchwright.datastore import open_datastore
@@ -90,13 +93,18 @@ def run_on_backend(
         parallel_steps=definition.parallel_steps,
     )
     events: list[Any] = []
-    register_backend("local", lambda options: backend)
+    register_backend("local", lambda options: getattr(backend, "bind", lambda o: backend)(options))
     try:
         scheduler = Scheduler(
             definition,
             plan.policies,
             open_datastore(definition.name, str(root)),
-            RunOptions(flow_file=__file__, datastore_root=str(root), max_workers=workers),
+            RunOptions(
+                flow_file=__file__,
+                datastore_root=str(root),
+                max_workers=workers,
+                origin_run_id=origin_run_id,
+            ),
             events.append,
         )
         return scheduler.run({}), events

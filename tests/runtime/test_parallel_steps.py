@@ -43,6 +43,9 @@ def test_the_sample_flow_runs_its_nodes_side_by_side_with_run_batch_locally(
     sums = sorted(t.data.local_sum for t in run["train"])
     assert sums == [145, 155, 165]
     assert "3 nodes agreed on the total 465" in done.output
+    shown = run_flow(flow, "show")
+    assert "Step start  (split into 3 parallel nodes, line" in shown.stdout
+    assert "Step train  (parallel, line" in shown.stdout
 
 
 def test_a_failing_node_retries_the_whole_step(

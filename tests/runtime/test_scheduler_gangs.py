@@ -5,17 +5,35 @@ node's own error."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
+import pytest
 from tests.runtime._support import run_on_backend
 
 from batchwright import FlowSpec, parallel, retry, step
-from batchwright.backends import Backend, TaskHandle, TaskSpec, TaskStatus
+from batchwright.aws import AwsUnreachable
+from batchwright.backends import (
+    Backend,
+    BackendOptions,
+    TaskHandle,
+    TaskSpec,
+    TaskStatus,
+    register_backend,
+)
+from batchwright.backends.local import LocalBackend
+from batchwright.batch.options import BatchOptions
+from batchwright.batch.platforms import QueueTarget
 from batchwright.datastore import open_datastore
+from batchwright.datastore.journal import Submission, SubmittedTask
+from batchwright.definition import load_definition
 from batchwright.entrypoint import EXIT_NODE_FAILED
 from batchwright.events import AttemptFailed, Event
-from batchwright.scheduler import RunResult
+from batchwright.plan import make_plan
+from batchwright.policy import BatchJobPolicy
+from batchwright.scheduler import RunOptions, RunResult, Scheduler
 
 
 class GangFlow(FlowSpec):
@@ -61,14 +79,20 @@ class GangBackend(Backend):
         for handle in handles:
             count = self.polls[handle.id] = self.polls.get(handle.id, 0) + 1
             status = self.decide(handle.task, count)
-            if status.state == "succeeded" and handle.task.step == "start":
-                # What the task would store: the number of nodes num_parallel asked for.
+            if status.state == "succeeded":
+                # What the task would store (for start: the nodes num_parallel asked for).
                 args = handle.task.arguments
-                store = open_datastore("GangFlow", str(self.root))
+                store = open_datastore(args.flow, str(self.root))
+                metadata = {
+                    "foreach_num_splits": 3,
+                    "attempt": args.retry_count,
+                    "input_paths": list(args.input_paths),
+                    "split_index": args.split_index,
+                }
                 store.write_metadata(
-                    args.run_id, "start", args.task_id, 0, {"foreach_num_splits": 3}
+                    args.run_id, args.step, args.task_id, args.retry_count, metadata
                 )
-                store.mark_done(args.run_id, "start", args.task_id, 0)
+                store.mark_done(args.run_id, args.step, args.task_id, args.retry_count)
             statuses.append(status)
         return statuses
 
@@ -76,8 +100,10 @@ class GangBackend(Backend):
         self.terminated.extend(h.id for h in handles)
 
 
-def _run(backend: GangBackend, tmp_path: Path, workers: int = 16) -> tuple[RunResult, list[Event]]:
-    return run_on_backend(GangFlow, backend, tmp_path, workers=workers)
+def _run(
+    backend: GangBackend, tmp_path: Path, workers: int = 16, origin: str | None = None
+) -> tuple[RunResult, list[Event]]:
+    return run_on_backend(GangFlow, backend, tmp_path, workers=workers, origin_run_id=origin)
 
 
 def _train_submits(backend: GangBackend) -> list[list[tuple[int | None, int]]]:
@@ -117,24 +143,201 @@ def test_a_failed_node_stops_the_others_and_the_whole_step_is_retried(tmp_path: 
 
 
 def test_a_main_node_failing_for_another_node_reports_that_nodes_error(tmp_path: Path) -> None:
+    # Node 2 fails; the main node sees it and exits 5, naming node 2 in its record; Batch
+    # then stops node 1 (SIGKILL, 137). All three end by the same poll, node 1 before
+    # node 2 in it: the step's error is node 2's all the same.
+    def decide(task: TaskSpec, polls: int) -> TaskStatus:
+        if task.step != "train":
+            return TaskStatus.succeeded()
+        if polls == 1:
+            return TaskStatus.running()
+        args, index = task.arguments, task.arguments.split_index
+        if index == 0:
+            node_two = f"{int(args.task_id) + 2}"
+            store = open_datastore("GangFlow", str(tmp_path))
+            metadata = {"failed_node": {"node": 2, "task_id": node_two, "exit_code": 1}}
+            store.write_metadata(args.run_id, "train", args.task_id, args.retry_count, metadata)
+            return TaskStatus.failed("main gave up", EXIT_NODE_FAILED)
+        if index == 1:
+            return TaskStatus.failed("killed", 137)
+        return TaskStatus.failed("raised", 1)
+
+    backend = GangBackend(tmp_path, decide)
+    result, events = _run(backend, tmp_path)
+    assert not result.successful
+    node_two = backend.submits[1][2].task_id
+    expected = (
+        f"node 2: the step failed with exit code 1 (task {node_two}); its output is above "
+        "and in its log"
+    )
+    assert result.reason == expected
+    assert result.failed_task is not None and result.failed_task.endswith(f"/train/{node_two}")
+    failed = [e for e in events if isinstance(e, AttemptFailed)]
+    assert [e.reason for e in failed] == [expected, expected]
+
+
+def test_a_main_node_that_names_no_node_waits_for_the_failed_one(tmp_path: Path) -> None:
+    # A main node whose record is not (yet) readable: its exit 5 waits for the other
+    # nodes' own statuses, and the one that failed is blamed.
     def decide(task: TaskSpec, polls: int) -> TaskStatus:
         if task.step != "train":
             return TaskStatus.succeeded()
         index = task.arguments.split_index
-        if index == 0:  # the main node sees node 2's failure first, and exits with it
+        if index == 0:
             return TaskStatus.failed("main gave up", EXIT_NODE_FAILED)
         if index == 2:
             return TaskStatus.running() if polls == 1 else TaskStatus.failed("oom", 137)
         return TaskStatus.running()
 
     backend = GangBackend(tmp_path, decide)
-    result, events = _run(backend, tmp_path)
+    result, _ = _run(backend, tmp_path)
     assert not result.successful
     assert result.reason == "node 2: oom"
-    failed = [e for e in events if isinstance(e, AttemptFailed)]
-    assert [e.reason for e in failed] == ["node 2: oom", "node 2: oom"]
     # Node 1, still running each time, was stopped with the step.
-    assert [h for h in backend.terminated if h.startswith(backend.submits[1][1].task_id)] == [
-        f"{backend.submits[1][1].task_id}.0",
-        f"{backend.submits[1][1].task_id}.1",
+    node_one = backend.submits[1][1].task_id
+    assert [h for h in backend.terminated if h.startswith(node_one)] == [
+        f"{node_one}.0",
+        f"{node_one}.1",
     ]
+
+
+class DyingBackend(GangBackend):
+    """Journals its submissions like a remote backend; AWS becomes unreachable while the
+    parallel step runs (the orchestrator gives up and leaves the job running), and a
+    resume finds the job's nodes as ``alive`` says."""
+
+    def __init__(self, root: Path, alive: Sequence[bool]) -> None:
+        super().__init__(root, lambda task, polls: TaskStatus.succeeded())
+        self.alive, self.reattached = alive, 0
+        self.journal: Any = None
+
+    def bind(self, options: BackendOptions) -> DyingBackend:
+        self.journal = options.journal
+        return self
+
+    def submit(self, tasks: Sequence[TaskSpec]) -> list[TaskHandle]:
+        handles = super().submit(tasks)
+        group = tasks[0].group
+        if group is not None and group.parallel:
+            members = tuple(
+                SubmittedTask(t.step, t.task_id, t.attempt, t.arguments.input_paths, i)
+                for i, t in enumerate(tasks)
+            )
+            submission = Submission("gang", "local", "q", members, 0.0, nodes=True)
+            self.journal.intend(submission)
+            self.journal.submitted(submission, f"job{len(self.submits)}")
+        return handles
+
+    def poll(self, handles: Sequence[TaskHandle]) -> list[TaskStatus]:
+        if self.dying and any(h.task.step == "train" for h in handles):
+            raise AwsUnreachable("AWS is gone")
+        return super().poll(handles)
+
+    dying = True
+
+    def reattach(self, task: TaskSpec, submission: Submission, index: int) -> TaskHandle | None:
+        if not self.alive[index]:
+            return None
+        self.reattached += 1
+        return TaskHandle(self.name, submission.job_id_of(index) or "", task)
+
+
+def _killed_run(backend: DyingBackend, tmp_path: Path) -> str:
+    with pytest.raises(AwsUnreachable):
+        _run(backend, tmp_path)
+    store = open_datastore("GangFlow", str(tmp_path))
+    (run_id,) = list(store.list_runs())
+    backend.dying = False
+    return run_id
+
+
+def test_a_resume_follows_the_multi_node_job_the_dead_orchestrator_left(
+    tmp_path: Path,
+) -> None:
+    backend = DyingBackend(tmp_path, alive=[True, True, True])
+    origin = _killed_run(backend, tmp_path)
+    submitted = len(backend.submits)
+    result, _ = _run(backend, tmp_path, origin=origin)
+    # Followed again, all three nodes, and nothing submitted for them.
+    assert backend.reattached == 3
+    assert [tasks[0].step for tasks in backend.submits[submitted:]] == ["join", "end"]
+    assert backend.terminated == []
+    assert result.successful
+    # The join reads the three nodes' records, taken over from the run that started them.
+    join = next(t for t in backend.submits[submitted] if t.step == "join")
+    assert [p.split("/")[1:] for p in join.arguments.input_paths] == [
+        ["train", t.task_id] for t in backend.submits[1]
+    ]
+
+
+def test_a_resume_stops_a_multi_node_job_with_a_failed_node_and_runs_every_node_again(
+    tmp_path: Path,
+) -> None:
+    backend = DyingBackend(tmp_path, alive=[True, False, True])
+    origin = _killed_run(backend, tmp_path)
+    submitted = len(backend.submits)
+    result, _ = _run(backend, tmp_path, origin=origin)
+    assert result.successful
+    # Node 0 was found running, node 1 had failed: the job was stopped (through the node
+    # that was followed) and all three nodes ran again, together.
+    assert backend.reattached == 1 and backend.terminated == ["job2#0"]
+    assert [len(tasks) for tasks in backend.submits[submitted:] if tasks[0].step == "train"] == [3]
+
+
+class DynamicFlow(FlowSpec):
+    @step
+    def start(self):
+        self.nodes = 3
+        self.next(self.train, num_parallel=self.nodes)
+
+    @parallel
+    @step
+    def train(self):
+        self.next(self.join)
+
+    @step
+    def join(self, inputs):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+def test_a_node_count_set_at_run_time_beyond_the_queue_is_refused_before_submitting(
+    tmp_path: Path,
+) -> None:
+    definition = load_definition(DynamicFlow)
+    assert definition.parallel_steps == {"train": None}  # not known before the run
+    plan = make_plan(
+        "DynamicFlow", definition.decorators, None, parallel_steps=definition.parallel_steps
+    )
+    target = QueueTarget(queue="arn:aws:batch:us-east-1:1:job-queue/efa", platform="EC2", key="efa")
+    job = BatchJobPolicy(
+        BatchOptions.from_attributes("train", {}),
+        target,
+        node_instance_type="c5n.18xlarge",
+        max_nodes=2,
+    )
+    policies = {**plan.policies, "train": dataclasses.replace(plan.policies["train"], batch=job)}
+    backend = GangBackend(tmp_path, lambda task, polls: TaskStatus.succeeded())
+    register_backend("local", lambda options: backend)
+    try:
+        scheduler = Scheduler(
+            definition,
+            policies,
+            open_datastore("DynamicFlow", str(tmp_path)),
+            RunOptions(flow_file=__file__, datastore_root=str(tmp_path)),
+            lambda event: None,
+        )
+        result = scheduler.run({})
+    finally:
+        register_backend("local", LocalBackend)
+    assert not result.successful
+    assert result.reason == (
+        "step 'start' asked for num_parallel=3 nodes of parallel step 'train', and queue "
+        "'efa' holds at most 2 c5n.18xlarge node(s) at once (one instance per node, within "
+        "its max vCPUs); nothing of it was started. Ask for fewer nodes, or raise the "
+        "queue's max vCPUs."
+    )
+    assert [tasks[0].step for tasks in backend.submits] == ["start"]

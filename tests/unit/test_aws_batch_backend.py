@@ -52,8 +52,15 @@ from batchwright.batch.definition import LAST_USED_TAG, build_job_definition
 from batchwright.batch.options import BatchOptions
 from batchwright.batch.platforms import QueueTarget
 from batchwright.datastore import FlowDatastore, LocalStorage, Storage
-from batchwright.entrypoint import ARRAY_INDEX_VARIABLE, EXIT_DO_NOT_RETRY, TaskArguments
+from batchwright.datastore.journal import Submission, SubmittedTask
+from batchwright.entrypoint import (
+    ARRAY_INDEX_VARIABLE,
+    EXIT_DO_NOT_RETRY,
+    NODE_INDEX_VARIABLE,
+    TaskArguments,
+)
 from batchwright.events import ArrayProgress, Notice, TaskOutput, TaskStatusChanged, TaskWaiting
+from batchwright.multinode import TASKS_VARIABLE
 from batchwright.policy import BatchJobPolicy, StepPolicy
 
 REGION = "us-east-1"
@@ -1194,3 +1201,131 @@ def test_an_array_is_not_declared_done_before_its_failures_are_known(harness: Ha
     # ListJobs is eventually consistent: the failure is not listed yet.
     harness.batch.add_response("list_jobs", {"jobSummaryList": []})
     assert {s.state for s in harness.backend.poll(handles)} == {"waiting"}
+
+
+# -- multi-node jobs (parallel steps) ---------------------------------------------------
+# One SubmitJob for every node, nodes followed as <id>#<i> with the job's own record
+# standing in until AWS shows them, a node Batch stopped after the main node exited
+# counted by its stored work, and one TerminateJob for the job.
+
+GANG = FanOut("s/1", "train", 3, parallel=True)
+
+
+def _gang() -> list[TaskSpec]:
+    return [make_task(str(2 + i), step="train", split_index=i, group=GANG) for i in range(3)]
+
+
+def _submit(harness: Harness) -> list[TaskHandle]:
+    tasks = _gang()
+    batch = tasks[0].policy.batch
+    assert batch is not None
+    definition = build_job_definition(batch.options, batch.target, multi_node=True)
+    harness.batch.add_response(
+        "describe_job_definitions",
+        {"jobDefinitions": []},
+        {"jobDefinitionName": definition.name, "status": "ACTIVE"},
+    )
+    body = definition.kwargs()
+    body["tags"] = {**body["tags"], LAST_USED_TAG: TODAY}
+    harness.batch.add_response(
+        "register_job_definition",
+        {"jobDefinitionName": definition.name, "jobDefinitionArn": DEFINITION_ARN, "revision": 1},
+        body,
+    )
+    harness.batch.add_response("submit_job", {"jobName": "F-train", "jobId": "job-1"})
+    return harness.backend.submit(tasks)
+
+
+def test_the_nodes_go_out_as_one_multi_node_job(harness: Harness) -> None:
+    handles = _submit(harness)
+    assert [h.id for h in handles] == ["job-1#0", "job-1#1", "job-1#2"]
+    [request] = harness.submitted
+    assert "containerOverrides" not in request and "arrayProperties" not in request
+    nodes = request["nodeOverrides"]
+    assert nodes["numNodes"] == 3
+    [node_range] = nodes["nodePropertyOverrides"]
+    assert node_range["targetNodes"] == "0:"
+    overrides = node_range["containerOverrides"]
+    command = overrides["command"]
+    # One command for every node: Batch's node index picks the member.
+    assert command[command.index("--array-index-variable") + 1] == NODE_INDEX_VARIABLE
+    assert command[command.index("--task-id") + 1] == "2-4"
+    assert {"name": TASKS_VARIABLE, "value": "2-4"} in overrides["environment"]
+    assert (
+        Notice("[F/1/train] 3 nodes submitted to queue q as multi-node job job-1") in harness.events
+    )
+
+
+def test_nodes_aws_does_not_show_yet_wait_with_the_job(harness: Harness) -> None:
+    handles = _submit(harness)
+    ids = [*(h.id for h in handles), "job-1"]
+    # AWS starts the child nodes once the main node runs: until then only the job shows.
+    runnable = job_record("job-1", "RUNNABLE", statusReason="waiting for capacity")
+    harness.describe(ids, [runnable])
+    statuses = harness.backend.poll(handles)
+    assert [s.state for s in statuses] == ["waiting"] * 3
+    # The job ended before its nodes ever showed (stopped while queued): each node ends
+    # with the job's reason.
+    harness.describe(ids, [job_record("job-1", "FAILED", statusReason="stopped by the user")])
+    ended = harness.backend.poll(handles)
+    assert [s.state for s in ended] == ["failed"] * 3
+    assert all("stopped by the user" in s.reason for s in ended)
+
+
+def _node(index: int, status: str, **extra: Any) -> dict[str, Any]:
+    return job_record(
+        f"job-1#{index}",
+        status,
+        nodeDetails={"nodeIndex": index, "isMainNode": index == 0},
+        **extra,
+    )
+
+
+def test_a_node_stopped_after_the_main_node_exited_counts_by_its_stored_work(
+    harness: Harness,
+) -> None:
+    handles = _submit(harness)
+    ids = [*(h.id for h in handles), "job-1"]
+    # Node 1 stored its work and was then stopped when the main node exited; node 2 was
+    # stopped before it stored anything.
+    harness.finish(handles[:2])
+    stopped = {"statusReason": "Stopped: the main node exited", "container": {"exitCode": 137}}
+    harness.describe(
+        ids,
+        [
+            _node(0, "SUCCEEDED", container={"exitCode": 0}),
+            _node(1, "FAILED", **stopped),
+            _node(2, "FAILED", **stopped),
+            job_record("job-1", "SUCCEEDED"),
+        ],
+    )
+    first, second, third = harness.backend.poll(handles)
+    assert first == TaskStatus.succeeded() and second == TaskStatus.succeeded()
+    assert third.state == "failed" and third.reason.startswith("job job-1#2: ")
+
+
+def test_stopping_the_nodes_stops_the_job_once(harness: Harness) -> None:
+    handles = _submit(harness)
+    harness.batch.add_response(
+        "terminate_job",
+        {},
+        {"jobId": "job-1", "reason": "batchwright: the run was interrupted or timed out"},
+    )
+    harness.backend.terminate(handles)
+
+
+def test_a_resume_follows_the_nodes_of_a_job_still_queued(harness: Harness) -> None:
+    tasks = _gang()
+    members = tuple(
+        SubmittedTask("train", t.task_id, 0, (), t.arguments.split_index) for t in tasks
+    )
+    submission = Submission("F-train", "batch", QUEUE, members, 0.0, job_id="job-1", nodes=True)
+    # AWS shows no node of a job still RUNNABLE: the job itself stands for them.
+    harness.describe(["job-1#1"], [])
+    harness.describe(["job-1"], [job_record("job-1", "RUNNABLE")])
+    handle = harness.backend.reattach(tasks[1], submission, 1)
+    assert handle is not None and handle.id == "job-1#1"
+    # A job that failed is not followed: the step runs again.
+    harness.describe(["job-1#2"], [])
+    harness.describe(["job-1"], [job_record("job-1", "FAILED")])
+    assert harness.backend.reattach(tasks[2], submission, 2) is None

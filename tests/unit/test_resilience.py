@@ -222,6 +222,11 @@ def test_the_journal_records_intent_then_the_job_id(tmp_path: Path) -> None:
     done = journal.submitted(intent, "abc")
     assert Journal(store, "8").entries("7") == [done]
     assert done.job_id_of(2) == "abc:2" and intent.job_id_of(0) is None
+    # The nodes of a multi-node job (a parallel step) are followed as <id>#<node>, also
+    # when read back from the journal.
+    nodes = journal.submitted(dataclasses.replace(intent, job_name="n", nodes=True), "mnp")
+    assert nodes.job_id_of(1) == "mnp#1"
+    assert [e.job_id_of(1) for e in Journal(store, "8").entries("7") if e.nodes] == ["mnp#1"]
     # The datastore's steps are unchanged: the journal is not a step.
     assert store.list_steps("7") == []
     later = dataclasses.replace(done, job_name="again", recorded_at=2.0, resubmission=1)

@@ -250,6 +250,8 @@ class AwsBatchBackend(Backend):
     _stopped: set[str] = field(default_factory=set)
     _changed: bool = False
     _stores: dict[str, FlowDatastore] = field(default_factory=dict)
+    #: This poll's listings of finished tasks, by (flow, run, step) (multi-node jobs).
+    _stored: dict[tuple[str, str, str], dict[str, int]] = field(default_factory=dict)
     _limiter: RateLimiter = field(default_factory=lambda: RateLimiter(SUBMIT_RATE_PER_SECOND))
     #: Batch API calls made, by operation (shown by benchmarks and tests).
     calls: dict[str, int] = field(default_factory=dict)
@@ -417,6 +419,7 @@ class AwsBatchBackend(Backend):
             resubmission=tasks[0].resubmission,
             array_size=len(tasks) if len(tasks) > 1 and not nodes else None,
             num_nodes=len(tasks) if nodes else None,
+            node_instance_type=job.node_instance_type if nodes else None,
             timeout_seconds=tasks[0].policy.batch_timeout_seconds,
         )
         spec = build_job_spec(job.options, target, invocation, offload_root=self.run.datastore_root)
@@ -441,6 +444,7 @@ class AwsBatchBackend(Backend):
             ),
             recorded_at=self.clock(),
             resubmission=tasks[0].resubmission,
+            nodes=nodes,
         )
         if self.run.journal is not None:
             # Recorded first, so a resume finds the job even if this process dies now.
@@ -508,10 +512,22 @@ class AwsBatchBackend(Backend):
             else:
                 children.setdefault(state.parent, []).append(handle)
         followed = [h for members in children.values() for h in members[: self.run.follow_logs]]
-        records = self._describe([*(h.id for h in singles), *children, *(h.id for h in followed)])
+        # Multi-node jobs: the job's own record too, for nodes AWS does not show yet.
+        jobs = [
+            h.id.rpartition(NODE_SEPARATOR)[0] for h in singles if self._jobs[h.id].node is not None
+        ]
+        records = self._describe(
+            [*(h.id for h in singles), *children, *(h.id for h in followed), *jobs]
+        )
         self._changed = False
+        self._stored.clear()
         waiting: dict[str, list[_Job]] = {}
-        results = {h.id: self._job_status(h, records.get(h.id), now, waiting) for h in singles}
+        results = {
+            h.id: self._job_status(
+                h, records.get(h.id) or self._node_record(h, records), now, waiting
+            )
+            for h in singles
+        }
         for parent, members in children.items():
             results.update(self._array_statuses(parent, members, records, now, waiting))
         self._report_waits(waiting, now)
@@ -673,6 +689,10 @@ class AwsBatchBackend(Backend):
             job_id = submission.job_id_of(index, found)
             assert job_id is not None
         jobs = self._call(self.batch_client, "describe_jobs", jobs=[job_id])["jobs"]
+        parent, node, _ = job_id.rpartition(NODE_SEPARATOR)
+        if not jobs and node:
+            # A node of a multi-node job still queued: AWS shows only the job so far.
+            jobs = self._call(self.batch_client, "describe_jobs", jobs=[parent])["jobs"]
         if not jobs or jobs[0].get("status") == "FAILED":
             return None
         handle = TaskHandle(self.name, job_id, task)
@@ -703,11 +723,13 @@ class AwsBatchBackend(Backend):
         job_policy = handle.task.policy.batch
         queue = job_policy.target.queue.rsplit("/", 1)[-1] if job_policy else "?"
         parent, sep, _ = handle.id.rpartition(":")
+        _, node_sep, node = handle.id.rpartition(NODE_SEPARATOR)
         state = _Job(
             handle.task.pathspec,
             queue,
             now,
             parent=parent if sep else None,
+            node=int(node) if node_sep and node.isdigit() else None,
             log_groups=_log_groups(job_policy.target.log_group if job_policy else None),
         )
         self._jobs[handle.id] = state
@@ -795,12 +817,29 @@ class AwsBatchBackend(Backend):
         )
         return TaskStatus.failed(f"job {handle.id}: {reason}", exit_code, retryable=retryable)
 
+    def _node_record(
+        self, handle: TaskHandle, records: Mapping[str, Mapping[str, Any]]
+    ) -> Mapping[str, Any] | None:
+        """For a node AWS does not describe yet (its nodes start once the main node runs),
+        the multi-node job's own record stands in: its wait and its reasons, or its end
+        when it ended before the node started. Without its container, whose logs are the
+        main node's."""
+        if self._jobs[handle.id].node is None:
+            return None
+        job = records.get(handle.id.rpartition(NODE_SEPARATOR)[0])
+        if job is None:
+            return None
+        return {key: value for key, value in job.items() if key != "container"}
+
     def _node_stored(self, handle: TaskHandle) -> bool:
-        """Whether the task of a child node left its done marker for this attempt."""
+        """Whether the task of a child node left its done marker for this attempt (one
+        listing of the step per poll, whatever the number of nodes)."""
         arguments = handle.task.arguments
-        store = self._store(arguments.flow)
-        finished = store.finished_attempts(arguments.run_id, arguments.step)
-        return finished.get(arguments.task_id, -1) >= arguments.retry_count
+        key = (arguments.flow, arguments.run_id, arguments.step)
+        if key not in self._stored:
+            store = self._store(arguments.flow)
+            self._stored[key] = store.finished_attempts(arguments.run_id, arguments.step)
+        return self._stored[key].get(arguments.task_id, -1) >= arguments.retry_count
 
     def _waiting(
         self,
@@ -968,7 +1007,11 @@ class AwsBatchBackend(Backend):
         )
 
     def _follow_logs(self, state: _Job, job: Mapping[str, Any], now: float) -> None:
-        """Streams a job's new output at most every :data:`LOG_INTERVAL`, and at its end."""
+        """Streams a job's new output at most every :data:`LOG_INTERVAL`, and at its end;
+        of a multi-node job, the first ``--follow-logs`` nodes' (the main node first; a
+        failed node's output is shown from the datastore)."""
+        if state.node is not None and state.node >= self.run.follow_logs:
+            return
         container = job.get("container") or {}
         state.log_stream = container.get("logStreamName") or state.log_stream
         options = (container.get("logConfiguration") or {}).get("options") or {}

@@ -61,6 +61,9 @@ class TaskInvocation:
     #: Nodes of a multi-node parallel job (1..:data:`MAX_NODES`), or ``None`` for a
     #: single-node job; never together with ``array_size``.
     num_nodes: int | None = None
+    #: A multi-node job: the instance type every node runs on (the plan's, so that the
+    #: node count and the EFA devices it checked hold); ``None`` lets Batch choose.
+    node_instance_type: str | None = None
     #: ``@timeout`` of the step in seconds, or ``None``.
     timeout_seconds: int | None = None
 
@@ -181,6 +184,8 @@ def _placement(invocation: TaskInvocation, overrides: dict[str, Any]) -> dict[st
     ``arrayProperties`` for an array job), or, for a multi-node job, the node overrides of
     the definition's one node range with the node count."""
     if invocation.num_nodes is not None:
+        if invocation.node_instance_type:
+            overrides = {**overrides, "instanceType": invocation.node_instance_type}
         return {
             "nodeOverrides": {
                 "numNodes": invocation.num_nodes,

@@ -728,6 +728,10 @@ def _handle_show(args: argparse.Namespace, command: FlowCommand) -> int:
     console.line()
     for node in graph:
         kind = node.type + (f" over '{node.foreach_param}'" if node.foreach_param else "")
+        if node.parallel_foreach:
+            kind = f"split into {node.num_parallel or 'num_parallel'} parallel nodes"
+        elif node.parallel_step:
+            kind = "parallel"
         console.line(console.style(f"Step {node.name}", "bold") + f"  ({kind}, line {node.line})")
         if node.doc:
             for line in node.doc.splitlines():

@@ -50,12 +50,17 @@ class Submission:
     resubmission: int = 0
     #: The job id, once SubmitJob answered.
     job_id: str | None = None
+    #: The members are the nodes of one multi-node job (a parallel step), not an array.
+    nodes: bool = False
 
     def job_id_of(self, index: int, job_id: str | None = None) -> str | None:
-        """The id of the job running member ``index``: the job itself, or its array child."""
+        """The id of the job running member ``index``: the job itself, its array child
+        (``<id>:<index>``), or its node (``<id>#<index>``)."""
         parent = job_id or self.job_id
         if parent is None:
             return None
+        if self.nodes:
+            return f"{parent}#{index}"
         return parent if len(self.tasks) == 1 else f"{parent}:{index}"
 
     def to_json(self) -> str:

@@ -113,15 +113,15 @@ def accelerator_of(options: BatchOptions) -> str:
 
 def _not_multi_node(queue: QueueDescription) -> str:
     """Why a queue cannot take multi-node parallel jobs, in words."""
+    rule = "AWS Batch runs multi-node parallel jobs on on-demand EC2 in private subnets only"
     if queue.is_fargate:
-        kind = "a Fargate queue"
-    elif queue.is_spot or any(ce.platform != "EC2" for ce in queue.compute_environments):
-        kind = "a Spot queue"
-    else:
-        kind = "in public subnets"
+        return f"queue '{queue.key}' is a Fargate queue, and {rule}"
+    if queue.is_spot or any(ce.platform != "EC2" for ce in queue.compute_environments):
+        return f"queue '{queue.key}' is a Spot queue, and {rule}"
     return (
-        f"queue '{queue.key}' is {kind}, and AWS Batch runs multi-node parallel jobs on "
-        "on-demand EC2 in private subnets only"
+        f"the environment's descriptor says queue '{queue.key}' cannot run multi-node "
+        f"parallel jobs ({rule}: its subnets are public, or the descriptor predates "
+        "batchwright's multi-node support; deploy the environment again to refresh it)"
     )
 
 
@@ -318,6 +318,23 @@ def fit(
     if unknown:
         problem += f"; capacities unknown for {', '.join(sorted(set(unknown)))}"
     return Fit(queue, (), problem)
+
+
+def most_nodes(queue: QueueDescription, env: EnvironmentDescriptor, instance_type: str) -> int:
+    """How many nodes of a parallel step on ``instance_type`` the queue can ever run at
+    once: one instance per node, within the max vCPUs of a compute environment that has
+    the type (0 when none has it, or its capacity is unknown)."""
+    capacity = env.capacity(instance_type)
+    if capacity is None:
+        return 0
+    return max(
+        (
+            ce.max_vcpus // capacity.vcpus
+            for ce in queue.compute_environments
+            if instance_type in ce.instance_types
+        ),
+        default=0,
+    )
 
 
 def _rank(f: Fit, env: EnvironmentDescriptor, prefer_spot: bool) -> tuple[int, int, int, int]:
