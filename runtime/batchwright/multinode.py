@@ -37,6 +37,10 @@ MAIN_NODE_INDEX_VARIABLE = "AWS_BATCH_JOB_MAIN_NODE_INDEX"
 MAIN_IP_VARIABLE = "AWS_BATCH_JOB_MAIN_NODE_PRIVATE_IPV4_ADDRESS"
 #: The member task ids of the parallel step, node 0 first (set by the backends).
 TASKS_VARIABLE = "BATCHWRIGHT_PARALLEL_TASKS"
+#: Which try of the nodes this is (:func:`try_token`): a group submitted again after its
+#: capacity failed keeps its attempt number, and must not read the records of the try
+#: before it.
+TRY_VARIABLE = "BATCHWRIGHT_PARALLEL_TRY"
 #: What Metaflow's parallel steps export, for tools built on them (torchrun launchers).
 METAFLOW_VARIABLES = {
     "main_ip": "MF_PARALLEL_MAIN_IP",
@@ -70,12 +74,19 @@ class NodeFailed(Exception):
         self.node, self.task_id, self.exit_code = node, task_id, exit_code
 
 
-def tasks_value(task_ids: Sequence[str]) -> str:
-    """The value of :data:`TASKS_VARIABLE` for these member task ids (node order)."""
-    return compact_list(task_ids)
+def try_token(attempt: int, resubmission: int) -> str:
+    """Names one try of a parallel step's nodes: its attempt and how many times that
+    attempt was submitted again after its capacity failed."""
+    return f"{attempt}.{resubmission}"
 
 
-def local_node_environment(index: int, task_ids: Sequence[str]) -> dict[str, str]:
+def group_environment(task_ids: Sequence[str], token: str) -> dict[str, str]:
+    """What every node of one try gets from the backend: the member task ids (node
+    order) and the try."""
+    return {TASKS_VARIABLE: compact_list(task_ids), TRY_VARIABLE: token}
+
+
+def local_node_environment(index: int, task_ids: Sequence[str], token: str) -> dict[str, str]:
     """The variables of node ``index`` when the nodes are processes of this machine: the
     ones AWS Batch sets in a multi-node job, with the main node on the loopback address
     (given to the main node too, whose processes cannot learn it otherwise)."""
@@ -84,7 +95,7 @@ def local_node_environment(index: int, task_ids: Sequence[str]) -> dict[str, str
         NUM_NODES_VARIABLE: str(len(task_ids)),
         MAIN_NODE_INDEX_VARIABLE: "0",
         MAIN_IP_VARIABLE: LOCAL_MAIN_IP,
-        TASKS_VARIABLE: tasks_value(task_ids),
+        **group_environment(task_ids, token),
     }
 
 
@@ -131,33 +142,43 @@ def export_for_tools(node: Parallel) -> None:
             os.environ[variable] = str(value)
 
 
+def node_stored(metadata: Mapping[str, Any] | None, token: str | None) -> bool | None:
+    """Whether a node's stored record of one attempt says it succeeded in try ``token``
+    (True), failed in it (False), or is not of that try or not there yet (None)."""
+    if metadata is None or (token is not None and metadata.get("parallel_try") != token):
+        return None
+    return metadata.get("status") == "succeeded" and not metadata.get("exit_code")
+
+
 def wait_for_nodes(
     store: Any,
     run_id: str,
     step: str,
     task_ids: Sequence[str],
     attempt: int,
+    token: str | None = None,
     *,
     poll_seconds: float = WAIT_POLL_SECONDS,
     sleep: Any = time.sleep,
 ) -> None:
-    """Returns once every task in ``task_ids`` has its done marker for ``attempt``.
+    """Returns once every task in ``task_ids`` has stored its success of ``attempt`` in
+    try ``token`` and its done marker names that attempt.
 
     Raises:
-        NodeFailed: one of them stored a failed attempt ``attempt`` (its node's error is in
-            its own log).
+        NodeFailed: one of them stored a failure of that attempt and try (its node's
+            error is in its own log).
     """
     waiting = list(task_ids)
     while waiting:
-        finished = store.finished_attempts(run_id, step)
         still = []
         for task_id in waiting:
             # A node's metadata is written when it ends, either way; its done marker
-            # follows on success (an earlier attempt's marker may already be there).
+            # follows on success. Records of an earlier try of the same attempt (the
+            # nodes were submitted again) do not count.
             metadata = store.read_metadata(run_id, step, task_id, attempt)
-            if metadata is None:
-                still.append(task_id)
-            elif metadata.get("status") != "succeeded" or metadata.get("exit_code"):
+            stored = node_stored(metadata, token)
+            if stored is False:
+                assert metadata is not None
                 index = list(task_ids).index(task_id) + 1
                 code = metadata.get("exit_code")
                 raise NodeFailed(
@@ -167,8 +188,9 @@ def wait_for_nodes(
                     task_id,
                     code,
                 )
-            elif finished.get(task_id, -1) < attempt:
-                still.append(task_id)  # stored, its done marker not yet
+            done = store.read_done(run_id, step, task_id) if stored else None
+            if done is None or done.get("attempt") != attempt:
+                still.append(task_id)  # running, or stored and its done marker not yet
         waiting = still
         if waiting:
             sleep(poll_seconds)

@@ -534,7 +534,9 @@ def plan_step(
     target = environment_target(environment, queue)
     if parallel and planned.instance_types:
         planned = dataclasses.replace(
-            planned, max_nodes=most_nodes(queue, environment, planned.instance_types[0])
+            # 0 (capacity unknown) checks nothing rather than refusing every count.
+            planned,
+            max_nodes=most_nodes(queue, environment, planned.instance_types[0]) or None,
         )
         if not planned.policy.timeout_seconds:
             unbounded = (

@@ -55,6 +55,7 @@ from batchwright.events import (
 )
 from batchwright.identity import current_user
 from batchwright.lease import LeaseLost, RunLease
+from batchwright.multinode import try_token
 from batchwright.policy import StepPolicy
 from batchwright.timings import PLANNED, REPORTED, AttemptTiming, TimingRecorder, failure_class
 
@@ -386,6 +387,22 @@ class Scheduler:
     ) -> tuple[TaskHandle, _Task] | None:
         """The handle on the origin run's job of this task, and the task that follows it;
         None when the backend cannot find it (or it failed)."""
+        spec = self._origin_spec(step, submission, index, group)
+        if spec is None:
+            return None
+        handle = self._backend(spec.policy.backend).reattach(spec, submission, index)
+        if handle is None:
+            return None
+        task = _Task(step, spec.task_id, input_paths, frames, split_index, group)
+        task.attempt, task.resubmission = spec.attempt, submission.resubmission
+        task.submitted_at, task.adopted_from = submission.recorded_at, spec.arguments.run_id
+        return handle, task
+
+    def _origin_spec(
+        self, step: str, submission: Submission, index: int, group: FanOut | None
+    ) -> TaskSpec | None:
+        """Member ``index`` of a submission of the origin run, as the attempt it was (None
+        when the step runs on another backend now)."""
         origin = self.options.origin_run_id
         policy = self.policies[step]
         if origin is None or submission.backend != policy.backend:
@@ -404,14 +421,7 @@ class Scheduler:
             max_retries=policy.retries,
             with_options=self.definition.with_options,
         )
-        spec = TaskSpec(arguments, policy, group, resubmission=submission.resubmission)
-        handle = self._backend(policy.backend).reattach(spec, submission, index)
-        if handle is None:
-            return None
-        task = _Task(step, recorded.task_id, input_paths, frames, split_index, group)
-        task.attempt, task.resubmission = recorded.attempt, submission.resubmission
-        task.submitted_at, task.adopted_from = submission.recorded_at, origin
-        return handle, task
+        return TaskSpec(arguments, policy, group, resubmission=submission.resubmission)
 
     def _finished_in_origin(self, origin: str, step: str) -> list[tuple[str, dict[str, Any]]]:
         """The origin run's finished tasks of ``step`` and their metadata: which finished
@@ -527,13 +537,28 @@ class Scheduler:
                     break
                 adopted.append(one)
         if len(adopted) < len(keys):
-            if adopted:  # some nodes still run, others failed: stop the job, run all again
-                self._backend(adopted[0][0].backend).terminate([h for h, _ in adopted])
+            # Some nodes still run and others failed, or the nodes' jobs differ: whatever
+            # of them still runs is stopped (one node's handle stops its whole job), and
+            # every node runs again.
+            self._stop_origin_jobs(step, found, group)
             return False
         for handle, task in adopted:
             self._gangs.setdefault(group, []).append(task)
             self._track(handle, task)
         return True
+
+    def _stop_origin_jobs(
+        self, step: str, found: list[tuple[Submission, int]], group: FanOut
+    ) -> None:
+        """Stops the origin run's jobs of a parallel step that is run again."""
+        handles: dict[str, TaskHandle] = {}
+        for submission, index in found:
+            job_id = submission.job_id_of(index)
+            spec = self._origin_spec(step, submission, index, group)
+            if job_id is not None and spec is not None and submission.job_name not in handles:
+                handles[submission.job_name] = TaskHandle(spec.policy.backend, job_id, spec)
+        for handle in handles.values():
+            self._backend(handle.backend).terminate([handle])
 
     def _too_many_nodes(self, task: _Task, step: str, nodes: int) -> bool:
         """A ``num_parallel`` computed at run time that the parallel step's queue can never
@@ -542,6 +567,9 @@ class Scheduler:
         job = self.policies[step].batch
         if job is None or job.max_nodes is None or nodes <= job.max_nodes:
             return False
+        me = (f"{task.step}/{task.task_id}",)
+        if all((step, me, index) in self._origin_index for index in range(nodes)):
+            return False  # finished in the run this one resumes: reused, not run
         pathspec = f"{self.flow_name}/{self.run_id}/{task.step}/{task.task_id}"
         reason = (
             f"step '{task.step}' asked for num_parallel={nodes} nodes of parallel step '{step}', "
@@ -845,7 +873,8 @@ class Scheduler:
         run = main.adopted_from or self.run_id
         metadata = self.store.read_metadata(run, main.step, main.task_id, attempt) or {}
         failed = metadata.get("failed_node")
-        if not failed:
+        # Only this try's record: a group submitted again keeps its attempt number.
+        if not failed or metadata.get("parallel_try") != try_token(attempt, main.resubmission):
             return None
         culprit = next((m for m in members if m.split_index == failed["node"]), None)
         if culprit is None:

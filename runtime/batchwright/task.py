@@ -298,6 +298,8 @@ class TaskRunner:
                 os.environ, args.split_index, frames[-1].get("num_splits"), args.task_id
             )
             multinode.export_for_tools(node_place)
+            # Which try of the nodes stored this record (see multinode.TRY_VARIABLE).
+            self.metadata["parallel_try"] = os.environ.get(multinode.TRY_VARIABLE)
 
         current._set_task(
             flow_name=self.flow_name,
@@ -375,7 +377,12 @@ class TaskRunner:
         members = multinode.member_task_ids(os.environ)
         if len(members) > 1:
             multinode.wait_for_nodes(
-                self.store, self.args.run_id, self.step_name, members[1:], self.args.retry_count
+                self.store,
+                self.args.run_id,
+                self.step_name,
+                members[1:],
+                self.args.retry_count,
+                os.environ.get(multinode.TRY_VARIABLE),
             )
 
     def _read_inputs(self, pathspecs: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:

@@ -175,7 +175,7 @@ def test_current_parallel_is_none_outside_a_parallel_step() -> None:
 def test_node_description_follows_the_batch_variables() -> None:
     ids = ["7", "8", "9"]
     child = describe_node(
-        {**local_node_environment(2, ids), MAIN_IP_VARIABLE: "10.0.1.5"}, None, None, "9"
+        {**local_node_environment(2, ids, "0.0"), MAIN_IP_VARIABLE: "10.0.1.5"}, None, None, "9"
     )
     assert child == (("10.0.1.5", 3, 2, "7"))
     # AWS Batch gives the main node no main address: it uses its own.
@@ -189,30 +189,48 @@ def test_node_description_follows_the_batch_variables() -> None:
 
 
 class _Store:
+    """Node records by task id: (attempt, try, status, exit code), and done markers."""
+
     def __init__(self, metadata: dict[str, dict[str, Any]], done: dict[str, int]) -> None:
         self.metadata, self.done, self.reads = metadata, done, 0
 
-    def finished_attempts(self, run_id: str, step: str) -> dict[str, int]:
-        self.reads += 1
-        if self.reads == 2:  # node 2 finishes while node 0 waits
-            self.metadata["2"] = {"status": "succeeded", "exit_code": 0, "attempt": 1}
-            self.done["2"] = 1
-        return dict(self.done)
-
     def read_metadata(self, run_id: str, step: str, task_id: str, attempt: int) -> Any:
+        if task_id == "2":
+            self.reads += 1
+            if self.reads == 2:  # node 2 finishes this try while node 0 waits
+                self.metadata["2"] = {
+                    "status": "succeeded",
+                    "exit_code": 0,
+                    "attempt": 1,
+                    "parallel_try": "1.1",
+                }
+                self.done["2"] = 1
         found = self.metadata.get(task_id)
         return found if found and found["attempt"] == attempt else None
 
+    def read_done(self, run_id: str, step: str, task_id: str) -> Any:
+        return {"attempt": self.done[task_id]} if task_id in self.done else None
 
-def test_the_main_node_waits_for_every_node_and_fails_with_a_failed_one() -> None:
+
+def test_the_main_node_waits_for_every_node_of_its_try_and_fails_with_a_failed_one() -> None:
     sleeps: list[float] = []
-    # Node 1 is done; node 2's attempt 0 succeeded earlier, but attempt 1 is still running.
-    store = _Store({"1": {"status": "succeeded", "exit_code": 0, "attempt": 1}}, {"1": 1, "2": 0})
-    wait_for_nodes(store, "r", "train", ["1", "2"], 1, sleep=sleeps.append)
+    # This try is attempt 1 submitted again once ("1.1": the first one lost its capacity).
+    # Node 1 is done in it. Node 2's failure of attempt 1 was stored by the try before:
+    # it does not count, and node 2's own success in this try is waited for.
+    store = _Store(
+        {
+            "1": {"status": "succeeded", "exit_code": 0, "attempt": 1, "parallel_try": "1.1"},
+            "2": {"status": "failed", "exit_code": 1, "attempt": 1, "parallel_try": "1.0"},
+        },
+        {"1": 1, "2": 0},
+    )
+    wait_for_nodes(store, "r", "train", ["1", "2"], 1, "1.1", sleep=sleeps.append)
     assert store.reads == 2 and len(sleeps) == 1
-    broken = _Store({"2": {"status": "failed", "exit_code": 1, "attempt": 0}}, {})
+    broken = _Store(
+        {"2": {"status": "failed", "exit_code": 1, "attempt": 0, "parallel_try": "0.0"}}, {}
+    )
     with pytest.raises(NodeFailed, match=r"node 2 \(task 2\) of parallel step 'train' failed"):
-        wait_for_nodes(broken, "r", "train", ["1", "2"], 0, sleep=sleeps.append)
+        wait_for_nodes(broken, "r", "train", ["1", "2"], 0, "0.0", sleep=sleeps.append)
 
 
 NESTED = """from batchwright import FlowSpec, current, step

@@ -31,6 +31,7 @@ from batchwright.datastore.journal import Submission, SubmittedTask
 from batchwright.definition import load_definition
 from batchwright.entrypoint import EXIT_NODE_FAILED
 from batchwright.events import AttemptFailed, Event
+from batchwright.multinode import try_token
 from batchwright.plan import make_plan
 from batchwright.policy import BatchJobPolicy
 from batchwright.scheduler import RunOptions, RunResult, Scheduler
@@ -155,7 +156,10 @@ def test_a_main_node_failing_for_another_node_reports_that_nodes_error(tmp_path:
         if index == 0:
             node_two = f"{int(args.task_id) + 2}"
             store = open_datastore("GangFlow", str(tmp_path))
-            metadata = {"failed_node": {"node": 2, "task_id": node_two, "exit_code": 1}}
+            metadata = {
+                "failed_node": {"node": 2, "task_id": node_two, "exit_code": 1},
+                "parallel_try": try_token(args.retry_count, task.resubmission),
+            }
             store.write_metadata(args.run_id, "train", args.task_id, args.retry_count, metadata)
             return TaskStatus.failed("main gave up", EXIT_NODE_FAILED)
         if index == 1:
@@ -341,3 +345,33 @@ def test_a_node_count_set_at_run_time_beyond_the_queue_is_refused_before_submitt
         "queue's max vCPUs."
     )
     assert [tasks[0].step for tasks in backend.submits] == ["start"]
+
+
+def test_a_record_of_an_earlier_try_of_the_same_attempt_blames_no_one(tmp_path: Path) -> None:
+    # In try "0.0" node 1's host is reclaimed; the group goes again with the same attempt.
+    # The stopped main node of that try still stores that node 2 failed. In the next try
+    # node 1 fails: the earlier try's record must not blame node 2.
+    def decide(task: TaskSpec, polls: int) -> TaskStatus:
+        if task.step != "train":
+            return TaskStatus.succeeded()
+        args, index = task.arguments, task.arguments.split_index
+        if task.resubmission == 0:
+            if index == 1:
+                return TaskStatus.failed("host reclaimed", infrastructure=True)
+            return TaskStatus.running()
+        if index == 0:  # the late write of the stopped main node of try "0.0"
+            store = open_datastore("GangFlow", str(tmp_path))
+            stale = {
+                "failed_node": {"node": 2, "task_id": "x", "exit_code": 1},
+                "parallel_try": try_token(args.retry_count, 0),
+            }
+            store.write_metadata(args.run_id, "train", args.task_id, args.retry_count, stale)
+        if index == 1:
+            return TaskStatus.failed("bad input", 3, retryable=False)
+        return TaskStatus.running()
+
+    backend = GangBackend(tmp_path, decide)
+    result, _ = _run(backend, tmp_path)
+    assert not result.successful
+    assert result.reason == "node 1: bad input"
+    assert [[t.resubmission for t in tasks] for tasks in backend.submits[1:]] == [[0] * 3, [1] * 3]

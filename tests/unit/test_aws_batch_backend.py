@@ -1287,8 +1287,18 @@ def test_a_node_stopped_after_the_main_node_exited_counts_by_its_stored_work(
     handles = _submit(harness)
     ids = [*(h.id for h in handles), "job-1"]
     # Node 1 stored its work and was then stopped when the main node exited; node 2 was
-    # stopped before it stored anything.
-    harness.finish(handles[:2])
+    # stopped before it stored anything of this try (the record there is of another try
+    # of the same attempt, e.g. one whose capacity failed).
+    assert harness.store is not None
+    for handle, succeeded_in in ((handles[1], "0.0"), (handles[2], "0.1")):
+        arguments = handle.task.arguments
+        harness.store.write_metadata(
+            RUN_ID,
+            "train",
+            arguments.task_id,
+            0,
+            {"status": "succeeded", "exit_code": 0, "parallel_try": succeeded_in},
+        )
     stopped = {"statusReason": "Stopped: the main node exited", "container": {"exitCode": 137}}
     harness.describe(
         ids,

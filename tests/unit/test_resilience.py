@@ -227,6 +227,9 @@ def test_the_journal_records_intent_then_the_job_id(tmp_path: Path) -> None:
     nodes = journal.submitted(dataclasses.replace(intent, job_name="n", nodes=True), "mnp")
     assert nodes.job_id_of(1) == "mnp#1"
     assert [e.job_id_of(1) for e in Journal(store, "8").entries("7") if e.nodes] == ["mnp#1"]
+    # A record a later version wrote, with a field this one does not know, still reads.
+    later_record = json.loads(nodes.to_json()) | {"added_later": 1}
+    assert Submission.from_json(json.dumps(later_record)) == nodes
     # The datastore's steps are unchanged: the journal is not a step.
     assert store.list_steps("7") == []
     later = dataclasses.replace(done, job_name="again", recorded_at=2.0, resubmission=1)

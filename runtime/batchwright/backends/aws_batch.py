@@ -62,7 +62,7 @@ from batchwright.entrypoint.bootstrap import container_command
 from batchwright.errors import PlanError, UserInputError
 from batchwright.events import ArrayProgress, Notice, TaskOutput, TaskStatusChanged, TaskWaiting
 from batchwright.identity import USER_VARIABLE
-from batchwright.multinode import TASKS_VARIABLE, tasks_value
+from batchwright.multinode import group_environment, node_stored, try_token
 from batchwright.policy import BatchJobPolicy
 
 #: Batch's SubmitJob limit is 50 per second; stay below it.
@@ -120,6 +120,11 @@ def attempt_facts(job: Mapping[str, Any]) -> AttemptFacts:
 
 #: Between a multi-node job's id and a node's index in the node's own job id (``id#2``).
 NODE_SEPARATOR = "#"
+#: What a node not shown yet takes from its multi-node job's record.
+_JOB_STATE_KEYS = frozenset(
+    {"jobId", "jobArn", "jobName", "jobQueue", "jobDefinition", "status", "statusReason"}
+    | {"createdAt", "startedAt", "stoppedAt"}
+)
 
 
 def _log_groups(environment_group: str | None) -> tuple[str, ...]:
@@ -250,8 +255,6 @@ class AwsBatchBackend(Backend):
     _stopped: set[str] = field(default_factory=set)
     _changed: bool = False
     _stores: dict[str, FlowDatastore] = field(default_factory=dict)
-    #: This poll's listings of finished tasks, by (flow, run, step) (multi-node jobs).
-    _stored: dict[tuple[str, str, str], dict[str, int]] = field(default_factory=dict)
     _limiter: RateLimiter = field(default_factory=lambda: RateLimiter(SUBMIT_RATE_PER_SECOND))
     #: Batch API calls made, by operation (shown by benchmarks and tests).
     calls: dict[str, int] = field(default_factory=dict)
@@ -401,7 +404,8 @@ class AwsBatchBackend(Backend):
             # Every node runs the same command; Batch's node index picks its member.
             arguments = array_arguments(members, NODE_INDEX_VARIABLE)
             task_label = f"{first.task_id}-n{len(tasks)}"
-            environment[TASKS_VARIABLE] = tasks_value([t.task_id for t in members])
+            token = try_token(tasks[0].attempt, tasks[0].resubmission)
+            environment.update(group_environment([t.task_id for t in members], token))
         elif len(tasks) > 1:
             arguments = array_arguments(members, ARRAY_INDEX_VARIABLE)
             task_label = f"{first.task_id}-x{len(tasks)}"
@@ -520,7 +524,6 @@ class AwsBatchBackend(Backend):
             [*(h.id for h in singles), *children, *(h.id for h in followed), *jobs]
         )
         self._changed = False
-        self._stored.clear()
         waiting: dict[str, list[_Job]] = {}
         results = {
             h.id: self._job_status(
@@ -693,7 +696,9 @@ class AwsBatchBackend(Backend):
         if not jobs and node:
             # A node of a multi-node job still queued: AWS shows only the job so far.
             jobs = self._call(self.batch_client, "describe_jobs", jobs=[parent])["jobs"]
-        if not jobs or jobs[0].get("status") == "FAILED":
+        stopped_done = bool(node) and self._node_stored(TaskHandle(self.name, job_id, task))
+        if not jobs or (jobs[0].get("status") == "FAILED" and not stopped_done):
+            # (A node AWS stopped when the main node exited, its work stored, is done.)
             return None
         handle = TaskHandle(self.name, job_id, task)
         state = self._adopt(handle, submission.recorded_at)
@@ -829,17 +834,20 @@ class AwsBatchBackend(Backend):
         job = records.get(handle.id.rpartition(NODE_SEPARATOR)[0])
         if job is None:
             return None
-        return {key: value for key, value in job.items() if key != "container"}
+        # The job's state and why; not its attempts and container, which are the main
+        # node's (its exit code, its instance).
+        return {key: value for key, value in job.items() if key in _JOB_STATE_KEYS}
 
     def _node_stored(self, handle: TaskHandle) -> bool:
-        """Whether the task of a child node left its done marker for this attempt (one
-        listing of the step per poll, whatever the number of nodes)."""
-        arguments = handle.task.arguments
-        key = (arguments.flow, arguments.run_id, arguments.step)
-        if key not in self._stored:
-            store = self._store(arguments.flow)
-            self._stored[key] = store.finished_attempts(arguments.run_id, arguments.step)
-        return self._stored[key].get(arguments.task_id, -1) >= arguments.retry_count
+        """Whether a node stored its success in this try (its attempt and its
+        resubmission): AWS stops the other nodes when the main node exits, which it does
+        once they all have."""
+        task, arguments = handle.task, handle.task.arguments
+        store = self._store(arguments.flow)
+        metadata = store.read_metadata(
+            arguments.run_id, arguments.step, arguments.task_id, arguments.retry_count
+        )
+        return bool(node_stored(metadata, try_token(task.attempt, task.resubmission)))
 
     def _waiting(
         self,

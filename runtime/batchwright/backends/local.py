@@ -37,7 +37,7 @@ from batchwright.backends.base import (
 from batchwright.backends.forkserver import ForkedProcess, ForkServer, ForkServerLost
 from batchwright.entrypoint import ENTRYPOINT_MODULE, FINAL_EXIT_CODES, TaskArguments
 from batchwright.events import TaskOutput
-from batchwright.multinode import local_node_environment
+from batchwright.multinode import local_node_environment, try_token
 
 #: Seconds between SIGTERM and SIGKILL when terminating.
 TERMINATE_GRACE = 5.0
@@ -78,8 +78,13 @@ class LocalBackend(Backend):
         environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
         group = tasks[0].group
         node_ids = [t.task_id for t in tasks] if group is not None and group.parallel else []
+        token = try_token(tasks[0].attempt, tasks[0].resubmission)
         for index, task in enumerate(tasks):
-            own = {**environment, **local_node_environment(index, node_ids)} if node_ids else None
+            own = (
+                {**environment, **local_node_environment(index, node_ids, token)}
+                if node_ids
+                else None
+            )
             process = self._start(task.arguments, own or environment)
             self._counter += 1
             handle_id = f"{process.pid}-{self._counter}"

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from batchwright.datastore.store import FlowDatastore
@@ -74,7 +74,9 @@ class Submission:
         tasks = tuple(
             SubmittedTask(**{**t, "input_paths": tuple(t["input_paths"])}) for t in data["tasks"]
         )
-        return cls(**{**data, "tasks": tasks})
+        # Fields a later version added are left out, so that it can still be resumed.
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known and k != "tasks"}, tasks=tasks)
 
 
 class Journal:
