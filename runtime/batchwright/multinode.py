@@ -24,7 +24,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
-from batchwright.entrypoint import NODE_INDEX_VARIABLE, compact_list, list_entry
+from batchwright.entrypoint import NODE_INDEX_VARIABLE, compact_list, expand_list
 
 #: The most nodes a parallel step may have: the default limit of AWS Batch on one
 #: multi-node job's ``numNodes`` (the instances of an ECS cluster; raisable on request).
@@ -101,14 +101,7 @@ def local_node_environment(index: int, task_ids: Sequence[str], token: str) -> d
 
 def member_task_ids(environ: Mapping[str, str]) -> list[str]:
     """The member task ids from :data:`TASKS_VARIABLE` (empty when it is not set)."""
-    listing = environ.get(TASKS_VARIABLE, "")
-    ids: list[str] = []
-    while listing:
-        try:
-            ids.append(list_entry(listing, len(ids)))
-        except IndexError:
-            break
-    return ids
+    return expand_list(environ.get(TASKS_VARIABLE, ""))
 
 
 def _own_address() -> str:

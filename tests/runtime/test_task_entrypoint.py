@@ -18,6 +18,7 @@ from batchwright.entrypoint import (
     TaskArguments,
     array_arguments,
     compact_list,
+    expand_list,
     list_entry,
     parse_arguments,
 )
@@ -76,6 +77,7 @@ _ENTRIES = st.lists(
 def test_a_compact_list_keeps_every_entry_at_its_position(values: list[str]) -> None:
     listing = compact_list(values)
     assert [list_entry(listing, i) for i in range(len(values))] == values
+    assert expand_list(listing) == values
     with pytest.raises(IndexError):
         list_entry(listing, len(values))
     with pytest.raises(IndexError):

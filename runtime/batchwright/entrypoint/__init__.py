@@ -210,6 +210,18 @@ def list_entry(listing: str, position: int) -> str:
     raise IndexError(position)
 
 
+def expand_list(listing: str) -> list[str]:
+    """Every entry of a list written by :func:`compact_list`, in order."""
+    entries: list[str] = []
+    for part in listing.split(",") if listing else ():
+        first, dash, last = part.partition("-")
+        if dash and _is_count(first) and _is_count(last) and int(last) > int(first):
+            entries.extend(str(n) for n in range(int(first), int(last) + 1))
+        else:
+            entries.append(part)
+    return entries
+
+
 def _is_count(value: str) -> bool:
     return value.isdigit() and value.isascii() and (value == "0" or not value.startswith("0"))
 
