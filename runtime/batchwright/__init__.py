@@ -5,6 +5,10 @@ built by the batchwright CDK constructs.
 client (``Flow``, ``Run``, ``Step``, ``Task``, ``DataArtifact``, ``Metaflow``,
 ``namespace``, ``get_namespace``, ``default_namespace``, ``metadata``, ``get_metadata``,
 ``default_metadata``) is imported on first use so that task start-up stays light.
+
+Modules at the paths Metaflow's users import from: :mod:`batchwright.exception`
+(``MetaflowException`` and the rest of Metaflow's exception names) and
+:mod:`batchwright.metaflow_current` (``current``).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 # CLI imports later: `from batchwright import environment` is always the decorator.
 import_module("batchwright.environment")
 
+from batchwright.configs import Config, config_expr  # noqa: E402
 from batchwright.current import current  # noqa: E402
 from batchwright.decorators import (  # noqa: E402
     batch,
@@ -50,6 +55,7 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 __all__ = [
+    "Config",
     "DataArtifact",
     "Flow",
     "FlowSpec",
@@ -63,6 +69,7 @@ __all__ = [
     "__version__",
     "batch",
     "catch",
+    "config_expr",
     "current",
     "default_metadata",
     "default_namespace",

@@ -2,9 +2,9 @@
 
 Inside a task, ``current.flow_name``, ``current.run_id``, ``current.step_name``,
 ``current.task_id``, ``current.retry_count``, ``current.origin_run_id``,
-``current.pathspec`` and ``current.tempdir`` describe the task (and in a parallel step
-``current.parallel`` and ``current.is_parallel`` the node); outside one,
-``current.is_running_flow`` is False and those read as None.
+``current.pathspec``, ``current.tempdir`` and ``current.parameter_names`` describe the
+task (and in a parallel step ``current.parallel`` and ``current.is_parallel`` the node);
+outside one, ``current.is_running_flow`` is False and those read as None.
 
 Other parts of batchwright attach namespaces with :meth:`Current.extend` (e.g. the
 ``@batch`` work attaches ``current.batch``).
@@ -12,6 +12,7 @@ Other parts of batchwright attach namespaces with :meth:`Current.extend` (e.g. t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 
@@ -34,9 +35,11 @@ class Current:
         origin_run_id: str | None,
         tempdir: str | None,
         parallel: Any = None,
+        parameter_names: Sequence[str] = (),
     ) -> None:
         self._values = {
             "parallel": parallel,
+            "parameter_names": tuple(parameter_names),
             "flow_name": flow_name,
             "run_id": run_id,
             "step_name": step_name,
@@ -101,6 +104,14 @@ class Current:
         return self._values.get("tempdir")
 
     @property
+    def parameter_names(self) -> list[str] | None:
+        """The names of the flow's parameters (their attribute names, in Metaflow's order:
+        sorted); None outside a task."""
+        if not self._values:
+            return None
+        return list(self._values["parameter_names"])
+
+    @property
     def is_parallel(self) -> bool:
         """True inside a parallel step (one of its nodes)."""
         return self._values.get("parallel") is not None
@@ -144,6 +155,7 @@ _FIELDS = frozenset(
         "is_running_flow",
         "is_parallel",
         "parallel",
+        "parameter_names",
         "extend",
     }
 )

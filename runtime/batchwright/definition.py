@@ -17,6 +17,13 @@ from collections.abc import Callable, Mapping, Sequence
 from types import ModuleType
 from typing import Any, NamedTuple, TypeGuard
 
+from batchwright.configs import (
+    RunConfigs,
+    contains_expression,
+    flow_configs,
+    resolve_configs,
+    resolve_value,
+)
 from batchwright.decorators import (
     StepDecorator,
     StepInitContext,
@@ -30,7 +37,7 @@ from batchwright.decorators.base import did_you_mean
 from batchwright.errors import UserInputError
 from batchwright.graph import FlowGraph
 from batchwright.lint import validate
-from batchwright.parameters import flow_parameters
+from batchwright.parameters import flow_constants, flow_parameters
 
 
 class FlowDefinition(NamedTuple):
@@ -42,6 +49,8 @@ class FlowDefinition(NamedTuple):
     decorators: Mapping[str, tuple[StepDecorator, ...]]
     #: The ``--with`` options the decorators were built with, as typed.
     with_options: tuple[str, ...] = ()
+    #: The run's configs the decorators were resolved with (stored with the run).
+    configs: RunConfigs = RunConfigs()
 
     @property
     def name(self) -> str:
@@ -109,22 +118,36 @@ def step_decorators(
     graph: FlowGraph,
     step: str,
     with_options: Sequence[WithOption] = (),
+    configs: RunConfigs | Callable[[], RunConfigs] | None = None,
 ) -> tuple[StepDecorator, ...]:
     """One step's decorators, the ``--with`` ones merged in, each after ``step_init``.
 
     ``--with NAME`` options apply to every step; ``--with STEP/NAME`` ones to theirs.
+    Config references in the decorators' arguments (``@batch(memory=config.memory)``)
+    are replaced by their values first, so each value is checked like a literal;
+    ``configs`` gives them (a function is called only when a reference needs it; None:
+    resolved from the environment variables and defaults).
 
     Raises:
         UserInputError: a step decorator is written below ``@step``.
         InvalidValue: a decorator's attribute is not acceptable.
+        ConfigError: a config reference cannot be evaluated.
     """
     node = graph[step]
     function = getattr(flow_class, step)
     _refuse_misplaced(graph, step, function)
     # A copy per step and definition: step_init and --with change the objects they get,
     # and the one written in the class (possibly shared by several steps) stays as written.
+    written = [copy.deepcopy(decorator) for decorator in declared_decorators(function)]
+    for decorator in written:
+        if contains_expression(decorator.given) or contains_expression(decorator.attributes):
+            if not isinstance(configs, RunConfigs):
+                configs = resolve_configs(flow_class) if configs is None else configs()
+            where = f"flow '{graph.name}', step '{step}', @{decorator.name}"
+            decorator.given = resolve_value(decorator.given, configs.values, where)
+            decorator.attributes = resolve_value(decorator.attributes, configs.values, where)
     decorators = merge_with_options(
-        [copy.deepcopy(decorator) for decorator in declared_decorators(function)],
+        written,
         [option.decorator for option in with_options if option.step is None],
         [option.decorator for option in with_options if option.step == step],
     )
@@ -195,23 +218,34 @@ def check_with_option_steps(graph: FlowGraph, with_options: Sequence[WithOption]
             )
 
 
-def load_definition(flow_class: type, with_options: Sequence[str] = ()) -> FlowDefinition:
-    """The checked definition of ``flow_class`` with the ``--with`` options applied.
+def load_definition(
+    flow_class: type, with_options: Sequence[str] = (), configs: RunConfigs | None = None
+) -> FlowDefinition:
+    """The checked definition of ``flow_class`` with the ``--with`` options applied, its
+    decorators' config references resolved with ``configs`` (None: the flow's configs
+    resolved from the environment variables and defaults,
+    :func:`batchwright.configs.resolve_configs`).
 
     Raises:
         GraphError: the graph is malformed (names the step and its line).
         InvalidValue: a decorator's or parameter's declaration is not acceptable.
         UserInputError: a step decorator is written below ``@step`` or on a method that
             is no step; a ``--with`` option names no decorator, or (``STEP/NAME``) no
-            step of the flow; a parameter has the name of a step.
+            step of the flow; a parameter or config has the name of a step, or a
+            parameter the name of a config.
+        ConfigError: a config is declared wrongly or has no acceptable value, or a
+            config reference cannot be evaluated.
     """
     graph = FlowGraph(flow_class)
     validate(graph)
     check_decorator_placement(flow_class, graph)
     parsed = [parse_with_option(option) for option in with_options]
     check_with_option_steps(graph, parsed)
+    if configs is None:
+        configs = resolve_configs(flow_class)
+    _check_config_names(flow_class, graph)
     decorators = {
-        node.name: step_decorators(flow_class, graph, node.name, parsed) for node in graph
+        node.name: step_decorators(flow_class, graph, node.name, parsed, configs) for node in graph
     }
     for attribute, parameter in flow_parameters(flow_class).items():
         parameter.check_declaration(graph.name)
@@ -220,4 +254,35 @@ def load_definition(flow_class: type, with_options: Sequence[str] = ()) -> FlowD
                 f"flow '{graph.name}': parameter '{attribute}' has the name of a step. "
                 "Rename the parameter or the step."
             )
-    return FlowDefinition(flow_class, graph, decorators, tuple(with_options))
+    _check_constants(flow_class, graph)
+    return FlowDefinition(flow_class, graph, decorators, tuple(with_options), configs)
+
+
+def _check_constants(flow_class: type, graph: FlowGraph) -> None:
+    """Refuses a class-level value that cannot be stored: the flow's constants are
+    pickled with the run's parameters (see :func:`batchwright.parameters.flow_constants`)."""
+    import pickle
+
+    for name, value in flow_constants(flow_class).items():
+        try:
+            pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as error:
+            raise UserInputError(
+                f"flow '{graph.name}': the class attribute '{name}' ({type(value).__name__}) "
+                f"is a constant of the flow, stored with every run, but it cannot be pickled "
+                f"({type(error).__name__}: {error}). Name it '_{name}' to keep it out of the "
+                "run's artifacts, or create it inside the step that uses it."
+            ) from None
+
+
+def _check_config_names(flow_class: type, graph: FlowGraph) -> None:
+    """Refuses a config stored under the name of a step or of a parameter (both are
+    artifacts of the run)."""
+    parameters = flow_parameters(flow_class)
+    for attribute, config in flow_configs(flow_class).items():
+        clash = "a step" if attribute in graph else "a parameter" if attribute in parameters else ""
+        if clash:
+            raise UserInputError(
+                f"flow '{graph.name}': config '{config.name}' is stored as '{attribute}', the "
+                f"name of {clash}. Rename the config's attribute or the {clash[2:]}."
+            )

@@ -67,6 +67,8 @@ def check_next_calls(graph: FlowGraph) -> None:
                     "Define the step with 'def' in the flow's .py file: batchwright reads "
                     "each step's source to learn where it goes."
                 )
+            elif node.next_fix is not None:
+                fix = node.next_fix
             elif node.name != "end":
                 fix = "End the step with self.next(self.<next_step>)."
             else:
@@ -175,37 +177,92 @@ def check_parallel_steps(graph: FlowGraph) -> None:
 
 
 @check
+def check_switch_steps(graph: FlowGraph) -> None:
+    """A switch has at least two cases, and no case goes straight to a join (as in
+    Metaflow: a join waits for every branch, and a case that is not taken never comes)."""
+    for node in graph.sorted_nodes():
+        if not node.is_switch:
+            continue
+        if len(node.switch_cases) < 2:
+            raise GraphError(
+                f"is a switch on '{node.condition}' with {len(node.switch_cases)} case; a "
+                "switch chooses between at least two. Add a case, or write "
+                f"self.next(self.{node.out_funcs[0]}) instead.",
+                step=node.name,
+                line=node.next_line,
+            )
+        for key, target in node.switch_cases.items():
+            if graph[target].type == "join":
+                raise GraphError(
+                    f"switch case {key!r} goes straight to join '{target}'; a case may not "
+                    "lead directly to a join. Put a step between them on that case "
+                    f"(e.g. {key!r}: self.<step> with self.next(self.{target})).",
+                    step=node.name,
+                    line=node.next_line,
+                )
+
+
+@check
 def check_no_cycles(graph: FlowGraph) -> None:
-    """The graph is acyclic."""
+    """The graph has no cycle except loops through a switch: a case that goes back to the
+    switch or to a step before it."""
     if graph.topological_order() is None:
-        reachable = graph.reachable()
-        cyclic = _find_back_edge(graph, reachable)
+        back = [edge for edge in graph.back_edges() if edge not in graph.loop_edges]
+        step, target = back[0] if back else ("start", "start")
         raise GraphError(
-            f"self.next() goes back to '{cyclic[1]}', which creates a loop. Flows are "
-            "acyclic: use a foreach to repeat work.",
-            step=cyclic[0],
-            line=graph[cyclic[0]].next_line,
+            f"self.next() goes back to '{target}', which makes a loop that no switch "
+            "decides to leave. Repeat work with a foreach, or loop with a switch step whose "
+            f'case goes back: self.next({{"again": self.{target}, "done": self.<next_step>}}, '
+            'condition="<artifact>").',
+            step=step,
+            line=graph[step].next_line,
         )
 
 
-def _find_back_edge(graph: FlowGraph, reachable: set[str]) -> tuple[str, str]:
-    state: dict[str, int] = {}
-    found: list[tuple[str, str]] = []
-
-    def visit(name: str) -> None:
-        state[name] = 1
-        for child in graph[name].out_funcs:
-            if found:
-                return
-            if state.get(child) == 1:
-                found.append((name, child))
-                return
-            if child not in state:
-                visit(child)
-        state[name] = 2
-
-    visit("start")
-    return found[0] if found else ("start", "start")
+@check
+def check_loops(graph: FlowGraph) -> None:
+    """A loop holds only linear and switch steps (each lap runs one task of each, in the
+    open splits of the steps before it), and every step can reach ``end``."""
+    loops = graph.loops()
+    for members in loops:
+        laps = ", ".join(members)
+        for name in members:
+            node = graph[name]
+            if node.is_split or node.type == "join" or node.parallel_step:
+                kind = {"split": "split", "foreach": "foreach", "join": "join"}.get(
+                    node.type, "parallel"
+                )
+                raise GraphError(
+                    f"is a {kind} step inside a loop (through {laps}); a loop may hold only linear "
+                    "and switch steps. Move the split and its join out of the loop, before "
+                    "or after it.",
+                    **_where(node),  # type: ignore[arg-type]
+                )
+    reaches_end: set[str] = set()
+    todo = ["end"] if "end" in graph else []
+    while todo:
+        name = todo.pop()
+        if name in reaches_end:
+            continue
+        reaches_end.add(name)
+        todo.extend(p for p in graph[name].in_funcs if p in graph)
+    for members in loops:
+        if reaches_end.isdisjoint(members):
+            switch = next(graph[n] for n in members if graph[n].is_switch)
+            raise GraphError(
+                f"is a switch whose every case goes back into its loop (through "
+                f"{', '.join(members)}), so the flow never reaches 'end'. Give it a case "
+                "that leaves the loop.",
+                **_where(switch),  # type: ignore[arg-type]
+            )
+    reachable = graph.reachable()
+    for node in graph.sorted_nodes():
+        if node.name in reachable and node.name not in reaches_end:
+            raise GraphError(
+                "can never reach 'end': every case of the switch it leads to goes back "
+                "into the loop. Give the switch a case that leaves the loop.",
+                **_where(node),  # type: ignore[arg-type]
+            )
 
 
 @check
@@ -236,9 +293,18 @@ def check_end_is_terminal(graph: FlowGraph) -> None:
 def check_several_parents_need_join(graph: FlowGraph) -> None:
     """A step reached from several steps is a join (takes ``inputs``)."""
     for node in graph.sorted_nodes():
-        if len(node.in_funcs) > 1 and not node.takes_inputs:
+        parents = graph.forward_parents(node.name)
+        if len(parents) < 2 or node.takes_inputs:
+            continue
+        # Parents in the same branch of every open split differ only by the case a switch
+        # took: one of them runs, so the step has one input and is no join.
+        ways = {
+            (tuple(graph.outgoing_stack(p)), tuple(graph.outgoing_branches(p, node.name)))
+            for p in parents
+        }
+        if len(ways) > 1:
             raise GraphError(
-                f"is reached from several steps ({', '.join(node.in_funcs)}) and so must be a "
+                f"is reached from several steps ({', '.join(parents)}) and so must be a "
                 f"join. Define it as 'def {node.name}(self, inputs)'.",
                 **_where(node),  # type: ignore[arg-type]
             )
@@ -256,7 +322,8 @@ def check_join_closes_a_split(graph: FlowGraph) -> None:
                 f"Define it as 'def {node.name}(self, inputs)'.",
                 **_where(node),  # type: ignore[arg-type]
             )
-        stacks = [graph.outgoing_stack(p) for p in node.in_funcs]
+        parents = graph.forward_parents(node.name)
+        stacks = [graph.outgoing_stack(p) for p in parents]
         if not stacks or not all(stacks):
             raise GraphError(
                 "takes 'inputs' but there is no split or foreach open before it to join. "
@@ -272,18 +339,15 @@ def check_join_closes_a_split(graph: FlowGraph) -> None:
                 **_where(node),  # type: ignore[arg-type]
             )
         split = graph[tops.pop()]
-        if not split.is_foreach and len(node.in_funcs) != len(split.out_funcs):
+        # The branch of the split each parent ends (cases of a switch inside a branch
+        # end the same branch: one of them runs).
+        roots = {graph.outgoing_branches(p, node.name)[-1] for p in parents}
+        if not split.is_foreach and roots != set(split.out_funcs):
             raise GraphError(
-                f"joins {len(node.in_funcs)} branch(es) ({', '.join(node.in_funcs)}) but split "
-                f"'{split.name}' (line {split.line}) opens {len(split.out_funcs)} "
-                f"({', '.join(split.out_funcs)}). Route every branch of '{split.name}' to "
-                f"'{node.name}'.",
-                **_where(node),  # type: ignore[arg-type]
-            )
-        if split.is_foreach and len(node.in_funcs) != 1:
-            raise GraphError(
-                f"joins a foreach of '{split.name}' and must have one parent, got "
-                f"{', '.join(node.in_funcs)}.",
+                f"joins {len(roots)} branch(es) ({', '.join(sorted(roots))}, through "
+                f"{', '.join(parents)}) but split '{split.name}' (line {split.line}) opens "
+                f"{len(split.out_funcs)} ({', '.join(split.out_funcs)}). Route every branch "
+                f"of '{split.name}' to '{node.name}'.",
                 **_where(node),  # type: ignore[arg-type]
             )
 

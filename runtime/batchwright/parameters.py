@@ -1,19 +1,23 @@
 """Flow parameters: ``Parameter``, ``IncludeFile`` and ``JSONType``.
 
 A parameter is a class attribute of the flow. ``python flow.py run --name value`` sets
-it; inside steps ``self.<attribute>`` reads the value (read-only). The orchestrator
+it, or else the environment variable ``METAFLOW_RUN_<NAME>`` (Metaflow's: the name
+upper-cased, ``-`` as ``_``), or else its default; inside steps ``self.<attribute>`` reads
+the value (read-only). The orchestrator
 converts and checks every value before any task runs, and stores the values as the
 artifacts of the run's ``_parameters`` pseudo-task, which the ``start`` step inherits.
 """
 
 from __future__ import annotations
 
+import copy
 import inspect
 import json
 import os
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+from batchwright.configs import ConfigExpression
 from batchwright.decorators.base import did_you_mean
 from batchwright.errors import ParameterError
 from batchwright.identity import current_user
@@ -29,9 +33,14 @@ class ParameterContext(NamedTuple):
     flow_name: str
     parameter_name: str
     user_name: str
+    #: The run's configs by name (``ctx.configs.NAME.key``); None where they are unknown.
+    configs: Any = None
 
 
 _SCALARS: tuple[type, ...] = (str, int, float, bool)
+
+#: Prefix of the environment variables that give parameter values (Metaflow's).
+ENVIRONMENT_PREFIX = "METAFLOW_RUN_"
 
 
 class Parameter:
@@ -70,6 +79,9 @@ class Parameter:
         self.separator = separator
         self.attribute = name
         self.type = type if type is not None else self._infer_type(default)
+        #: The type was inferred from a config reference's text, not its value: resolve
+        #: infers it again from the value (a config's ``False`` stays a bool).
+        self._type_from_config = type is None and isinstance(default, ConfigExpression)
         #: Keywords this class does not take, refused by check_declaration (not here: a
         #: class body raising would end the flow file's import with a traceback).
         self.unknown = dict(unknown)
@@ -150,26 +162,58 @@ class Parameter:
             f"{', '.join(known)}."
         )
 
-    def resolve(self, given: str | None, flow_name: str) -> Any:
-        """The parameter's value from the command-line text ``given`` or its default."""
+    @property
+    def environment_variable(self) -> str:
+        """The variable that gives the value when the command line does not:
+        ``METAFLOW_RUN_<NAME>``, the name upper-cased with ``-`` as ``_`` (Metaflow's)."""
+        return ENVIRONMENT_PREFIX + self.name.replace("-", "_").upper()
+
+    def resolve(
+        self,
+        given: str | None,
+        flow_name: str,
+        environ: Mapping[str, str] | None = None,
+        configs: Any = None,
+    ) -> Any:
+        """The parameter's value from the command-line text ``given``, else from its
+        :attr:`environment_variable` in ``environ`` (default: ``os.environ``; set but empty
+        is a value, as in Metaflow), else its default."""
+        typed = self
+        if self._type_from_config:
+            value = self._default_value(flow_name, configs)
+            typed = copy.copy(self)
+            typed.type = self._infer_type(value) if value is not None else str
+            typed._type_from_config = False
         if given is not None:
-            return self.convert(given, flow_name, source="--" + self.name)
+            return typed.convert(given, flow_name, source="--" + self.name)
+        variable = self.environment_variable
+        from_environment = (os.environ if environ is None else environ).get(variable)
+        if from_environment is not None:
+            return typed.convert(
+                from_environment, flow_name, source=f"environment variable {variable}"
+            )
+        default = self._default_value(flow_name, configs)
+        if default is None:
+            if self.required:
+                raise ParameterError(
+                    f"flow '{flow_name}': parameter '{self.name}' is required and was not "
+                    f"given. Pass --{self.name} VALUE ({self.type_name}) or set "
+                    f"{variable}."
+                )
+            return None
+        return typed.convert(default, flow_name, source="default")
+
+    def _default_value(self, flow_name: str, configs: Any) -> Any:
+        """The default, called with the parameter's context when it is callable."""
         default = self.default
         if callable(default):
-            context = ParameterContext(flow_name, self.name, current_user())
+            context = ParameterContext(flow_name, self.name, current_user(), configs)
             try:
                 takes_context = bool(inspect.signature(default).parameters)
             except (TypeError, ValueError):
                 takes_context = True
             default = default(context) if takes_context else default()
-        if default is None:
-            if self.required:
-                raise ParameterError(
-                    f"flow '{flow_name}': parameter '{self.name}' is required and was not "
-                    f"given. Pass --{self.name} VALUE ({self.type_name})."
-                )
-            return None
-        return self.convert(default, flow_name, source="default")
+        return default
 
     def convert(self, value: Any, flow_name: str, *, source: str) -> Any:
         """``value`` converted to the parameter's type (split at ``separator``);
@@ -181,10 +225,13 @@ class Parameter:
                 return [_convert(piece, self.type) for piece in value]
             return _convert(value, self.type)
         except (ValueError, TypeError) as error:
+            example = f"--{self.name} {_example(self.type)}"
+            if source.startswith("environment variable "):
+                example = f"{self.environment_variable}={_example(self.type)}"
             raise ParameterError(
                 f"flow '{flow_name}', parameter '{self.name}': {source} value {value!r} is "
                 f"not a valid {self.type_name} ({error}). Pass a value of type {self.type_name}, "
-                f"e.g. --{self.name} {_example(self.type)}."
+                f"e.g. {example}."
             ) from None
 
 
@@ -203,9 +250,10 @@ def _convert(value: Any, kind: Any) -> Any:
         if isinstance(value, bool):
             return value
         text = str(value).strip().lower()
-        if text in ("true", "1", "yes", "y", "on"):
+        # The words click (Metaflow's command line) takes.
+        if text in ("true", "1", "yes", "y", "on", "t"):
             return True
-        if text in ("false", "0", "no", "n", "off"):
+        if text in ("false", "0", "no", "n", "off", "f"):
             return False
         raise ValueError("expected true or false")
     if kind is int and isinstance(value, float) and not value.is_integer():
@@ -299,11 +347,44 @@ def flow_parameters(flow_class: type) -> dict[str, Parameter]:
     return found
 
 
+#: Names of the flow API that are never flow constants (Metaflow's ``_NON_PARAMETERS``).
+_NOT_CONSTANTS = frozenset({"cmd", "foreach_stack", "index", "input", "script_name", "name"})
+
+
+def flow_constants(flow_class: type) -> dict[str, Any]:
+    """The flow's class-level constants by name: every public class attribute of the flow
+    (and of its bases below ``FlowSpec``) that is a plain value, not a step, method,
+    property, class, parameter or config. As in Metaflow, they are stored with the run's
+    parameters, inherited by every task (joins included) and read-only in steps."""
+    found: dict[str, Any] = {}
+    for klass in reversed(flow_class.__mro__):
+        if klass is object or klass.__module__ == "batchwright.flowspec":
+            continue  # FlowSpec and its base
+        for name, value in vars(klass).items():
+            if name.startswith("_") or name in _NOT_CONSTANTS:
+                continue
+            # Descriptors (functions, properties, Parameter, Config), classes and config
+            # references (values only the run's configs give) are not.
+            if isinstance(value, type | ConfigExpression) or hasattr(type(value), "__get__"):
+                found.pop(name, None)
+                continue
+            found[name] = value
+    return found
+
+
 def resolve_parameters(
-    flow_class: type, given: Mapping[str, str | None], flow_name: str
+    flow_class: type,
+    given: Mapping[str, str | None],
+    flow_name: str,
+    environ: Mapping[str, str] | None = None,
+    configs: Any = None,
 ) -> dict[str, Any]:
-    """Every parameter's value (attribute -> value); raises ParameterError."""
+    """Every parameter's value (attribute -> value): from the command line (``given``),
+    else its ``METAFLOW_RUN_<NAME>`` variable in ``environ`` (default: ``os.environ``),
+    else its default (a callable one, or a config expression, gets ``configs``: the run's
+    configs by name, see :meth:`batchwright.configs.RunConfigs.namespace`); raises
+    ParameterError."""
     return {
-        attribute: parameter.resolve(given.get(attribute), flow_name)
+        attribute: parameter.resolve(given.get(attribute), flow_name, environ, configs)
         for attribute, parameter in flow_parameters(flow_class).items()
     }

@@ -267,6 +267,7 @@ def step_policy(step: str, decorators: Sequence[Any], *, run_batch_locally: bool
         if retry
         else 0.0,
         timeout_seconds=float(timeout.total_seconds) if timeout else None,
+        catch=_decorator(decorators, "catch") is not None,
     )
 
 

@@ -68,6 +68,10 @@ class StepPolicy:
     retry_delay_seconds: float = 0.0
     #: ``@timeout``, in seconds, or ``None``.
     timeout_seconds: float | None = None
+    #: The step has ``@catch``: when its last attempt dies without raising (a signal, an
+    #: out-of-memory kill, a lost host), one more attempt runs that only records
+    #: ``FailureHandledByCatch`` in ``var`` and goes on, as in Metaflow.
+    catch: bool = False
     #: The job settings, for steps the AWS Batch backend runs.
     batch: BatchJobPolicy | None = None
 

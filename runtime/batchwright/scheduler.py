@@ -3,8 +3,10 @@
 One event loop; no thread or process per remote task. It keeps at most ``max_workers``
 attempts in flight, polls each backend for all of its handles at once, retries failed
 attempts per ``@retry``, fans out foreach steps as groups (so a backend may submit them
-as one array job), terminates everything in flight on Ctrl-C/SIGTERM, and on resume
-clones the tasks that finished in the origin run instead of re-executing them.
+as one array job), follows only the case a switch step chose (a loop's every lap is a new
+task of the same step, reading the lap before it), terminates everything in flight on
+Ctrl-C/SIGTERM, and on resume clones the tasks that finished in the origin run instead of
+re-executing them (a loop's finished laps too, one by one).
 
 Memory per task is its small scheduling record while it is pending or running; finished
 tasks leave only their id in the join they feed.
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import heapq
+import io
 import signal
 import time
 from collections import deque
@@ -56,6 +59,7 @@ from batchwright.events import (
 from batchwright.identity import current_user
 from batchwright.lease import LeaseLost, RunLease
 from batchwright.multinode import try_token
+from batchwright.parameters import flow_constants
 from batchwright.policy import StepPolicy
 from batchwright.timings import PLANNED, REPORTED, AttemptTiming, TimingRecorder, failure_class
 
@@ -187,6 +191,9 @@ class Scheduler:
             tuple[str, tuple[str, ...], int | None], tuple[Submission, int]
         ] = {}
         self._clone_steps: set[str] = set()
+        #: Resume: tasks to clone, and whether a clone is being made (see _clone).
+        self._clones: deque[tuple[str, str, tuple[tuple[str, int], ...]]] = deque()
+        self._cloning = False
         self.journal = Journal(datastore, self.run_id)
         #: Every attempt's timing record, written in chunks as the run goes.
         self.timings = TimingRecorder(datastore, self.run_id)
@@ -242,7 +249,15 @@ class Scheduler:
         if self.options.origin_run_id:
             self._prepare_resume()
         else:
-            self._store_parameters(parameters or {})
+            # The configs too: tasks anywhere, and a resume, read them from the run.
+            # The flow's class-level constants too, stored once as Metaflow does.
+            self._store_parameters(
+                {
+                    **flow_constants(self.definition.flow_class),
+                    **(parameters or {}),
+                    **self.definition.configs.artifacts(),
+                }
+            )
         parameters_path = f"{self.run_id}/{PARAMETERS_STEP}/{PARAMETERS_TASK}"
         self._create("start", (parameters_path,), (), None, None)
         try:
@@ -315,9 +330,9 @@ class Scheduler:
         origin = self.options.origin_run_id
         assert origin is not None
         self.store.clone_task(origin, self.run_id, PARAMETERS_STEP, PARAMETERS_TASK, {})
-        rerun = (
-            self.graph.downstream(self.options.resume_step) if self.options.resume_step else set()
-        )
+        # Not through a loop's way back: the laps before the step are cloned, not re-run.
+        step = self.options.resume_step
+        rerun = self.graph.downstream(step, through_loops=False) if step else set()
         self._clone_steps = {n for n in self.graph.nodes if n not in rerun}
         highest = 0
         for step in self.store.list_steps(origin):
@@ -438,6 +453,20 @@ class Scheduler:
             return [(task_id, metadata) for task_id, metadata in found if metadata is not None]
 
     def _clone(self, step: str, task_id: str, frames: tuple[tuple[str, int], ...]) -> None:
+        """Reuse the origin run's finished task. A clone's successors are often clones too
+        (each lap of a loop is one): they are cloned here one after the other, not in
+        nested calls, so a loop of many laps does not exhaust Python's recursion limit."""
+        self._clones.append((step, task_id, frames))
+        if self._cloning:
+            return
+        self._cloning = True
+        try:
+            while self._clones:
+                self._clone_one(*self._clones.popleft())
+        finally:
+            self._cloning = False
+
+    def _clone_one(self, step: str, task_id: str, frames: tuple[tuple[str, int], ...]) -> None:
         origin = self.options.origin_run_id
         assert origin is not None
         metadata = self.store.clone_task(
@@ -461,13 +490,23 @@ class Scheduler:
             frames,
             metadata.get("split_index"),
         )
-        self._advance(task, metadata.get("foreach_num_splits"))
+        self._advance(task, metadata.get("foreach_num_splits"), _chosen(metadata))
 
-    def _advance(self, task: _Task, num_splits: int | None) -> None:
-        """Create the tasks that follow a finished ``task``."""
+    def _advance(self, task: _Task, num_splits: int | None, chosen: str | None = None) -> None:
+        """Create the tasks that follow a finished ``task`` (for a switch, the one step
+        its ``chosen`` case names)."""
         node = self.graph[task.step]
         me = f"{self.run_id}/{task.step}/{task.task_id}"
         if node.type == "end":
+            return
+        if node.is_switch:
+            if chosen not in node.out_funcs:
+                self._refuse_case(task, chosen)
+                return
+            # One case runs, in the splits the switch is in: a lap of a loop is a new task
+            # of the same step, whose input is the lap before it (lint keeps joins and
+            # splits out of loops, so the frames stay as they are).
+            self._create(chosen, (me,), task.frames, task.split_index, None)
             return
         if node.is_foreach:
             assert num_splits is not None
@@ -582,6 +621,21 @@ class Scheduler:
         if self._failure is None:
             self._failure = (pathspec, reason)
         return True
+
+    def _refuse_case(self, task: _Task, chosen: str | None) -> None:
+        """A switch's task finished without a case the graph knows (its record names
+        none, or another step): the run fails rather than guessing."""
+        node = self.graph[task.step]
+        pathspec = f"{self.flow_name}/{self.run_id}/{task.step}/{task.task_id}"
+        reason = (
+            f"switch step '{task.step}' finished but its record names "
+            f"{repr(chosen) if chosen else 'no case'} as the step to run next, not one of "
+            f"its cases ({', '.join(node.out_funcs)}); the flow file may have changed since "
+            "the task ran. Run the flow again."
+        )
+        self.on_event(AttemptFailed(pathspec, task.attempt, reason, None))
+        if self._failure is None:
+            self._failure = (pathspec, reason)
 
     def _refuse_splits(self, task: _Task, num_splits: int) -> None:
         pathspec = f"{self.flow_name}/{self.run_id}/{task.step}/{task.task_id}"
@@ -754,6 +808,8 @@ class Scheduler:
     def _finished(self, handle: TaskHandle, status: TaskStatus) -> None:
         task = self._untrack(handle)
         self._record(handle, task, status)
+        if status.state == "failed":
+            self._record_lost_attempt(task, status)
         if task.group is not None and task.group.parallel:
             self._node_finished(handle, task, status)
             return
@@ -767,14 +823,61 @@ class Scheduler:
         task.adopted_from = None  # a retry or resubmission runs in this run
         if status.state == "succeeded":
             self.on_event(TaskSucceeded(pathspec, task.attempt))
-            num_splits = None
-            if self.graph[task.step].is_foreach:
-                metadata = self.store.read_metadata(self.run_id, task.step, task.task_id)
-                num_splits = (metadata or {}).get("foreach_num_splits")
+            metadata: dict[str, Any] = {}
+            node = self.graph[task.step]
+            if node.is_foreach or node.is_switch:
+                metadata = self.store.read_metadata(self.run_id, task.step, task.task_id) or {}
             if self._failure is None:
-                self._advance(task, num_splits)
+                self._advance(task, metadata.get("foreach_num_splits"), _chosen(metadata))
             return
         self._fail_or_again(pathspec, task, status, status.reason, [task])
+
+    def _record_lost_attempt(self, task: _Task, status: TaskStatus) -> None:
+        """An attempt that ended without writing its record (killed by a signal, out of
+        memory, its host lost) gets one written here, so the client still lists the
+        attempt (``Task.metadata``) and says why it ended; its output, if any, is where
+        the backend keeps it (the console here, CloudWatch on AWS Batch)."""
+        if task.adopted_from is not None:
+            return  # its records belong to the run it resumed
+        found = self.store.read_metadata(self.run_id, task.step, task.task_id, task.attempt)
+        if found is not None:
+            return
+        self.store.write_metadata(
+            self.run_id,
+            task.step,
+            task.task_id,
+            task.attempt,
+            {
+                "flow": self.flow_name,
+                "run_id": self.run_id,
+                "step": task.step,
+                "task_id": task.task_id,
+                "attempt": task.attempt,
+                "input_paths": list(task.input_paths),
+                "split_index": task.split_index,
+                "started_at": task.started_at,
+                "finished_at": time.time(),
+                "status": "failed",
+                "exit_code": status.exit_code,
+                "failure": status.reason,
+                "recorded_by": "scheduler",
+                "artifacts": {},
+            },
+        )
+        output = dict(status.facts.output or {}) if status.facts is not None else {}
+        if status.exit_code is not None and status.exit_code < 0:
+            # Say so in its stderr, as Metaflow does (e.g. "... (segmentation fault)").
+            number = -status.exit_code
+            try:
+                name = f"{signal.Signals(number).name} ({(signal.strsignal(number) or '').lower()})"
+            except ValueError:
+                name = str(number)
+            notice = f"\n[batchwright] the attempt's process was killed by signal {name}\n"
+            output["stderr"] = output.get("stderr", b"") + notice.encode()
+        for stream, data in output.items():
+            self.store.write_log(
+                self.run_id, task.step, task.task_id, task.attempt, stream, io.BytesIO(data)
+            )
 
     def _fail_or_again(
         self, pathspec: str, task: _Task, status: TaskStatus, reason: str, members: list[_Task]
@@ -793,6 +896,22 @@ class Scheduler:
                 member.adopted_from = None  # it runs again in this run
                 member.resubmission += 1
                 member.reclaims += status.reclaims
+                self._make_ready(member, first=True)
+            return True
+        if (
+            policy.catch
+            and status.retryable
+            and task.attempt == policy.retries
+            and self._failure is None
+        ):
+            # The last attempt died without raising (a signal, an out-of-memory kill, a
+            # lost host), so @catch could not see it: one more attempt records
+            # FailureHandledByCatch in its var instead of running the step.
+            self.on_event(AttemptFailed(pathspec, task.attempt, reason, status.exit_code, 0.0))
+            for member in reversed(members):  # to the front, in their order
+                member.adopted_from = None
+                member.attempt = task.attempt + 1
+                member.resubmission = member.reclaims = 0
                 self._make_ready(member, first=True)
             return True
         if status.retryable and task.attempt < policy.retries and self._failure is None:
@@ -994,6 +1113,12 @@ class Scheduler:
             with_options=self.definition.with_options,
         )
         return TaskSpec(arguments, policy, task.group, task.resubmission, task.reclaims)
+
+
+def _chosen(metadata: Mapping[str, Any]) -> str | None:
+    """The case a switch's task chose, from its record (``next_steps`` holds only it)."""
+    steps = metadata.get("next_steps") or []
+    return str(steps[0]) if len(steps) == 1 else None
 
 
 def _batch_key(task: _Task) -> tuple[object, ...]:

@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from batchwright.batch.jobinfo import placement
 from batchwright.entrypoint import (
@@ -32,6 +32,9 @@ from batchwright.entrypoint import (
     parse_arguments,
 )
 from batchwright.multinode import MAX_NODES, NodeFailed
+
+if TYPE_CHECKING:
+    from batchwright.configs import RunConfigs
 
 #: Threads reading a join's inputs' metadata.
 INPUT_READERS = 16
@@ -164,6 +167,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DoNotRetry as error:
         sys.stderr.write(f"error: {error}\n")
         code = EXIT_DO_NOT_RETRY
+        if runner is not None:
+            runner.record_exception(error)
     except NodeFailed as error:
         sys.stderr.write(f"error: {error}\n")
         code = EXIT_NODE_FAILED
@@ -173,11 +178,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "task_id": error.task_id,
                 "exit_code": error.exit_code,
             }
-    except BaseException:
+    except BaseException as error:
         import traceback
 
         traceback.print_exc()
         code = EXIT_STEP_FAILED
+        if runner is not None:
+            runner.record_exception(error)
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
@@ -194,6 +201,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         shutil.rmtree(tempdir, ignore_errors=True)
     return code
+
+
+#: The most characters of an exception's message and stack trace a task's record keeps
+#: (the end, where the error is).
+EXCEPTION_TEXT_LIMIT = 64 * 1024
 
 
 class TaskRunner:
@@ -223,6 +235,9 @@ class TaskRunner:
             "started_at": self.started_at,
             "status": "failed",
             "artifacts": {},
+            # The interpreter that ran the step (a container's may differ from the
+            # orchestrator's); Metaflow's task metadata has it too.
+            "python_version": ".".join(str(part) for part in sys.version_info[:3]),
         }
         # On Batch: the compute environment, queue and instance the job runs on, for the
         # run's timeline and cost report.
@@ -232,12 +247,13 @@ class TaskRunner:
 
     def run(self) -> int:
         """Load the flow and inputs, run the step with its hooks; returns the exit code."""
+        from batchwright.configs import flow_configs
         from batchwright.current import current
         from batchwright.decorators import TaskContext, parse_with_option
         from batchwright.definition import step_decorators
         from batchwright.flowspec import Inputs
         from batchwright.graph import FlowGraph
-        from batchwright.parameters import flow_parameters
+        from batchwright.parameters import flow_constants, flow_parameters
 
         args = self.args
         flow_class = load_flow_class(args.flow_file, self.flow_name)
@@ -246,10 +262,24 @@ class TaskRunner:
             raise DoNotRetry(f"flow '{self.flow_name}' has no step '{self.step_name}'")
         node = graph[self.step_name]
         with_options = [parse_with_option(w) for w in args.with_options]
-        decorators = step_decorators(flow_class, graph, self.step_name, with_options)
-
         inputs = self._read_inputs(args.input_paths)
+        # Config references in decorator arguments read the run's configs from the inputs
+        # (only when the step's decorators have any).
+        decorators = step_decorators(
+            flow_class,
+            graph,
+            self.step_name,
+            with_options,
+            lambda: self._stored_configs(flow_class, inputs),
+        )
         parameter_names = frozenset(flow_parameters(flow_class))
+        # The configs and the flow's constants are inherited as the parameters are, joins
+        # included.
+        inherited = (
+            parameter_names
+            | frozenset(flow_configs(flow_class))
+            | frozenset(flow_constants(flow_class))
+        )
         frames: list[dict[str, Any]] = (
             list(inputs[0][1].get("foreach_frames", [])) if inputs else []
         )
@@ -257,7 +287,7 @@ class TaskRunner:
         join_inputs: Inputs | None = None
         if node.type == "join":
             first = inputs[0][1]["artifacts"] if inputs else {}
-            refs = {k: v for k, v in first.items() if k in parameter_names}
+            refs = {k: v for k, v in first.items() if k in inherited}
             split = graph[graph.outgoing_stack(node.in_funcs[0])[-1]]
             if split.is_foreach:
                 frames = frames[:-1]
@@ -269,6 +299,8 @@ class TaskRunner:
                 frames.append(
                     {
                         "step": parent.name,
+                        # The step the frame opens on (Metaflow's ForeachFrame.step).
+                        "inner_step": self.step_name,
                         "var": parent.foreach_param,
                         "parallel": parent.parallel_foreach,
                         "index": args.split_index,
@@ -285,9 +317,10 @@ class TaskRunner:
             self.store,
             refs,
             frames,
-            parameter_names=parameter_names,
+            parameter_names=inherited,
             is_join=join_inputs is not None,
             owner=f"task {self.flow_name}/{args.run_id}/{self.step_name}/{args.task_id}",
+            step_name=self.step_name,
         )
         self.metadata["foreach_frames"] = frames
         node_place = None
@@ -310,6 +343,8 @@ class TaskRunner:
             origin_run_id=args.origin_run_id,
             tempdir=self.tempdir,
             parallel=node_place,
+            # Metaflow lists them as dir() finds them on the flow class: sorted.
+            parameter_names=sorted(parameter_names),
         )
         context = TaskContext(
             self.flow_name,
@@ -321,6 +356,8 @@ class TaskRunner:
             flow,
         )
         method = getattr(flow, self.step_name)
+        for decorator in decorators:
+            method = decorator.task_decorate(context, method)
         failure: Exception | None = None
         try:
             for decorator in decorators:
@@ -351,6 +388,9 @@ class TaskRunner:
         next_steps = list(node.out_funcs)
         if not handled and node.type != "end":
             self._check_transition(flow, node)
+        if node.is_switch:
+            # The one case that runs next (the scheduler reads it from here).
+            next_steps = [self._chosen_case(flow, node)]
         if node.parallel_foreach:
             # The nodes of the parallel step: num_parallel, or 1 when @catch handled a
             # failure before self.next() was reached.
@@ -368,6 +408,24 @@ class TaskRunner:
             self._wait_for_other_nodes()
         self.metadata["status"] = "succeeded"
         return EXIT_SUCCESS
+
+    def _stored_configs(
+        self, flow_class: type, inputs: Sequence[tuple[str, dict[str, Any]]]
+    ) -> RunConfigs:
+        """The run's configs, as stored with it: every task inherits them from its first
+        input (``start`` from the run's parameters)."""
+        from batchwright.configs import ConfigError, configs_from_artifacts, flow_configs
+
+        refs = inputs[0][1]["artifacts"] if inputs else {}
+        stored = {
+            attribute: self.store.load(refs[attribute], f"config '{attribute}'")
+            for attribute in flow_configs(flow_class)
+            if attribute in refs
+        }
+        try:
+            return configs_from_artifacts(flow_class, stored)
+        except ConfigError as error:
+            raise DoNotRetry(str(error)) from None
 
     def _wait_for_other_nodes(self) -> None:
         """The main node of a parallel step: AWS Batch stops the other nodes when it
@@ -410,10 +468,43 @@ class TaskRunner:
             )
         return pathspec, metadata
 
+    def _chosen_case(self, flow: Any, node: Any) -> str:
+        """The step a switch chose (a failure @catch handled leaves no choice)."""
+        switch = flow._switch
+        if switch is None:
+            raise DoNotRetry(
+                f"step '{self.step_name}' is a switch on '{node.condition}', and its failure "
+                "was caught before self.next() chose a case, so the run cannot go on. Catch "
+                "the error inside the step and still end it with self.next({...}, "
+                f"condition='{node.condition}')."
+            )
+        return str(switch[1])
+
     def _check_transition(self, flow: Any, node: Any) -> None:
         transition = flow._transition
         if transition is None:
             raise DoNotRetry(f"step '{self.step_name}' returned without calling self.next()")
+        switch = flow._switch
+        if switch is not None or node.is_switch:
+            given = (switch[0], switch[2]) if switch is not None else None
+            if given != (node.condition, node.switch_cases):
+                called = (
+                    f"self.next({switch[2]}, condition={switch[0]!r})"
+                    if switch is not None
+                    else f"self.next({', '.join(transition[0])})"
+                )
+                cases = ", ".join(f"{k!r}: self.{v}" for k, v in node.switch_cases.items())
+                written = (
+                    f"self.next({{{cases}}}, condition={node.condition!r})"
+                    if node.is_switch
+                    else f"self.next({', '.join(node.out_funcs)})"
+                )
+                raise DoNotRetry(
+                    f"step '{self.step_name}' called {called} but its last line is "
+                    f"{written}: call self.next() only as the step's last statement, the same "
+                    "way on every path."
+                )
+            return
         names, given_foreach, given_parallel = transition
         expected = list(node.out_funcs)
         if (
@@ -448,15 +539,30 @@ class TaskRunner:
                 f"step '{self.step_name}': foreach='{var}' names no artifact. Set self.{var} "
                 "to a list before self.next()."
             ) from None
-        if isinstance(values, str | bytes | dict) or not hasattr(values, "__iter__"):
+        # As in Metaflow, anything iterable fans out over what iterating it gives: a str
+        # over its characters, a dict over its keys, a generator over what it yields.
+        try:
+            iterator = iter(values)
+        except TypeError:
             raise DoNotRetry(
                 f"step '{self.step_name}': foreach='{var}' needs a list, tuple or other "
                 f"iterable of items, got {type(values).__name__} {values!r:.80}. Make "
                 f"self.{var} a list."
-            )
-        if not (hasattr(values, "__len__") and hasattr(values, "__getitem__")):
-            values = list(values)
-            setattr(flow, var, values)
+            ) from None
+        if not isinstance(values, Sequence):
+            try:
+                items = list(iterator)
+            except Exception as error:
+                raise DoNotRetry(
+                    f"step '{self.step_name}': foreach='{var}': iterating self.{var} "
+                    f"({type(values).__name__}) raised {type(error).__name__}: {error}. Make "
+                    f"self.{var} a list."
+                ) from error
+            if iterator is values:
+                # An iterator is used up by the fan-out (and a generator cannot be stored):
+                # the artifact keeps the items it gave.
+                setattr(flow, var, items)
+            values = items
         if len(values) == 0:
             raise DoNotRetry(
                 f"step '{self.step_name}': foreach='{var}' is empty, so there is nothing to "
@@ -478,6 +584,31 @@ class TaskRunner:
                     "use a name starting with '_' for anything else."
                 ) from error
         return refs
+
+    def record_exception(self, error: BaseException) -> None:
+        """Keep the exception that failed the step in the attempt's record (the client's
+        ``Task.exception``, as Metaflow's): its type, message and stack trace."""
+        from batchwright.exception import MetaflowExceptionWrapper
+
+        try:
+            wrapped = MetaflowExceptionWrapper(error)
+            recorded = {
+                "type": wrapped.type,
+                "exception": wrapped.exception,
+                "stacktrace": wrapped.stacktrace,
+            }
+        except Exception as broken:  # e.g. an exception whose __str__ raises
+            kind = type(error)
+            recorded = {
+                "type": f"{kind.__module__}.{kind.__qualname__}",
+                "exception": f"<cannot be shown: {type(broken).__name__} in its __str__>",
+                "stacktrace": None,
+            }
+        # The record is read whole by the scheduler and the client: keep it small.
+        self.metadata["exception"] = {
+            key: value[-EXCEPTION_TEXT_LIMIT:] if isinstance(value, str) else value
+            for key, value in recorded.items()
+        }
 
     def finish(self, code: int, logs: Mapping[str, str]) -> None:
         """Write metadata, then logs, then (on success) the done marker, in that order."""

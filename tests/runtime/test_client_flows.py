@@ -12,7 +12,14 @@ from pathlib import Path
 import pytest
 
 from batchwright import client
-from batchwright.client import Flow, FlowNotFound, get_metadata, namespace
+from batchwright.client import (
+    Flow,
+    FlowNotFound,
+    MetaflowNamespaceMismatch,
+    Task,
+    get_metadata,
+    namespace,
+)
 from batchwright.datastore import ROOT_VARIABLE
 
 from ._support import SAMPLE_FLOWS, RunFlow, write_flow
@@ -55,7 +62,10 @@ def test_a_run_is_in_the_namespace_of_the_user_who_started_it(
     as_bob = Flow("LinearFlow", str(datastore))
     assert as_bob.latest_run is None
     assert as_bob.runs() == []
-    assert as_bob[str(result.run_id)].successful  # by id: any namespace
+    with pytest.raises(MetaflowNamespaceMismatch, match=r"is not in the namespace 'user:bob'"):
+        as_bob[str(result.run_id)]
+    with pytest.raises(MetaflowNamespaceMismatch):
+        Task(f"LinearFlow/{result.run_id}/end/{run['end'].task.id}", datastore_root=str(datastore))
 
     namespace(None)
     everyone = Flow("LinearFlow", str(datastore))

@@ -17,6 +17,7 @@ from batchwright.client import (
     FlowNotFound,
     MetadataError,
     Metaflow,
+    MetaflowNamespaceMismatch,
     Run,
     Step,
     Task,
@@ -82,7 +83,7 @@ def test_tags_are_the_user_tags_and_the_system_tags(root: Path) -> None:
 
 
 def test_a_record_without_tags_or_user_has_only_the_runtime_tag(root: Path) -> None:
-    run = Flow(FLOW, str(root))["4"]
+    run = Flow(FLOW, str(root), _namespace_check=False)["4"]
     assert run.user_tags == frozenset()
     assert run.system_tags == frozenset({"runtime:batchwright"})
     assert run.tags == frozenset({"runtime:batchwright"})
@@ -148,19 +149,88 @@ def test_runs_filters_by_tags_within_the_namespace(root: Path) -> None:
     assert ids(Flow(FLOW, str(root)).runs("nightly")) == ["3", "2"]
 
 
-def test_a_run_asked_for_by_id_is_found_in_any_namespace(root: Path) -> None:
+def test_a_run_asked_for_by_id_outside_the_namespace_is_refused(root: Path) -> None:
     namespace("user:bob")
     flow = Flow(FLOW, str(root))
-    assert flow["1"].pathspec == f"{FLOW}/1"
-    assert not flow["1"].is_in_namespace()
-    assert "1" in flow
-    assert Run(f"{FLOW}/4", datastore_root=str(root)).id == "4"
+    with pytest.raises(MetaflowNamespaceMismatch) as raised:
+        flow["1"]
+    assert str(raised.value) == (
+        f"Run('{FLOW}/1') is not in the namespace 'user:bob': the run's tags are "
+        "'runtime:batchwright', 'user:alice'. Call namespace(None) to read runs of every "
+        "namespace or namespace('user:alice') for its user's runs, then ask again; or pass "
+        "_namespace_check=False for this one object."
+    )
+    assert (raised.value.run, raised.value.namespace) == (f"{FLOW}/1", "user:bob")
+    assert raised.value.tags == frozenset({"runtime:batchwright", "user:alice"})
+    assert isinstance(raised.value, ClientError) and raised.value.exit_code == 1
+    assert "1" in flow  # it exists, whatever the namespace
+    assert flow["2"].id == "2"  # bob's own run
+
+
+@pytest.mark.parametrize("current", ["user:alice", "user:bob", "nightly"])
+def test_a_run_recorded_before_users_were_kept_is_reached_by_id_in_any_namespace(
+    root: Path, current: str
+) -> None:
+    # Run 4's record has no "user" field (and so no user: tag): as before batchwright kept
+    # tags, asking for it directly works in the default namespace and any other.
+    write_task(root, "4")
+    where = str(root)
+    namespace(current)
+    assert Run(f"{FLOW}/4", datastore_root=where).id == "4"
+    assert Flow(FLOW, where)["4"].id == "4"
+    assert Step(f"{FLOW}/4/start", datastore_root=where).task.data.x == 4
+    assert Task(f"{FLOW}/4/start/1", datastore_root=where).data.x == 4
+    assert DataArtifact(f"{FLOW}/4/start/1/x", datastore_root=where).data == 4
+    # Listing still shows only the runs tagged with the namespace.
+    assert "4" not in ids(Flow(FLOW, where))
+
+
+def test_a_step_task_or_artifact_of_a_run_outside_the_namespace_is_refused(root: Path) -> None:
+    write_task(root, "2")  # bob's run
+    where = str(root)
+    makers: list[tuple[type[Step | Task | DataArtifact], str]] = [
+        (Step, f"{FLOW}/2/start"),
+        (Task, f"{FLOW}/2/start/1"),
+        (DataArtifact, f"{FLOW}/2/start/1/x"),
+    ]
+    for make, pathspec in makers:
+        with pytest.raises(MetaflowNamespaceMismatch) as raised:
+            make(pathspec, datastore_root=where)
+        assert str(raised.value).startswith(
+            f"{make.__name__}('{pathspec}') belongs to run {FLOW}/2, which is not in the "
+            "namespace 'user:alice': the run's tags are 'nightly', 'runtime:batchwright', "
+            "'user:bob'. Call namespace(None) to read runs of every namespace or "
+            "namespace('user:bob') for its user's runs, then ask again;"
+        )
+    # A missing object is reported as missing, whatever the namespace.
+    with pytest.raises(ClientError, match=r"has no step 'nowhere'$") as missing:
+        Step(f"{FLOW}/2/nowhere", datastore_root=where)
+    assert not isinstance(missing.value, MetaflowNamespaceMismatch)
+
+
+def test_namespace_check_false_or_the_global_namespace_reach_every_run(root: Path) -> None:
+    write_task(root, "2")  # bob's run
+    where = str(root)
+    assert Run(f"{FLOW}/2", datastore_root=where, _namespace_check=False).user_tags == {"nightly"}
+    assert Step(f"{FLOW}/2/start", datastore_root=where, _namespace_check=False).task.data.x == 2
+    assert Task(f"{FLOW}/2/start/1", datastore_root=where, _namespace_check=False).data.x == 2
+    assert (
+        DataArtifact(f"{FLOW}/2/start/1/x", datastore_root=where, _namespace_check=False).data == 2
+    )
+    unchecked = Flow(FLOW, str(root), _namespace_check=False)
+    assert unchecked["2"].id == "2"
+    assert ids(unchecked) == ["4", "3", "2", "1"]  # and it lists every run
+    namespace(None)
+    assert Flow(FLOW, str(root))["4"].is_in_namespace()
+    assert Task(f"{FLOW}/2/start/1", datastore_root=where).data.x == 2
 
 
 def test_an_object_keeps_the_namespace_it_was_made_in(root: Path) -> None:
     flow = Flow(FLOW, str(root))
     namespace(None)
     assert ids(flow.runs()) == ["3", "1"]
+    with pytest.raises(MetaflowNamespaceMismatch):
+        flow["2"]
     assert ids(Flow(FLOW, str(root)).runs()) == ["4", "3", "2", "1"]
 
 
@@ -206,6 +276,7 @@ def test_a_flow_with_no_runs_is_not_found_naming_the_datastore(root: Path) -> No
 
 def test_run_step_and_task_open_from_a_pathspec(root: Path) -> None:
     write_task(root, "2")
+    namespace("user:bob")
     assert Run(f"{FLOW}/2", datastore_root=str(root)).user_tags == frozenset({"nightly"})
     assert Step(f"{FLOW}/2/start", datastore_root=str(root)).task.data.x == 2
     assert Task(f"{FLOW}/2/start/1", datastore_root=str(root)).data.x == 2

@@ -124,4 +124,9 @@ def test_with_option_attaches_a_decorator_to_every_step(
     assert run is not None and run.successful
     assert run.data.err is None and "bad data" in run.data.err_in_end.exception
     assert "bad data" in run["start"].task.data.err.exception
-    assert run["start"].task.exception == "builtins.ValueError: bad data"
+    # As in Metaflow: the exception @catch handled is in its artifact, not the task's.
+    assert run["start"].task.exception is None
+    first = Flow("FailingFlow", str(datastore))[failed.run_id]
+    unhandled = first["start"].task.exception
+    assert unhandled is not None and unhandled.type == "builtins.ValueError"
+    assert unhandled.exception == "bad data" and "raise ValueError" in unhandled.stacktrace

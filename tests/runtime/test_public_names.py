@@ -61,3 +61,19 @@ def test_the_cli_plans_a_flow_that_imports_the_decorator(tmp_path: Path) -> None
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "step start: local" in done.stdout and "All steps can run." in done.stdout
+
+
+def test_the_metaflow_module_paths_shadow_no_public_name(tmp_path: Path) -> None:
+    # Importing a submodule binds its name on the package: none of the modules at Metaflow's
+    # paths may take the name of something `from batchwright import ...` gives.
+    done = _python(
+        "import batchwright\n"
+        "public = {n: getattr(batchwright, n) for n in batchwright.__all__ if n[0] != '_'}\n"
+        "import batchwright.exception, batchwright.metaflow_current\n"
+        "import batchwright.includefile, batchwright.util\n"
+        "changed = [n for n, v in public.items() if getattr(batchwright, n) is not v]\n"
+        "print(changed, batchwright.metaflow_current.current is batchwright.current)\n",
+        tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["[]", "True"]

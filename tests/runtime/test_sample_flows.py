@@ -36,7 +36,7 @@ def test_identical_values_are_stored_once(run_flow: RunFlow, datastore: Path) ->
     _ok(run_flow(SAMPLE_FLOWS / "linear_flow.py", "run"))
     run = Flow("LinearFlow", str(datastore)).latest_run
     assert run is not None
-    keys = {t.metadata["artifacts"]["numbers"] for s in run for t in s}
+    keys = {t["numbers"].key for s in run for t in s}
     assert len(keys) == 1
     stored = list((datastore / "LinearFlow" / "data").rglob("*"))
     blobs = [p for p in stored if p.is_file()]
@@ -141,7 +141,7 @@ def test_timeout_stops_a_hung_step(run_flow: RunFlow, datastore: Path) -> None:
     _ok(result)
     run = Flow("TimeoutFlow", str(datastore)).latest_run
     assert run is not None and run.successful
-    assert run.data.stopped_by == "batchwright.decorators.builtin.TimeoutExceeded"
+    assert run.data.stopped_by == "batchwright.decorators.builtin.TimeoutException"
     assert "exceeded its @timeout of 1 seconds" in run["hang"].task.stderr
 
 

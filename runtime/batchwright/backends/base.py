@@ -16,7 +16,7 @@ resume). A backend only starts task attempts, reports their status, and stops th
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from batchwright.aws import Patience
@@ -116,6 +116,10 @@ class AttemptFacts:
     #: The failure class (a :class:`batchwright.batch.failures.FailureKind` value, or
     #: ``timeout`` / ``terminated``).
     failure: str | None = None
+    #: The end of what a failed attempt printed (``stdout``/``stderr`` -> bytes), from a
+    #: backend that saw it (the local one): stored when the attempt died before storing
+    #: its own logs.
+    output: Mapping[str, bytes] | None = None
 
 
 @dataclass(frozen=True)

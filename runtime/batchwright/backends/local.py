@@ -43,6 +43,11 @@ from batchwright.multinode import local_node_environment, try_token
 TERMINATE_GRACE = 5.0
 
 
+#: How much of an attempt's output the backend keeps, per stream, for a failed attempt
+#: that dies before storing its logs (a signal, an out-of-memory kill).
+OUTPUT_TAIL_BYTES = 1024 * 1024
+
+
 @dataclass
 class _Attempt:
     process: subprocess.Popen[bytes] | ForkedProcess
@@ -52,6 +57,10 @@ class _Attempt:
     #: A subprocess starts running when it is started (seconds since the epoch).
     started_at: float = field(default_factory=time.time)
     partial: dict[str, bytes] = field(default_factory=lambda: {"stdout": b"", "stderr": b""})
+    #: The end of what it printed (at most :data:`OUTPUT_TAIL_BYTES` per stream).
+    tail: dict[str, bytearray] = field(
+        default_factory=lambda: {"stdout": bytearray(), "stderr": bytearray()}
+    )
 
 
 class LocalBackend(Backend):
@@ -156,7 +165,13 @@ class LocalBackend(Backend):
             self._drain(attempt, final=True)
             self._close(handle.id)
             status = _status_of(code)
-            statuses.append(replace(status, facts=AttemptFacts(started_at=attempt.started_at)))
+            output = (
+                {name: bytes(data) for name, data in attempt.tail.items()}
+                if status.state == "failed"
+                else None
+            )
+            facts = AttemptFacts(started_at=attempt.started_at, output=output)
+            statuses.append(replace(status, facts=facts))
         return statuses
 
     def terminate(self, handles: Sequence[TaskHandle]) -> None:
@@ -192,6 +207,9 @@ class LocalBackend(Backend):
                 cut = buffered.rfind(b"\n") + 1
                 complete, attempt.partial[stream] = buffered[:cut], buffered[cut:]
             if complete:
+                tail = attempt.tail[stream]
+                tail += complete
+                del tail[:-OUTPUT_TAIL_BYTES]
                 text = complete.decode("utf-8", "replace")
                 self.options.on_event(TaskOutput(attempt.pathspec, stream, text, attempt.node))
 

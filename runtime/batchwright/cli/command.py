@@ -16,9 +16,35 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from batchwright.configs import ConfigChoice, RunConfigs, resolve_configs
 from batchwright.console import Console
 from batchwright.definition import FlowDefinition, import_flow_file, is_flow_class, load_definition
 from batchwright.errors import UserInputError
+
+
+class QuietConsole(Console):
+    """A console for the status lines ``--quiet`` drops (what an environment or plan
+    looks like, headers): lines and notices go nowhere; warnings and errors still go to the
+    console it stands for."""
+
+    def __init__(self, console: Console) -> None:
+        super().__init__(console.out, console.err)
+        self.live_capable = False
+        self._console = console
+
+    def line(self, text: str = "") -> None:
+        """Dropped."""
+
+    def live(self, lines: list[str]) -> None:
+        """Dropped."""
+
+    def warn(self, text: str) -> None:
+        """A warning, shown as ever."""
+        self._console.warn(text)
+
+    def error(self, text: str) -> None:
+        """An error, shown as ever."""
+        self._console.error(text)
 
 
 @dataclass
@@ -28,22 +54,54 @@ class FlowCommand:
     flow_class: type
     flow_file: str
     console: Console
+    #: ``--quiet`` before the subcommand: status lines are dropped (see :attr:`chatter`).
+    quiet: bool = False
+    #: The configs chosen on the command line (``--config``, ``--config-value``).
+    config_choices: tuple[ConfigChoice, ...] = ()
     _definitions: dict[tuple[str, ...], FlowDefinition] = field(default_factory=dict)
+    _configs: RunConfigs | None = None
 
     @property
     def flow_name(self) -> str:
         """The flow's class name."""
         return self.flow_class.__name__
 
-    def definition(self, with_options: Sequence[str] = ()) -> FlowDefinition:
-        """The flow's checked definition with these ``--with`` options (checked once).
+    @property
+    def chatter(self) -> Console:
+        """Where status lines go (the environment found, each step's route, a command's
+        headers): the console, or with ``--quiet`` a :class:`QuietConsole` that drops them,
+        as Metaflow's ``--quiet`` drops its ``echo`` lines. The tasks' output, warnings,
+        errors and what a command exists to print go to :attr:`console`."""
+        return QuietConsole(self.console) if self.quiet else self.console
+
+    def configs(self) -> RunConfigs:
+        """The run's configs: those :meth:`use_configs` set (a resumed run's), else
+        resolved once from :attr:`config_choices`, the environment variables and the
+        defaults.
 
         Raises:
-            UserInputError: a graph error, a bad decorator or parameter declaration.
+            ConfigError: a config has no acceptable value (names the config and source).
+        """
+        if self._configs is None:
+            self._configs = resolve_configs(self.flow_class, self.config_choices)
+        return self._configs
+
+    def use_configs(self, configs: RunConfigs) -> None:
+        """Use ``configs`` (a resumed run's) for every definition made from now on."""
+        self._configs = configs
+        self._definitions.clear()
+
+    def definition(self, with_options: Sequence[str] = ()) -> FlowDefinition:
+        """The flow's checked definition with these ``--with`` options and the run's
+        configs (checked once).
+
+        Raises:
+            UserInputError: a graph error, a bad decorator, parameter or config
+                declaration, a config without an acceptable value.
         """
         key = tuple(with_options)
         if key not in self._definitions:
-            self._definitions[key] = load_definition(self.flow_class, key)
+            self._definitions[key] = load_definition(self.flow_class, key, self.configs())
         return self._definitions[key]
 
 
@@ -63,6 +121,17 @@ def add_with_option(parser: argparse.ArgumentParser, example: str) -> None:
         metavar="[STEP/]DECORATOR[:KEY=VALUE,...]",
         help=f"add a step decorator to every step, e.g. {example}; prefix a step name "
         "(train/batch:memory=30000) to add it to that step only",
+    )
+
+
+def add_datastore_option(parser: argparse.ArgumentParser) -> None:
+    """``--datastore-root ROOT``, as the subcommands that read or write runs take it (also
+    accepted before the subcommand, Metaflow's place for it)."""
+    parser.add_argument(
+        "--datastore-root",
+        metavar="ROOT",
+        help="folder or s3://bucket/prefix "
+        "(default: $BATCHWRIGHT_DATASTORE_ROOT, else ./.batchwright)",
     )
 
 

@@ -1,4 +1,4 @@
-"""The command line every flow file gets: ``python flow.py run|resume|show|check|logs|plan``.
+"""The command line every flow file gets: ``python flow.py run|resume|show|check|logs|dump|plan``.
 
 ``MyFlow()`` at the bottom of a flow file calls :func:`main`. The subcommands are the
 rows of :data:`SUBCOMMANDS`.
@@ -10,7 +10,11 @@ command to paste); 130 interrupted.
 
 Metaflow habits carry over: ``--tag TAG`` (repeatable) on ``run`` and ``resume``,
 ``--no-pylint`` accepted (and ignored) before the subcommand or on ``run``, ``resume`` and
-``check``, and ``--help`` describing the flow with its own docstring.
+``check``, and ``--help`` describing the flow with its own docstring. Before the
+subcommand, the options Metaflow takes there (``--metadata=local``, ``--datastore=local|s3``,
+``--datastore-root``, ``--environment=local``, ``--event-logger=nullSidecarLogger``,
+``--monitor=nullSidecarMonitor``, ``--quiet``) are accepted with their meaning in batchwright,
+or refused with the reason (see :mod:`batchwright.cli.metaflow_options`).
 """
 
 from __future__ import annotations
@@ -26,8 +30,21 @@ from typing import TYPE_CHECKING, Any
 
 from batchwright.aws import DEFAULT_OUTAGE_LIMIT_SECONDS, Patience
 from batchwright.backends import DEFAULT_FOLLOW_LOGS, WaitPolicy
-from batchwright.cli.command import FlowCommand, add_with_option, flow_file_of
+from batchwright.cli.command import (
+    FlowCommand,
+    add_datastore_option,
+    add_with_option,
+    flow_file_of,
+)
+from batchwright.cli.config_options import (
+    CONFIG_SUBCOMMANDS,
+    add_config_options,
+    config_choices,
+)
+from batchwright.cli.dump import configure_dump, handle_dump
+from batchwright.cli.metaflow_options import add_top_options, apply_top_options, placement
 from batchwright.cli.plan import (
+    RunEnvironment,
     RunSetup,
     add_plan_options,
     add_run_options,
@@ -36,6 +53,7 @@ from batchwright.cli.plan import (
 )
 from batchwright.cli.progress import Progress, duration_text, step_of
 from batchwright.cli.resume_hint import flow_path, resume_command
+from batchwright.configs import flow_configs
 from batchwright.console import Console
 from batchwright.decorators.base import did_you_mean
 from batchwright.definition import FlowDefinition
@@ -63,8 +81,6 @@ if TYPE_CHECKING:
 
 #: The longest tag ``--tag`` takes (as Metaflow).
 MAX_TAG_LENGTH = 512
-#: Task ids a message lists before "..." (a foreach may have thousands).
-SHOWN_TASK_IDS = 10
 #: What ``--no-pylint`` says in ``--help``.
 NO_PYLINT_HELP = (
     "accepted for Metaflow habits and ignored: batchwright runs no pylint (its own graph "
@@ -107,9 +123,16 @@ def build_parser(command: FlowCommand) -> argparse.ArgumentParser:
     )
     # Where Metaflow takes it: `python flow.py --no-pylint run`.
     add_no_pylint_option(parser)
+    add_top_options(parser)
+    add_config_options(parser, before_subcommand=True, flow_class=command.flow_class)
+    # After the subcommand too, when the flow has configs (a flow without any may keep a
+    # parameter named --config).
+    has_configs = bool(flow_configs(command.flow_class))
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for subcommand in SUBCOMMANDS:
         child = sub.add_parser(subcommand.name, help=subcommand.help, description=subcommand.help)
+        if has_configs and subcommand.name in CONFIG_SUBCOMMANDS:
+            add_config_options(child, before_subcommand=False, flow_class=command.flow_class)
         subcommand.configure(child, command)
         child.set_defaults(handler=subcommand.handle)
     return parser
@@ -127,6 +150,8 @@ def main(
         if misplaced is not None:
             raise misplaced
         args = parser.parse_args(words)
+        apply_top_options(args, command)
+        command.config_choices = config_choices(args)
         handler: Handle | None = getattr(args, "handler", None)
         if handler is None:
             parser.print_help()
@@ -169,8 +194,11 @@ def misplaced_option(
     subcommands = _subcommand_parsers(parser)
     top = _options_of(parser)
     kept: list[str] = []  # words that may stay before the subcommand (--no-pylint)
-    moved: list[str] = []  # words of options that belong after it
-    first: tuple[str, list[str]] | None = None  # the first such option and who takes it
+    # Words of options that go after it: (option, its words, whether it may also stay).
+    # One taken on both sides with one meaning (--datastore-root) is no error; it moves
+    # along with a misplaced one when the subcommand shown takes it.
+    moved: list[tuple[str, list[str], bool]] = []
+    first: tuple[str, list[str]] | None = None  # the first misplaced option and who takes it
     chosen: str | None = None
     index = 0
     while index < len(words):
@@ -180,23 +208,35 @@ def misplaced_option(
         if word in subcommands:
             chosen = word
             break
-        option, has_value, _ = word.partition("=")
+        option, has_value, inline = word.partition("=")
         takers = [name for name, child in subcommands.items() if option in _options_of(child)]
-        if not word.startswith("-") or option in top or not takers:
+        if not word.startswith("-") or not takers:
             kept.append(word)
             index += 1
             continue
         takes_value = _options_of(subcommands[takers[0]])[option]
         span = 2 if takes_value and not has_value else 1
-        moved.extend(words[index : index + span])
-        first = first or (option, takers)
+        value = inline if has_value else (words[index + 1] if index + 1 < len(words) else None)
+        # --environment before the subcommand is Metaflow's (local, conda...); a stack
+        # name there is batchwright's --environment given too early.
+        where = placement(option, value) if option in top else "subcommand"
+        if where == "top":
+            kept.append(word)
+            index += 1
+            continue
+        moved.append((option, list(words[index : index + span]), where == "either"))
+        if where == "subcommand":
+            first = first or (option, takers)
         index += span
     if first is None:
         return None
     option, takers = first
     rest = list(words[index + 1 :]) if chosen in takers else []
     name = chosen if chosen in takers else takers[0]
-    command = shlex.join(["python", flow_path(flow_file, os.getcwd()), *kept, name, *moved, *rest])
+    taken = _options_of(subcommands[name])
+    after = [w for o, span_words, either in moved if not either or o in taken for w in span_words]
+    kept += [w for o, span_words, either in moved if either and o not in taken for w in span_words]
+    command = shlex.join(["python", flow_path(flow_file, os.getcwd()), *kept, name, *after, *rest])
     if chosen is not None and chosen not in takers:
         owners = ", ".join(takers[:-1]) + (" and " if len(takers) > 1 else "") + takers[-1]
         return UserInputError(
@@ -287,12 +327,7 @@ def seconds_option(text: str) -> float:
 
 
 def _add_datastore_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--datastore-root",
-        metavar="ROOT",
-        help="folder or s3://bucket/prefix "
-        "(default: $BATCHWRIGHT_DATASTORE_ROOT, else ./.batchwright)",
-    )
+    add_datastore_option(parser)
 
 
 def _datastore_root(given: str | None) -> str:
@@ -349,7 +384,10 @@ def _handle_run(args: argparse.Namespace, command: FlowCommand) -> int:
         attribute: getattr(args, f"parameter:{attribute}", None)
         for attribute in flow_parameters(command.flow_class)
     }
-    values = resolve_parameters(command.flow_class, given, command.flow_name)
+    # A parameter's default may read the run's configs (config.key, ctx.configs.NAME).
+    values = resolve_parameters(
+        command.flow_class, given, command.flow_name, configs=definition.configs.namespace()
+    )
     return _execute(args, command, definition, setup, values, origin_run_id=None)
 
 
@@ -436,11 +474,22 @@ def _latest_own_run(store: FlowDatastore, flow_name: str) -> str:
 
 
 def _handle_resume(args: argparse.Namespace, command: FlowCommand) -> int:
+    from batchwright.cli.config_options import refuse_config_choices, resumed_run_configs
+    from batchwright.cli.plan import batch_datastore_root, declares_batch, find_run_environment
     from batchwright.datastore import open_datastore
+    from batchwright.graph import FlowGraph
 
-    definition, setup = _prepare(args, command)
-    graph = definition.graph
-    store = open_datastore(command.flow_name, _datastore_root(setup.datastore_root))
+    refuse_config_choices(command.config_choices, args.run_id or args.origin_run_id)
+    _check_run_options(args)
+    # The run to resume is found before the plan: its configs decide the decorators'
+    # arguments, so the plan is made with them (the datastore comes first).
+    has_batch_steps = declares_batch(command.flow_class, args.with_options)
+    found = find_run_environment(args, command, has_batch_steps)
+    root = args.datastore_root
+    if has_batch_steps and not args.run_batch_locally:
+        root = batch_datastore_root(root, command, found.environment)
+    graph = FlowGraph(command.flow_class)
+    store = open_datastore(command.flow_name, _datastore_root(root))
     steps = [n.name for n in graph]
     origin, step = resume_target(
         args, steps, lambda word: store.read_run(word) is not None, command.flow_name
@@ -458,6 +507,8 @@ def _handle_resume(args: argparse.Namespace, command: FlowCommand) -> int:
             f"resume --step {step}: flow '{command.flow_name}' has no such step "
             f"(steps: {', '.join(steps)}).{did_you_mean(step, steps)}"
         )
+    command.use_configs(resumed_run_configs(store, command.flow_class, origin))
+    definition, setup = _prepare(args, command, found)
     return _execute(args, command, definition, setup, None, origin_run_id=origin, resume_step=step)
 
 
@@ -527,7 +578,16 @@ def check_run_id_file(path: str | None, subcommand: str) -> None:
         )
 
 
-def _prepare(args: argparse.Namespace, command: FlowCommand) -> tuple[FlowDefinition, RunSetup]:
+def _prepare(
+    args: argparse.Namespace, command: FlowCommand, found: RunEnvironment | None = None
+) -> tuple[FlowDefinition, RunSetup]:
+    _check_run_options(args)
+    definition = command.definition(args.with_options)
+    # Environment, plan, refusals and the live queue check: before any task or submission.
+    return definition, prepare_run(args, command, definition, found)
+
+
+def _check_run_options(args: argparse.Namespace) -> None:
     check_tags(args.tags, args.command)
     check_run_id_file(args.run_id_file, args.command)
     if args.max_workers < 1:
@@ -545,9 +605,6 @@ def _prepare(args: argparse.Namespace, command: FlowCommand) -> tuple[FlowDefini
             f"--max-num-splits={args.max_num_splits} must be at least 1. Pass e.g. "
             f"--max-num-splits {DEFAULT_MAX_NUM_SPLITS}."
         )
-    definition = command.definition(args.with_options)
-    # Environment, plan, refusals and the live queue check: before any task or submission.
-    return definition, prepare_run(args, command, definition)
 
 
 def _execute(
@@ -563,7 +620,7 @@ def _execute(
     from batchwright.datastore import open_datastore
     from batchwright.scheduler import RunOptions, Scheduler
 
-    renderer = EventRenderer(command.console, args.run_id_file)
+    renderer = EventRenderer(command.console, args.run_id_file, quiet=command.quiet)
     patience = Patience(
         limit_seconds=args.outage_limit,
         on_wait=lambda problem, seconds: renderer(Reconnecting(problem, seconds)),
@@ -632,16 +689,23 @@ class EventRenderer:
     """Shows scheduler events on the console: a line per event, except for the tasks of
     fan-outs wider than :data:`~batchwright.cli.progress.PER_TASK_LINES`, which are
     summarized per step (refreshed in place on a terminal, a line now and then in logs);
-    their failures and output are still shown."""
+    their failures and output are still shown. ``quiet`` (``--quiet``) drops the summaries
+    and the live display, keeping the other lines, as Metaflow's ``--quiet`` keeps its
+    runtime's lines."""
 
-    def __init__(self, console: Console, run_id_file: str | None = None) -> None:
+    def __init__(
+        self, console: Console, run_id_file: str | None = None, *, quiet: bool = False
+    ) -> None:
         self.console = console
         self.run_id_file = run_id_file
+        self.quiet = quiet
         self.progress = Progress()
 
     def _summarize(self, event: Event) -> bool:
         if not self.progress.observe(event):
             return False
+        if self.quiet:
+            return True
         name = step_of(getattr(event, "pathspec", ""))
         if name not in self.progress.steps:  # an ArrayProgress names the step itself
             name = getattr(event, "pathspec", "")
@@ -732,11 +796,17 @@ def _handle_show(args: argparse.Namespace, command: FlowCommand) -> int:
             kind = f"split into {node.num_parallel or 'num_parallel'} parallel nodes"
         elif node.parallel_step:
             kind = "parallel"
+        elif node.is_switch:
+            kind = f"switch on '{node.condition}'"
         console.line(console.style(f"Step {node.name}", "bold") + f"  ({kind}, line {node.line})")
         if node.doc:
             for line in node.doc.splitlines():
                 console.line(f"    {line}")
-        if node.out_funcs:
+        if node.is_switch:
+            # One case runs: each key with the step it leads to.
+            cases = ", ".join(f"{key!r}: {name}" for key, name in node.switch_cases.items())
+            console.line(f"    => one of {cases}")
+        elif node.out_funcs:
             console.line(f"    => {', '.join(node.out_funcs)}")
         console.line()
     return 0
@@ -758,7 +828,7 @@ def _handle_check(args: argparse.Namespace, command: FlowCommand) -> int:
     if not plan.ok:
         raise refuse(plan)
     steps = len(definition.graph.nodes)
-    command.console.info(f"Flow {command.flow_name} is valid: {steps} steps.")
+    command.chatter.info(f"Flow {command.flow_name} is valid: {steps} steps.")
     return 0
 
 
@@ -808,66 +878,30 @@ def _configure_logs(parser: argparse.ArgumentParser, command: FlowCommand) -> No
 
 
 def _handle_logs(args: argparse.Namespace, command: FlowCommand) -> int:
-    from batchwright.client import find_datastore
+    from batchwright.cli.tasks import select_tasks
 
-    parts = args.pathspec.strip("/").split("/")
-    if len(parts) in (3, 4) and parts[0] == command.flow_name:
-        parts = parts[1:]  # a full pathspec, as the client prints them: FLOW/RUN_ID/STEP
-    elif len(parts) == 4:
-        raise _other_flow(args.pathspec, parts[0], command.flow_name)
-    if len(parts) not in (2, 3):
-        raise UserInputError(
-            f"logs {args.pathspec}: expected RUN_ID/STEP or RUN_ID/STEP/TASK (optionally "
-            f"after {command.flow_name}/), e.g. logs 1234/start."
-        )
-    run_id, step = parts[0], parts[1]
-    # Found like the client finds it: the run may be in the environment's S3 datastore.
-    store = find_datastore(command.flow_name, args.datastore_root, run_id)
-    if len(parts) == 3 and not run_id.isdigit() and store.read_run(run_id) is None:
-        # Run ids are numbers: a name there is another flow's, as in OtherFlow/1234/start.
-        raise _other_flow(args.pathspec, run_id, command.flow_name)
-    known = store.list_tasks(run_id, step)
-    if not known:
-        raise UserInputError(
-            f"logs {args.pathspec}: run '{run_id}' of flow '{command.flow_name}' has no tasks "
-            f"for step '{step}' in {store.storage.root}."
-        )
-    tasks = [parts[2]] if len(parts) == 3 else known
+    selection = select_tasks(
+        "logs", args.pathspec, command.flow_name, args.datastore_root, "the logs"
+    )
+    store, run_id, step = selection.store, selection.run_id, selection.step
     streams = [args.stream] if args.stream else ["stdout", "stderr"]
-    for task_id in tasks:
+    for task_id in selection.task_ids:
         done = store.read_done(run_id, step, task_id)
         attempts = store.list_attempts(run_id, step, task_id)
         if done is None and not attempts:
-            raise UserInputError(
-                f"logs {args.pathspec}: step '{step}' of run '{run_id}' of flow "
-                f"'{command.flow_name}' has no task '{task_id}' (its tasks: "
-                f"{_listed(known)}). Pass one of them, or logs {run_id}/{step} for the logs "
-                "of them all."
-            )
+            continue  # a task folder with nothing recorded yet
         attempt = int(done["attempt"]) if done else attempts[-1]
         pathspec = f"{command.flow_name}/{run_id}/{step}/{task_id}"
         for stream in streams:
-            data = store.read_log(run_id, step, task_id, attempt, stream) or b""
-            if data:
-                command.console.task_output(
-                    pathspec, data.decode("utf-8", "replace"), stream=stream
-                )
+            text = (store.read_log(run_id, step, task_id, attempt, stream) or b"").decode(
+                "utf-8", "replace"
+            )
+            if command.quiet:  # the bare log, line by line, as Metaflow's --quiet logs
+                for line in text.splitlines():
+                    command.console.line(line)
+            elif text:
+                command.console.task_output(pathspec, text, stream=stream)
     return 0
-
-
-def _other_flow(pathspec: str, named: str, flow_name: str) -> UserInputError:
-    return UserInputError(
-        f"logs {pathspec}: the pathspec names flow '{named}', but this file's flow is "
-        f"'{flow_name}'. Run the logs command of {named}'s own file, or pass a pathspec of "
-        f"{flow_name}: [{flow_name}/]RUN_ID/STEP[/TASK]."
-    )
-
-
-def _listed(names: Sequence[str], shown: int = SHOWN_TASK_IDS) -> str:
-    """``1, 2, 3`` or ``1, 2, ..., 40 (40 in all)``."""
-    if len(names) <= shown:
-        return ", ".join(names)
-    return f"{', '.join(names[: shown - 1])}, ..., {names[-1]} ({len(names)} in all)"
 
 
 #: The subcommands, in the order ``--help`` shows them.
@@ -884,6 +918,12 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
     ),
     Subcommand("check", "validate the flow without running it", _configure_check, _handle_check),
     Subcommand("logs", "print the logs of a step's tasks", _configure_logs, _handle_logs),
+    Subcommand(
+        "dump",
+        "print the artifacts of a step's tasks, or pickle them to a file (--file)",
+        configure_dump,
+        handle_dump,
+    ),
     Subcommand(
         "plan",
         "show where each step runs, its queue and job definition, and whether it can run",

@@ -18,11 +18,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from batchwright.cli.command import FlowCommand, add_with_option, load_flow_file
+from batchwright.cli.config_options import add_config_options, config_choices
 from batchwright.console import Console
 from batchwright.definition import FlowDefinition
 from batchwright.environment.descriptor import EnvironmentDescriptor
@@ -151,10 +153,55 @@ class RunSetup:
     environment_name: str | None = None
 
 
+@dataclass(frozen=True)
+class RunEnvironment:
+    """The environment a run or resume found (before planning)."""
+
+    environment: EnvironmentDescriptor | None = None
+    #: The name it was found by (what ``--environment`` takes to find it again).
+    found_by: str | None = None
+    #: Where one was looked for, when none was found.
+    looked: tuple[str, ...] = ()
+
+
+def find_run_environment(
+    args: argparse.Namespace, command: FlowCommand, has_batch_steps: bool
+) -> RunEnvironment:
+    """The environment of a run: searched when a step uses @batch or one is named.
+
+    Raises:
+        UnknownEnvironment: the environment named was not found, or several were found
+            and none was named.
+    """
+    name = args.environment_name
+    if not (has_batch_steps or name):
+        return RunEnvironment()
+    # An environment not found is bad input (UnknownEnvironment, exit code 2).
+    found = search(
+        name,
+        cwd=os.getcwd(),
+        flow_dir=os.path.dirname(command.flow_file),
+        outputs_file=args.outputs_file,
+        cdk_out=args.cdk_out,
+        # Only a local run may plan against cdk.out: its ARNs are placeholders.
+        allow_static=bool(args.run_batch_locally),
+    )
+    if found.found is None:
+        return RunEnvironment(looked=found.looked)
+    environment = found.found.descriptor
+    origin = "" if name else f" ({found.found.origin})"
+    command.chatter.info(f"Environment {environment.name}{origin}: {environment.source}")
+    return RunEnvironment(environment, found.found.name, found.looked)
+
+
 def prepare_run(
-    args: argparse.Namespace, command: FlowCommand, definition: FlowDefinition
+    args: argparse.Namespace,
+    command: FlowCommand,
+    definition: FlowDefinition,
+    found: RunEnvironment | None = None,
 ) -> RunSetup:
-    """Finds the environment, plans, refuses or shows the routes, checks the queues live.
+    """Finds the environment (unless ``found`` gives it), plans, refuses or shows the
+    routes, checks the queues live.
 
     Raises:
         PlanError: a step is refused (without an environment: saying where one was looked
@@ -166,26 +213,9 @@ def prepare_run(
     has_batch_steps = any(
         d.name == "batch" for decorators in definition.decorators.values() for d in decorators
     )
-    name = args.environment_name
-    environment: EnvironmentDescriptor | None = None
-    found_by: str | None = None
-    looked: tuple[str, ...] = ()
-    if has_batch_steps or name:
-        # An environment not found is bad input (UnknownEnvironment, exit code 2).
-        found = search(
-            name,
-            cwd=os.getcwd(),
-            flow_dir=os.path.dirname(command.flow_file),
-            outputs_file=args.outputs_file,
-            cdk_out=args.cdk_out,
-            # Only a local run may plan against cdk.out: its ARNs are placeholders.
-            allow_static=locally,
-        )
-        looked = found.looked
-        if found.found is not None:
-            environment, found_by = found.found.descriptor, found.found.name
-            origin = "" if name else f" ({found.found.origin})"
-            command.console.info(f"Environment {environment.name}{origin}: {environment.source}")
+    if found is None:
+        found = find_run_environment(args, command, has_batch_steps)
+    environment, found_by, looked = found.environment, found.found_by, found.looked
     plan = make_plan(
         command.flow_name,
         definition.decorators,
@@ -201,7 +231,7 @@ def prepare_run(
     datastore_root = args.datastore_root
     if has_batch_steps and not locally:
         datastore_root = batch_datastore_root(datastore_root, command, environment)
-    show_routes(plan, command.console)
+    show_routes(plan, command.chatter)  # --quiet drops the routes, not their warnings
     if has_batch_steps and not locally:
         from batchwright import aws
 
@@ -220,6 +250,22 @@ def _refuse_without(plan: Plan, looked: tuple[str, ...]) -> PlanError:
     if not looked:
         return error
     return PlanError(f"{error}\nNo environment is named, and none was found: {'; '.join(looked)}.")
+
+
+def declares_batch(flow_class: type, with_options: Sequence[str]) -> bool:
+    """Whether a step asks for @batch (written on it, or by ``--with``): known from the
+    declarations alone, before the run's configs resolve the decorators' arguments."""
+    from batchwright.decorators import parse_with_option, step_decorators
+
+    if any(parse_with_option(option).decorator.name == "batch" for option in with_options):
+        return True
+    steps = (getattr(flow_class, name, None) for name in dir(flow_class))
+    return any(
+        decorator.name == "batch"
+        for function in steps
+        if getattr(function, "_is_step", False)
+        for decorator in step_decorators(function)  # type: ignore[arg-type]
+    )
 
 
 def batch_datastore_root(
@@ -415,6 +461,7 @@ def render_plan(plan: Plan, console: Console) -> None:
 def _handle_batchwright_plan(args: argparse.Namespace, console: Console) -> int:
     flow_class = load_flow_file(args.flow_file)
     command = FlowCommand(flow_class, str(Path(args.flow_file).resolve()), console)
+    command.config_choices = config_choices(args)
     return handle_plan(args, command)
 
 
@@ -427,4 +474,5 @@ def register(sub: Any) -> None:
     )
     parser.add_argument("flow_file", metavar="FLOW.py")
     add_plan_options(parser)
+    add_config_options(parser, before_subcommand=False)
     parser.set_defaults(handler=_handle_batchwright_plan)

@@ -133,6 +133,23 @@ class S3Storage:
 
         return self._call(head)
 
+    def size(self, key: str) -> int:
+        """HeadObject's ContentLength: nothing is downloaded."""
+
+        def head() -> int | None:
+            try:
+                response = self._client.head_object(Bucket=self.bucket, Key=self._key(key))
+            except Exception as error:
+                if _is_missing(error):
+                    return None
+                raise
+            return int(response["ContentLength"])
+
+        size = self._call(head)
+        if size is None:
+            raise FileNotFoundError(key)
+        return size
+
     def keep(self, key: str) -> bool:
         """HeadObject; an object last written more than :data:`RENEW_AFTER` ago is copied
         onto itself (server-side), so that a lifecycle rule's expiry (``DatastoreLifecycle``

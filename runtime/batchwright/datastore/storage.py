@@ -42,6 +42,11 @@ class Storage(Protocol):
         """True when a blob is stored at ``key``."""
         ...
 
+    def size(self, key: str) -> int:
+        """The size in bytes of the blob at ``key``, without reading it (a ``stat``, or
+        one HeadObject on S3); FileNotFoundError when absent."""
+        ...
+
     def keep(self, key: str) -> bool:
         """True when a blob is stored at ``key``, which is about to be used again (a
         content-addressed artifact or code package a new run reuses): storage whose
@@ -137,6 +142,10 @@ class LocalStorage:
     def exists(self, key: str) -> bool:
         """True when the file exists."""
         return os.path.exists(self._path(key))
+
+    def size(self, key: str) -> int:
+        """The file's size (``os.stat``)."""
+        return os.stat(self._path(key)).st_size
 
     def keep(self, key: str) -> bool:
         """True when the file exists (nothing on a local disk expires)."""

@@ -75,6 +75,16 @@ class FlowDatastore:
             self._stored.add(key)
             return key
 
+    def artifact_size(self, key: str) -> int | None:
+        """The size in bytes of the pickle stored under the artifact key ``key`` (a task's
+        metadata maps names to these keys), asked of the storage (a ``stat``, or one
+        HeadObject on S3): a large artifact is neither downloaded nor unpickled. None when
+        its blob is missing."""
+        try:
+            return self.storage.size(self._artifact_key(key))
+        except FileNotFoundError:
+            return None
+
     def load(self, key: str, what: str = "") -> Any:
         """Unpickle the artifact stored under ``key`` (streamed from storage), after checking
         that its bytes still have that SHA-256: a changed artifact is never unpickled.

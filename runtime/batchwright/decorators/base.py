@@ -205,6 +205,13 @@ class StepDecorator:
         """Inside the task, when the step raised; return True to mark it handled."""
         return False
 
+    def task_decorate(
+        self, context: TaskContext, step_function: Callable[..., Any]
+    ) -> Callable[..., Any]:
+        """Inside the task, before the step runs: the function to run in its place (by
+        default the step itself; Metaflow's hook of the same name)."""
+        return step_function
+
     def task_finally(self, context: TaskContext) -> None:
         """Inside the task, always, after the step and the other hooks."""
 

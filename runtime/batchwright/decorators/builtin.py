@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import FrameType
 from typing import Any, ClassVar
 
@@ -23,6 +23,7 @@ from batchwright.decorators.base import (
     step_decorator_function,
 )
 from batchwright.errors import InvalidValue
+from batchwright.exception import MetaflowException, MetaflowExceptionWrapper
 
 
 @register_step_decorator
@@ -39,8 +40,14 @@ class RetryDecorator(StepDecorator):
         self.require_number(context, "minutes_between_retries")
 
 
-class TimeoutExceeded(Exception):
-    """The step ran longer than its ``@timeout``."""
+class TimeoutException(MetaflowException):
+    """The step ran longer than its ``@timeout`` (Metaflow's name for it)."""
+
+    headline = "@timeout"
+
+
+#: The name this exception had before it took Metaflow's.
+TimeoutExceeded = TimeoutException
 
 
 @register_step_decorator
@@ -71,11 +78,11 @@ class TimeoutDecorator(StepDecorator):
         return float(a["seconds"]) + 60.0 * float(a["minutes"]) + 3600.0 * float(a["hours"])
 
     def task_pre_step(self, context: TaskContext) -> None:
-        """Arm a real-time alarm that raises TimeoutExceeded in the step's code."""
+        """Arm a real-time alarm that raises TimeoutException in the step's code."""
         limit = self.total_seconds
 
         def expire(signum: int, frame: FrameType | None) -> None:
-            raise TimeoutExceeded(
+            raise TimeoutException(
                 f"step '{context.step_name}' exceeded its @timeout of {limit:g} seconds"
             )
 
@@ -87,16 +94,32 @@ class TimeoutDecorator(StepDecorator):
         signal.setitimer(signal.ITIMER_REAL, 0)
 
 
-class CaughtException:
+class FailureHandledByCatch(MetaflowException):
+    """What ``@catch`` stores when the step's attempts died without raising anything (a
+    signal, an out-of-memory kill, a lost host): the extra attempt the scheduler runs then
+    does not run the step, it raises this, and ``@catch`` handles it (Metaflow's name)."""
+
+    headline = "Task execution failed but @catch handled it"
+
+    def __init__(self, retry_count: int) -> None:
+        super().__init__(
+            f"Task execution kept failing over {retry_count} attempts. Your code did not "
+            "raise an exception. Something in the execution environment caused the failure."
+        )
+
+
+class CaughtException(MetaflowExceptionWrapper):
     """What ``@catch(var=...)`` stores: the exception's type, message and stack trace.
 
     Picklable and importable without the user's code, so the client can read it.
-    Attribute names follow Metaflow's (``type``, ``exception``, ``stacktrace``).
+    Attribute names follow Metaflow's (``type``, ``exception``, ``stacktrace``), and it is
+    a :class:`batchwright.exception.MetaflowExceptionWrapper`, as in Metaflow.
     """
 
     def __init__(self, exception: BaseException) -> None:
         import traceback
 
+        super().__init__()
         self.type = f"{type(exception).__module__}.{type(exception).__qualname__}"
         self.exception = str(exception)
         self.stacktrace = "".join(
@@ -142,6 +165,20 @@ class CatchDecorator(StepDecorator):
         """A successful step stores None in the artifact (so later steps can test it)."""
         if self.attributes["var"]:
             setattr(context.flow, self.attributes["var"], None)
+
+    def task_decorate(
+        self, context: TaskContext, step_function: Callable[..., Any]
+    ) -> Callable[..., Any]:
+        """On the attempt after the last one (the scheduler runs it when the last attempt
+        died without raising), the step does not run: FailureHandledByCatch stands in."""
+        if context.retry_count <= context.max_retries:
+            return step_function
+        attempts = context.retry_count
+
+        def fallback(*inputs: Any) -> None:
+            raise FailureHandledByCatch(attempts)
+
+        return fallback
 
     def task_exception(self, context: TaskContext, exception: BaseException) -> bool:
         """Handle the exception only on the last attempt (retries come first)."""
