@@ -834,7 +834,8 @@ class Scheduler:
 
     def _record_lost_attempt(self, task: _Task, status: TaskStatus) -> None:
         """An attempt that ended without writing its record (killed by a signal, out of
-        memory, its host lost) gets one written here, so the client still lists the
+        memory, its host lost, or a node the scheduler stopped because another node of
+        its parallel step failed) gets one written here, so the client still lists the
         attempt (``Task.metadata``) and says why it ended; its output, if any, is where
         the backend keeps it (the console here, CloudWatch on AWS Batch)."""
         if task.adopted_from is not None:
@@ -978,7 +979,9 @@ class Scheduler:
                 facts=AttemptFacts(failure=FailureKind.TERMINATED.value),
             )
             for other in others:
-                self._record(other, self._untrack(other), stopped)
+                stopped_task = self._untrack(other)
+                self._record(other, stopped_task, stopped)
+                self._record_lost_attempt(stopped_task, stopped)
         reason = f"node {task.split_index}: {status.reason}"
         if not self._fail_or_again(pathspec, task, status, reason, members):
             del self._gangs[group]

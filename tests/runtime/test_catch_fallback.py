@@ -1,6 +1,8 @@
 """``@catch`` when the step's last attempt dies without raising (a signal, an
 out-of-memory kill): as in Metaflow, one more attempt runs that does not run the step and
-stores ``FailureHandledByCatch`` in ``var``, and the flow goes on."""
+stores ``FailureHandledByCatch`` in ``var``, and the flow goes on. And the records of
+attempts that died before writing their own: the scheduler writes them, with the output
+the local backend saw."""
 
 from __future__ import annotations
 
@@ -101,3 +103,49 @@ def test_a_crashed_attempt_keeps_its_output_and_says_which_signal(
     assert not end.successful and end.metadata_dict["status"] == "failed"
     assert "Crash and burn!" in end.stdout  # printed before the process died
     assert "killed by signal SIGSEGV (segmentation fault)" in end.stderr
+
+
+STOPPED_NODES = """
+import time
+
+from batchwright import FlowSpec, current, retry, step
+
+
+class StoppedFlow(FlowSpec):
+    @step
+    def start(self):
+        self.next(self.train, num_parallel=2)
+
+    @retry(times=1, minutes_between_retries=0)
+    @step
+    def train(self):
+        if current.parallel.node_index == 1:
+            raise RuntimeError("node 1 fails")
+        time.sleep(60)  # node 0 is stopped when node 1 fails
+        self.next(self.join)
+
+    @step
+    def join(self, inputs):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+if __name__ == "__main__":
+    StoppedFlow()
+"""
+
+
+def test_nodes_stopped_by_a_failed_node_keep_a_record_of_each_attempt(
+    run_flow: RunFlow, datastore: Path, tmp_path: Path
+) -> None:
+    result = run_flow(write_flow(tmp_path, "stopped_flow", STOPPED_NODES), "run", timeout=120)
+    assert result.returncode == 1
+    train = Flow("StoppedFlow", str(datastore))[result.run_id or ""]["train"]
+    for task in train:
+        attempts = sorted(m.value for m in task.metadata if m.type == "attempt")
+        assert attempts == ["0", "1"], (task.pathspec, attempts)
+    stopped = [m.value for t in train for m in t.metadata if m.name == "failure"]
+    assert stopped and all("node 1 of the parallel step failed" in text for text in stopped)
