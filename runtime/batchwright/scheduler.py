@@ -840,6 +840,11 @@ class Scheduler:
         the backend keeps it (the console here, CloudWatch on AWS Batch)."""
         if task.adopted_from is not None:
             return  # its records belong to the run it resumed
+        started = task.started_at or status.started_at
+        if started is None and status.facts is not None:
+            started = status.facts.started_at
+        if started is None:
+            return  # it never ran (e.g. no compute environment could start it)
         found = self.store.read_metadata(self.run_id, task.step, task.task_id, task.attempt)
         if found is not None:
             return
@@ -856,7 +861,7 @@ class Scheduler:
                 "attempt": task.attempt,
                 "input_paths": list(task.input_paths),
                 "split_index": task.split_index,
-                "started_at": task.started_at,
+                "started_at": started,
                 "finished_at": time.time(),
                 "status": "failed",
                 "exit_code": status.exit_code,

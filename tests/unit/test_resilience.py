@@ -171,6 +171,20 @@ def test_s3_storage_compare_and_swap_uses_conditional_writes() -> None:
         assert storage.read_versioned("k") == (b"two", second)
 
 
+def test_a_conditional_write_cut_off_by_the_network_raises_the_connection_error() -> None:
+    """A dropped connection (botocore's error carries response=None) reaches the
+    orchestrator's patience as that error, which it waits out, not as a crash."""
+    from botocore.exceptions import ConnectionClosedError
+
+    class Dropping:
+        def put_object(self, **_: Any) -> None:
+            raise ConnectionClosedError(endpoint_url="http://s3")
+
+    storage = S3Storage("s3://bucket/prefix", client=Dropping())
+    with pytest.raises(ConnectionClosedError):
+        storage.write_versioned("k", b"one", None)
+
+
 def _lease_record(store: FlowDatastore, run_id: str) -> dict[str, Any]:
     data = store.storage.read_bytes(f"{store.run_prefix(run_id)}/lease.json")
     assert data is not None

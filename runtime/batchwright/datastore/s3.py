@@ -257,7 +257,9 @@ class S3Storage:
                     Bucket=self.bucket, Key=self._key(key), Body=data, **condition
                 )
             except Exception as error:
-                code = str(getattr(error, "response", {}).get("Error", {}).get("Code", ""))
+                # A connection error carries response=None: it goes to the patience.
+                response = getattr(error, "response", None) or {}
+                code = str(response.get("Error", {}).get("Code", ""))
                 if code in ("PreconditionFailed", "412", "ConditionalRequestConflict", "NoSuchKey"):
                     return None
                 raise
