@@ -117,14 +117,7 @@ class CaughtException(MetaflowExceptionWrapper):
     """
 
     def __init__(self, exception: BaseException) -> None:
-        import traceback
-
-        super().__init__()
-        self.type = f"{type(exception).__module__}.{type(exception).__qualname__}"
-        self.exception = str(exception)
-        self.stacktrace = "".join(
-            traceback.format_exception(type(exception), exception, exception.__traceback__)
-        )
+        super().__init__(exception)
 
     def __repr__(self) -> str:
         return f"CaughtException({self.type}: {self.exception})"
@@ -184,9 +177,10 @@ class CatchDecorator(StepDecorator):
         """Handle the exception only on the last attempt (retries come first)."""
         if not context.is_last_attempt:
             return False
+        caught = CaughtException(exception)
         if self.attributes["var"]:
-            setattr(context.flow, self.attributes["var"], CaughtException(exception))
-        context.extras["caught"] = CaughtException(exception)
+            setattr(context.flow, self.attributes["var"], caught)
+        context.extras["caught"] = caught
         context.extras["print_exception"] = bool(self.attributes["print_exception"])
         return True
 
