@@ -5,6 +5,7 @@ built by the batchwright CDK constructs.
 client (``Flow``, ``Run``, ``Step``, ``Task``, ``DataArtifact``, ``Metaflow``,
 ``namespace``, ``get_namespace``, ``default_namespace``, ``metadata``, ``get_metadata``,
 ``default_metadata``) is imported on first use so that task start-up stays light.
+``@schedule`` (a flow-level decorator) says when a deployed flow runs by itself.
 
 Modules at the paths Metaflow's users import from: :mod:`batchwright.exception`
 (``MetaflowException`` and the rest of Metaflow's exception names) and
@@ -35,6 +36,7 @@ from batchwright.decorators import (  # noqa: E402
 )
 from batchwright.flowspec import FlowSpec, step  # noqa: E402
 from batchwright.parameters import IncludeFile, JSONType, Parameter  # noqa: E402
+from batchwright.schedule import schedule  # noqa: E402
 
 if TYPE_CHECKING:
     from batchwright.client import (
@@ -81,6 +83,7 @@ __all__ = [
     "parallel",
     "resources",
     "retry",
+    "schedule",
     "step",
     "timeout",
 ]

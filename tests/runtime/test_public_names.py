@@ -70,10 +70,31 @@ def test_the_metaflow_module_paths_shadow_no_public_name(tmp_path: Path) -> None
         "import batchwright\n"
         "public = {n: getattr(batchwright, n) for n in batchwright.__all__ if n[0] != '_'}\n"
         "import batchwright.exception, batchwright.metaflow_current\n"
-        "import batchwright.includefile, batchwright.util\n"
+        "import batchwright.includefile, batchwright.util, batchwright.schedule\n"
         "changed = [n for n, v in public.items() if getattr(batchwright, n) is not v]\n"
         "print(changed, batchwright.metaflow_current.current is batchwright.current)\n",
         tmp_path,
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["[]", "True"]
+
+
+def test_schedule_is_the_decorator_and_its_module_still_gives_its_names(tmp_path: Path) -> None:
+    # The module batchwright.schedule shares its name with the decorator `schedule` it
+    # defines; the package binds the decorator, and `from batchwright.schedule import ...`
+    # still reaches the module through sys.modules. (`import batchwright.schedule as m`
+    # would give the decorator: import the names from the module instead.)
+    done = _python(
+        "import batchwright.schedule\n"
+        "from batchwright.schedule import Schedule, flow_schedule\n"
+        "import batchwright\n"
+        "from batchwright import FlowSpec, schedule\n"
+        "@schedule(hourly=True)\n"
+        "class Hourly(FlowSpec):\n"
+        "    pass\n"
+        "print(batchwright.schedule is schedule, 'schedule' in batchwright.__all__,\n"
+        "      flow_schedule(Hourly) == Schedule('cron(0 * * * ? *)'))\n",
+        tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "True", "True"]
