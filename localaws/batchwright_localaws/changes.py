@@ -24,6 +24,7 @@ reading for the rest.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
@@ -170,6 +171,36 @@ IN_PLACE: dict[str, frozenset[str]] = {
         {"BucketEncryption", "PublicAccessBlockConfiguration", "Tags", "LifecycleConfiguration"}
     ),
     "AWS::S3::BucketPolicy": frozenset({"PolicyDocument"}),
+    # A state machine keeps its ARN through changes of its definition, role, logging,
+    # tracing, encryption and tags; its name and type replace it.
+    "AWS::StepFunctions::StateMachine": frozenset(
+        {
+            "Definition",
+            "DefinitionString",
+            "DefinitionS3Location",
+            "DefinitionSubstitutions",
+            "RoleArn",
+            "LoggingConfiguration",
+            "TracingConfiguration",
+            "EncryptionConfiguration",
+            "Tags",
+        }
+    ),
+    # UpdateSchedule rewrites all of a schedule but its name and group.
+    "AWS::Scheduler::Schedule": frozenset(
+        {
+            "Description",
+            "EndDate",
+            "FlexibleTimeWindow",
+            "KmsKeyArn",
+            "ScheduleExpression",
+            "ScheduleExpressionTimezone",
+            "StartDate",
+            "State",
+            "Target",
+        }
+    ),
+    "AWS::Scheduler::ScheduleGroup": frozenset({"Tags"}),
 }
 
 
@@ -338,6 +369,99 @@ def _update_bucket_policy(d: Deployer, record: Record, new: dict[str, Any]) -> N
     bucket_policy(d, "bucket policy", new)
 
 
+#: A state machine's properties that give its definition.
+DEFINITION_PROPERTIES = ("DefinitionString", "Definition", "DefinitionS3Location")
+_SUBSTITUTION = re.compile(r"\$\{([^}]+)\}")
+
+
+def state_machine_definition(d: Deployer, p: Mapping[str, Any]) -> str:
+    """A state machine's definition as CloudFormation computes it from the properties:
+    ``DefinitionString``, ``Definition`` (an object) or ``DefinitionS3Location`` (read from
+    the emulator's S3, where the deploy publishes the stack's file assets), with each
+    ``${name}`` of ``DefinitionSubstitutions`` replaced by its value."""
+    if "DefinitionString" in p:
+        text = str(p["DefinitionString"])
+    elif "Definition" in p:
+        text = json.dumps(p["Definition"])
+    elif "DefinitionS3Location" in p:
+        location = p["DefinitionS3Location"]
+        where = {"Bucket": location["Bucket"], "Key": location["Key"]}
+        if location.get("Version"):
+            where["VersionId"] = location["Version"]
+        text = d.client("s3").get_object(**where)["Body"].read().decode()
+    else:
+        raise ValueError(f"a state machine needs one of {', '.join(DEFINITION_PROPERTIES)}")
+    substitutions = p.get("DefinitionSubstitutions") or {}
+
+    def substitute(match: re.Match[str]) -> str:
+        if match.group(1) not in substitutions:
+            return match.group(0)
+        value = substitutions[match.group(1)]
+        return json.dumps(value) if isinstance(value, bool) else str(value)
+
+    return _SUBSTITUTION.sub(substitute, text) if substitutions else text
+
+
+#: What CreateStateMachine and UpdateStateMachine take from the properties as written
+#: (botocore's model renames them).
+_STATE_MACHINE_SETTINGS = (
+    "RoleArn",
+    "LoggingConfiguration",
+    "TracingConfiguration",
+    "EncryptionConfiguration",
+)
+
+
+def state_machine_request(d: Deployer, name: str, p: Mapping[str, Any]) -> dict[str, Any]:
+    """The CreateStateMachine request of a state machine's properties."""
+    body = {k: p[k] for k in (*_STATE_MACHINE_SETTINGS, "Tags") if k in p}
+    body |= {"name": name, "definition": state_machine_definition(d, p)}
+    if "StateMachineType" in p:
+        body["type"] = p["StateMachineType"]
+    return d.request("stepfunctions", "CreateStateMachine", body)
+
+
+def _update_state_machine(d: Deployer, record: Record, new: dict[str, Any]) -> None:
+    old = record.properties
+    body = {k: new[k] for k in _STATE_MACHINE_SETTINGS if k in new}
+    # Settings gone from the template go back to what a state machine has without them.
+    if "LoggingConfiguration" in old and "LoggingConfiguration" not in new:
+        body["LoggingConfiguration"] = {"Level": "OFF"}
+    if "TracingConfiguration" in old and "TracingConfiguration" not in new:
+        body["TracingConfiguration"] = {"Enabled": False}
+    body |= {"stateMachineArn": record.ref, "definition": state_machine_definition(d, new)}
+    stepfunctions = d.client("stepfunctions")
+    stepfunctions.update_state_machine(**d.request("stepfunctions", "UpdateStateMachine", body))
+    _retag(d, "stepfunctions", record.ref, old.get("Tags", []), new.get("Tags", []))
+
+
+def _retag(
+    d: Deployer, service: str, arn: str, old: list[dict[str, Any]], new: list[dict[str, Any]]
+) -> None:
+    """Applies a change of a resource's ``[{Key, Value}]`` tags through the service's
+    TagResource/UntagResource (whose names botocore's model gives)."""
+    if old == new:
+        return
+    client = d.client(service)
+    gone = sorted({t["Key"] for t in old} - {t["Key"] for t in new})
+    if gone:
+        untag = d.request(service, "UntagResource", {"ResourceArn": arn, "TagKeys": gone})
+        client.untag_resource(**untag)
+    if new:
+        client.tag_resource(**d.request(service, "TagResource", {"ResourceArn": arn, "Tags": new}))
+
+
+def _update_schedule(d: Deployer, record: Record, new: dict[str, Any]) -> None:
+    # UpdateSchedule is a full rewrite: what the template leaves out goes to its default.
+    request = d.request("scheduler", "UpdateSchedule", new | {"Name": record.ref})
+    d.client("scheduler").update_schedule(**request)
+
+
+def _update_schedule_group(d: Deployer, record: Record, new: dict[str, Any]) -> None:
+    arn = record.attributes["Arn"]
+    _retag(d, "scheduler", arn, record.properties.get("Tags", []), new.get("Tags", []))
+
+
 UPDATERS: dict[str, Updater] = {
     "AWS::Batch::ComputeEnvironment": _update_compute_environment,
     "AWS::Batch::JobQueue": _update_job_queue,
@@ -348,6 +472,9 @@ UPDATERS: dict[str, Updater] = {
     "AWS::IAM::Role": _update_role,
     "AWS::S3::Bucket": _update_bucket,
     "AWS::S3::BucketPolicy": _update_bucket_policy,
+    "AWS::StepFunctions::StateMachine": _update_state_machine,
+    "AWS::Scheduler::Schedule": _update_schedule,
+    "AWS::Scheduler::ScheduleGroup": _update_schedule_group,
 }
 
 
@@ -466,6 +593,13 @@ def _call(service: str, operation: str, **from_record: str) -> Deleter:
     return delete
 
 
+def _delete_schedule(d: Deployer, record: Record) -> None:
+    group = record.properties.get("GroupName")
+    d.client("scheduler").delete_schedule(
+        Name=record.ref, **({"GroupName": group} if group else {})
+    )
+
+
 def _nothing(d: Deployer, record: Record) -> None:
     """Nothing was created for the resource in the emulator."""
 
@@ -509,6 +643,11 @@ DELETERS: dict[str, Deleter] = {
     "AWS::Batch::ComputeEnvironment": _delete_compute_environment,
     "AWS::Batch::JobQueue": _delete_job_queue,
     "AWS::Batch::JobDefinition": _call("batch", "deregister_job_definition", jobDefinition="ref"),
+    "AWS::StepFunctions::StateMachine": _call(
+        "stepfunctions", "delete_state_machine", stateMachineArn="ref"
+    ),
+    "AWS::Scheduler::Schedule": _delete_schedule,
+    "AWS::Scheduler::ScheduleGroup": _call("scheduler", "delete_schedule_group", Name="ref"),
 }
 
 

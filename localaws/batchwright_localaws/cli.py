@@ -44,9 +44,11 @@ def register(sub: Any) -> None:
         "deploy",
         help="create a synthesized stack's resources in the local AWS and write its outputs",
         description=(
-            "Creates the resources of a synthesized template (from `cdk synth`) in the "
-            "local AWS, then writes the stack's outputs as `cdk deploy --outputs-file` "
-            "would and records them as a CloudFormation stack in the emulator. Deploying "
+            "Publishes the stack's file assets from the cloud assembly to the local S3 "
+            "(as `cdk deploy` does), creates the resources of its synthesized template "
+            "(from `cdk synth`) in the local AWS, then writes the stack's outputs as "
+            "`cdk deploy --outputs-file` would and records them as a CloudFormation "
+            "stack in the emulator. Deploying "
             "again changes only what changed, as CloudFormation would: unchanged resources "
             "keep their physical ids."
         ),
@@ -153,10 +155,12 @@ def _deploy(args: argparse.Namespace, console: Console) -> int:
         # No registry is reachable here: the offline-built job image stands in.
         parameters[IMAGE_PARAMETER] = local.image
         console.notice(f"{IMAGE_PARAMETER}={local.image} (the local AWS's job image)")
-    result = deploy.deploy(local, template, stack, parameters=parameters)
+    result = deploy.deploy(local, template, stack, parameters=parameters, cdk_out=args.cdk_out)
     deploy.record_stack(local, result)
     deploy.write_outputs_file(result, Path(args.outputs_file))
     console.info(f"deployed {stack} to {local.endpoint}: {result.summary()}")
+    if result.assets:
+        console.info(f"  file assets published: {len(result.assets)}")
     for what, ids in (("updated in place", result.updated), ("replaced", result.replaced)):
         for logical_id in ids:
             console.info(f"  {what}: {logical_id}")

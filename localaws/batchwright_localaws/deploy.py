@@ -17,6 +17,18 @@ physical ids, changed ones are updated in place or replaced by their type's rule
 resources gone from the template are deleted unless retained; :func:`destroy` deletes a
 stack, keeping what its deletion policy retains.
 
+Before it creates anything, a deployment given the cloud assembly (``cdk_out``, as
+``batchwright localaws deploy`` does) publishes the stack's file assets itself, as
+``cdk deploy`` does through cdk-assets: each file of the stack's asset manifest
+(``<Stack>.assets.json``) goes to the emulator's S3 at its destination's bucket (the
+bootstrap bucket ``cdk-hnb659fds-assets-${AWS::AccountId}-${AWS::Region}``, created when
+missing, as ``cdk bootstrap`` would have) and object key, with the pseudo parameters
+resolved as the template's ``Fn::Sub`` resolves them, so that what the template references
+(a code package, a state machine's definition) is really there. A directory asset is
+zipped first; an object already there with the same bytes is not sent again. Docker image
+assets are not published (the emulator has no registry; the offline-built job image
+stands in) and are listed in the notes.
+
 Resource properties are translated to API requests with botocore's service model, so a
 property the API does not know is dropped (and reported) rather than guessed. Where the
 emulator needs something AWS does not (a service role on compute environments, security
@@ -27,22 +39,34 @@ cannot hold (Lambda-backed custom resources, CDK metadata) are skipped and liste
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
+import os
 import re
 import secrets
+import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from batchwright.environment import instances
-from batchwright.environment.assembly import FUNCTIONS, NO_VALUE, References, evaluate
+from batchwright.environment.assembly import (
+    FUNCTIONS,
+    NO_VALUE,
+    CloudAssembly,
+    References,
+    evaluate,
+)
 from batchwright.errors import LocalAwsError
 from batchwright_localaws import changes
 from batchwright_localaws.changes import Record, StackState
 from batchwright_localaws.services import LocalAws
 
 ACCOUNT_ID = "123456789012"  # moto's default account
+#: The manifest's artifact type of a stack's asset manifest (``<Stack>.assets.json``).
+ASSET_MANIFEST_TYPE = "cdk:asset-manifest"
 
 
 @dataclass
@@ -65,6 +89,8 @@ class Deployment:
     retained: list[str] = field(default_factory=list)
     #: Resources that could not be deleted, with the emulator's reason.
     failed: dict[str, str] = field(default_factory=dict)
+    #: The file assets published before the resources were made, as ``s3://`` URLs.
+    assets: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         """``3 created, 20 unchanged, 1 updated, ...`` (the non-empty counts)."""
@@ -91,9 +117,34 @@ def deploy(
     stack_name: str,
     *,
     parameters: Mapping[str, str] | None = None,
+    cdk_out: str | Path | None = None,
 ) -> Deployment:
-    """Creates the template's resources in the local AWS and returns the deployment."""
-    return _Deployer(local, template, stack_name, dict(parameters or {})).run()
+    """Creates the template's resources in the local AWS and returns the deployment.
+
+    With ``cdk_out``, the cloud assembly the template comes from, the stack's file assets
+    are published to the emulator's S3 first (:func:`asset_manifest`), as ``cdk deploy``
+    publishes them before it deploys the template.
+    """
+    manifest = asset_manifest(cdk_out, stack_name) if cdk_out is not None else None
+    return _Deployer(local, template, stack_name, dict(parameters or {})).run(manifest)
+
+
+def asset_manifest(cdk_out: str | Path, stack_name: str) -> Path | None:
+    """The asset manifest (``<Stack>.assets.json``) of the stack in the cloud assembly, as
+    its ``manifest.json`` names it among the stack's dependencies; None when it has none.
+
+    Raises:
+        EnvironmentNotFound: no manifest there, or no such stack.
+    """
+    assembly = CloudAssembly.read(cdk_out)
+    stack = assembly.stack(stack_name)
+    artifacts = json.loads(assembly.manifest_path.read_text()).get("artifacts") or {}
+    for dependency in artifacts.get(stack.artifact_id, {}).get("dependencies", []):
+        artifact = artifacts.get(dependency) or {}
+        file = (artifact.get("properties") or {}).get("file")
+        if artifact.get("type") == ASSET_MANIFEST_TYPE and file:
+            return assembly.directory / str(file)
+    return None
 
 
 def destroy(local: LocalAws, stack_name: str) -> Deployment:
@@ -331,8 +382,10 @@ class _Deployer(References):
 
     # -- main loop
 
-    def run(self) -> Deployment:
+    def run(self, assets: Path | None = None) -> Deployment:
         s3 = self.client("s3")
+        if assets is not None:
+            self.publish_assets(assets)
         previous = changes.load_state(s3, self.stack) or StackState()
         self._service_role = previous.service_role
         superseded: dict[str, Record] = {}  # replaced: deleted once the new one stands
@@ -422,6 +475,69 @@ class _Deployer(References):
                 str(resource.get("UpdateReplacePolicy", "Delete")),
             )
 
+    # -- file assets, published as cdk-assets publishes them
+
+    def publish_assets(self, manifest_path: Path) -> None:
+        """Puts each file asset of the asset manifest at its destinations in the emulator's
+        S3 (see the module's docstring)."""
+        manifest = json.loads(manifest_path.read_text())
+        s3 = self.client("s3")
+        for asset_id, asset in (manifest.get("files") or {}).items():
+            source = asset.get("source") or {}
+            if "path" not in source:  # an executable's output: nothing to read here
+                self.note(f"file asset {asset_id}: not published (built by a command)")
+                continue
+            path = manifest_path.parent / str(source["path"])
+            if not path.exists():
+                raise LocalAwsError(
+                    f"file asset {asset_id}: {path} (named by {manifest_path}) does not "
+                    "exist; run `cdk synth` again"
+                )
+            # A directory is zipped whatever its packaging says; a file goes as it is.
+            body = _zip_directory(path) if path.is_dir() else path.read_bytes()
+            for destination in (asset.get("destinations") or {}).values():
+                bucket = self._pseudo(str(destination["bucketName"]))
+                key = self._pseudo(str(destination["objectKey"]))
+                try:
+                    self._ensure_bucket(s3, bucket)
+                    if not _holds(s3, bucket, key, body):
+                        s3.put_object(Bucket=bucket, Key=key, Body=body)
+                except Exception as error:  # botocore's ClientError
+                    raise LocalAwsError(
+                        f"publishing file asset {asset_id} to s3://{bucket}/{key} in the "
+                        f"local AWS failed: {error}"
+                    ) from error
+                self.result.assets.append(f"s3://{bucket}/{key}")
+        for asset_id in manifest.get("dockerImages") or {}:
+            self.note(
+                f"Docker image asset {asset_id}: not published (the emulator has no "
+                "registry; the local AWS's job image stands in)"
+            )
+
+    def _pseudo(self, text: str) -> str:
+        """``${AWS::AccountId}``, ``${AWS::Region}``, ... of an asset manifest, as the
+        template's ``Fn::Sub`` resolves them."""
+        return re.sub(r"\$\{(AWS::[A-Za-z]+)\}", lambda m: str(self.ref(m.group(1))), text)
+
+    def _ensure_bucket(self, s3: Any, bucket: str) -> None:
+        """Creates an asset bucket that ``cdk bootstrap`` would have made."""
+        try:
+            s3.head_bucket(Bucket=bucket)
+            return
+        except Exception as error:
+            if "404" not in str(error) and "NoSuchBucket" not in str(error):
+                raise
+        where = self.local.region
+        s3.create_bucket(
+            Bucket=bucket,
+            **(
+                {}
+                if where == "us-east-1"
+                else {"CreateBucketConfiguration": {"LocationConstraint": where}}
+            ),
+        )
+        self.note(f"asset bucket {bucket}: created (`cdk bootstrap` makes it on AWS)")
+
     def _keep(self, logical_id: str, record: Record) -> None:
         """Takes over a resource an earlier deployment made."""
         self.created(logical_id, record.ref, **record.attributes)
@@ -505,6 +621,27 @@ class _Deployer(References):
                 f"{name} (AWS uses the service-linked role)"
             )
         return self._service_role
+
+
+def _zip_directory(folder: Path) -> bytes:
+    """A directory asset as cdk-assets uploads it: a zip of its files, by relative path."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for root, dirs, files in os.walk(folder):
+            dirs.sort()
+            for name in sorted(files):
+                path = Path(root) / name
+                archive.write(path, path.relative_to(folder).as_posix())
+    return buffer.getvalue()
+
+
+def _holds(s3: Any, bucket: str, key: str, body: bytes) -> bool:
+    """Whether the object is already there with these bytes (its ETag is their MD5)."""
+    try:
+        etag = str(s3.head_object(Bucket=bucket, Key=key)["ETag"]).strip('"')
+    except Exception:
+        return False
+    return etag == hashlib.md5(body, usedforsecurity=False).hexdigest()
 
 
 def _references(value: Any, found: set[str]) -> None:
@@ -825,6 +962,27 @@ def _job_definition(d: _Deployer, logical_id: str, p: dict[str, Any]) -> None:
     d.created(logical_id, arn)
 
 
+def _state_machine(d: _Deployer, logical_id: str, p: dict[str, Any]) -> None:
+    name = p.get("StateMachineName") or d.name_for(logical_id, max_length=80)
+    request = changes.state_machine_request(d, name, p)
+    arn = d.client("stepfunctions").create_state_machine(**request)["stateMachineArn"]
+    d.created(logical_id, arn, Arn=arn, Name=name)
+
+
+def _schedule(d: _Deployer, logical_id: str, p: dict[str, Any]) -> None:
+    name = p.get("Name") or d.name_for(logical_id, max_length=64)
+    request = d.request("scheduler", "CreateSchedule", p | {"Name": name})
+    arn = d.client("scheduler").create_schedule(**request)["ScheduleArn"]
+    d.created(logical_id, name, Arn=arn)
+
+
+def _schedule_group(d: _Deployer, logical_id: str, p: dict[str, Any]) -> None:
+    name = p.get("Name") or d.name_for(logical_id, max_length=64)
+    request = d.request("scheduler", "CreateScheduleGroup", p | {"Name": name})
+    arn = d.client("scheduler").create_schedule_group(**request)["ScheduleGroupArn"]
+    d.created(logical_id, name, Arn=arn, State="ACTIVE")
+
+
 def _eip(d: _Deployer, logical_id: str, p: dict[str, Any]) -> None:
     address = d.client("ec2").allocate_address(Domain=p.get("Domain", "vpc"))
     d.created(
@@ -891,6 +1049,8 @@ _NAME_PROPERTIES: dict[str, tuple[str, ...]] = {
     "AWS::EC2::LaunchTemplate": ("LaunchTemplateName",),
     "AWS::Batch::ComputeEnvironment": ("ComputeEnvironmentName",),
     "AWS::Batch::JobQueue": ("JobQueueName",),
+    "AWS::StepFunctions::StateMachine": ("StateMachineName",),
+    "AWS::Scheduler::ScheduleGroup": ("Name",),
 }
 
 _CREATORS: dict[str, Callable[[_Deployer, str, dict[str, Any]], None]] = {
@@ -920,4 +1080,7 @@ _CREATORS: dict[str, Callable[[_Deployer, str, dict[str, Any]], None]] = {
     "AWS::Batch::ComputeEnvironment": _compute_environment,
     "AWS::Batch::JobQueue": _job_queue,
     "AWS::Batch::JobDefinition": _job_definition,
+    "AWS::StepFunctions::StateMachine": _state_machine,
+    "AWS::Scheduler::Schedule": _schedule,
+    "AWS::Scheduler::ScheduleGroup": _schedule_group,
 }

@@ -22,7 +22,20 @@ node (``<definition>/default/<jobId>-node-<i>``), node records for DescribeJobs
 ``<jobId>#<i>``, and the main node deciding the job's outcome. One emulator adaptation
 there: every node shares the host's network, so child nodes reach the main node on
 ``127.0.0.1``. A multi-node job takes one container slot whatever its node count (it needs
-all its containers at once; partial holds could deadlock). Nothing else of moto changes.
+all its containers at once; partial holds could deadlock).
+
+:func:`install_stepfunctions` (:mod:`batchwright_localaws.stepfunctions`): moto's Step
+Functions interpreter (switched on by the local AWS through moto's config API,
+``execute_state_machine``) leaves the conversion of a Task's PascalCase ``Parameters`` to
+the API's names, and of the API's answer back to PascalCase, as empty stubs, so
+``batch:submitJob.sync`` as written for AWS fails there. The server fills them in from
+botocore's model of each operation, as Step Functions does, reads an ``aws-sdk`` result's
+streaming ``Body`` into text, gives each retry of a ``.sync`` task a task token of its own
+(moto's retry reused the spent one and timed out at once), lets a state machine run more
+than once, and names aws-sdk S3 errors ``S3.*``. An emulator adaptation: only names are
+converted, never values, and a field the model does not know is left as written; moto's
+client then refuses it (the task fails with ``States.Runtime`` naming the field) where
+AWS refuses the state machine or the call. Nothing else of moto changes.
 """
 
 from __future__ import annotations
@@ -129,14 +142,23 @@ def install_multinode() -> None:
     multinode.install()
 
 
+def install_stepfunctions() -> None:
+    """Makes moto's Step Functions call service integrations with the field names AWS uses
+    (see :mod:`batchwright_localaws.stepfunctions`). Idempotent."""
+    from batchwright_localaws import stepfunctions
+
+    stepfunctions.install()
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Installs the capacity, the in-place updates and multi-node jobs, then runs
-    ``moto.server`` with ``argv``."""
+    """Installs the capacity, the in-place updates, multi-node jobs and Step Functions'
+    integrations, then runs ``moto.server`` with ``argv``."""
     from moto.server import main as moto_main
 
     install(int(os.environ.get(SLOTS_VARIABLE) or default_slots()))
     install_updates()
     install_multinode()
+    install_stepfunctions()
     moto_main(argv)
 
 

@@ -11,7 +11,10 @@
 3. the moto server on a free loopback port, with ``MOTO_DOCKER_NETWORK_MODE=host`` so
    that job containers reach the emulated S3 on 127.0.0.1, and with compute capacity
    (:mod:`batchwright_localaws.motoserver`): at most a few job containers at once, the
-   others waiting in RUNNABLE as on Batch.
+   others waiting in RUNNABLE as on Batch; and with Step Functions executing state
+   machines (moto's ``execute_state_machine``, :data:`MOTO_CONFIG`, set again by
+   ``reset``), their service integrations bridged to AWS's field names
+   (:mod:`batchwright_localaws.stepfunctions`).
 
 What was started is recorded in ``state.json`` of the state directory
 (``$BATCHWRIGHT_LOCALAWS_DIR``, default ``~/.batchwright/localaws``) together with the
@@ -364,6 +367,8 @@ def _moto_answers(endpoint: str) -> bool:
 
 #: moto.server with compute capacity (:mod:`batchwright_localaws.motoserver`).
 MOTO_SERVER_MODULE = "batchwright_localaws.motoserver"
+#: What the local AWS sets through moto's config API: Step Functions runs executions.
+MOTO_CONFIG: dict[str, Any] = {"stepfunctions": {"execute_state_machine": True}}
 
 
 def _start_moto(directory: Path, log: Log) -> tuple[int, str]:
@@ -412,6 +417,7 @@ def up(log: Log = _no_log) -> tuple[LocalAws, bool]:
     started it. Raises :class:`LocalAwsError` saying what is missing and how to fix it."""
     running = current()
     if running is not None:
+        moto_api(running, "config", MOTO_CONFIG)
         return running, False
     directory = state_dir()
     directory.mkdir(parents=True, exist_ok=True)
@@ -433,6 +439,7 @@ def up(log: Log = _no_log) -> tuple[LocalAws, bool]:
         dockerd_pid=dockerd_pid,
         state_dir=str(directory),
     )
+    moto_api(local, "config", MOTO_CONFIG)
     tmp = _state_file().with_suffix(".tmp")
     tmp.write_text(json.dumps(asdict(local), indent=2))
     tmp.replace(_state_file())
@@ -502,5 +509,7 @@ def moto_api(local: LocalAws, path: str, body: dict[str, Any] | None = None) -> 
 
 
 def reset(local: LocalAws) -> None:
-    """Forgets every resource the emulator holds (a clean slate between test modules)."""
+    """Forgets every resource the emulator holds (a clean slate between test modules);
+    Step Functions still executes state machines afterwards (:data:`MOTO_CONFIG`)."""
     moto_api(local, "reset")
+    moto_api(local, "config", MOTO_CONFIG)
