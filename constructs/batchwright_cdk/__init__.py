@@ -6,6 +6,7 @@ from __future__ import annotations
 from batchwright.environment.instances import InstanceCapacity
 from batchwright_cdk.aspects import BatchChecks
 from batchwright_cdk.environment import DEFAULT_IMAGE, BatchEnvironment
+from batchwright_cdk.flow import FlowStateMachine
 from batchwright_cdk.imported import ImportedBatchEnvironment
 from batchwright_cdk.queues import ComputeEnvironmentSpec, QueueSpec
 from batchwright_cdk.stack import BatchEnvironmentStack
@@ -20,6 +21,7 @@ __all__ = [
     "ComputeEnvironmentSpec",
     "DatastoreLifecycle",
     "EnvironmentConfigError",
+    "FlowStateMachine",
     "ImportedBatchEnvironment",
     "InstanceCapacity",
     "QueueSpec",

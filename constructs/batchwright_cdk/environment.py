@@ -210,6 +210,8 @@ class BatchEnvironment(EnvironmentGrants, Construct):
         self.datastore_prefix = normalize_prefix(datastore_prefix)
         self.metaflow_queue = metaflow_queue
         self._declared = {c.name: c for c in instance_capacities}
+        #: Flows deployed in this stack (FlowStateMachine): flow name -> state machine ARN.
+        self._flows: dict[str, str] = {}
         self._specs: dict[str, QueueSpec] = {}
         self._capacities: dict[str, dict[int, list[InstanceCapacity]]] = {}
         self.job_queues: dict[str, batch.JobQueue] = {}
@@ -575,7 +577,25 @@ class BatchEnvironment(EnvironmentGrants, Construct):
             default_image=self.default_image,
             queues=tuple(queues),
             instance_types=extra,
+            flows=dict(self._flows),
         )
+
+    def add_flow(self, flow_name: str, state_machine_arn: str) -> None:
+        """Publish a flow deployed next to the environment in its descriptor (``flows``),
+        where ``step-functions trigger`` and ``list-runs`` find its state machine.
+
+        Raises:
+            EnvironmentConfigError: the environment already publishes a flow of that name.
+        """
+        if flow_name in self._flows:
+            raise fail(
+                f"BatchEnvironment {self.node.path!r}",
+                "flow",
+                flow_name,
+                "is deployed twice next to this environment (one state machine per flow)",
+                "Deploy the second one next to another environment",
+            )
+        self._flows[flow_name] = state_machine_arn
 
     def _metaflow_profile(self, descriptor: EnvironmentDescriptor) -> dict[str, str]:
         key = self.metaflow_queue or next(iter(self.job_queues), None)

@@ -563,6 +563,24 @@ class RunConfigs:
         """The configs by name, as ``ctx.configs`` of a parameter's default gives them."""
         return ConfigValue(dict(self.values))
 
+    def to_json(self) -> str:
+        """The values and their attributes as JSON (a deployed flow carries its configs
+        in its state machine); :meth:`from_json` reads it back.
+
+        Raises:
+            TypeError: a value JSON cannot hold (a custom parser's object).
+        """
+        body = {"values": _plain(dict(self.values)), "attributes": dict(self.attributes)}
+        return json.dumps(body, sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> RunConfigs:
+        """The configs :meth:`to_json` wrote (read-only values again)."""
+        body = json.loads(text) if text else {}
+        values = {name: _wrap(value) for name, value in body.get("values", {}).items()}
+        sources = dict.fromkeys(values, "deployment")
+        return cls(values, dict(body.get("attributes", {})), sources)
+
 
 def _environment_choices(environ: Mapping[str, str]) -> list[ConfigChoice]:
     choices: list[ConfigChoice] = []

@@ -251,12 +251,13 @@ class Scheduler:
         else:
             # The configs too: tasks anywhere, and a resume, read them from the run.
             # The flow's class-level constants too, stored once as Metaflow does.
-            self._store_parameters(
+            self.store.write_parameters(
+                self.run_id,
                 {
                     **flow_constants(self.definition.flow_class),
                     **(parameters or {}),
                     **self.definition.configs.artifacts(),
-                }
+                },
             )
         parameters_path = f"{self.run_id}/{PARAMETERS_STEP}/{PARAMETERS_TASK}"
         self._create("start", (parameters_path,), (), None, None)
@@ -310,21 +311,6 @@ class Scheduler:
     def _runtime_finished(self, successful: bool) -> None:
         for context, decorator in self._runtime_hooks():
             decorator.runtime_finished(context, successful)
-
-    def _store_parameters(self, parameters: Mapping[str, Any]) -> None:
-        refs = {name: self.store.save(value) for name, value in parameters.items()}
-        metadata = {
-            "flow": self.flow_name,
-            "run_id": self.run_id,
-            "step": PARAMETERS_STEP,
-            "task_id": PARAMETERS_TASK,
-            "attempt": 0,
-            "status": "succeeded",
-            "artifacts": refs,
-            "foreach_frames": [],
-        }
-        self.store.write_metadata(self.run_id, PARAMETERS_STEP, PARAMETERS_TASK, 0, metadata)
-        self.store.mark_done(self.run_id, PARAMETERS_STEP, PARAMETERS_TASK, 0)
 
     def _prepare_resume(self) -> None:
         origin = self.options.origin_run_id

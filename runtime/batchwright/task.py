@@ -27,6 +27,7 @@ from batchwright.entrypoint import (
     EXIT_NODE_FAILED,
     EXIT_STEP_FAILED,
     EXIT_SUCCESS,
+    FINAL_EXIT_CODES,
     DoNotRetry,
     TaskArguments,
     parse_arguments,
@@ -220,6 +221,10 @@ class TaskRunner:
         # wherever the task runs (a container has no other way to know it).
         os.environ.setdefault(ROOT_VARIABLE, arguments.datastore_root)
         self.started_at = time.time()
+        #: A deployed task with nothing to do says why here; it then records nothing.
+        self.skipped: str | None = None
+        #: The step has @catch (a deployed run is not failed by its last attempt).
+        self.catches = False
         self.flow_name = arguments.flow
         self.step_name = arguments.step
         self.store = open_datastore(self.flow_name, arguments.datastore_root)
@@ -261,6 +266,18 @@ class TaskRunner:
         if self.step_name not in graph:
             raise DoNotRetry(f"flow '{self.flow_name}' has no step '{self.step_name}'")
         node = graph[self.step_name]
+        if args.deployed:
+            from batchwright.stepfunctions import deployed
+
+            placed = deployed.place(graph, self.store, args)
+            if placed.skip is not None:
+                self.skipped = placed.skip
+                print(f"{args.pathspec}: nothing to do: {placed.skip}", file=sys.stderr)
+                return EXIT_SUCCESS
+            args = self.args = args._replace(input_paths=placed.input_paths)
+            self.metadata["input_paths"] = list(placed.input_paths)
+            if self.step_name == "start":
+                deployed.start_run(self.store, flow_class, args)
         with_options = [parse_with_option(w) for w in args.with_options]
         inputs = self._read_inputs(args.input_paths)
         # Config references in decorator arguments read the run's configs from the inputs
@@ -356,6 +373,7 @@ class TaskRunner:
             flow,
         )
         method = getattr(flow, self.step_name)
+        self.catches = any(d.name == "catch" for d in decorators)
         for decorator in decorators:
             method = decorator.task_decorate(context, method)
         failure: Exception | None = None
@@ -402,6 +420,10 @@ class TaskRunner:
             self.metadata["foreach_num_splits"] = len(values)
             # Stored once more, item by item, so each child reads only its own item.
             self.metadata["foreach_split"] = self.store.save_split(values)
+            if args.deployed:
+                from batchwright.stepfunctions import deployed
+
+                deployed.publish_array_size(self.store, args.run_id, node.name, len(values))
         self.metadata["next_steps"] = next_steps
         self.metadata["artifacts"] = self._persist(flow)
         if node_place is not None and node_place.node_index == 0:
@@ -611,8 +633,12 @@ class TaskRunner:
         }
 
     def finish(self, code: int, logs: Mapping[str, str]) -> None:
-        """Write metadata, then logs, then (on success) the done marker, in that order."""
+        """Write metadata, then logs, then (on success) the done marker, in that order.
+        A deployed run's ``end`` records the run as succeeded, and its last failing
+        attempt records it as failed."""
         args = self.args
+        if self.skipped is not None:
+            return
         self.metadata["finished_at"] = time.time()
         self.metadata["exit_code"] = code
         if code != EXIT_SUCCESS:
@@ -627,6 +653,24 @@ class TaskRunner:
                 )
         if code == EXIT_SUCCESS:
             self.store.mark_done(args.run_id, self.step_name, args.task_id, args.retry_count)
+        if args.deployed:
+            self._finish_deployed_run(code)
+
+    def _finish_deployed_run(self, code: int) -> None:
+        from batchwright.stepfunctions import deployed
+
+        args = self.args
+        if code == EXIT_SUCCESS and self.step_name == "end":
+            deployed.finish_run(self.store, args.run_id)
+        final = code in FINAL_EXIT_CODES or args.retry_count >= args.max_retries
+        if code != EXIT_SUCCESS and final and not self.catches:
+            reason = (self.metadata.get("exception") or {}).get("exception")
+            deployed.finish_run(
+                self.store,
+                args.run_id,
+                failed_task=args.pathspec,
+                reason=f"exit code {code}" + (f": {reason:.500}" if reason else ""),
+            )
 
 
 if __name__ == "__main__":

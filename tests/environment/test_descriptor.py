@@ -25,6 +25,7 @@ from batchwright.environment.descriptor import (
 )
 from batchwright.environment.instances import lookup
 from batchwright.environment.sources import render_output
+from batchwright.errors import DescriptorError
 
 pytestmark = pytest.mark.cdk
 
@@ -139,3 +140,19 @@ def test_schema_rejects_a_queue_with_four_compute_environments(document: dict[st
     queue["compute_environments"] = queue["compute_environments"] * 4
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.Draft202012Validator(DESCRIPTOR_SCHEMA).validate(broken)
+
+
+def test_deployed_flows_round_trip_and_older_documents_have_none(
+    document: dict[str, Any],
+) -> None:
+    arn = "arn:aws:states:us-east-1:123456789012:stateMachine:ProductionFlow-a1b2"
+    with_flows = {**document, "flows": {"ProductionFlow": arn}}
+    jsonschema.Draft202012Validator(DESCRIPTOR_SCHEMA).validate(with_flows)
+    parsed = EnvironmentDescriptor.from_dict(with_flows)
+    assert parsed.flows == {"ProductionFlow": arn}
+    assert parsed.to_dict()["flows"] == {"ProductionFlow": arn}
+    without = {k: v for k, v in document.items() if k != "flows"}
+    assert EnvironmentDescriptor.from_dict(without).flows == {}
+    assert "flows" not in EnvironmentDescriptor.from_dict(without).to_dict()
+    with pytest.raises(DescriptorError, match=r"flows\.ProductionFlow"):
+        EnvironmentDescriptor.from_dict({**document, "flows": {"ProductionFlow": ""}})

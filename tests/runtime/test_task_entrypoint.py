@@ -196,3 +196,53 @@ def test_an_array_task_without_its_index_fails_clearly_and_is_not_retried(tmp_pa
     assert done.returncode == EXIT_DO_NOT_RETRY
     assert "AWS_BATCH_JOB_ARRAY_INDEX=None does not select" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_the_deployed_form_takes_run_attempt_and_item_from_the_environment() -> None:
+    from batchwright.entrypoint import (
+        EXECUTION_VARIABLE,
+        RETRY_COUNT_VARIABLE,
+        deployed_arguments,
+    )
+
+    argv = deployed_arguments(
+        flow_file="flow.py",
+        flow="DemoFlow",
+        step="work",
+        datastore_root="s3://bucket/prefix",
+        max_retries=2,
+        with_options=("retry:times=2",),
+        array=True,
+    )
+    environ = {
+        EXECUTION_VARIABLE: "1733260000000000",
+        RETRY_COUNT_VARIABLE: "1",
+        "AWS_BATCH_JOB_ARRAY_INDEX": "6",
+    }
+    parsed = parse_arguments(argv, environ)
+    assert (parsed.run_id, parsed.task_id, parsed.split_index) == ("1733260000000000", "6", 6)
+    assert (parsed.retry_count, parsed.max_retries, parsed.deployed) == (1, 2, True)
+    assert parsed.with_options == ("retry:times=2",) and parsed.input_paths == ()
+    # Outside a foreach: the step's one task; an emulator's job id gives the index too.
+    single = parse_arguments(argv[: argv.index("--array-index-variable")], environ)
+    assert (single.task_id, single.split_index) == ("1", None)
+    no_index = {k: v for k, v in environ.items() if k != "AWS_BATCH_JOB_ARRAY_INDEX"}
+    child = parse_arguments(argv, {**no_index, "AWS_BATCH_JOB_ID": "a1b2:3"})
+    assert (child.task_id, child.split_index) == ("3", 3)
+    with pytest.raises(DoNotRetry, match="is not an index"):
+        parse_arguments(argv, {**environ, "AWS_BATCH_JOB_ARRAY_INDEX": ""})
+    with pytest.raises(DoNotRetry, match="BATCHWRIGHT_EXECUTION"):
+        parse_arguments(argv, {RETRY_COUNT_VARIABLE: "0"})
+
+
+def test_the_deployed_form_refuses_what_it_derives() -> None:
+    from batchwright.entrypoint import deployed_arguments
+
+    argv = deployed_arguments(
+        flow_file="flow.py", flow="DemoFlow", step="work", datastore_root="/d", max_retries=0
+    )
+    with pytest.raises(SystemExit) as refused:
+        parse_arguments([*argv, "--run-id", "7"], {})
+    assert refused.value.code == 2
+    with pytest.raises(SystemExit):
+        parse_arguments([a for a in argv if a != "--deployed"], {})

@@ -936,4 +936,17 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
         _configure_report,
         _handle_report,
     ),
+    Subcommand(
+        "step-functions",
+        "deploy the flow as an AWS Step Functions state machine, trigger, list or delete it",
+        lambda parser, command: _step_functions().configure(parser, command),
+        lambda args, command: _step_functions().handle(args, command),
+    ),
 )
+
+
+def _step_functions() -> Any:
+    # The deployment CLI lives in its own module (its AWS modules load only when used).
+    from batchwright.cli import stepfunctions
+
+    return stepfunctions

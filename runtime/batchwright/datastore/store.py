@@ -19,7 +19,7 @@ import json
 import pickle
 import struct
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import IO, Any
 
 from batchwright.datastore.storage import Storage, stream_sha256
@@ -144,12 +144,29 @@ class FlowDatastore:
 
     def task_prefix(self, run_id: str, step: str, task_id: str) -> str:
         """Key prefix of a task."""
-        return f"{self.flow_name}/runs/{run_id}/{step}/{task_id}"
+        return task_prefix(self.flow_name, run_id, step, task_id)
 
     def write_run(self, run_id: str, record: dict[str, Any]) -> None:
         """Write (or replace) the run record."""
         body = {"layout_version": LAYOUT_VERSION, "flow": self.flow_name, "run_id": run_id}
         self._write_json(f"{self.run_prefix(run_id)}/run.json", {**body, **record})
+
+    def write_parameters(self, run_id: str, values: Mapping[str, Any]) -> None:
+        """Store the run's parameters (with its configs and the flow's constants) as the
+        finished task ``_parameters/0`` that ``start`` reads, as Metaflow does."""
+        refs = {name: self.save(value) for name, value in values.items()}
+        metadata = {
+            "flow": self.flow_name,
+            "run_id": run_id,
+            "step": PARAMETERS_STEP,
+            "task_id": PARAMETERS_TASK,
+            "attempt": 0,
+            "status": "succeeded",
+            "artifacts": refs,
+            "foreach_frames": [],
+        }
+        self.write_metadata(run_id, PARAMETERS_STEP, PARAMETERS_TASK, 0, metadata)
+        self.mark_done(run_id, PARAMETERS_STEP, PARAMETERS_TASK, 0)
 
     def read_run(self, run_id: str) -> dict[str, Any] | None:
         """The run record, or None."""
@@ -307,6 +324,11 @@ class FlowDatastore:
             return None
         result: dict[str, Any] = json.loads(data)
         return result
+
+
+def task_prefix(flow_name: str, run_id: str, step: str, task_id: str) -> str:
+    """Key prefix of a task, relative to the datastore root."""
+    return f"{flow_name}/runs/{run_id}/{step}/{task_id}"
 
 
 def _run_order(name: str) -> tuple[int, str]:

@@ -32,6 +32,14 @@ refused what it downloaded (:data:`EXIT_INTEGRITY`, see
 :mod:`batchwright.entrypoint.integrity`), so nothing of it ran; 5 the main node of a
 parallel step saw another node fail (:data:`EXIT_NODE_FAILED`).
 
+Deployed form (a step of a flow deployed as a Step Functions state machine, see
+:mod:`batchwright.stepfunctions`): ``--deployed`` replaces ``--run-id``, ``--task-id``,
+``--input-paths``, ``--split-index`` and ``--retry-count``. The command is the same for
+every execution: the run id is the execution's name (:data:`EXECUTION_VARIABLE`), the
+attempt is Step Functions' retry count (:data:`RETRY_COUNT_VARIABLE`), an array child's
+index (``--array-index-variable``) is its split index and task id, and the task derives
+its inputs from the flow's graph (:mod:`batchwright.stepfunctions.layout`).
+
 Parallel steps (one multi-node job): every node runs the array form with
 ``--array-index-variable AWS_BATCH_JOB_NODE_INDEX``, and ``BATCHWRIGHT_PARALLEL_TASKS``
 holds the member task ids in node order (see :mod:`batchwright.multinode`).
@@ -66,6 +74,12 @@ ARRAY_INDEX_VARIABLE = "AWS_BATCH_JOB_ARRAY_INDEX"
 #: The variable AWS Batch sets to a multi-node job's node index (the members of a
 #: parallel step are picked by it, as array children by the array index).
 NODE_INDEX_VARIABLE = "AWS_BATCH_JOB_NODE_INDEX"
+#: Deployed form: the variable holding the Step Functions execution's name (the run id).
+EXECUTION_VARIABLE = "BATCHWRIGHT_EXECUTION"
+#: Deployed form: the variable holding how many times Step Functions retried the state.
+RETRY_COUNT_VARIABLE = "BATCHWRIGHT_RETRY_COUNT"
+#: Deployed form: the task id of a step outside any foreach (one task per run).
+DEPLOYED_TASK_ID = "1"
 
 
 class DoNotRetry(Exception):
@@ -96,6 +110,9 @@ class TaskArguments(NamedTuple):
     origin_run_id: str | None = None
     #: ``--with`` options of the run, as typed (``retry:times=2``).
     with_options: tuple[str, ...] = ()
+    #: A step of a deployed flow: its inputs are derived from the graph once the flow is
+    #: loaded (see :func:`deployed_arguments`).
+    deployed: bool = False
 
     @property
     def pathspec(self) -> str:
@@ -138,6 +155,41 @@ def _argv(common: TaskArguments, task_ids: str, split_indexes: str | None) -> li
         args += ["--origin-run-id", common.origin_run_id]
     for option in common.with_options:
         args += ["--with", option]
+    return args
+
+
+def deployed_arguments(
+    *,
+    flow_file: str,
+    flow: str,
+    step: str,
+    datastore_root: str,
+    max_retries: int,
+    with_options: Sequence[str] = (),
+    array: bool = False,
+) -> list[str]:
+    """The arguments of a step in a deployed flow: the same for every execution (the run
+    id, attempt and array index come from the job's environment). ``array``: the step
+    runs as an array job, one child per foreach item."""
+    args = [
+        "--contract-version",
+        str(TASK_ENTRYPOINT_VERSION),
+        "--flow-file",
+        flow_file,
+        "--flow",
+        flow,
+        "--step",
+        step,
+        "--datastore-root",
+        datastore_root,
+        "--max-retries",
+        str(max_retries),
+        "--deployed",
+    ]
+    for option in with_options:
+        args += ["--with", option]
+    if array:
+        args += ["--array-index-variable", ARRAY_INDEX_VARIABLE]
     return args
 
 
@@ -230,8 +282,11 @@ def build_parser() -> argparse.ArgumentParser:
     """The entrypoint's argument parser (``--help`` shows the contract's options)."""
     parser = argparse.ArgumentParser(prog=f"python -m {ENTRYPOINT_MODULE}")
     parser.add_argument("--contract-version", type=int, default=TASK_ENTRYPOINT_VERSION)
-    for name in ("--flow-file", "--flow", "--step", "--run-id", "--task-id", "--datastore-root"):
+    for name in ("--flow-file", "--flow", "--step", "--datastore-root"):
         parser.add_argument(name, required=True)
+    # Required unless --deployed (checked in parse_arguments).
+    parser.add_argument("--run-id", default=None)
+    parser.add_argument("--task-id", default=None)
     parser.add_argument("--input-paths", default="")
     parser.add_argument("--split-index", default=None)
     parser.add_argument("--retry-count", type=int, default=0)
@@ -239,6 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--origin-run-id", default=None)
     parser.add_argument("--with", dest="with_options", action="append", default=[])
     parser.add_argument("--array-index-variable", default=None)
+    parser.add_argument("--deployed", action="store_true")
     return parser
 
 
@@ -249,13 +305,22 @@ def parse_arguments(argv: Sequence[str] | None, environ: Mapping[str, str]) -> T
         SystemExit: the command line is malformed (argparse's usage error, exit code 2).
         DoNotRetry: the contract version differs, or the array index selects no member.
     """
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.deployed:
+        given = [o for o in ("run_id", "task_id", "input_paths", "split_index") if getattr(args, o)]
+        if given:
+            parser.error(f"--deployed derives {', '.join(given)}; do not pass them")
+    elif args.run_id is None or args.task_id is None:
+        parser.error("the following arguments are required: --run-id, --task-id")
     if args.contract_version != TASK_ENTRYPOINT_VERSION:
         raise DoNotRetry(
             f"batchwright task entrypoint speaks contract version {TASK_ENTRYPOINT_VERSION}, "
             f"was called with {args.contract_version}: use the same batchwright version in "
             "the scheduler and the task image."
         )
+    if args.deployed:
+        return _deployed(args, environ)
     task_id, split_index = _select_member(
         args.task_id, args.split_index, args.array_index_variable, environ
     )
@@ -272,6 +337,42 @@ def parse_arguments(argv: Sequence[str] | None, environ: Mapping[str, str]) -> T
         max_retries=args.max_retries,
         origin_run_id=args.origin_run_id,
         with_options=tuple(args.with_options),
+    )
+
+
+def _deployed(args: argparse.Namespace, environ: Mapping[str, str]) -> TaskArguments:
+    """The arguments of a deployed step, from what Step Functions and Batch put in the
+    job's environment. The input paths are left for the task (they need the graph)."""
+    run_id = environ.get(EXECUTION_VARIABLE, "")
+    retries = environ.get(RETRY_COUNT_VARIABLE, "0")
+    if not run_id or not retries.isdigit():
+        raise DoNotRetry(
+            f"a deployed step needs ${EXECUTION_VARIABLE} (the execution's name, got "
+            f"{run_id!r}) and ${RETRY_COUNT_VARIABLE} (a count, got {retries!r}); the state "
+            "machine sets both: deploy it again with this batchwright version."
+        )
+    task_id, split_index = DEPLOYED_TASK_ID, None
+    variable = args.array_index_variable
+    if variable is not None:
+        index = environ.get(variable)
+        if index is None:  # emulators may set only AWS_BATCH_JOB_ID, "<parent>:<index>"
+            parent, sep, index = environ.get("AWS_BATCH_JOB_ID", "").rpartition(":")
+            index = index if sep and parent else None
+        if index is None or not _is_count(index):
+            raise DoNotRetry(f"deployed array task: ${variable}={index!r} is not an index")
+        task_id, split_index = index, int(index)
+    return TaskArguments(
+        flow_file=args.flow_file,
+        flow=args.flow,
+        step=args.step,
+        run_id=run_id,
+        task_id=task_id,
+        datastore_root=args.datastore_root,
+        split_index=split_index,
+        retry_count=int(retries),
+        max_retries=args.max_retries,
+        with_options=tuple(args.with_options),
+        deployed=True,
     )
 
 

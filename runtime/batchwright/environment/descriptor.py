@@ -151,6 +151,9 @@ class EnvironmentDescriptor:
     default_image: str
     queues: tuple[QueueDescription, ...]
     instance_types: dict[str, InstanceCapacity] = field(default_factory=dict)
+    #: Flows deployed with the environment as Step Functions state machines
+    #: (``FlowStateMachine`` in the environment's stack): flow name -> state machine ARN.
+    flows: dict[str, str] = field(default_factory=dict)
     version: int = DESCRIPTOR_VERSION
     #: Where the document was read from (not part of the published document).
     source: str = field(default="", compare=False)
@@ -212,6 +215,8 @@ class EnvironmentDescriptor:
                 for q in self.queues
             ],
         }
+        if self.flows:
+            doc["flows"] = dict(self.flows)
         if self.instance_types:
             doc["instance_types"] = {
                 name: {k: v for k, v in asdict(c).items() if k != "name"}
@@ -296,6 +301,12 @@ class EnvironmentDescriptor:
                 extra[name] = InstanceCapacity(name=name, **c)
             except TypeError as e:
                 raise DescriptorError(f"{source}: instance_types.{name}: {e}") from e
+        flows = r.obj(doc.get("flows", {}), "flows")
+        for flow, arn in flows.items():
+            if not isinstance(arn, str) or not arn:
+                raise DescriptorError(
+                    f"{source}: flows.{flow} must be a state machine ARN, got {arn!r}. {_REDEPLOY}"
+                )
         return cls(
             version=version,
             name=r.str_(doc, "name"),
@@ -308,6 +319,8 @@ class EnvironmentDescriptor:
             default_image=r.str_(doc, "default_image"),
             queues=tuple(queues),
             instance_types=extra,
+            # Absent from documents older than the field: no deployed flows.
+            flows=dict(flows),
             source=source,
         )
 

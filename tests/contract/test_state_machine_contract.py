@@ -1,0 +1,374 @@
+"""The compiled state machine, checked from both sides: the ASL document against the
+maintained ``asl-validator``, and the Batch request inside every task state against
+botocore's SubmitJob model (as contract 2's requests are), once Step Functions' PascalCase
+is put back in the API's names. Then the shapes the flow's graph and decorators become,
+and the compile-time refusals."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import botocore.session
+import pytest
+from botocore.model import ListShape, MapShape, Shape, StructureShape
+from botocore.validate import ParamValidator
+from tests.environment.descriptors import compute_environment, environment, queue
+
+from batchwright import FlowSpec, batch, catch, retry, step
+from batchwright.definition import import_flow_file, load_definition
+from batchwright.entrypoint import RETRY_COUNT_VARIABLE
+from batchwright.environment.descriptor import EnvironmentDescriptor
+from batchwright.plan import make_plan
+from batchwright.stepfunctions.compiler import (
+    GET_OBJECT,
+    SUBMIT_JOB_SYNC,
+    CodePackageLocation,
+    CompiledFlow,
+    CompileError,
+    compile_flow,
+    deployment_environment,
+)
+
+from .asl import asl_problems
+
+FLOWS = Path(__file__).resolve().parents[1] / "stepfunctions" / "flows"
+PACKAGE = CodePackageLocation("s3://bucket/bw/code/package.tar.gz", "ab" * 32)
+ENVIRONMENT = environment(
+    queue("cpu", "EC2", compute_environment("cpu", "EC2", types=("m5.2xlarge",)))
+)
+
+
+def compiled(
+    flow_class: type,
+    *,
+    with_options: tuple[str, ...] = (),
+    root: str = "s3://bucket/bw",
+    env: EnvironmentDescriptor = ENVIRONMENT,
+) -> CompiledFlow:
+    definition = load_definition(flow_class, with_options)
+    plan = make_plan(
+        flow_class.__name__, definition.decorators, env, parallel_steps=definition.parallel_steps
+    )
+    return compile_flow(
+        definition,
+        plan,
+        datastore_root=root,
+        code_package=PACKAGE,
+        environment=deployment_environment("deployer", ("nightly",), environ={}),
+        flow_file="flow.py",
+    )
+
+
+def production() -> CompiledFlow:
+    return compiled(import_flow_file(str(FLOWS / "production_flow.py")).ProductionFlow)
+
+
+def states(document: Mapping[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every state, those in branches included."""
+    for name, state in document["States"].items():
+        yield name, state
+        for branch in state.get("Branches", ()):
+            yield from states(branch)
+
+
+# -- both sides of the contract --------------------------------------------------------------
+
+
+def test_the_document_is_valid_amazon_states_language() -> None:
+    assert asl_problems(production().definition) == []
+
+
+def _api_names(value: Any, shape: Shape, path: str) -> Any:
+    """Step Functions' PascalCase parameters as the API's member names; a dynamic value
+    (``Key.$``) becomes a sample of its shape's type."""
+    if isinstance(shape, StructureShape):
+        assert isinstance(value, dict), path
+        members = {name.lower(): name for name in shape.members}
+        converted = {}
+        for key, item in value.items():
+            dynamic = key.endswith(".$")
+            name = members.get(key.removesuffix(".$").lower())
+            assert name is not None, f"{path}.{key} is not a member of {shape.name}"
+            member = shape.members[name]
+            sample = {"integer": 2, "long": 2, "boolean": True}.get(member.type_name, "x")
+            converted[name] = sample if dynamic else _api_names(item, member, f"{path}.{key}")
+        return converted
+    if isinstance(shape, ListShape):
+        return [_api_names(item, shape.member, f"{path}[]") for item in value]
+    if isinstance(shape, MapShape):
+        # Map keys are the user's (tags): kept; a dynamic one loses its ".$".
+        return {key.removesuffix(".$"): item for key, item in value.items()}
+    return value
+
+
+def test_every_batch_request_is_valid_against_botocores_model() -> None:
+    model = botocore.session.get_session().get_service_model("batch")
+    submit = model.operation_model("SubmitJob").input_shape
+    tasks = [s for _, s in states(production().definition) if s.get("Resource") == SUBMIT_JOB_SYNC]
+    assert len(tasks) == 7
+    for state in tasks:
+        request = _api_names(state["Parameters"], submit, "Parameters")
+        report = ParamValidator().validate(request, submit)
+        assert not report.has_errors(), report.generate_report()
+
+
+def test_every_job_definition_is_valid_against_botocores_model() -> None:
+    model = botocore.session.get_session().get_service_model("batch")
+    register = model.operation_model("RegisterJobDefinition").input_shape
+    definitions = production().job_definitions
+    assert definitions
+    for request in definitions.values():
+        report = ParamValidator().validate(request.kwargs(), register)
+        assert not report.has_errors(), report.generate_report()
+
+
+# -- what the flow becomes --------------------------------------------------------------------
+
+
+def test_a_branch_is_a_parallel_state_and_its_join_one_job_after_it() -> None:
+    document = production().definition
+    split = document["States"]["start.split"]
+    assert split["Type"] == "Parallel" and split["ResultPath"] is None
+    assert [b["StartAt"] for b in split["Branches"]] == ["left", "right"]
+    assert document["States"]["start"]["Next"] == "start.split"
+    assert split["Next"] == "join_sides"
+    for branch in split["Branches"]:
+        ends = [s for s in branch["States"].values() if s.get("End")]
+        assert len(ends) == 1
+
+
+def test_a_foreach_reads_its_size_back_and_runs_one_array_job_per_body_step() -> None:
+    document = production().definition["States"]
+    assert document["join_sides"]["Next"] == "join_sides.size"
+    size = document["join_sides.size"]
+    assert size["Resource"] == GET_OBJECT
+    assert size["Parameters"]["Bucket"] == "bucket"
+    assert size["Parameters"]["Key.$"] == (
+        "States.Format('bw/ProductionFlow/runs/{}/join_sides/1/array-size', $$.Execution.Name)"
+    )
+    assert size["Next"] == "square"
+    square = document["square"]["Parameters"]
+    assert square["ArrayProperties"] == {"Size.$": "$.batchwright.foreach.join_sides.size"}
+    assert "--array-index-variable" in square["ContainerOverrides"]["Command"]
+    # The join is one job, after the array job.
+    assert document["square"]["Next"] == "gather"
+    assert "ArrayProperties" not in document["gather"]["Parameters"]
+
+
+def test_retry_is_the_states_retry_and_the_run_id_the_executions_name() -> None:
+    document = production().definition
+    found = dict(states(document))
+    assert found["right"]["Retry"] == [
+        {
+            "ErrorEquals": ["States.TaskFailed"],
+            "IntervalSeconds": 1,
+            "MaxAttempts": 1,
+            "BackoffRate": 1.0,
+        }
+    ]
+    assert "Retry" not in found["left"]
+    environment_of = {
+        e["Name"]: e for e in found["right"]["Parameters"]["ContainerOverrides"]["Environment"]
+    }
+    assert environment_of["BATCHWRIGHT_EXECUTION"]["Value.$"] == "$$.Execution.Name"
+    assert environment_of[RETRY_COUNT_VARIABLE]["Value.$"] == (
+        "States.Format('{}', $$.State.RetryCount)"
+    )
+    assert environment_of["BATCHWRIGHT_USER"]["Value"] == "deployer"
+    assert json.loads(environment_of["BATCHWRIGHT_TAGS"]["Value"]) == ["nightly"]
+    assert found["right"]["Parameters"]["Tags"]["batchwright:run.$"] == "$$.Execution.Name"
+
+
+def test_a_failing_step_ends_the_execution_in_a_fail_state_named_after_it() -> None:
+    for name, state in states(production().definition):
+        if state.get("Resource") != SUBMIT_JOB_SYNC:
+            continue
+        target = state["Catch"][0]["Next"]
+        assert target == f"{name}.failed"
+        failed = dict(states(production().definition))[target]
+        assert failed["Type"] == "Fail"
+        assert name in failed["Error"] and f"step '{name}'" in failed["Cause"]
+
+
+def test_parameters_come_from_the_input_with_every_default_when_it_has_none() -> None:
+    document = production().definition
+    assert document["StartAt"] == "Input"
+    assert document["States"]["Defaults"]["ResultPath"] == "$.Parameters"
+    start = document["States"]["start"]["Parameters"]["ContainerOverrides"]["Environment"]
+    assert {"Name": "BATCHWRIGHT_PARAMETERS", "Value.$": "States.JsonToString($.Parameters)"} in (
+        start
+    )
+
+
+class CaughtFlow(FlowSpec):
+    @catch(var="problem")
+    @retry(times=2, minutes_between_retries=1)
+    @batch(cpu=1, memory=512)
+    @step
+    def start(self):
+        self.next(self.end)
+
+    @batch(cpu=1, memory=512)
+    @step
+    def end(self):
+        pass
+
+
+def test_catch_runs_the_fallback_attempt_and_goes_on() -> None:
+    document = compiled(CaughtFlow).definition["States"]
+    assert document["start"]["Retry"][0]["MaxAttempts"] == 2
+    assert document["start"]["Retry"][0]["IntervalSeconds"] == 60
+    assert document["start"]["Catch"][0]["Next"] == "start.caught"
+    fallback = document["start.caught"]
+    assert fallback["Next"] == "end" and document["start"]["Next"] == "end"
+    assert fallback["Catch"][0]["Next"] == "start.failed"
+    variables = {e["Name"]: e for e in fallback["Parameters"]["ContainerOverrides"]["Environment"]}
+    # The attempt after the last retry: the task runs @catch's stand-in.
+    assert variables[RETRY_COUNT_VARIABLE]["Value"] == "3"
+    assert asl_problems(compiled(CaughtFlow).definition) == []
+
+
+# -- refusals ---------------------------------------------------------------------------------
+
+
+class SwitchFlow(FlowSpec):
+    @batch
+    @step
+    def start(self):
+        self.mode = "a"
+        self.next({"a": self.a, "b": self.b}, condition="mode")
+
+    @batch
+    @step
+    def a(self):
+        self.next(self.end)
+
+    @batch
+    @step
+    def b(self):
+        self.next(self.end)
+
+    @batch
+    @step
+    def end(self):
+        pass
+
+
+class NestedFlow(FlowSpec):
+    @batch
+    @step
+    def start(self):
+        self.rows = [[1, 2], [3]]
+        self.next(self.row, foreach="rows")
+
+    @batch
+    @step
+    def row(self):
+        self.cells = self.input
+        self.next(self.cell, foreach="cells")
+
+    @batch
+    @step
+    def cell(self):
+        self.next(self.join_cells)
+
+    @batch
+    @step
+    def join_cells(self, inputs):
+        self.next(self.join_rows)
+
+    @batch
+    @step
+    def join_rows(self, inputs):
+        self.next(self.end)
+
+    @batch
+    @step
+    def end(self):
+        pass
+
+
+class LocalStepFlow(FlowSpec):
+    @step
+    def start(self):
+        self.next(self.end)
+
+    @batch
+    @step
+    def end(self):
+        pass
+
+
+@pytest.mark.parametrize(
+    ("flow_class", "expected"),
+    [
+        (SwitchFlow, "step 'start': a switch"),
+        (NestedFlow, "step 'row': a foreach inside a foreach"),
+        (LocalStepFlow, "step 'start': runs locally, but every step of a deployed flow"),
+    ],
+)
+def test_what_a_state_machine_cannot_run_is_refused_before_anything_is_made(
+    flow_class: type, expected: str
+) -> None:
+    with pytest.raises(CompileError) as refused:
+        compiled(flow_class)
+    assert expected in str(refused.value)
+    assert refused.value.exit_code == 2
+
+
+def test_a_local_datastore_is_refused_with_every_other_reason_at_once() -> None:
+    with pytest.raises(CompileError) as refused:
+        compiled(LocalStepFlow, root="/tmp/store")
+    message = str(refused.value)
+    assert "is not in S3" in message and "runs locally" in message
+
+
+def test_promoting_every_step_to_batch_makes_a_local_step_deployable() -> None:
+    document = compiled(LocalStepFlow, with_options=("batch",)).definition
+    assert document["States"]["start"]["Resource"] == SUBMIT_JOB_SYNC
+
+
+def _included_flow(default: Path) -> type:
+    from batchwright import IncludeFile
+
+    class IncludedFlow(FlowSpec):
+        notes = IncludeFile("notes", default=str(default))
+
+        @batch(cpu=1, memory=512)
+        @step
+        def start(self):
+            self.next(self.end)
+
+        @batch(cpu=1, memory=512)
+        @step
+        def end(self):
+            pass
+
+    return IncludedFlow
+
+
+def test_includefile_defaults_travel_in_the_input_and_given_values_win(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("read when deployed")
+    document = compiled(_included_flow(notes)).definition
+    found = document["States"]
+    assert found["Input"]["Choices"][0]["Next"] == "Files"
+    assert found["Files"]["Result"] == {"notes": "read when deployed"}
+    assert found["Arguments"]["Parameters"] == {
+        "Parameters.$": "States.JsonMerge($.batchwright.files, $.Parameters, false)"
+    }
+    assert found["Arguments"]["Next"] == "start"
+    assert asl_problems(document) == []
+
+
+def test_an_includefile_default_larger_than_the_input_limit_is_refused(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("x" * (256 * 1024 + 1))
+    with pytest.raises(CompileError) as refused:
+        compiled(_included_flow(notes))
+    message = str(refused.value)
+    assert "IncludeFile notes" in message and "262,144 bytes" in message
+    assert "Keep the file in S3" in message
