@@ -19,7 +19,7 @@ from pathlib import Path
 from batchwright.configs import ConfigChoice, RunConfigs, resolve_configs
 from batchwright.console import Console
 from batchwright.definition import FlowDefinition, import_flow_file, is_flow_class, load_definition
-from batchwright.errors import UserInputError
+from batchwright.errors import InvalidValue, UserInputError
 
 
 class QuietConsole(Console):
@@ -184,3 +184,34 @@ def load_flow_file(path: str) -> type:
             "file, or run 'python FLOW.py plan'."
         )
     return flows[0]
+
+
+#: The longest tag ``--tag`` takes (as Metaflow).
+MAX_TAG_LENGTH = 512
+
+
+def check_tags(tags: Sequence[str], subcommand: str) -> tuple[str, ...]:
+    """The ``--tag`` values, checked: each 1 to :data:`MAX_TAG_LENGTH` printable characters.
+
+    Raises:
+        InvalidValue: a tag is empty, too long or has a character that is not printable.
+    """
+    for tag in tags:
+        problem = None
+        if not tag:
+            problem = "is empty"
+        elif len(tag) > MAX_TAG_LENGTH:
+            problem = f"is {len(tag)} characters long, more than {MAX_TAG_LENGTH}"
+        elif not tag.isprintable():
+            bad = next(c for c in tag if not c.isprintable())
+            problem = f"has a character that is not printable ({bad!r})"
+        if problem is not None:
+            raise InvalidValue(
+                where=subcommand,
+                key="--tag",
+                value=tag,
+                problem=problem,
+                fix=f"Pass tags of 1 to {MAX_TAG_LENGTH} printable characters, e.g. "
+                "--tag experiment-3.",
+            )
+    return tuple(tags)

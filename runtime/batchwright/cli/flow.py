@@ -31,9 +31,11 @@ from typing import TYPE_CHECKING, Any
 from batchwright.aws import DEFAULT_OUTAGE_LIMIT_SECONDS, Patience
 from batchwright.backends import DEFAULT_FOLLOW_LOGS, WaitPolicy
 from batchwright.cli.command import (
+    MAX_TAG_LENGTH,
     FlowCommand,
     add_datastore_option,
     add_with_option,
+    check_tags,
     flow_file_of,
 )
 from batchwright.cli.config_options import (
@@ -79,8 +81,6 @@ from batchwright.scheduler import DEFAULT_MAX_NUM_SPLITS, DEFAULT_MAX_WORKERS
 if TYPE_CHECKING:
     from batchwright.datastore import FlowDatastore
 
-#: The longest tag ``--tag`` takes (as Metaflow).
-MAX_TAG_LENGTH = 512
 #: What ``--no-pylint`` says in ``--help``.
 NO_PYLINT_HELP = (
     "accepted for Metaflow habits and ignored: batchwright runs no pylint (its own graph "
@@ -510,33 +510,6 @@ def _handle_resume(args: argparse.Namespace, command: FlowCommand) -> int:
     command.use_configs(resumed_run_configs(store, command.flow_class, origin))
     definition, setup = _prepare(args, command, found)
     return _execute(args, command, definition, setup, None, origin_run_id=origin, resume_step=step)
-
-
-def check_tags(tags: Sequence[str], subcommand: str) -> tuple[str, ...]:
-    """The ``--tag`` values, checked: each 1 to :data:`MAX_TAG_LENGTH` printable characters.
-
-    Raises:
-        InvalidValue: a tag is empty, too long or has a character that is not printable.
-    """
-    for tag in tags:
-        problem = None
-        if not tag:
-            problem = "is empty"
-        elif len(tag) > MAX_TAG_LENGTH:
-            problem = f"is {len(tag)} characters long, more than {MAX_TAG_LENGTH}"
-        elif not tag.isprintable():
-            bad = next(c for c in tag if not c.isprintable())
-            problem = f"has a character that is not printable ({bad!r})"
-        if problem is not None:
-            raise InvalidValue(
-                where=subcommand,
-                key="--tag",
-                value=tag,
-                problem=problem,
-                fix=f"Pass tags of 1 to {MAX_TAG_LENGTH} printable characters, e.g. "
-                "--tag experiment-3.",
-            )
-    return tuple(tags)
 
 
 def check_run_id_file(path: str | None, subcommand: str) -> None:

@@ -24,7 +24,12 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from batchwright.cli.command import FlowCommand, add_datastore_option, add_with_option
+from batchwright.cli.command import (
+    FlowCommand,
+    add_datastore_option,
+    add_with_option,
+    check_tags,
+)
 from batchwright.cli.plan import add_environment_options
 from batchwright.errors import BatchwrightError, InvalidValue, ParameterError, UserInputError
 
@@ -34,8 +39,6 @@ if TYPE_CHECKING:
 #: State machine names: Step Functions takes 1 to 80 characters; a schedule's name (the
 #: same) 1 to 64 of ``[0-9a-zA-Z-_.]``. batchwright keeps to what both take.
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
-#: The longest ``--tag`` (as ``run``'s).
-MAX_TAG_LENGTH = 512
 #: The statuses ``list-runs`` filters on, by option.
 STATUS_OPTIONS = {
     "running": "RUNNING",
@@ -244,33 +247,6 @@ def _published_state_machine(command: FlowCommand) -> str | None:
     return environment.flows.get(command.flow_name) if environment is not None else None
 
 
-def _check_tags(tags: list[str]) -> tuple[str, ...]:
-    """``--tag`` as ``run`` checks it (:func:`batchwright.cli.flow.check_tags`, which this
-    module cannot import: that module imports this one).
-
-    Raises:
-        InvalidValue: a tag is empty, too long or has a character that is not printable.
-    """
-    for tag in tags:
-        problem = None
-        if not tag:
-            problem = "is empty"
-        elif len(tag) > MAX_TAG_LENGTH:
-            problem = f"is {len(tag)} characters long, more than {MAX_TAG_LENGTH}"
-        elif not tag.isprintable():
-            problem = "has a character that is not printable"
-        if problem is not None:
-            raise InvalidValue(
-                where="step-functions create",
-                key="--tag",
-                value=tag,
-                problem=problem,
-                fix=f"Pass tags of 1 to {MAX_TAG_LENGTH} printable characters, e.g. "
-                "--tag experiment-3.",
-            )
-    return tuple(tags)
-
-
 def _with_options(args: argparse.Namespace) -> list[str]:
     """``--with`` plus, unless ``--no-implicit-batch``, ``batch`` for every step (a step
     with ``@batch`` keeps its own; a ``--with batch:...`` for every step already is one)."""
@@ -308,7 +284,7 @@ def _create(args: argparse.Namespace, command: FlowCommand) -> int:
         command.quiet = True  # the document alone on standard output; warnings still shown
     # Everything that can be refused is, before the first AWS call.
     name = _name(args, command)
-    tags = _check_tags(args.tags)
+    tags = check_tags(args.tags, "step-functions create")
     definition = command.definition(_with_options(args))
     found = find_run_environment(args, command, has_batch_steps=True)
     environment = found.environment
