@@ -11,9 +11,18 @@ What one construct creates:
 * ``JobDefinitions/<step>``: one ``AWS::Batch::JobDefinition`` per distinct job definition
   of the plan (named after the first step, in graph order, that uses it). No
   ``JobDefinitionName``: CloudFormation names it and the states submit to its ``Ref``
-  (the ARN with its revision). A change of content registers a new revision and keeps
-  the old one active (``ResourceRetentionPolicy.SkipDeregisterOnUpdate``), so executions
-  started before a deploy can still submit their remaining steps.
+  (the ARN with its revision). A change of content updates the resource in place: a new
+  revision of the same name, the old one kept ACTIVE
+  (``ResourceRetentionPolicy.SkipDeregisterOnUpdate``), and the role may submit to every
+  revision of the name, so executions started before a deploy (whose definition names
+  the old revisions) can still submit their remaining steps. Not so when the resource
+  itself goes away: a step removed from the flow (or a definition now first used by
+  another step, hence under another construct id) deletes its resource, which
+  deregisters the definition, and the role no longer names it; an execution started
+  before that deploy then fails when it reaches that step. Deploy such a change when no
+  execution is running. (Retaining removed definitions would not help: the role could
+  not submit to them, and ``batchwright jobdefs prune`` cleans only ``batchwright-<hash>``
+  definitions, not ones CloudFormation named.)
 * ``CodePackage``: the flow's code package (:func:`batchwright.codepackage.build`: the
   flow's directory and the runtime, deterministic bytes) as a file asset; every task
   downloads it from ``s3://<asset bucket>/<asset key>`` and checks its SHA-256. The
@@ -35,6 +44,7 @@ Hence one flow of a given name per stack.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tempfile
@@ -58,13 +68,16 @@ from batchwright.batch.jobenv import FORWARDED_VARIABLES
 from batchwright.batch.options import TAG_PREFIX
 from batchwright.codepackage import build as build_code_package
 from batchwright.definition import FlowDefinition, import_flow_file, is_flow_class, load_definition
+from batchwright.environment.assembly import evaluate
 from batchwright.environment.descriptor import EnvironmentDescriptor
 from batchwright.errors import UserInputError
 from batchwright.identity import current_user
 from batchwright.plan import make_plan
 from batchwright.schedule import flow_schedule
+from batchwright.stepfunctions import layout
 from batchwright.stepfunctions.compiler import (
     GET_OBJECT,
+    PUT_OBJECT,
     CodePackageLocation,
     CompiledFlow,
     compile_flow,
@@ -72,7 +85,7 @@ from batchwright.stepfunctions.compiler import (
 )
 from batchwright_cdk.descriptor import add_output, lazy_string
 from batchwright_cdk.environment import BatchEnvironment
-from batchwright_cdk.iam import _nag_text
+from batchwright_cdk.iam import _NagNotation
 from batchwright_cdk.validation import fail
 
 #: Stack output keys of a deployed flow: ``OUTPUT_PREFIX + <FlowName> + suffix``.
@@ -87,14 +100,15 @@ SCHEDULED_INPUT: Mapping[str, Any] = {"Parameters": {}}
 EXECUTION_LOG_RETENTION = logs.RetentionDays.ONE_MONTH
 #: The ``--with`` option that puts every step without ``@batch`` on AWS Batch.
 PROMOTE_OPTION = "batch"
-#: Stands in for the datastore bucket while the flow compiles (see ``_compile``).
-_BUCKET_PLACEHOLDER = "batchwright-datastore-bucket-placeholder-7d1f0c"
 #: Where the code packages are written for the asset to pick up (content-addressed).
 _PACKAGE_DIRECTORY = "batchwright-code-packages"
 
 #: Why each wildcard of the state machine's role is needed (keyed by statement id, or
 #: ``*`` for the unscoped resources); each becomes a cdk-nag acknowledgment.
 WILDCARD_REASONS: dict[str, str] = {
+    "SubmitFlowJobs": "Every revision of the flow's own job definitions (each named by its "
+    "Ref): executions started before a deploy name the revisions of their time, which the "
+    "update keeps active; queues are named exactly.",
     "SubmitAndTagFlowJobs": "SubmitJob authorizes, and tags, the job it creates, whose id "
     "Batch assigns at submission; the condition allows only jobs carrying the runtime's run "
     "tag, which every state of the flow sets.",
@@ -103,6 +117,9 @@ WILDCARD_REASONS: dict[str, str] = {
     "runtime's run tag.",
     "ReadArraySizes": "The foreach array sizes are written under the run's own key, whose run "
     "id is the execution name: only this flow's runs under the datastore prefix are readable.",
+    "WriteDeploymentRecords": "The states write the execution's parameters and each failed "
+    "step's record under the run's _deployment folder, whose run id is the execution name: "
+    "only that folder of this flow's runs is writable.",
     "*": "batch:DescribeJobs and the CloudWatch Logs log-delivery actions Step Functions needs "
     "for execution logging support no resource-level permissions.",
 }
@@ -163,14 +180,19 @@ class FlowStateMachine(Construct):
         state_machine: The ``sfn.StateMachine`` (construct id ``Resource``).
         schedule: The ``scheduler.Schedule``, or None.
 
-    The role may only: ``batch:SubmitJob`` on exactly the queues and job definitions the
-    states use (and, for tagging on creation, on jobs carrying the run tag, with
-    ``batch:TagResource``); ``batch:DescribeJobs`` (no resource level);
+    The role may only: ``batch:SubmitJob`` on exactly the queues the states use and on
+    every revision of the flow's job definitions (``job-definition/<name>:*``, the name
+    taken from each ``Ref``: an execution started before a deploy submits to the revisions
+    of its time), and, for tagging on creation, on jobs carrying the run tag, with
+    ``batch:TagResource``; ``batch:DescribeJobs`` (no resource level);
     ``batch:TerminateJob`` on this account's and region's jobs carrying the run tag;
     ``events:PutTargets``, ``events:PutRule``, ``events:DescribeRule`` on the
-    ``StepFunctionsGetEventsForBatchJobsRule`` rule; ``s3:GetObject`` under
-    ``<prefix>/<FlowName>/runs/`` of the datastore when the flow has a foreach (the array
-    sizes); and what Step Functions' log delivery needs (added by CDK). Executions log
+    ``StepFunctionsGetEventsForBatchJobsRule`` rule; ``s3:PutObject`` on
+    ``<prefix>/<FlowName>/runs/*/_deployment/*`` of the datastore (the execution's
+    parameters, the failed steps' records); ``s3:GetObject`` under
+    ``<prefix>/<FlowName>/runs/`` when the flow has a foreach (the array sizes); with a
+    bucket key, ``kms:GenerateDataKey`` (puts) and ``kms:Decrypt`` (reads) on that key;
+    and what Step Functions' log delivery needs (added by CDK). Executions log
     ``ALL`` events (without execution data: the input holds parameter values); X-Ray
     tracing is off (no segment downstream of Batch would join the trace).
 
@@ -242,6 +264,7 @@ class FlowStateMachine(Construct):
         self._definition_tokens: dict[str, str] = {}
         self._token_names: dict[str, str] = {}
         self._job_definition_resources: dict[str, batch.CfnJobDefinition] = {}
+        self._scheduled = schedule and flow_schedule(self.flow_class) is not None
         self.compiled = self._compile(
             descriptor,
             CodePackageLocation(code_url, package.sha256),
@@ -362,13 +385,10 @@ class FlowStateMachine(Construct):
             descriptor,
             parallel_steps=self.definition.parallel_steps,
         )
-        # The compiler refuses a datastore root with { or } (a States.Format template
-        # cannot hold them), and a token's text has both; the bucket never enters a
-        # template (it is the getObject's Bucket), so a placeholder stands in for it and
-        # the bucket's token replaces it afterwards.
+        # The bucket is a token; only the prefix enters a States.Format template.
         prefix = descriptor.prefix.strip("/")
-        root = f"s3://{_BUCKET_PLACEHOLDER}" + (f"/{prefix}" if prefix else "")
-        compiled = compile_flow(
+        root = f"s3://{descriptor.bucket}" + (f"/{prefix}" if prefix else "")
+        return compile_flow(
             self.definition,
             plan,
             datastore_root=root,
@@ -376,14 +396,7 @@ class FlowStateMachine(Construct):
             environment=environment,
             flow_file=Path(self.flow_file).name,
             definition_reference=self._definition_reference,
-        )
-        bucket = descriptor.bucket
-        return CompiledFlow(
-            compiled.flow,
-            _replaced(compiled.definition, _BUCKET_PLACEHOLDER, bucket),
-            compiled.job_definitions,
-            compiled.queues,
-            compiled.datastore_root.replace(_BUCKET_PLACEHOLDER, bucket),
+            scheduled=self._scheduled,
         )
 
     def _definition_reference(self, request: JobDefinitionRequest) -> str:
@@ -423,7 +436,10 @@ class FlowStateMachine(Construct):
                 actions=["batch:SubmitJob"],
                 resources=[
                     *(_queue_arn(stack, queue) for queue in self.compiled.queues),
-                    *(resource.ref for resource in self._job_definition_resources.values()),
+                    *(
+                        _every_revision(stack, resource)
+                        for resource in self._job_definition_resources.values()
+                    ),
                 ],
             ),
             iam.PolicyStatement(
@@ -453,8 +469,31 @@ class FlowStateMachine(Construct):
                 ],
             ),
         ]
-        if _has_state_with(self.compiled.definition["States"], GET_OBJECT):
-            prefix = environment.datastore_prefix.strip("/")
+        prefix = environment.datastore_prefix.strip("/")
+        key = environment.bucket.encryption_key
+        states = self.compiled.definition["States"]
+        if _has_state_with(states, PUT_OBJECT):
+            records = layout.deployment_key(self.flow_name, "*", "*")
+            statements.append(
+                iam.PolicyStatement(
+                    sid="WriteDeploymentRecords",
+                    actions=["s3:PutObject"],
+                    resources=[
+                        environment.bucket.arn_for_objects(
+                            f"{prefix}/{records}" if prefix else records
+                        )
+                    ],
+                )
+            )
+            if key is not None:
+                statements.append(
+                    iam.PolicyStatement(
+                        sid="EncryptDeploymentRecords",
+                        actions=["kms:GenerateDataKey"],
+                        resources=[key.key_arn],
+                    )
+                )
+        if _has_state_with(states, GET_OBJECT):
             runs = f"{prefix}/{self.flow_name}/runs/*" if prefix else f"{self.flow_name}/runs/*"
             statements.append(
                 iam.PolicyStatement(
@@ -463,12 +502,12 @@ class FlowStateMachine(Construct):
                     resources=[environment.bucket.arn_for_objects(runs)],
                 )
             )
-            if environment.bucket.encryption_key is not None:
+            if key is not None:
                 statements.append(
                     iam.PolicyStatement(
                         sid="DecryptArraySizes",
                         actions=["kms:Decrypt"],
-                        resources=[environment.bucket.encryption_key.key_arn],
+                        resources=[key.key_arn],
                     )
                 )
         return statements
@@ -649,17 +688,6 @@ def _lost_keys(given: Any, rendered: Any, path: str) -> Iterator[str]:
 # --- helpers -------------------------------------------------------------------------------
 
 
-def _replaced(value: Any, old: str, new: str) -> Any:
-    """``value`` with ``old`` replaced by ``new`` in every string."""
-    if isinstance(value, str):
-        return value.replace(old, new)
-    if isinstance(value, Mapping):
-        return {key: _replaced(item, old, new) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_replaced(item, old, new) for item in value]
-    return value
-
-
 def _states(states: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any]]]:
     """Every state, those of Parallel branches included, in document order."""
     for name, state in states.items():
@@ -687,6 +715,29 @@ def _queue_arn(stack: cdk.Stack, queue: str) -> str:
     return stack.format_arn(service="batch", resource="job-queue", resource_name=queue)
 
 
+def _every_revision(stack: cdk.Stack, resource: batch.CfnJobDefinition) -> str:
+    """The ARN of every revision of a job definition resource: its ``Ref`` is the ARN of
+    one revision (``arn:...:job-definition/NAME:REV``), whose NAME every revision shares."""
+    name = cdk.Fn.select(1, cdk.Fn.split("/", cdk.Fn.select(5, cdk.Fn.split(":", resource.ref))))
+    return stack.format_arn(
+        service="batch", resource="job-definition", resource_name=cdk.Fn.join("", [name, ":*"])
+    )
+
+
+class _NagIdNotation(_NagNotation):
+    """cdk-nag's notation, with a function it leaves as it is written as its
+    ``JSON.stringify`` (no spaces): the job definition names split out of a ``Ref``."""
+
+    def unevaluated(self, function: str, argument: Any) -> str:
+        return json.dumps({function: argument}, separators=(",", ":"))
+
+
+def _nag_id_text(value: Any) -> str:
+    """A resolved value as cdk-nag writes it in a finding id."""
+    text = evaluate(value, _NagIdNotation())
+    return text if isinstance(text, str) else json.dumps(value, separators=(",", ":"))
+
+
 def _acknowledge(role: iam.Role, statements: Sequence[iam.PolicyStatement]) -> None:
     """cdk-nag's IAM5 finding for each wildcard resource of ``statements`` (and the
     log-delivery ``*`` CDK adds for execution logging), with its reason."""
@@ -699,7 +750,7 @@ def _acknowledge(role: iam.Role, statements: Sequence[iam.PolicyStatement]) -> N
         if reason is None:
             continue
         for resource in statement.resources:
-            text = _nag_text(stack.resolve(resource))
+            text = _nag_id_text(stack.resolve(resource))
             if "*" in text:
                 acknowledgments.setdefault(f"AwsSolutions-IAM5[Resource::{text}]", reason)
     cdk.Validations.of(role).acknowledge(

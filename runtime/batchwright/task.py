@@ -662,15 +662,15 @@ class TaskRunner:
         args = self.args
         if code == EXIT_SUCCESS and self.step_name == "end":
             deployed.finish_run(self.store, args.run_id)
+        if code == EXIT_SUCCESS:
+            return
+        recorded = (self.metadata.get("exception") or {}).get("exception")
+        reason = f"exit code {code}" + (f": {recorded:.500}" if recorded else "")
+        if code in FINAL_EXIT_CODES:
+            deployed.mark_final_failure(self.store, args, reason)
         final = code in FINAL_EXIT_CODES or args.retry_count >= args.max_retries
-        if code != EXIT_SUCCESS and final and not self.catches:
-            reason = (self.metadata.get("exception") or {}).get("exception")
-            deployed.finish_run(
-                self.store,
-                args.run_id,
-                failed_task=args.pathspec,
-                reason=f"exit code {code}" + (f": {reason:.500}" if reason else ""),
-            )
+        if final and not (self.catches and code not in FINAL_EXIT_CODES):
+            deployed.finish_run(self.store, args.run_id, failed_task=args.pathspec, reason=reason)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ BatchEnvironment, synthesized once per module with cdk-nag attached."""
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import os
@@ -16,9 +17,10 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Match, Template
 
+from batchwright.environment.assembly import References, evaluate
 from batchwright.environment.descriptor import DESCRIPTOR_OUTPUT_KEY
 from batchwright.environment.sources import render_intrinsics
-from batchwright.stepfunctions.compiler import CompileError
+from batchwright.stepfunctions.compiler import GET_OBJECT, PUT_OBJECT, CompileError
 from batchwright_cdk import BatchEnvironment, FlowStateMachine, QueueSpec
 from batchwright_cdk.flow import ARN_OUTPUT_SUFFIX, NAME_OUTPUT_SUFFIX, OUTPUT_PREFIX
 
@@ -118,6 +120,49 @@ def _role_statements(synthesis: Synthesis, flow: FlowStateMachine) -> list[dict[
 
 def _listed(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
+
+
+ACCOUNT = "123456789012"
+
+
+class _Deployed(References):
+    """Template values as they are once deployed: each job definition's ``Ref`` is the ARN
+    of revision 7 of a name CloudFormation made up, each bucket is named after itself."""
+
+    functions = frozenset({"Fn::Join", "Fn::Select", "Fn::Split"})
+
+    def ref(self, name: str) -> str:
+        pseudo = {"AWS::Partition": "aws", "AWS::AccountId": ACCOUNT, "AWS::Region": REGION}
+        if name in pseudo:
+            return pseudo[name]
+        return f"arn:aws:batch:{REGION}:{ACCOUNT}:job-definition/{name}-Gx7Qk2:7"
+
+    def get_att(self, logical_id: str, attribute: str) -> str:
+        return f"arn:aws:s3:::{logical_id.lower()}" if attribute == "Arn" else logical_id
+
+    def condition(self, name: str) -> bool:
+        raise AssertionError(name)
+
+
+def _deployed(value: Any) -> Any:
+    return evaluate(value, _Deployed())
+
+
+def _allows(statement: dict[str, Any], arn: str) -> bool:
+    """Whether one of the statement's resources, as deployed, matches ``arn``."""
+    return any(fnmatch.fnmatchcase(arn, _deployed(r)) for r in _listed(statement["Resource"]))
+
+
+def _object_keys(synthesis: Synthesis, flow: FlowStateMachine, resource: str) -> list[str]:
+    """The keys the ``resource`` states of the flow name for execution ``run-1``."""
+    keys = []
+    for state in _states(_document(synthesis, flow)["States"]).values():
+        if state.get("Resource") == resource:
+            template = state["Parameters"]["Key.$"]
+            match = re.fullmatch(r"States\.Format\('(.*)', \$\$\.Execution\.Name\)", template)
+            assert match, template
+            keys.append(match.group(1).replace("{}", "run-1"))
+    return keys
 
 
 # --- the state machine ------------------------------------------------------------------
@@ -240,17 +285,116 @@ def test_submit_job_names_exactly_the_queues_and_definitions(synthesis: Synthesi
     assert len(unconditioned) == 1
     resources = [render_intrinsics(r) for r in _listed(unconditioned[0]["Resource"])]
     queues = {r for r in resources if r.startswith("<GetAtt:Environmentsmall")}
-    definitions = {
-        r.removeprefix("<Ref:").removesuffix(">") for r in resources if r.startswith("<Ref:")
-    }
-    assert len(queues) == 1 and queues | {f"<Ref:{d}>" for d in definitions} == set(resources)
-    assert definitions == {
-        cdk.Stack.of(r).get_logical_id(r) for r in production.job_definitions.values()
-    }
+    assert len(queues) == 1
+    # Each definition by its name (split out of its Ref), every revision of it.
+    definitions = [_deployed(r) for r in _listed(unconditioned[0]["Resource"])][1:]
+    assert len(definitions) == len(resources) - 1
+    assert definitions == [
+        f"arn:aws:batch:{REGION}:{ACCOUNT}:job-definition/"
+        f"{cdk.Stack.of(r).get_logical_id(r)}-Gx7Qk2:*"
+        for r in production.job_definitions.values()
+    ]
     # Submitting also authorizes (and tags) the job it creates: only jobs with the run tag.
     (tagged,) = [s for s in submit if "Condition" in s]
     assert render_intrinsics(tagged["Resource"]).endswith(":job/*")
     assert tagged["Condition"] == {"Null": {"aws:RequestTag/batchwright:run": "false"}}
+
+
+def test_a_redeploy_leaves_running_executions_their_job_definition_revisions(
+    synthesis: Synthesis,
+) -> None:
+    """An execution started before a deploy submits to the revisions its definition
+    names: the update keeps them ACTIVE and the role still allows them."""
+    for flow in (synthesis.production, synthesis.scheduled):
+        statements = _role_statements(synthesis, flow)
+        (submit,) = [s for s in statements if s.get("Sid") == "SubmitFlowJobs"]
+        for resource in flow.job_definitions.values():
+            name = f"{cdk.Stack.of(resource).get_logical_id(resource)}-Gx7Qk2"
+            arn = f"arn:aws:batch:{REGION}:{ACCOUNT}:job-definition/{name}"
+            for revision in (1, 6, 7, 8):
+                assert _allows(submit, f"{arn}:{revision}"), (name, revision)
+            assert not _allows(submit, f"{arn}x:7")  # another name
+            assert not _allows(submit, f"{arn}:7".replace(REGION, "eu-west-1"))
+            props = synthesis.resources[cdk.Stack.of(resource).get_logical_id(resource)]
+            assert props["Properties"]["ResourceRetentionPolicy"] == {
+                "SkipDeregisterOnUpdate": True
+            }
+        # Nothing else of the flow's: no other flow's definitions, no job-definition/*.
+        other = synthesis.scheduled if flow is synthesis.production else synthesis.production
+        for resource in other.job_definitions.values():
+            name = f"{cdk.Stack.of(resource).get_logical_id(resource)}-Gx7Qk2"
+            assert not _allows(submit, f"arn:aws:batch:{REGION}:{ACCOUNT}:job-definition/{name}:1")
+
+
+def test_the_states_may_write_their_records_and_read_array_sizes(synthesis: Synthesis) -> None:
+    """Every key a putObject / getObject state names for a run is allowed, and no more:
+    puts only under the run's ``_deployment`` folder."""
+    for flow in (synthesis.production, synthesis.scheduled):
+        statements = _role_statements(synthesis, flow)
+        (write,) = [s for s in statements if s.get("Sid") == "WriteDeploymentRecords"]
+        assert write["Action"] == "s3:PutObject"
+        assert render_intrinsics(write["Resource"]).endswith(
+            f"/batchwright/{flow.flow_name}/runs/*/_deployment/*"
+        )
+        bucket = _deployed(write["Resource"]).split("/", 1)[0]
+        puts = _object_keys(synthesis, flow, PUT_OBJECT)
+        # The parameters before start, and one record before each step's Fail state.
+        assert f"batchwright/{flow.flow_name}/runs/run-1/_deployment/parameters.json" in puts
+        for step in flow.definition.decorators:
+            key = f"batchwright/{flow.flow_name}/runs/run-1/_deployment/failed-{step}.json"
+            assert key in puts, step
+        for key in puts:
+            assert _allows(write, f"{bucket}/{key}"), key
+        for key in (
+            f"batchwright/{flow.flow_name}/runs/run-1/start/0/data.json",
+            f"batchwright/{flow.flow_name}/_deployment/parameters.json",
+            f"batchwright/Other{flow.flow_name}/runs/run-1/_deployment/parameters.json",
+        ):
+            assert not _allows(write, f"{bucket}/{key}"), key
+        # No KMS statement for the S3-managed encryption of the created bucket.
+        assert not any(a.startswith("kms:") for s in statements for a in _listed(s["Action"]))
+    production = _role_statements(synthesis, synthesis.production)
+    (read,) = [s for s in production if s.get("Sid") == "ReadArraySizes"]
+    bucket = _deployed(read["Resource"]).split("/", 1)[0]
+    gets = _object_keys(synthesis, synthesis.production, GET_OBJECT)
+    assert gets
+    for key in gets:
+        assert _allows(read, f"{bucket}/{key}"), key
+
+
+def test_a_bucket_with_a_key_lets_the_states_encrypt_and_decrypt() -> None:
+    from aws_cdk import aws_s3 as s3
+
+    stack = cdk.Stack(cdk.App(), STACK, env=cdk.Environment(region=REGION))
+    bucket = s3.Bucket(stack, "Brought", encryption=s3.BucketEncryption.KMS)
+    environment = BatchEnvironment(
+        stack,
+        "Environment",
+        queues=QUEUES,
+        default_image=IMAGE,
+        bucket=bucket,
+        datastore_prefix="/flows/",
+    )
+    flow = FlowStateMachine(
+        stack, "Production", environment=environment, flow=str(FLOWS / "production_flow.py")
+    )
+    assert bucket.encryption_key is not None
+    key = stack.resolve(bucket.encryption_key.key_arn)
+    role = {"Ref": stack.get_logical_id(flow.role.node.default_child)}  # type: ignore[arg-type]
+    template = Template.from_stack(stack).to_json()
+    statements = {
+        statement.get("Sid"): statement
+        for resource in template["Resources"].values()
+        if resource["Type"] == "AWS::IAM::Policy" and role in resource["Properties"]["Roles"]
+        for statement in resource["Properties"]["PolicyDocument"]["Statement"]
+    }
+    # A put needs a data key; a get, to decrypt it.
+    assert statements["EncryptDeploymentRecords"]["Action"] == "kms:GenerateDataKey"
+    assert statements["EncryptDeploymentRecords"]["Resource"] == key
+    assert statements["DecryptArraySizes"]["Action"] == "kms:Decrypt"
+    assert statements["DecryptArraySizes"]["Resource"] == key
+    write = render_intrinsics(statements["WriteDeploymentRecords"]["Resource"])
+    assert write.endswith("/flows/ProductionFlow/runs/*/_deployment/*")
 
 
 def test_the_role_does_nothing_else(synthesis: Synthesis) -> None:
@@ -265,6 +409,7 @@ def test_the_role_does_nothing_else(synthesis: Synthesis) -> None:
         "events:PutRule",
         "events:DescribeRule",
         "s3:GetObject",
+        "s3:PutObject",
     }
     events = next(s for s in statements if "events:PutRule" in _listed(s["Action"]))
     assert render_intrinsics(events["Resource"]).endswith(

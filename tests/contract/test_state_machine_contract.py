@@ -17,13 +17,14 @@ from botocore.model import ListShape, MapShape, Shape, StructureShape
 from botocore.validate import ParamValidator
 from tests.environment.descriptors import compute_environment, environment, queue
 
-from batchwright import FlowSpec, batch, catch, retry, step
+from batchwright import FlowSpec, Parameter, batch, catch, retry, step
 from batchwright.definition import import_flow_file, load_definition
 from batchwright.entrypoint import RETRY_COUNT_VARIABLE
 from batchwright.environment.descriptor import EnvironmentDescriptor
 from batchwright.plan import make_plan
 from batchwright.stepfunctions.compiler import (
     GET_OBJECT,
+    PUT_OBJECT,
     SUBMIT_JOB_SYNC,
     CodePackageLocation,
     CompiledFlow,
@@ -161,15 +162,17 @@ def test_a_foreach_reads_its_size_back_and_runs_one_array_job_per_body_step() ->
 def test_retry_is_the_states_retry_and_the_run_id_the_executions_name() -> None:
     document = production().definition
     found = dict(states(document))
-    assert found["right"]["Retry"] == [
-        {
-            "ErrorEquals": ["States.TaskFailed"],
-            "IntervalSeconds": 1,
-            "MaxAttempts": 1,
-            "BackoffRate": 1.0,
-        }
-    ]
-    assert "Retry" not in found["left"]
+    api, step = found["right"]["Retry"]
+    assert step == {
+        "ErrorEquals": ["States.TaskFailed"],
+        "IntervalSeconds": 1,
+        "MaxAttempts": 1,
+        "BackoffRate": 1.0,
+    }
+    # Batch's own API errors (throttling) are retried with jitter on every step, apart
+    # from @retry.
+    assert "Batch.ClientException" in api["ErrorEquals"] and api["JitterStrategy"] == "FULL"
+    assert [r["ErrorEquals"] for r in found["left"]["Retry"]] == [api["ErrorEquals"]]
     environment_of = {
         e["Name"]: e for e in found["right"]["Parameters"]["ContainerOverrides"]["Environment"]
     }
@@ -182,25 +185,44 @@ def test_retry_is_the_states_retry_and_the_run_id_the_executions_name() -> None:
     assert found["right"]["Parameters"]["Tags"]["batchwright:run.$"] == "$$.Execution.Name"
 
 
-def test_a_failing_step_ends_the_execution_in_a_fail_state_named_after_it() -> None:
-    for name, state in states(production().definition):
+def test_a_failing_step_is_recorded_then_fails_the_execution_naming_it() -> None:
+    found = dict(states(production().definition))
+    for name, state in found.items():
         if state.get("Resource") != SUBMIT_JOB_SYNC:
             continue
-        target = state["Catch"][0]["Next"]
-        assert target == f"{name}.failed"
-        failed = dict(states(production().definition))[target]
+        (catch,) = state["Catch"]
+        assert catch == {
+            "ErrorEquals": ["States.ALL"],
+            "ResultPath": "$.batchwright.error",
+            "Next": f"{name}.record",
+        }
+        record = found[f"{name}.record"]
+        assert record["Resource"] == PUT_OBJECT and record["Next"] == f"{name}.failed"
+        assert record["Parameters"]["Key.$"] == (
+            f"States.Format('bw/ProductionFlow/runs/{{}}/_deployment/failed-{name}.json', "
+            "$$.Execution.Name)"
+        )
+        assert record["Parameters"]["Body.$"] == "States.JsonToString($.batchwright.error)"
+        # Recording is best effort: the execution fails with the step's name either way.
+        assert record["Catch"][0]["Next"] == f"{name}.failed"
+        failed = found[f"{name}.failed"]
         assert failed["Type"] == "Fail"
         assert name in failed["Error"] and f"step '{name}'" in failed["Cause"]
 
 
 def test_parameters_come_from_the_input_with_every_default_when_it_has_none() -> None:
-    document = production().definition
-    assert document["StartAt"] == "Input"
-    assert document["States"]["Defaults"]["ResultPath"] == "$.Parameters"
-    start = document["States"]["start"]["Parameters"]["ContainerOverrides"]["Environment"]
-    assert {"Name": "BATCHWRIGHT_PARAMETERS", "Value.$": "States.JsonToString($.Parameters)"} in (
-        start
-    )
+    document = production().definition["States"]
+    assert production().definition["StartAt"] == "Input"
+    assert document["Input"]["Choices"][0]["Next"] == "Parameters"
+    assert document["Defaults"]["ResultPath"] == "$.Parameters"
+    assert document["Defaults"]["Next"] == "Parameters"
+    # Stored in S3 for start, not passed in its overrides (8 KiB for everything).
+    stored = document["Parameters"]
+    assert stored["Resource"] == PUT_OBJECT and stored["Next"] == "start"
+    assert stored["Parameters"]["Body.$"] == "States.JsonToString($.Parameters)"
+    assert "_deployment/parameters.json" in stored["Parameters"]["Key.$"]
+    start = document["start"]["Parameters"]["ContainerOverrides"]["Environment"]
+    assert not [e for e in start if "Parameters" in str(e.get("Value.$", ""))]
 
 
 class CaughtFlow(FlowSpec):
@@ -219,12 +241,16 @@ class CaughtFlow(FlowSpec):
 
 def test_catch_runs_the_fallback_attempt_and_goes_on() -> None:
     document = compiled(CaughtFlow).definition["States"]
-    assert document["start"]["Retry"][0]["MaxAttempts"] == 2
-    assert document["start"]["Retry"][0]["IntervalSeconds"] == 60
-    assert document["start"]["Catch"][0]["Next"] == "start.caught"
+    assert document["start"]["Retry"][1]["MaxAttempts"] == 2
+    assert document["start"]["Retry"][1]["IntervalSeconds"] == 60
+    # The step's failure goes to the fallback; an API error (nothing ran) does not.
+    to_fallback, otherwise = document["start"]["Catch"]
+    assert to_fallback["ErrorEquals"] == ["States.TaskFailed"]
+    assert to_fallback["Next"] == "start.caught"
+    assert otherwise["ErrorEquals"] == ["States.ALL"] and otherwise["Next"] == "start.record"
     fallback = document["start.caught"]
     assert fallback["Next"] == "end" and document["start"]["Next"] == "end"
-    assert fallback["Catch"][0]["Next"] == "start.failed"
+    assert fallback["Catch"][0]["Next"] == "start.record"
     variables = {e["Name"]: e for e in fallback["Parameters"]["ContainerOverrides"]["Environment"]}
     # The attempt after the last retry: the task runs @catch's stand-in.
     assert variables[RETRY_COUNT_VARIABLE]["Value"] == "3"
@@ -360,7 +386,7 @@ def test_includefile_defaults_travel_in_the_input_and_given_values_win(tmp_path:
     assert found["Arguments"]["Parameters"] == {
         "Parameters.$": "States.JsonMerge($.batchwright.files, $.Parameters, false)"
     }
-    assert found["Arguments"]["Next"] == "start"
+    assert found["Arguments"]["Next"] == "Parameters"
     assert asl_problems(document) == []
 
 
@@ -372,3 +398,32 @@ def test_an_includefile_default_larger_than_the_input_limit_is_refused(tmp_path:
     message = str(refused.value)
     assert "IncludeFile notes" in message and "262,144 bytes" in message
     assert "Keep the file in S3" in message
+
+
+class NeedsInputFlow(FlowSpec):
+    day = Parameter("day", required=True)
+
+    @batch(cpu=1, memory=512)
+    @step
+    def start(self):
+        self.next(self.end)
+
+    @batch(cpu=1, memory=512)
+    @step
+    def end(self):
+        pass
+
+
+def test_a_scheduled_flow_refuses_a_required_parameter_without_default() -> None:
+    definition = load_definition(NeedsInputFlow, ())
+    plan = make_plan(NeedsInputFlow.__name__, definition.decorators, ENVIRONMENT)
+    arguments = {
+        "datastore_root": "s3://bucket/bw",
+        "code_package": PACKAGE,
+        "environment": {},
+        "flow_file": "flow.py",
+    }
+    # Triggered runs pass it; a schedule passes nothing.
+    assert compile_flow(definition, plan, **arguments).definition
+    with pytest.raises(CompileError, match="parameter 'day': it is required and has no default"):
+        compile_flow(definition, plan, scheduled=True, **arguments)

@@ -36,10 +36,11 @@ QUEUE_ARN = f"arn:aws:batch:{REGION}:{ACCOUNT}:job-queue/sample-cpu"
 ENVIRONMENT = ("--environment", "Sample", "--outputs-file")
 
 
-def _outputs(folder: Path) -> Path:
+def _outputs(folder: Path, **changes: Any) -> Path:
     """A 'cdk deploy --outputs-file' JSON holding the test environment (one EC2 queue,
-    datastore s3://bucket/bw)."""
+    datastore s3://bucket/bw), with the descriptor's fields in ``changes`` changed."""
     env = environment(queue("cpu", "EC2", compute_environment("cpu", "EC2", types=("c5.xlarge",))))
+    env = EnvironmentDescriptor.from_dict({**env.to_dict(), **changes})
     path = folder / "outputs.json"
     path.write_text(json.dumps({env.name: {"BatchwrightEnvironment": env.to_json()}}))
     return path
@@ -144,24 +145,50 @@ def test_create_deploys_the_compiled_flow_with_a_role_naming_only_what_it_uses(
         assert registered["status"] == "ACTIVE"
         assert LAST_USED_TAG in registered["tags"]
 
-    # The role: submit to exactly the queue and definitions used, and nothing broader.
+    # The role: submit to exactly the queue used, with batchwright's definitions (those of
+    # earlier deploys too: executions in flight still name them), and nothing broader.
     role = deploy.role_name("ProductionFlow", REGION, "states")
     assert described["roleArn"].endswith(f"/{role}")
     statements = _statements(_role_policy(role))
     assert statements["SubmitToTheseQueues"]["Resource"] == [QUEUE_ARN]
-    definition_arns = set(statements["SubmitWithTheseDefinitions"]["Resource"])
     prefix = f"arn:aws:batch:{REGION}:{ACCOUNT}:job-definition/"
-    assert definition_arns == {prefix + n for n in named} | {f"{prefix}{n}:*" for n in named}
-    assert statements["FollowAndStopJobs"]["Resource"] == "*"
+    assert statements["SubmitWithBatchwrightDefinitions"]["Resource"] == [prefix + "batchwright-*"]
+    assert all(n.startswith("batchwright-") for n in named)
+    assert statements["FollowJobs"] == {
+        "Sid": "FollowJobs",
+        "Effect": "Allow",
+        "Action": "batch:DescribeJobs",
+        "Resource": "*",
+    }
+    assert statements["StopOwnJobs"] == {
+        "Sid": "StopOwnJobs",
+        "Effect": "Allow",
+        "Action": "batch:TerminateJob",
+        "Resource": f"arn:aws:batch:{REGION}:{ACCOUNT}:job/*",
+        "Condition": {"Null": {"aws:ResourceTag/batchwright:run": "false"}},
+    }
     assert statements["SyncEventsRule"]["Resource"] == (
         f"arn:aws:events:{REGION}:{ACCOUNT}:rule/StepFunctionsGetEventsForBatchJobsRule"
     )
+    # The states write the run's Parameters and failure records, and read the array sizes.
+    assert statements["WriteDeploymentRecords"] == {
+        "Sid": "WriteDeploymentRecords",
+        "Effect": "Allow",
+        "Action": "s3:PutObject",
+        "Resource": "arn:aws:s3:::bucket/bw/ProductionFlow/runs/*/_deployment/*",
+    }
     assert statements["ReadArraySizes"] == {
         "Sid": "ReadArraySizes",
         "Effect": "Allow",
         "Action": "s3:GetObject",
         "Resource": "arn:aws:s3:::bucket/bw/ProductionFlow/runs/*",
     }
+    writes = {
+        state["Parameters"]["Key.$"]
+        for state in _task_states(definition)
+        if state.get("Resource") == "arn:aws:states:::aws-sdk:s3:putObject"
+    }
+    assert writes and all("bw/ProductionFlow/runs/{}/_deployment/" in key for key in writes)
     trust = boto3.client("iam").get_role(RoleName=role)["Role"]["AssumeRolePolicyDocument"]
     assert trust["Statement"][0]["Principal"] == {"Service": "states.amazonaws.com"}
     # The code package is in the datastore, where the states' command fetches it.
@@ -212,6 +239,9 @@ def test_create_with_a_name_and_implicit_batch(aws: None, tmp_path: Path) -> Non
     )
     for step in ("start", "end"):
         assert definition["States"][step]["Parameters"]["JobQueue"] == QUEUE_ARN
+    # No foreach: nothing to read back, so the role may not read the runs.
+    statements = _statements(_role_policy(deploy.role_name("plain-prod", REGION, "states")))
+    assert "ReadArraySizes" not in statements and "WriteDeploymentRecords" in statements
 
 
 def test_only_json_prints_the_definition_and_calls_nothing(
@@ -671,3 +701,258 @@ def test_trigger_finds_the_state_machine_the_environment_publishes(
     assert execution["name"] == run_id
     code, out, err = cli(flow, "step-functions", "list-runs")
     assert code == 0 and run_id in out, err
+
+
+# --- regions --------------------------------------------------------------------------------
+
+OTHER_REGION = "eu-west-1"
+
+
+def _start_environment(arn: str, region: str) -> dict[str, str]:
+    described = boto3.client("stepfunctions", region_name=region).describe_state_machine(
+        stateMachineArn=arn
+    )
+    start = json.loads(described["definition"])["States"]["start"]
+    return {
+        variable["Name"]: variable.get("Value", "")
+        for variable in start["Parameters"]["ContainerOverrides"]["Environment"]
+    }
+
+
+def test_the_region_is_resolved_once_and_told_to_the_jobs(aws: None, flow: Path) -> None:
+    """--region wins over the shell's region, everywhere: the state machine, the jobs'
+    environment and the hints; an action elsewhere names the region it looked in."""
+    code, out, err = create(flow, "--region", OTHER_REGION)
+    assert code == 0, err
+    assert _machines() == []  # nothing in the shell's region
+    sfn = boto3.client("stepfunctions", region_name=OTHER_REGION)
+    (machine,) = sfn.list_state_machines()["stateMachines"]
+    assert f":states:{OTHER_REGION}:" in machine["stateMachineArn"]
+    environment = _start_environment(machine["stateMachineArn"], OTHER_REGION)
+    # The deployer's shell says us-east-1: the jobs are told the state machine's region.
+    assert environment["AWS_REGION"] == environment["AWS_DEFAULT_REGION"] == OTHER_REGION
+    assert f"step-functions trigger --region {OTHER_REGION}" in out
+
+    code, out, err = cli(flow, "step-functions", "trigger", "--region", OTHER_REGION)
+    assert code == 0, err
+    assert f"list-runs --region {OTHER_REGION}" in out
+    assert len(sfn.list_executions(stateMachineArn=machine["stateMachineArn"])["executions"]) == 1
+
+    # No --region and no environment found: the configured region, named.
+    code, out, err = cli(flow, "step-functions", "delete")
+    assert code == 0, err
+    assert f"Nothing to delete: region {REGION} has no state machine ProductionFlow" in out
+    code, out, err = cli(flow, "step-functions", "delete", "--region", OTHER_REGION)
+    assert code == 0, err
+    assert "State machine ProductionFlow: deleted." in out
+    assert sfn.list_state_machines()["stateMachines"] == []
+
+
+def test_create_deploys_to_the_environments_region_and_says_so(aws: None, flow: Path) -> None:
+    outputs = _outputs(flow.parent.parent, region=OTHER_REGION)
+    code, out, err = cli(
+        flow, "step-functions", "create", "--environment", "Sample", "--outputs-file", str(outputs)
+    )
+    assert code == 0, err
+    sfn = boto3.client("stepfunctions", region_name=OTHER_REGION)
+    (machine,) = sfn.list_state_machines()["stateMachines"]
+    environment = _start_environment(machine["stateMachineArn"], OTHER_REGION)
+    assert environment["AWS_REGION"] == environment["AWS_DEFAULT_REGION"] == OTHER_REGION
+    assert f"--region {OTHER_REGION}" in out  # not the configured default
+    # In the configured region, the hint has no --region.
+    code, out, err = create(flow)
+    assert code == 0, err
+    assert "--region" not in out.split("Start a run:")[1]
+    (machine,) = _machines()
+    environment = _start_environment(machine["stateMachineArn"], REGION)
+    assert environment["AWS_REGION"] == environment["AWS_DEFAULT_REGION"] == REGION
+
+
+def test_trigger_and_delete_take_the_region_of_the_published_state_machine(
+    aws: None, flow: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sfn = boto3.client("stepfunctions", region_name=OTHER_REGION)
+    arn = sfn.create_state_machine(
+        name="BatchwrightSample-ProductionFlowA1B2",
+        definition=json.dumps({"StartAt": "s", "States": {"s": {"Type": "Pass", "End": True}}}),
+        roleArn=f"arn:aws:iam::{ACCOUNT}:role/states",
+    )["stateMachineArn"]
+    outputs = _outputs(flow.parent, flows={"ProductionFlow": arn})
+    monkeypatch.setenv("BATCHWRIGHT_ENVIRONMENT", "Sample")
+    monkeypatch.setenv("BATCHWRIGHT_OUTPUTS_FILE", str(outputs))
+    code, out, err = cli(flow, "step-functions", "trigger")
+    assert code == 0, err
+    assert f"--region {OTHER_REGION}" in out
+    assert len(sfn.list_executions(stateMachineArn=arn)["executions"]) == 1
+    code, out, err = cli(flow, "step-functions", "list-runs")
+    assert code == 0, err
+    assert "RUNNING" in out
+    # delete acts on what create made (by name), never on the stack's state machine, but
+    # looks in the same region.
+    code, out, err = cli(flow, "step-functions", "delete")
+    assert code == 0, err
+    assert f"region {OTHER_REGION} has no state machine ProductionFlow" in out
+    assert len(sfn.list_state_machines()["stateMachines"]) == 1
+
+
+# --- ownership ------------------------------------------------------------------------------
+
+
+def test_a_role_of_the_same_name_that_is_not_ours_is_refused_not_rewritten(
+    aws: None, flow: Path
+) -> None:
+    iam = boto3.client("iam")
+    role = deploy.role_name("ProductionFlow", REGION, "states")
+    theirs = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "s3:ListAllMyBuckets", "Resource": "*"}],
+    }
+    iam.create_role(
+        RoleName=role,
+        AssumeRolePolicyDocument=json.dumps(deploy._trust("ec2.amazonaws.com", ACCOUNT)),
+    )
+    iam.put_role_policy(
+        RoleName=role, PolicyName=deploy.POLICY_NAME, PolicyDocument=json.dumps(theirs)
+    )
+    code, _, err = create(flow)
+    assert code == 1
+    assert "Traceback" not in err
+    assert f"role {role} already exists" in err and "--role-arn" in err
+    assert f"delete role {role}" in err
+    assert _role_policy(role) == theirs  # untouched, trust included
+    trust = iam.get_role(RoleName=role)["Role"]["AssumeRolePolicyDocument"]
+    assert trust["Statement"][0]["Principal"] == {"Service": "ec2.amazonaws.com"}
+    assert _machines() == []
+    # The same role made by another state machine's deploy is refused as well.
+    iam.tag_role(RoleName=role, Tags=[{"Key": deploy.STATE_MACHINE_TAG, "Value": "Other"}])
+    code, _, err = create(flow)
+    assert code == 1 and f"{deploy.STATE_MACHINE_TAG}=Other" in err
+
+
+def test_a_schedule_of_the_same_name_starting_something_else_is_left_alone(
+    aws: None, tmp_path: Path
+) -> None:
+    folder = tmp_path / "flow"
+    folder.mkdir()
+    path = folder / "plain_flow.py"
+    path.write_text(PLAIN_FLOW)
+    scheduler = boto3.client("scheduler")
+    other = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:SomeoneElse"
+    target = {"Arn": other, "RoleArn": f"arn:aws:iam::{ACCOUNT}:role/theirs"}
+    scheduler.create_schedule(
+        Name="PlainFlow",
+        ScheduleExpression="rate(1 hour)",
+        FlexibleTimeWindow={"Mode": "OFF"},
+        Target=target,
+    )
+    code, out, err = create(path)  # no @schedule: an earlier one of ours would go
+    assert code == 0, err
+    assert "schedule: none" in out and "left alone" in out
+    assert scheduler.get_schedule(Name="PlainFlow")["Target"]["Arn"] == other
+    code, out, err = cli(path, "step-functions", "delete")
+    assert code == 0, err
+    assert "State machine PlainFlow: deleted." in out and "schedule: absent" in out
+    assert scheduler.get_schedule(Name="PlainFlow")["Target"]["Arn"] == other
+    code, out, err = cli(path, "step-functions", "delete")  # nothing of ours is left
+    assert code == 0, err
+    assert f"Nothing to delete: region {REGION}" in out and "left alone" in out + err
+    assert scheduler.get_schedule(Name="PlainFlow")["Target"]["Arn"] == other
+
+
+def test_a_schedule_of_the_same_name_starting_something_else_is_not_rewritten(
+    aws: None, tmp_path: Path
+) -> None:
+    folder = tmp_path / "flow"
+    folder.mkdir()
+    path = folder / "scheduled_flow.py"
+    path.write_text(SCHEDULED_FLOW)
+    scheduler = boto3.client("scheduler")
+    other = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:SomeoneElse"
+    scheduler.create_schedule(
+        Name="ScheduledFlow",
+        ScheduleExpression="rate(1 hour)",
+        FlexibleTimeWindow={"Mode": "OFF"},
+        Target={"Arn": other, "RoleArn": f"arn:aws:iam::{ACCOUNT}:role/theirs"},
+    )
+    code, _, err = create(path)
+    assert code == 1
+    assert "schedule ScheduledFlow already exists" in err and "--name" in err
+    found = scheduler.get_schedule(Name="ScheduledFlow")
+    assert found["Target"]["Arn"] == other and found["ScheduleExpression"] == "rate(1 hour)"
+
+
+# --- parameters -----------------------------------------------------------------------------
+
+CONFIGURED_FLOW = """
+from batchwright import Config, FlowSpec, Parameter, batch, step
+
+
+class ConfiguredFlow(FlowSpec):
+    settings = Config("settings", default_value={"level": None})
+    level = Parameter(
+        "level", type=int, required=True, default=lambda ctx: ctx.configs["settings"]["level"]
+    )
+
+    @batch(cpu=1, memory=512)
+    @step
+    def start(self):
+        self.next(self.end)
+
+    @batch(cpu=1, memory=512)
+    @step
+    def end(self):
+        pass
+
+
+if __name__ == "__main__":
+    ConfiguredFlow()
+"""
+
+
+def test_trigger_checks_parameters_with_the_configs_deployed(aws: None, tmp_path: Path) -> None:
+    """The deployed start resolves defaults with the configs resolved at deploy time: so
+    does trigger, whatever the local defaults say."""
+    folder = tmp_path / "flow"
+    folder.mkdir()
+    path = folder / "configured_flow.py"
+    path.write_text(CONFIGURED_FLOW)
+    code, _, err = create(path, "--config-value", "settings", '{"level": 3}')
+    assert code == 0, err
+    # Locally 'level' has no default (settings.level is None); deployed, it is 3.
+    code, _, err = cli(path, "step-functions", "trigger")
+    assert code == 0, err
+    sfn = boto3.client("stepfunctions")
+    (machine,) = _machines()
+    (execution,) = sfn.list_executions(stateMachineArn=machine["stateMachineArn"])["executions"]
+    described = sfn.describe_execution(executionArn=execution["executionArn"])
+    assert json.loads(described["input"]) == {"Parameters": {}}
+
+    # Deployed again with the local configs: now the default is missing at trigger too.
+    assert create(path)[0] == 0
+    code, _, err = cli(path, "step-functions", "trigger")
+    assert code == 2
+    assert "parameter 'level' is required" in err and "Traceback" not in err
+    assert len(sfn.list_executions(stateMachineArn=machine["stateMachineArn"])["executions"]) == 1
+
+
+def test_a_scheduled_flow_with_a_required_parameter_without_default_is_refused(
+    aws: None, tmp_path: Path
+) -> None:
+    folder = tmp_path / "flow"
+    folder.mkdir()
+    path = folder / "scheduled_flow.py"
+    path.write_text(
+        SCHEDULED_FLOW.replace(
+            "from batchwright import FlowSpec, batch, schedule, step",
+            "from batchwright import FlowSpec, Parameter, batch, schedule, step",
+        ).replace(
+            "class ScheduledFlow(FlowSpec):\n",
+            'class ScheduledFlow(FlowSpec):\n    day = Parameter("day", required=True)\n',
+        )
+    )
+    code, _, err = create(path)
+    assert code == 2
+    assert "Traceback" not in err
+    assert "parameter 'day': it is required and has no default" in err
+    assert "Give it a default, or drop @schedule" in err
+    assert _machines() == []

@@ -30,7 +30,6 @@ from batchwright.entrypoint import (
 )
 from batchwright.environment.descriptor import DESCRIPTOR_OUTPUT_KEY
 from batchwright.stepfunctions import layout
-from batchwright.stepfunctions.deployed import PARAMETERS_VARIABLE
 
 FLOW_FILE = Path(__file__).resolve().parent / "flows" / "production_flow.py"
 FLOW = "ProductionFlow"
@@ -69,7 +68,10 @@ class Machine:
         if index is not None:
             env[ARRAY_INDEX_VARIABLE] = str(index)
         if parameters is not None:
-            env[PARAMETERS_VARIABLE] = json.dumps(parameters)
+            # What the state machine's first task stores for start.
+            key = layout.deployment_key(FLOW, self.run_id, layout.PARAMETERS_OBJECT)
+            (self.datastore / key).parent.mkdir(parents=True, exist_ok=True)
+            (self.datastore / key).write_text(json.dumps(parameters))
         return subprocess.run(
             [sys.executable, "-m", "batchwright.task", *arguments],
             cwd=FLOW_FILE.parent,
@@ -228,3 +230,41 @@ def test_a_failed_deployed_run_resumes_locally_reusing_its_finished_steps(
     assert run["gather"].task.data.values == [0, 5]
     assert run["left"].task.origin_pathspec == f"{FLOW}/{machine.run_id}/left/1"
     assert run["right"].task.origin_pathspec is None
+
+
+def test_a_failure_no_task_recorded_is_read_from_what_the_state_machine_wrote(
+    machine: Machine,
+) -> None:
+    machine.ok("start", parameters={})
+    assert machine.record()["status"] == "running"
+    # The job of 'left' was killed (no task lived to say so): the Catch wrote its error.
+    key = layout.deployment_key(FLOW, machine.run_id, layout.failure_object("left"))
+    (machine.datastore / key).write_text(
+        json.dumps({"Error": "States.TaskFailed", "Cause": "OutOfMemoryError: Container killed"})
+    )
+    record = machine.record()
+    assert record["status"] == "failed"
+    assert record["failed_task"] == f"{FLOW}/{machine.run_id}/left"
+    assert "OutOfMemoryError" in str(record["reason"])
+    assert not Flow(FLOW, str(machine.datastore), _namespace_check=False)[machine.run_id].successful
+
+
+def test_a_failure_no_retry_can_fix_stops_the_later_attempts_at_once(machine: Machine) -> None:
+    failed = machine.step("start", parameters={"scale": "many"}, max_retries=2)
+    assert failed.returncode == EXIT_DO_NOT_RETRY
+    # Step Functions retries it anyway (its Retry cannot see exit codes): refused at once.
+    again = machine.step("start", retry=1, max_retries=2)
+    assert again.returncode == EXIT_DO_NOT_RETRY
+    assert "no retry can fix" in again.stderr
+    assert "scale" in again.stderr
+
+
+def test_runs_a_schedule_started_are_ordered_by_their_start(machine: Machine) -> None:
+    store = open_datastore(FLOW, str(machine.datastore))
+    store.write_run("1000000000000000", {"status": "succeeded", "started_at": 1_000_000_000.0})
+    store.write_run("3000000000000000", {"status": "succeeded", "started_at": 3_000_000_000.0})
+    # A scheduled execution's name is not a number: placed by when it started.
+    store.write_run("5a1f0c3e-9d2b", {"status": "running", "started_at": 2_000_000_000.0})
+    assert store.list_runs() == ["1000000000000000", "5a1f0c3e-9d2b", "3000000000000000"]
+    store.write_run("7b00-later", {"status": "running", "started_at": 4_000_000_000.0})
+    assert store.list_runs()[-1] == "7b00-later"

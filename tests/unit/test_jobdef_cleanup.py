@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+import argparse
+import io
+import json
 from datetime import date, timedelta
+from typing import Any
 
+import boto3
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from moto import mock_aws
 
-from batchwright.batch.cleanup import OwnedDefinition, decide, owned, parse_age
+from batchwright.batch.cleanup import (
+    OwnedDefinition,
+    decide,
+    owned,
+    parse_age,
+    state_machine_definitions,
+)
 from batchwright.batch.definition import CONTENT_HASH_TAG, LAST_USED_TAG
+from batchwright.cli import jobdefs
+from batchwright.console import Console
 
 DIGEST = "0123456789abcdef0123456789abcdef"
 
@@ -104,3 +118,155 @@ def test_anything_else_is_not_an_age(text: str) -> None:
 def test_a_definition_used_today_is_kept_at_the_shortest_age() -> None:
     [verdict] = decide([_owned("batchwright-a", TODAY)], today=TODAY, older_than=parse_age("1d"))
     assert not verdict.prune
+
+
+def test_a_definition_a_deployed_state_machine_names_is_kept() -> None:
+    """A deployed execution stamps no use: the state machine naming it keeps it, every
+    revision of it, however old its stamp."""
+    named = _owned("batchwright-a", TODAY - timedelta(days=400))
+    unstamped = _owned("batchwright-b", None)
+    unused = _owned("batchwright-c", TODAY - timedelta(days=400))
+    verdicts = decide(
+        [named, unstamped, unused],
+        today=TODAY,
+        older_than=timedelta(days=30),
+        deployed={"batchwright-a": "Nightly", "batchwright-b": "Stack-FlowA1B2"},
+    )
+    by_name = {v.definition.name: v for v in verdicts}
+    assert not by_name["batchwright-a"].prune
+    assert by_name["batchwright-a"].why == "state machine Nightly uses it"
+    assert not by_name["batchwright-b"].prune
+    assert by_name["batchwright-c"].prune
+
+
+def test_the_definitions_a_state_machine_names_by_name_or_by_arn() -> None:
+    document = {
+        "StartAt": "start",
+        "States": {
+            "start": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::batch:submitJob.sync",
+                "Parameters": {"JobDefinition": "batchwright-a", "JobQueue": "q"},
+            },
+            "split": {
+                "Type": "Parallel",
+                "Branches": [
+                    {
+                        "States": {
+                            "left": {
+                                "Type": "Task",
+                                "Parameters": {
+                                    "JobDefinition": "arn:aws:batch:us-east-1:1:"
+                                    "job-definition/FlowJobDefinitionsleft-Ab1:3"
+                                },
+                            },
+                            "right": {"Type": "Task", "Parameters": {"JobDefinition": "b:7"}},
+                            "dynamic": {"Type": "Task", "Parameters": {"JobDefinition.$": "$.d"}},
+                        }
+                    }
+                ],
+            },
+        },
+    }
+    assert state_machine_definitions(document) == {
+        "batchwright-a",
+        "FlowJobDefinitionsleft-Ab1",
+        "b",
+    }
+
+
+def _register(batch: Any, name: str, used: str | None) -> str:
+    tags = {CONTENT_HASH_TAG: name.removeprefix("batchwright-")}
+    if used:
+        tags[LAST_USED_TAG] = used
+    return str(
+        batch.register_job_definition(
+            jobDefinitionName=name,
+            type="container",
+            containerProperties={
+                "image": "busybox",
+                "resourceRequirements": [
+                    {"type": "VCPU", "value": "1"},
+                    {"type": "MEMORY", "value": "512"},
+                ],
+            },
+            tags=tags,
+        )["jobDefinitionArn"]
+    )
+
+
+def _machine(sfn: Any, name: str, job_definition: str) -> None:
+    task = {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::batch:submitJob.sync",
+        "Parameters": {"JobDefinition": job_definition, "JobName": "x", "JobQueue": "q"},
+        "End": True,
+    }
+    sfn.create_state_machine(
+        name=name,
+        definition=json.dumps({"StartAt": "start", "States": {"start": task}}),
+        roleArn="arn:aws:iam::123456789012:role/states",
+    )
+
+
+def test_prune_keeps_what_deployed_state_machines_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    old = "2020-01-01"
+    by_name, by_arn, unused = (f"batchwright-{c * 32}" for c in "abc")
+    with mock_aws():
+        batch = boto3.client("batch")
+        sfn = boto3.client("stepfunctions")
+        _register(batch, by_name, old)
+        cdk_arn = _register(batch, by_arn, None)
+        _register(batch, unused, old)
+        _machine(sfn, "ProductionFlow", by_name)  # as step-functions create deploys
+        _machine(sfn, "Stack-FlowA1B2", cdk_arn)  # as a CloudFormation stack deploys
+        out, err = io.StringIO(), io.StringIO()
+        args = argparse.Namespace(older_than="30d", keep_last=0, yes=True)
+        assert jobdefs._prune(args, Console(out, err)) == 0
+        assert "state machine ProductionFlow uses it" in out.getvalue()
+        assert "state machine Stack-FlowA1B2 uses it" in out.getvalue()
+        active = {
+            d["jobDefinitionName"]
+            for d in batch.describe_job_definitions(status="ACTIVE")["jobDefinitions"]
+        }
+        assert active == {by_name, by_arn}
+
+
+def test_a_state_machine_that_cannot_be_read_is_a_notice() -> None:
+    from botocore.exceptions import ClientError
+
+    class Listing:
+        def paginate(self) -> list[dict[str, Any]]:
+            return [
+                {
+                    "stateMachines": [
+                        {"name": "Secret", "stateMachineArn": "arn:secret"},
+                        {"name": "Open", "stateMachineArn": "arn:open"},
+                    ]
+                }
+            ]
+
+    class StepFunctions:
+        def get_paginator(self, operation: str) -> Listing:
+            return Listing()
+
+        def describe_state_machine(self, stateMachineArn: str) -> dict[str, Any]:
+            if stateMachineArn == "arn:secret":
+                raise ClientError(
+                    {"Error": {"Code": "AccessDeniedException", "Message": "no"}},
+                    "DescribeStateMachine",
+                )
+            return {
+                "definition": json.dumps({"States": {"s": {"Parameters": {"JobDefinition": "j"}}}})
+            }
+
+    notices: list[str] = []
+    assert jobdefs.definitions_deployed(StepFunctions(), notices) == {"j": "Open"}
+    (notice,) = notices
+    assert "could not read state machine Secret" in notice
+    assert "states:DescribeStateMachine" in notice

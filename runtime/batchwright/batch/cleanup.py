@@ -4,7 +4,9 @@ The runtime names every definition ``batchwright-<content hash>`` and tags it wi
 hash (:mod:`batchwright.batch.definition`). A definition counts as batchwright's own only
 when both agree: a definition someone else named ``batchwright-...`` is never touched.
 Runs stamp :data:`LAST_USED_TAG` (a UTC date) on each definition they submit with, at
-most once a day, so "unused for 30 days" is read off the definition itself.
+most once a day, so "unused for 30 days" is read off the definition itself. A deployed
+state machine's executions stamp nothing: a definition a state machine names
+(:func:`state_machine_definitions`) is kept whatever its stamp says.
 
 Pure logic: the ``jobdefs`` command makes the AWS calls.
 """
@@ -77,13 +79,16 @@ def decide(
     older_than: timedelta,
     keep_last: int = 0,
     in_use: frozenset[str] = frozenset(),
+    deployed: Mapping[str, str] | None = None,
 ) -> list[Verdict]:
     """For each definition, most recently used first: prune it or keep it, and why.
 
     Kept: the ``keep_last`` most recently used; any an active job runs with (``in_use``
-    holds ARNs); any used within ``older_than``. A definition with no recorded use is
-    pruned only when it is not kept otherwise (it predates the recording, so nothing says
-    a run needs it).
+    holds ARNs); any a deployed state machine names (``deployed``: definition name ->
+    the state machine's name; every revision of that name is kept, as a state machine
+    naming it without a revision runs the latest); any used within ``older_than``. A
+    definition with no recorded use is pruned only when it is not kept otherwise (it
+    predates the recording, so nothing says a run needs it).
     """
     cutoff = today - older_than
     ordered = sorted(
@@ -96,6 +101,9 @@ def decide(
         used = definition.last_used
         if definition.arn in in_use:
             verdicts.append(Verdict(definition, False, "an active job runs with it"))
+        elif deployed and definition.name in deployed:
+            machine = deployed[definition.name]
+            verdicts.append(Verdict(definition, False, f"state machine {machine} uses it"))
         elif position < keep_last:
             verdicts.append(Verdict(definition, False, f"among the {keep_last} last used"))
         elif used is not None and used > cutoff:
@@ -105,6 +113,27 @@ def decide(
         else:
             verdicts.append(Verdict(definition, True, f"last used {used.isoformat()}"))
     return verdicts
+
+
+def state_machine_definitions(definition: Any) -> set[str]:
+    """The names of the job definitions a state machine's ASL document names: each
+    ``JobDefinition`` of a state's parameters, by name (``NAME``, ``NAME:REVISION``, as
+    ``step-functions create`` deploys) or by ARN (``arn:…:job-definition/NAME:REVISION``,
+    as a CloudFormation stack deploys); in branches and iterators too."""
+    names: set[str] = set()
+    if isinstance(definition, Mapping):
+        for key, value in definition.items():
+            if key == "JobDefinition" and isinstance(value, str) and value:
+                reference = (
+                    value.rsplit("job-definition/", 1)[-1] if value.startswith("arn:") else value
+                )
+                names.add(reference.split(":", 1)[0])
+            else:
+                names |= state_machine_definitions(value)
+    elif isinstance(definition, list):
+        for item in definition:
+            names |= state_machine_definitions(item)
+    return names
 
 
 def parse_age(text: str) -> timedelta:

@@ -3,7 +3,8 @@ runtime registered, and the cleanup of those no recent run used.
 
 Only batchwright's own definitions are shown or touched: named ``batchwright-<hash>`` and
 tagged with that hash (:func:`batchwright.batch.cleanup.owned`). ``prune`` is a dry run
-unless ``--yes`` is given, and keeps every definition an active job runs with.
+unless ``--yes`` is given, and keeps every definition an active job runs with or a
+deployed state machine names (its executions stamp no use).
 """
 
 from __future__ import annotations
@@ -14,7 +15,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from batchwright import aws
-from batchwright.batch.cleanup import OwnedDefinition, Verdict, decide, owned, parse_age
+from batchwright.batch.cleanup import (
+    OwnedDefinition,
+    Verdict,
+    decide,
+    owned,
+    parse_age,
+    state_machine_definitions,
+)
 from batchwright.cli.jobs import ACTIVE_STATES
 from batchwright.console import Console
 from batchwright.errors import BatchwrightError, UserInputError
@@ -87,13 +95,54 @@ def definitions_in_use(batch: Any) -> frozenset[str]:
     return frozenset(in_use)
 
 
-def _client(verb: str) -> Any:
+def definitions_deployed(stepfunctions: Any, notices: list[str]) -> dict[str, str]:
+    """The job definitions every state machine of the account and region names (name ->
+    a state machine's name), in one pass: ``step-functions create``'s (by name) and a
+    stack's (by ARN). A state machine that cannot be read, or a listing that fails, is a
+    notice in ``notices``, not a failure."""
+    import json
+
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    deployed: dict[str, str] = {}
+    try:
+        for page in stepfunctions.get_paginator("list_state_machines").paginate():
+            for machine in page.get("stateMachines", []):
+                name = str(machine.get("name", ""))
+                try:
+                    described = stepfunctions.describe_state_machine(
+                        stateMachineArn=machine["stateMachineArn"]
+                    )
+                    document = json.loads(described.get("definition") or "{}")
+                except (BotoCoreError, ClientError, ValueError) as error:
+                    notices.append(
+                        f"could not read state machine {name} ({_reason(error)}): a job "
+                        "definition only it uses may be listed for pruning; grant "
+                        "states:DescribeStateMachine to know"
+                    )
+                    continue
+                for definition in state_machine_definitions(document):
+                    deployed.setdefault(definition, name)
+    except (BotoCoreError, ClientError) as error:
+        notices.append(
+            f"could not list the state machines ({aws.describe_error(error)}): a job "
+            "definition only a deployed flow uses may be listed for pruning; grant "
+            "states:ListStateMachines and states:DescribeStateMachine to know"
+        )
+    return deployed
+
+
+def _reason(error: Exception) -> str:
+    return "not JSON" if isinstance(error, ValueError) else aws.describe_error(error)
+
+
+def _client(verb: str, service: str = "batch") -> Any:
     from botocore.exceptions import BotoCoreError
 
     try:
-        return aws.client("batch")
+        return aws.client(service)
     except BotoCoreError as error:
-        raise _failed(verb, "make an AWS Batch client", error) from None
+        raise _failed(verb, f"make an AWS {service} client", error) from None
 
 
 def _rows(verdicts: list[Verdict]) -> list[list[str]]:
@@ -150,9 +199,18 @@ def _prune(args: argparse.Namespace, console: Console) -> int:
         in_use = definitions_in_use(batch) if found else frozenset()
     except (BotoCoreError, ClientError) as error:
         raise _failed("prune", "list the job definitions and active jobs", error) from None
+    notices: list[str] = []
+    deployed = definitions_deployed(_client("prune", "stepfunctions"), notices) if found else {}
+    for notice in notices:
+        console.notice(notice)
     today = datetime.now(UTC).date()
     verdicts = decide(
-        found, today=today, older_than=older_than, keep_last=args.keep_last, in_use=in_use
+        found,
+        today=today,
+        older_than=older_than,
+        keep_last=args.keep_last,
+        in_use=in_use,
+        deployed=deployed,
     )
     if not verdicts:
         console.info("no active job definitions registered by batchwright")

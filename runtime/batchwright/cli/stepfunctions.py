@@ -7,11 +7,15 @@
   Steps without ``@batch`` run on AWS Batch with ``@batch``'s defaults, as Metaflow's
   ``step-functions create`` does, unless ``--no-implicit-batch`` (then they are refused).
   ``--only-json`` prints the state machine's definition and does nothing else.
-* ``trigger`` checks the flow's parameters as ``run`` takes them (``--alpha 0.5``), then
-  starts an execution; the execution's name is the run id.
+* ``trigger`` checks the flow's parameters as ``run`` takes them (``--alpha 0.5``), with
+  the configs the deployed state machine carries, then starts an execution; the
+  execution's name is the run id.
 * ``list-runs`` lists the executions; ``delete`` removes what ``create`` made.
 
-Every refusal is found before the first AWS call and exits with code 2.
+Every refusal is found before the first AWS call (``trigger`` of a flow with configs:
+before the execution starts, once the deployed configs are read) and exits with code 2.
+The region is resolved once per action (:func:`_target`; ``create``: ``--region``, else
+the environment's, else the AWS configuration's).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from batchwright.cli.plan import add_environment_options
 from batchwright.errors import BatchwrightError, InvalidValue, ParameterError, UserInputError
 
 if TYPE_CHECKING:
+    from batchwright.environment.descriptor import EnvironmentDescriptor
     from batchwright.stepfunctions.deploy import Deployment
 
 #: State machine names: Step Functions takes 1 to 80 characters; a schedule's name (the
@@ -114,8 +119,8 @@ def _add_common(
             "--region",
             metavar="REGION",
             default=default,
-            help="the AWS region (default: the environment's for create, else your AWS "
-            "configuration's)",
+            help="the AWS region (default: the region of the state machine the environment "
+            "publishes for the flow, else the environment's, else your AWS configuration's)",
         )
 
 
@@ -221,22 +226,63 @@ def _name(args: argparse.Namespace, command: FlowCommand) -> str:
     return name
 
 
-def _target(args: argparse.Namespace, command: FlowCommand) -> str:
-    """The state machine ``trigger`` and ``list-runs`` act on: ``--name``; else the one the
-    environment's descriptor publishes for this flow (a ``FlowStateMachine`` deployed in
-    the environment's stack, whose name CloudFormation chose); else the flow's name."""
-    if not args.name:
-        published = _published_state_machine(command)
-        if published is not None:
-            return published
-    return _name(args, command)
+def _target(
+    args: argparse.Namespace, command: FlowCommand, *, published: bool = True
+) -> tuple[str, str | None]:
+    """The state machine an action acts on and its region, resolved once.
+
+    The state machine: ``--name``; else (``published``) the one the environment's
+    descriptor publishes for this flow (a ``FlowStateMachine`` deployed in the
+    environment's stack, whose name CloudFormation chose); else the flow's name. The
+    region: ``--region``; else the region of the ARN the descriptor publishes; else the
+    environment's; else the AWS configuration's (None when there is none)."""
+    environment = _found_environment(command) if not (args.name and args.region) else None
+    arn = environment.flows.get(command.flow_name) if environment is not None else None
+    arn_region = _arn_region(arn)
+    if args.region and arn_region != args.region:
+        arn, arn_region = None, None  # published in another region than the one asked for
+    region = args.region or arn_region or _environment_region(environment) or configured_region()
+    if published and not args.name and arn is not None:
+        return arn, region
+    return _name(args, command), region
 
 
-def _published_state_machine(command: FlowCommand) -> str | None:
+def _arn_region(arn: str | None) -> str | None:
+    parts = (arn or "").split(":")
+    return parts[3] or None if len(parts) > 3 and parts[0] == "arn" else None
+
+
+def _environment_region(environment: EnvironmentDescriptor | None) -> str | None:
+    from batchwright.environment.sources import is_placeholder
+
+    if environment is None or not environment.region or is_placeholder(environment.region):
+        return None
+    return environment.region
+
+
+def configured_region() -> str | None:
+    """The region of the AWS configuration (``AWS_REGION``, ``AWS_DEFAULT_REGION``, the
+    profile's), as boto3 resolves it; None when there is none."""
+    import boto3
+    from botocore.exceptions import BotoCoreError
+
+    try:
+        region = boto3.session.Session().region_name
+    except BotoCoreError:
+        return None
+    return str(region) if region else None
+
+
+def _region_option(region: str | None) -> str:
+    """``--region REGION`` for a hint, unless it is the configured default."""
+    return f" --region {region}" if region and region != configured_region() else ""
+
+
+def _found_environment(command: FlowCommand) -> EnvironmentDescriptor | None:
     from batchwright.environment.discovery import find_environment
 
     try:
-        environment = find_environment(
+        return find_environment(
             None,
             cwd=os.getcwd(),
             flow_dir=os.path.dirname(command.flow_file),
@@ -244,7 +290,18 @@ def _published_state_machine(command: FlowCommand) -> str | None:
         )
     except BatchwrightError:
         return None  # no environment to ask: the flow's name is all there is
-    return environment.flows.get(command.flow_name) if environment is not None else None
+
+
+def _job_environ(region: str | None) -> dict[str, str]:
+    """This process's variables, as the jobs' environment is derived from them, with the
+    region variables set to the state machine's region: a shell set to another region
+    must not send the jobs there."""
+    from batchwright.batch.jobenv import FORWARDED_VARIABLES
+
+    environ = dict(os.environ)
+    if region:
+        environ.update(dict.fromkeys(FORWARDED_VARIABLES, region))
+    return environ
 
 
 def _with_options(args: argparse.Namespace) -> list[str]:
@@ -268,7 +325,6 @@ def _create(args: argparse.Namespace, command: FlowCommand) -> int:
     from batchwright.cli.plan import find_run_environment, show_routes
     from batchwright.datastore import ROOT_VARIABLE
     from batchwright.datastore.s3 import split_s3_url
-    from batchwright.environment.sources import is_placeholder
     from batchwright.identity import current_user
     from batchwright.plan import make_plan
     from batchwright.schedule import flow_schedule
@@ -285,6 +341,7 @@ def _create(args: argparse.Namespace, command: FlowCommand) -> int:
     # Everything that can be refused is, before the first AWS call.
     name = _name(args, command)
     tags = check_tags(args.tags, "step-functions create")
+    schedule = flow_schedule(command.flow_class)
     definition = command.definition(_with_options(args))
     found = find_run_environment(args, command, has_batch_steps=True)
     environment = found.environment
@@ -304,6 +361,13 @@ def _create(args: argparse.Namespace, command: FlowCommand) -> int:
         split_s3_url(root)
     elif "://" not in root:
         root = os.path.abspath(root)
+    # The region, once: the state machine's, and the one its jobs are told.
+    region = args.region or _environment_region(environment) or configured_region()
+    if region is None and not args.only_json:
+        raise UserInputError(
+            "step-functions create: no AWS region to deploy to: the environment names none "
+            "and your AWS configuration has none. Pass --region REGION."
+        )
     package = codepackage.build(Path(command.flow_file).parent)
     user = current_user()
     try:
@@ -312,9 +376,10 @@ def _create(args: argparse.Namespace, command: FlowCommand) -> int:
             plan,
             datastore_root=root,
             code_package=CodePackageLocation(f"{root.rstrip('/')}/{package.key}", package.sha256),
-            environment=deployment_environment(user, tags),
+            environment=deployment_environment(user, tags, environ=_job_environ(region)),
             # In the container the flow file sits at the root of the code package.
             flow_file=os.path.basename(command.flow_file),
+            scheduled=schedule is not None,
         )
     except CompileError as error:
         if environment is None and found.looked:
@@ -325,10 +390,6 @@ def _create(args: argparse.Namespace, command: FlowCommand) -> int:
     if args.only_json:
         command.console.line(compiled.to_json())
         return 0
-    region = args.region
-    if region is None and environment is not None and not is_placeholder(environment.region):
-        region = environment.region
-    schedule = flow_schedule(command.flow_class)
     console = command.chatter
     show_routes(plan, console)
     console.info(f"Deploying {command.flow_name} to AWS Step Functions as state machine {name}...")
@@ -367,7 +428,7 @@ def _show_deployment(
     )
     script = os.path.basename(command.flow_file)
     where = f" --name {deployment.name}" if args.name else ""
-    region = f" --region {args.region}" if args.region else ""
+    region = _region_option(deployment.region)
     if deployment.schedule_arn:
         console.line(
             f"  schedule: {deployment.schedule_arn} ({deployment.schedule}); it starts the "
@@ -378,10 +439,12 @@ def _show_deployment(
     console.line(f"Start a run: python {script} step-functions trigger{where}{region}")
 
 
-def _trigger_input(args: argparse.Namespace, command: FlowCommand) -> dict[str, str]:
+def _trigger_input(args: argparse.Namespace, command: FlowCommand, configs: Any) -> dict[str, str]:
     """The execution's ``Parameters``: each value given, as typed (an IncludeFile's: the
     file's content, base64 when it is not text), checked by the parameter's own
-    conversion.
+    conversion with ``configs`` (the deployed ones, as the deployed ``start`` resolves
+    them; :meth:`RunConfigs.namespace`). A required parameter not given must have a
+    default, resolved with those configs.
 
     Raises:
         ParameterError: a value the parameter refuses, or a required one not given.
@@ -390,7 +453,6 @@ def _trigger_input(args: argparse.Namespace, command: FlowCommand) -> dict[str, 
     from batchwright.parameters import IncludeFile, flow_parameters
     from batchwright.stepfunctions.compiler import MAX_INPUT_BYTES
 
-    configs = command.configs().namespace()
     values: dict[str, str] = {}
     for attribute, parameter in flow_parameters(command.flow_class).items():
         given = getattr(args, f"parameter:{attribute}", None)
@@ -400,6 +462,9 @@ def _trigger_input(args: argparse.Namespace, command: FlowCommand) -> dict[str, 
                     f"flow '{command.flow_name}': parameter '{parameter.name}' is required "
                     f"and was not given. Pass --{parameter.name} VALUE ({parameter.type_name})."
                 )
+            if parameter.required and not isinstance(parameter, IncludeFile):
+                # A default computed from the configs: it must give a value.
+                parameter.resolve(None, command.flow_name, {}, configs)
             continue  # the deployed start step resolves its default
         # The same conversion the deployed start step applies; the environment's
         # METAFLOW_RUN_* variables play no part in a deployed run.
@@ -437,15 +502,39 @@ def _shorten(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _trigger(args: argparse.Namespace, command: FlowCommand) -> int:
+def _deployed_configs(command: FlowCommand, arn: str, region: str | None) -> Any:
+    """The configs a trigger checks the parameters with, as the deployed ``start``
+    resolves them: those the state machine carries (resolved when it was deployed), else
+    (a definition without them) the local ones."""
+    from batchwright.configs import RunConfigs
     from batchwright.stepfunctions import deploy
 
-    name = _target(args, command)
-    parameters = _trigger_input(args, command)
-    triggered = deploy.trigger(name, parameters, region=args.region)
+    text = deploy.deployed_configs(arn, region=region)
+    if text is not None:
+        try:
+            return RunConfigs.from_json(text).namespace()
+        except ValueError:
+            pass  # not batchwright's: as if it had none
+    return command.configs().namespace()
+
+
+def _trigger(args: argparse.Namespace, command: FlowCommand) -> int:
+    from batchwright.configs import RunConfigs, flow_configs
+    from batchwright.stepfunctions import deploy
+
+    name, region = _target(args, command)
+    if flow_configs(command.flow_class):
+        # Values and defaults may depend on the configs: checked with the deployed ones.
+        arn = deploy.state_machine_arn(name, region=region)
+        parameters = _trigger_input(args, command, _deployed_configs(command, arn, region))
+    else:
+        # No configs: every value is checked before the first AWS call.
+        parameters = _trigger_input(args, command, RunConfigs().namespace())
+        arn = deploy.state_machine_arn(name, region=region)
+    triggered = deploy.trigger(arn, parameters, region=region)
     run_id, execution = triggered.run_id, triggered.execution_arn
     script = os.path.basename(command.flow_file)
-    region = execution.split(":")[3]
+    where = execution.split(":")[3]
     root = f" --datastore-root {triggered.datastore_root}" if triggered.datastore_root else ""
     console = command.console
     console.line(
@@ -455,9 +544,9 @@ def _trigger(args: argparse.Namespace, command: FlowCommand) -> int:
     console.line(
         f"Follow it: python {script} step-functions list-runs"
         + (f" --name {name}" if args.name else "")
-        + (f" --region {args.region}" if args.region else "")
+        + _region_option(where)
         + f"; logs: python {script} logs {run_id}/STEP{root}; "
-        f"console: https://{region}.console.aws.amazon.com/states/home?region={region}"
+        f"console: https://{where}.console.aws.amazon.com/states/home?region={where}"
         f"#/v2/executions/details/{execution}"
     )
     return 0
@@ -470,9 +559,9 @@ def _time(value: Any) -> str:
 def _list_runs(args: argparse.Namespace, command: FlowCommand) -> int:
     from batchwright.stepfunctions import deploy
 
-    name = _target(args, command)
+    name, region = _target(args, command)
     statuses = (args.status,) if args.status else ()
-    runs = deploy.list_runs(name, region=args.region, statuses=statuses)
+    runs = deploy.list_runs(name, region=region, statuses=statuses)
     if not runs:
         which = f" {args.status.lower()}" if args.status else ""
         command.chatter.info(f"State machine {name} has no{which} runs.")
@@ -487,18 +576,20 @@ def _list_runs(args: argparse.Namespace, command: FlowCommand) -> int:
 def _delete(args: argparse.Namespace, command: FlowCommand) -> int:
     from batchwright.stepfunctions import deploy
 
-    name = _name(args, command)
-    deletion = deploy.delete(name, region=args.region)
+    # The state machine create made (never one a stack deployed), in the region resolved
+    # as for every action.
+    name, region = _target(args, command, published=False)
+    deletion = deploy.delete(name, region=region)
     console = command.console
     if deletion.nothing:
         console.line(
             f"Nothing to delete: region {deletion.region} has no state machine {name}, no "
             "schedule and no role of it."
         )
-        return 0
-    console.line(f"State machine {name}: {deletion.state_machine}.")
-    console.line(f"  schedule: {deletion.schedule}")
-    console.line(f"  roles deleted: {', '.join(deletion.roles) or 'none'}")
+    else:
+        console.line(f"State machine {name}: {deletion.state_machine}.")
+        console.line(f"  schedule: {deletion.schedule}")
+        console.line(f"  roles deleted: {', '.join(deletion.roles) or 'none'}")
     for notice in deletion.notices:
         console.notice(notice)
     return 0

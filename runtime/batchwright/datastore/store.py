@@ -31,6 +31,11 @@ LAYOUT_VERSION = 1
 SPOOL_BYTES = 16 * 1024 * 1024
 PARAMETERS_STEP = "_parameters"
 PARAMETERS_TASK = "0"
+#: The folder of a run a state machine orchestrates where the state machine itself writes
+#: (the execution's Parameters, the failures it saw).
+DEPLOYMENT_FOLDER = "_deployment"
+#: A step's failure as the state machine recorded it: ``failed-<step>.json``.
+FAILURE_PREFIX = "failed-"
 
 
 class _HashingWriter:
@@ -169,12 +174,53 @@ class FlowDatastore:
         self.mark_done(run_id, PARAMETERS_STEP, PARAMETERS_TASK, 0)
 
     def read_run(self, run_id: str) -> dict[str, Any] | None:
-        """The run record, or None."""
-        return self._read_json(f"{self.run_prefix(run_id)}/run.json")
+        """The run record, or None.
+
+        A run a state machine orchestrates says ``running`` until its ``end`` task
+        records success or a task records its failure; a failure no task lived to record
+        (a job killed, never submitted, timed out) the state machine records itself under
+        ``_deployment/failed-<step>.json``, and the record reads as failed then."""
+        record = self._read_json(f"{self.run_prefix(run_id)}/run.json")
+        if (
+            record is not None
+            and record.get("status") == "running"
+            and record.get("orchestrator") == "step-functions"
+        ):
+            record = self._with_recorded_failure(run_id, record)
+        return record
+
+    def _with_recorded_failure(self, run_id: str, record: dict[str, Any]) -> dict[str, Any]:
+        folder = f"{self.run_prefix(run_id)}/{DEPLOYMENT_FOLDER}"
+        for name in sorted(self.storage.list_children(folder)):
+            if not (name.startswith(FAILURE_PREFIX) and name.endswith(".json")):
+                continue
+            step = name[len(FAILURE_PREFIX) : -len(".json")]
+            error = self._read_json(f"{folder}/{name}") or {}
+            reason = ": ".join(str(error[k]) for k in ("Error", "Cause") if error.get(k))
+            return {
+                **record,
+                "status": "failed",
+                "failed_task": f"{self.flow_name}/{run_id}/{step}",
+                "reason": reason[:2000] or f"step '{step}' failed",
+            }
+        return record
 
     def list_runs(self) -> list[str]:
-        """Run ids of this flow, oldest first."""
-        return sorted(self.storage.list_children(f"{self.flow_name}/runs"), key=_run_order)
+        """Run ids of this flow, oldest first. A run id is its start in microseconds
+        since the epoch, except for runs a state machine started on its own (a schedule:
+        the execution's name): those are placed by their record's start time."""
+
+        def order(run_id: str) -> tuple[int, str]:
+            if run_id.isdigit():
+                return int(run_id), ""
+            started = (self._read_json(f"{self.run_prefix(run_id)}/run.json") or {}).get(
+                "started_at"
+            )
+            if isinstance(started, int | float) and not isinstance(started, bool):
+                return int(started * 1_000_000), run_id
+            return 1 << 62, run_id  # no record yet: after the others
+
+        return sorted(self.storage.list_children(f"{self.flow_name}/runs"), key=order)
 
     def list_steps(self, run_id: str) -> list[str]:
         """Steps with at least one task in the run (the parameters pseudo-step excluded)."""

@@ -46,7 +46,7 @@ from batchwright.entrypoint import (
 from batchwright.entrypoint.bootstrap import container_command
 from batchwright.errors import BatchwrightError, UserInputError
 from batchwright.stepfunctions import layout
-from batchwright.stepfunctions.deployed import CONFIGS_VARIABLE, PARAMETERS_VARIABLE, TAGS_VARIABLE
+from batchwright.stepfunctions.deployed import CONFIGS_VARIABLE, TAGS_VARIABLE
 
 if TYPE_CHECKING:
     from batchwright.definition import FlowDefinition
@@ -57,6 +57,22 @@ if TYPE_CHECKING:
 SUBMIT_JOB_SYNC = "arn:aws:states:::batch:submitJob.sync"
 #: The Step Functions resource that reads an S3 object (the array size of a foreach).
 GET_OBJECT = "arn:aws:states:::aws-sdk:s3:getObject"
+#: ... and the one that writes one (the execution's parameters, a step's failure).
+PUT_OBJECT = "arn:aws:states:::aws-sdk:s3:putObject"
+#: Errors of the Batch API itself (SubmitJob throttled, a server error), as the Batch
+#: integration names them: retried with backoff and jitter, as every batchwright call.
+BATCH_API_RETRY: Mapping[str, Any] = {
+    "ErrorEquals": [
+        "Batch.AWSBatchException",
+        "Batch.ClientException",
+        "Batch.ServerException",
+        "Batch.TooManyRequestsException",
+    ],
+    "IntervalSeconds": 2,
+    "MaxAttempts": 6,
+    "BackoffRate": 2.0,
+    "JitterStrategy": "FULL",
+}
 #: The largest execution input Step Functions takes (bytes).
 MAX_INPUT_BYTES = 256 * 1024
 #: The SubmitJob parameters Step Functions' Batch integration passes on.
@@ -74,6 +90,10 @@ SUPPORTED_SUBMIT_PARAMETERS = frozenset(
         "Tags",
     }
 )
+#: The state that stores the execution's Parameters for ``start``.
+STORE_PARAMETERS = "Parameters"
+#: Where a failed state's error goes (what the failure record stores).
+ERROR_PATH = "$.batchwright.error"
 #: Where in the state's data the foreach sizes read back are kept.
 FOREACH_PATH = "$.batchwright.foreach"
 #: The placeholders the job spec is built with, replaced by the execution's values.
@@ -178,6 +198,7 @@ def compile_flow(
     flow_file: str,
     definition_reference: Callable[[JobDefinitionRequest], str] | None = None,
     queue_reference: Callable[[str], str] | None = None,
+    scheduled: bool = False,
 ) -> CompiledFlow:
     """The state machine of a planned flow.
 
@@ -185,7 +206,8 @@ def compile_flow(
     emulator needs them, who deployed it, the run's tags). ``flow_file`` is the flow's
     file name inside the code package. ``definition_reference`` and ``queue_reference``
     give what a state names a job definition and a queue by (default: the definition's
-    name, the queue as planned); a CDK construct passes tokens.
+    name, the queue as planned); a CDK construct passes tokens. ``scheduled``: a schedule
+    starts the state machine with no Parameters, so every parameter needs a default.
 
     Raises:
         CompileError: every reason the flow cannot be a state machine, at once.
@@ -199,6 +221,7 @@ def compile_flow(
         flow_file,
         definition_reference or (lambda request: request.name),
         queue_reference or (lambda queue: queue),
+        scheduled,
     )
     return compiler.compile()
 
@@ -214,8 +237,10 @@ class _Compiler:
         flow_file: str,
         definition_reference: Callable[[JobDefinitionRequest], str],
         queue_reference: Callable[[str], str],
+        scheduled: bool = False,
     ) -> None:
         self.definition = definition
+        self.scheduled = scheduled
         self.graph = definition.graph
         self.flow = definition.name
         self.plan = plan
@@ -279,6 +304,17 @@ class _Compiler:
         self._check_parameters()
 
     def _check_parameters(self) -> None:
+        from batchwright.parameters import flow_parameters
+
+        if self.scheduled:
+            for parameter in flow_parameters(self.definition.flow_class).values():
+                if parameter.required and parameter.default is None:
+                    self.problems.append(
+                        f"flow {self.flow}, parameter '{parameter.name}': it is required and "
+                        "has no default, but @schedule starts runs with no Parameters, so "
+                        "every scheduled run would fail. Give it a default, or drop "
+                        "@schedule and start runs with step-functions trigger."
+                    )
         self.included = self._included_files()
         size = len(json.dumps({"Parameters": self.included}).encode())
         if size > MAX_INPUT_BYTES:
@@ -312,8 +348,9 @@ class _Compiler:
 
     def _input_states(self) -> dict[str, Any]:
         """The states before ``start``: an execution without Parameters gets every
-        default, and IncludeFile defaults not given are filled in from the deployment."""
-        first = "Files" if self.included else "start"
+        default, IncludeFile defaults not given are filled in from the deployment, and
+        the Parameters are stored where ``start`` reads them."""
+        first = "Files" if self.included else STORE_PARAMETERS
         states: dict[str, Any] = {
             "Input": {
                 "Type": "Choice",
@@ -342,8 +379,9 @@ class _Compiler:
                 "Parameters": {
                     "Parameters.$": "States.JsonMerge($.batchwright.files, $.Parameters, false)"
                 },
-                "Next": "start",
+                "Next": STORE_PARAMETERS,
             }
+        states[STORE_PARAMETERS] = self._parameters_state()
         return states
 
     # -- the document ------------------------------------------------------------------------
@@ -418,30 +456,77 @@ class _Compiler:
         assert first is not None
         return first, open_ends
 
-    def _size_state(self, node: Node) -> dict[str, Any]:
+    def _s3_task(self, resource: str, key: str, comment: str, **fields: Any) -> dict[str, Any]:
+        """A task on the datastore's object ``key`` (relative to the root, with ``\0``
+        where the run id goes), retried on S3's transient errors."""
         bucket, prefix = _split_s3(self.root)
-        key = layout.array_size_key(self.flow, "\0", node.name)
         key = f"{prefix}/{key}" if prefix else key
         template = "{}".join(_format_literal(part) for part in key.split("\0"))
+        parameters = {"Bucket": bucket, "Key.$": f"States.Format('{template}', $$.Execution.Name)"}
         return {
             "Type": "Task",
-            "Comment": f"How many items foreach step '{node.name}' fans out over.",
-            "Resource": GET_OBJECT,
-            "Parameters": {
-                "Bucket": bucket,
-                "Key.$": f"States.Format('{template}', $$.Execution.Name)",
-            },
-            "ResultSelector": {"size.$": "States.StringToJson($.Body)"},
-            "ResultPath": f"{FOREACH_PATH}.{node.name}",
+            "Comment": comment,
+            "Resource": resource,
+            "Parameters": {**parameters, **fields.pop("body", {})},
+            **fields,
             "Retry": [
                 {
                     "ErrorEquals": ["States.ALL"],
                     "IntervalSeconds": 2,
                     "MaxAttempts": 5,
                     "BackoffRate": 2.0,
+                    "JitterStrategy": "FULL",
                 }
             ],
         }
+
+    def _size_state(self, node: Node) -> dict[str, Any]:
+        return self._s3_task(
+            GET_OBJECT,
+            layout.array_size_key(self.flow, "\0", node.name),
+            f"How many items foreach step '{node.name}' fans out over.",
+            ResultSelector={"size.$": "States.StringToJson($.Body)"},
+            ResultPath=f"{FOREACH_PATH}.{node.name}",
+        )
+
+    def _parameters_state(self) -> dict[str, Any]:
+        """Stores the execution's Parameters where ``start`` reads them: they may be far
+        larger than a job's 8 KiB of overrides (IncludeFile content)."""
+        state = self._s3_task(
+            PUT_OBJECT,
+            layout.deployment_key(self.flow, "\0", layout.PARAMETERS_OBJECT),
+            "The execution's Parameters, for the start step.",
+            body={"Body.$": "States.JsonToString($.Parameters)"},
+            ResultPath=None,
+        )
+        state["Next"] = "start"
+        return state
+
+    def _failure_states(self, step: str, states: dict[str, Any]) -> str:
+        """Records that ``step`` failed (the run's record reads it, also when the job died
+        without a word), then fails the execution naming the step; returns the first."""
+        record, failed = f"{step}.record", f"{step}.failed"
+        states[record] = self._s3_task(
+            PUT_OBJECT,
+            layout.deployment_key(self.flow, "\0", layout.failure_object(step)),
+            f"Records in the run that step '{step}' failed.",
+            body={"Body.$": "States.JsonToString($.batchwright.error)"},
+            ResultPath=None,
+        )
+        # Recording is best effort: the execution fails with the step's error either way.
+        states[record]["Catch"] = [
+            {"ErrorEquals": ["States.ALL"], "ResultPath": None, "Next": failed}
+        ]
+        states[record]["Next"] = failed
+        states[failed] = {
+            "Type": "Fail",
+            "Error": f"batchwright.StepFailed.{step}",
+            "Cause": (
+                f"step '{step}' of flow {self.flow} failed; its logs: python "
+                f"{self.flow_file} logs <run id>/{step}"
+            ),
+        }
+        return record
 
     def _task_states(
         self, node: Node, foreach: str | None, states: dict[str, Any]
@@ -451,17 +536,12 @@ class _Compiler:
         step_plan = self.plan.step(node.name)
         policy = step_plan.policy
         task = states[node.name] = self._task(node, foreach, retry_count=None)
-        failed = f"{node.name}.failed"
-        states[failed] = {
-            "Type": "Fail",
-            "Error": f"batchwright.StepFailed.{node.name}",
-            "Cause": (
-                f"step '{node.name}' of flow {self.flow} failed; its logs: python "
-                f"{self.flow_file} logs <run id>/{node.name}"
-            ),
-        }
+        failed = self._failure_states(node.name, states)
+        # Batch's own API errors (throttling, a server error) are not the step's: retried
+        # with backoff and jitter, before and apart from @retry.
+        task["Retry"] = [dict(BATCH_API_RETRY)]
         if policy.retries:
-            task["Retry"] = [
+            task["Retry"] += [
                 {
                     "ErrorEquals": ["States.TaskFailed"],
                     "IntervalSeconds": max(1, int(policy.retry_delay_seconds)),
@@ -470,7 +550,7 @@ class _Compiler:
                 }
             ]
         ends = [task]
-        catch_target = failed
+        task["Catch"] = [{"ErrorEquals": ["States.ALL"], "ResultPath": ERROR_PATH, "Next": failed}]
         if policy.catch:
             fallback = f"{node.name}.caught"
             states[fallback] = self._task(node, foreach, retry_count=policy.retries + 1)
@@ -478,18 +558,15 @@ class _Compiler:
                 f"@catch: the last attempt of '{node.name}' died without raising; this "
                 "attempt records FailureHandledByCatch and the flow goes on."
             )
-            states[fallback]["Catch"] = [
-                {"ErrorEquals": ["States.ALL"], "ResultPath": "$.batchwright.error", "Next": failed}
-            ]
+            states[fallback]["Retry"] = [dict(BATCH_API_RETRY)]
+            states[fallback]["Catch"] = list(task["Catch"])
             ends.append(states[fallback])
-            catch_target = fallback
-        task["Catch"] = [
-            {
-                "ErrorEquals": ["States.ALL"],
-                "ResultPath": "$.batchwright.error",
-                "Next": catch_target,
-            }
-        ]
+            # Only the step's own failure (its job failed): a job Batch never took did not
+            # run, so no fallback may record that it did.
+            task["Catch"].insert(
+                0,
+                {"ErrorEquals": ["States.TaskFailed"], "ResultPath": ERROR_PATH, "Next": fallback},
+            )
         return node.name, ends
 
     def _task(self, node: Node, foreach: str | None, retry_count: int | None) -> dict[str, Any]:
@@ -558,10 +635,6 @@ class _Compiler:
                 }
             ),
         ]
-        if node.name == "start":
-            overrides["Environment"].append(
-                {"Name": PARAMETERS_VARIABLE, "Value.$": "States.JsonToString($.Parameters)"}
-            )
         if array:
             assert foreach is not None
             parameters["ArrayProperties"] = {"Size.$": f"{FOREACH_PATH}.{foreach}.size"}

@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from batchwright import aws
-from batchwright.batch.definition import LAST_USED_TAG
+from batchwright.batch.definition import DEFINITION_NAME_PREFIX, LAST_USED_TAG
 from batchwright.batch.options import TAG_PREFIX
 from batchwright.errors import BatchwrightError
 
@@ -285,69 +285,115 @@ def _queue_arn(account: _Account, queue: str) -> str:
     return queue if queue.startswith("arn:") else account.arn("batch", f"job-queue/{queue}")
 
 
+def _task_states(states: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
+    """Every Task state of an ASL ``States``, in branches and iterators too."""
+    for state in states.values():
+        if not isinstance(state, Mapping):
+            continue
+        if state.get("Type") == "Task":
+            yield state
+        for branch in state.get("Branches") or []:
+            yield from _task_states(branch.get("States", {}))
+        for key in ("Iterator", "ItemProcessor"):
+            if isinstance(state.get(key), Mapping):
+                yield from _task_states(state[key].get("States", {}))
+
+
 def state_machine_policy(
     compiled: CompiledFlow, *, partition: str, account: str, region: str
 ) -> dict[str, Any]:
-    """The policy of the state machine's role: submit to exactly the queues and job
-    definitions its states name, follow and stop those jobs, keep the rule ``.sync``
-    needs, and read the array sizes of its runs."""
+    """The policy of the state machine's role: submit to exactly the queues its states
+    name, with batchwright's job definitions; follow its jobs and stop those carrying the
+    run tag; keep the rule ``.sync`` needs; write the run's ``_deployment`` records
+    (its Parameters, a step's failure) and read the array sizes of its runs.
+
+    The definitions are every ``batchwright-*`` one, not only those of this deployment:
+    an execution started before a redeploy keeps the definition it started with, whose
+    states name the earlier job definitions, while the role's policy is replaced.
+    """
+    from batchwright.stepfunctions import compiler, layout
+
     where = _Account(partition, account, region)
-    definitions = []
+    # Batch authorizes a definition named without a revision as job-definition/NAME, and
+    # a revision as NAME:N: the wildcard covers both.
+    definitions = [where.arn("batch", f"job-definition/{DEFINITION_NAME_PREFIX}*")]
     for name in sorted(compiled.job_definitions):
-        # A state names the definition without a revision; Batch authorizes that as
-        # job-definition/NAME, and a revision as NAME:N.
-        definitions += [
-            where.arn("batch", f"job-definition/{name}"),
-            where.arn("batch", f"job-definition/{name}:*"),
-        ]
+        if not name.startswith(DEFINITION_NAME_PREFIX):  # not content-hashed: named exactly
+            definitions += [
+                where.arn("batch", f"job-definition/{name}"),
+                where.arn("batch", f"job-definition/{name}:*"),
+            ]
     run_tag = f"{TAG_PREFIX}run"
     bucket = compiled.bucket
     prefix = compiled.datastore_root[len("s3://") + len(bucket) :].strip("/")
-    runs = f"{prefix}/{compiled.flow}/runs/*" if prefix else f"{compiled.flow}/runs/*"
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "SubmitToTheseQueues",
-                "Effect": "Allow",
-                "Action": "batch:SubmitJob",
-                "Resource": sorted({_queue_arn(where, q) for q in compiled.queues}),
-            },
-            {
-                "Sid": "SubmitWithTheseDefinitions",
-                "Effect": "Allow",
-                "Action": "batch:SubmitJob",
-                "Resource": definitions,
-            },
-            {
-                # SubmitJob authorizes the job it creates, and its tags; only with the run tag.
-                "Sid": "SubmitAndTagOwnJobs",
-                "Effect": "Allow",
-                "Action": ["batch:SubmitJob", "batch:TagResource"],
-                "Resource": where.arn("batch", "job/*"),
-                "Condition": {"Null": {f"aws:RequestTag/{run_tag}": "false"}},
-            },
-            {
-                # DescribeJobs and TerminateJob support no resource-level permissions.
-                "Sid": "FollowAndStopJobs",
-                "Effect": "Allow",
-                "Action": ["batch:DescribeJobs", "batch:TerminateJob"],
-                "Resource": "*",
-            },
-            {
-                "Sid": "SyncEventsRule",
-                "Effect": "Allow",
-                "Action": ["events:PutTargets", "events:PutRule", "events:DescribeRule"],
-                "Resource": where.arn("events", f"rule/{SYNC_RULE}"),
-            },
+
+    def objects(key: str) -> str:
+        return (
+            f"arn:{partition}:s3:::{bucket}/{prefix}/{key}"
+            if prefix
+            else (f"arn:{partition}:s3:::{bucket}/{key}")
+        )
+
+    statements: list[dict[str, Any]] = [
+        {
+            "Sid": "SubmitToTheseQueues",
+            "Effect": "Allow",
+            "Action": "batch:SubmitJob",
+            "Resource": sorted({_queue_arn(where, q) for q in compiled.queues}),
+        },
+        {
+            "Sid": "SubmitWithBatchwrightDefinitions",
+            "Effect": "Allow",
+            "Action": "batch:SubmitJob",
+            "Resource": definitions,
+        },
+        {
+            # SubmitJob authorizes the job it creates, and its tags; only with the run tag.
+            "Sid": "SubmitAndTagOwnJobs",
+            "Effect": "Allow",
+            "Action": ["batch:SubmitJob", "batch:TagResource"],
+            "Resource": where.arn("batch", "job/*"),
+            "Condition": {"Null": {f"aws:RequestTag/{run_tag}": "false"}},
+        },
+        {
+            # DescribeJobs supports no resource-level permission.
+            "Sid": "FollowJobs",
+            "Effect": "Allow",
+            "Action": "batch:DescribeJobs",
+            "Resource": "*",
+        },
+        {
+            # Job ids are assigned at submission: only the jobs carrying the run tag.
+            "Sid": "StopOwnJobs",
+            "Effect": "Allow",
+            "Action": "batch:TerminateJob",
+            "Resource": where.arn("batch", "job/*"),
+            "Condition": {"Null": {f"aws:ResourceTag/{run_tag}": "false"}},
+        },
+        {
+            "Sid": "SyncEventsRule",
+            "Effect": "Allow",
+            "Action": ["events:PutTargets", "events:PutRule", "events:DescribeRule"],
+            "Resource": where.arn("events", f"rule/{SYNC_RULE}"),
+        },
+        {
+            "Sid": "WriteDeploymentRecords",
+            "Effect": "Allow",
+            "Action": "s3:PutObject",
+            "Resource": objects(layout.deployment_key(compiled.flow, "*", "*")),
+        },
+    ]
+    states = compiled.definition.get("States", {})
+    if any(state.get("Resource") == compiler.GET_OBJECT for state in _task_states(states)):
+        statements.append(
             {
                 "Sid": "ReadArraySizes",
                 "Effect": "Allow",
                 "Action": "s3:GetObject",
-                "Resource": f"arn:{partition}:s3:::{bucket}/{runs}",
-            },
-        ],
-    }
+                "Resource": objects(f"{compiled.flow}/runs/*"),
+            }
+        )
+    return {"Version": "2012-10-17", "Statement": statements}
 
 
 _ROLE_KINDS: tuple[Literal["states", "scheduler"], ...] = ("states", "scheduler")
@@ -459,6 +505,7 @@ def deploy(
             ),
             account.account,
             {**tags, STATE_MACHINE_TAG: name},
+            "--role-arn",
         )
     definition = json.dumps(compiled.definition)
     if found is None:
@@ -514,12 +561,13 @@ def deploy(
                 _scheduler_policy(arn),
                 account.account,
                 {**tags, STATE_MACHINE_TAG: name},
+                "--scheduler-role-arn",
             )
         schedule_arn, schedule_change = _ensure_schedule(
             calls, name, schedule, arn, scheduler_role_arn, sleep
         )
     else:
-        if _delete_schedule(calls, name):
+        if _delete_schedule(calls, name, arn, notices):
             schedule_change = "deleted"
             notices.append(
                 f"the flow has no @schedule any more: schedule {name}, left from an "
@@ -605,13 +653,35 @@ def _ensure_role(
     policy: Mapping[str, Any],
     account: str,
     tags: Mapping[str, str],
+    option: str,
 ) -> tuple[str, Change]:
-    """Creates the role (or updates its trust and inline policy); its ARN and what was done."""
+    """Creates the role (or updates its trust and inline policy); its ARN and what was done.
+
+    A role of that name that :func:`deploy` did not make for this state machine (no
+    :data:`STATE_MACHINE_TAG` naming it) is refused, never rewritten.
+
+    Raises:
+        DeployError: a call failed, or the role is someone else's (``option`` passes one).
+    """
     fix = "grant iam:GetRole, iam:CreateRole, iam:UpdateAssumeRolePolicy, iam:PutRolePolicy "
-    fix += f"and iam:TagRole on role {name}, or pass --role-arn"
+    fix += f"and iam:TagRole on role {name}, or pass {option}"
     trust = json.dumps(_trust(service, account))
+    machine = tags.get(STATE_MACHINE_TAG, "")
     try:
-        arn = str(calls("iam", "get_role", f"role {name}", fix, RoleName=name)["Role"]["Arn"])
+        found = calls("iam", "get_role", f"role {name}", fix, RoleName=name)["Role"]
+        arn = str(found["Arn"])
+        owner = {t["Key"]: t["Value"] for t in found.get("Tags", [])}.get(STATE_MACHINE_TAG)
+        if owner != machine:
+            whose = (
+                f"tagged {STATE_MACHINE_TAG}={owner}" if owner else f"no {STATE_MACHINE_TAG} tag"
+            )
+            raise DeployError(
+                f"iam GetRole: role {name} already exists and was not made by batchwright for "
+                f"state machine {machine} (it has {whose}), so it is not rewritten. Pass "
+                f"{option} ARN to run with a role of your own, or delete role {name} and "
+                "deploy again.",
+                "NotOwned",
+            )
         change: Change = "updated"
         calls(
             "iam",
@@ -696,13 +766,18 @@ def _ensure_schedule(
         request["ScheduleExpressionTimezone"] = schedule.timezone
     fix = "grant scheduler:GetSchedule, scheduler:CreateSchedule, scheduler:UpdateSchedule "
     fix += "and iam:PassRole on the scheduler role"
-    try:
-        calls("scheduler", "get_schedule", f"schedule {name}", fix, Name=name)
-        operation, change = "update_schedule", "updated"
-    except DeployError as error:
-        if not _is_missing(error, "ResourceNotFoundException"):
-            raise
+    target = _schedule_target(calls, name, fix)
+    if target is None:
         operation, change = "create_schedule", "created"
+    elif target == state_machine_arn:
+        operation, change = "update_schedule", "updated"
+    else:
+        raise DeployError(
+            f"scheduler GetSchedule: schedule {name} already exists and starts "
+            f"{target or 'no target'}, not state machine {state_machine_arn}, so it is not "
+            "rewritten. Delete that schedule, or deploy under another --name.",
+            "NotOwned",
+        )
     answer = _retry_while_role_propagates(
         True,
         sleep,
@@ -711,8 +786,29 @@ def _ensure_schedule(
     return str(answer["ScheduleArn"]), change  # type: ignore[return-value]
 
 
-def _delete_schedule(calls: _Calls, name: str) -> bool:
-    """Deletes the schedule ``name``; whether there was one."""
+def _schedule_target(calls: _Calls, name: str, fix: str) -> str | None:
+    """The ARN the schedule ``name`` starts ("" without a target); None: no such schedule."""
+    try:
+        found = calls("scheduler", "get_schedule", f"schedule {name}", fix, Name=name)
+    except DeployError as error:
+        if _is_missing(error, "ResourceNotFoundException"):
+            return None
+        raise
+    return str((found.get("Target") or {}).get("Arn", ""))
+
+
+def _delete_schedule(calls: _Calls, name: str, state_machine_arn: str, notices: list[str]) -> bool:
+    """Deletes the schedule ``name`` when it starts ``state_machine_arn``; whether it did.
+    A schedule of that name that starts something else is left alone (a notice says so)."""
+    target = _schedule_target(calls, name, "grant scheduler:GetSchedule")
+    if target is None:
+        return False
+    if target != state_machine_arn:
+        notices.append(
+            f"schedule {name} starts {target or 'no target'}, not state machine "
+            f"{state_machine_arn}: left alone"
+        )
+        return False
     try:
         calls(
             "scheduler",
@@ -767,6 +863,38 @@ def state_machine_arn(name_or_arn: str, *, region: str | None, session: Any = No
             "--region) of the one you deployed."
         )
     return found
+
+
+def deployed_configs(arn: str, *, region: str | None, session: Any = None) -> str | None:
+    """The configs the state machine's ``start`` resolves parameter defaults with: the
+    JSON (:meth:`~batchwright.configs.RunConfigs.to_json`) its start task carries in its
+    environment, resolved when it was deployed; None when its definition has none.
+
+    Raises:
+        DeployError: DescribeStateMachine failed.
+    """
+    from batchwright.stepfunctions.deployed import CONFIGS_VARIABLE
+
+    described = _Calls(region, session)(
+        "stepfunctions",
+        "describe_state_machine",
+        f"state machine {arn}",
+        "grant states:DescribeStateMachine on the state machine",
+        stateMachineArn=arn,
+    )
+    try:
+        definition = json.loads(str(described.get("definition") or "{}"))
+    except ValueError:
+        return None
+    for state in _task_states(definition.get("States", {})):
+        parameters = state.get("Parameters")
+        overrides = parameters.get("ContainerOverrides") if isinstance(parameters, dict) else None
+        environment = overrides.get("Environment") if isinstance(overrides, dict) else None
+        for variable in environment if isinstance(environment, list) else ():
+            if isinstance(variable, dict) and variable.get("Name") == CONFIGS_VARIABLE:
+                value = variable.get("Value")
+                return value if isinstance(value, str) else None
+    return None
 
 
 def trigger(
@@ -863,6 +991,7 @@ def delete(name: str, *, region: str | None, session: Any = None) -> Deletion:
     calls = _Calls(region, session)
     account = _account(calls)
     arn = _find_state_machine(calls, name)
+    notices: list[str] = []
     machine: Change = "absent"
     if arn is not None:
         calls(
@@ -873,13 +1002,14 @@ def delete(name: str, *, region: str | None, session: Any = None) -> Deletion:
             stateMachineArn=arn,
         )
         machine = "deleted"
-    schedule: Change = "deleted" if _delete_schedule(calls, name) else "absent"
+    # The ARN a schedule of this state machine starts, also when the machine is gone.
+    expected = arn or account.arn("states", f"stateMachine:{name}")
+    schedule: Change = "deleted" if _delete_schedule(calls, name, expected, notices) else "absent"
     roles = tuple(
         role
         for kind in _ROLE_KINDS
         if _delete_role(calls, role := role_name(name, account.region, kind), name)
     )
-    notices = []
     if machine == "deleted":
         notices.append(
             "executions still running stop when the state machine is gone; the job "

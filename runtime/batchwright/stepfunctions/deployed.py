@@ -2,10 +2,14 @@
 tasks themselves when a state machine orchestrates.
 
 * ``start`` records the run (``running``) and stores its parameters, configs and the
-  flow's constants, from the execution's input (:data:`PARAMETERS_VARIABLE`) and the
-  configs resolved at deploy time (:data:`CONFIGS_VARIABLE`).
+  flow's constants, from the execution's Parameters (which the state machine stored at
+  :func:`~batchwright.stepfunctions.layout.deployment_key`) and the configs resolved at
+  deploy time (:data:`CONFIGS_VARIABLE`).
 * A foreach split publishes the size of its array jobs (:func:`publish_array_size`).
-* ``end`` records the run as succeeded; a step that fails for good records it as failed.
+* ``end`` records the run as succeeded; a step that fails for good records it as failed
+  (and the state machine records a failure it saw, see
+  :meth:`~batchwright.datastore.store.FlowDatastore.read_run`). An attempt that failed in
+  a way no retry can fix leaves a marker: later attempts of the task refuse at once.
 * A task that already finished in an earlier attempt of its state (Step Functions retries
   a whole array job when one child fails) is not run again.
 
@@ -30,8 +34,6 @@ if TYPE_CHECKING:
     from batchwright.datastore import FlowDatastore
     from batchwright.graph import FlowGraph
 
-#: The execution's parameters, ``{"name": "value as on the command line"}`` (JSON).
-PARAMETERS_VARIABLE = "BATCHWRIGHT_PARAMETERS"
 #: The configs resolved when the flow was deployed (:meth:`RunConfigs.to_json`).
 CONFIGS_VARIABLE = "BATCHWRIGHT_CONFIGS"
 #: The run's tags, given when the flow was deployed (a JSON list).
@@ -49,7 +51,18 @@ class Placement(NamedTuple):
 
 
 def place(graph: FlowGraph, store: FlowDatastore, args: TaskArguments) -> Placement:
-    """The inputs of a deployed task, or why it has nothing to do."""
+    """The inputs of a deployed task, or why it has nothing to do.
+
+    Raises:
+        DoNotRetry: an earlier attempt failed in a way no retry can fix (Step Functions'
+            Retry cannot tell an exit code from another, so the attempt refuses itself).
+    """
+    final = store.storage.read_bytes(_final_failure_key(store, args))
+    if final is not None:
+        raise DoNotRetry(
+            f"{args.pathspec}: an earlier attempt failed in a way no retry can fix "
+            f"({json.loads(final).get('reason')}); this attempt does not run the step again."
+        )
     if store.read_done(args.run_id, args.step, args.task_id) is not None:
         return Placement((), "it finished in an earlier attempt of its state")
     if layout.is_padding(graph, store, args.run_id, args.step, args.split_index):
@@ -88,9 +101,17 @@ def start_run(
         )
     if store.read_done(args.run_id, PARAMETERS_STEP, PARAMETERS_TASK) is not None:
         return
+    stored = store.storage.read_bytes(
+        layout.deployment_key(args.flow, args.run_id, layout.PARAMETERS_OBJECT)
+    )
+    if stored is None:
+        raise DoNotRetry(
+            f"run {args.run_id}: the state machine stored no Parameters for it; deploy the "
+            "flow again with this batchwright version."
+        )
     try:
         configs = RunConfigs.from_json(environ.get(CONFIGS_VARIABLE, ""))
-        given = json.loads(environ.get(PARAMETERS_VARIABLE) or "{}")
+        given = json.loads(stored)
         if not isinstance(given, dict):
             raise ValueError(f"the execution's Parameters must be an object, got {given!r:.80}")
         values: dict[str, Any] = {}
@@ -127,6 +148,18 @@ def publish_array_size(store: FlowDatastore, run_id: str, step: str, num_splits:
     store.storage.write_bytes(
         layout.array_size_key(store.flow_name, run_id, step), str(size).encode()
     )
+
+
+def _final_failure_key(store: FlowDatastore, args: TaskArguments) -> str:
+    return (
+        f"{store.task_prefix(args.run_id, args.step, args.task_id)}/{layout.FINAL_FAILURE_OBJECT}"
+    )
+
+
+def mark_final_failure(store: FlowDatastore, args: TaskArguments, reason: str) -> None:
+    """Leave the marker that makes later attempts of this task refuse at once."""
+    body = {"attempt": args.retry_count, "reason": reason}
+    store.storage.write_bytes(_final_failure_key(store, args), json.dumps(body).encode())
 
 
 def finish_run(

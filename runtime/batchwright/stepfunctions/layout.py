@@ -20,7 +20,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from batchwright.datastore.store import PARAMETERS_STEP, PARAMETERS_TASK, task_prefix
+from batchwright.datastore.store import (
+    DEPLOYMENT_FOLDER,
+    FAILURE_PREFIX,
+    PARAMETERS_STEP,
+    PARAMETERS_TASK,
+    task_prefix,
+)
 from batchwright.entrypoint import DEPLOYED_TASK_ID, DoNotRetry
 
 if TYPE_CHECKING:
@@ -31,6 +37,10 @@ if TYPE_CHECKING:
 MIN_ARRAY_SIZE, MAX_ARRAY_SIZE = 2, 10_000
 #: The object, next to a foreach split's task, that holds the size of its array jobs.
 ARRAY_SIZE_OBJECT = "array-size"
+#: The execution's Parameters, as the state machine stored them for ``start``.
+PARAMETERS_OBJECT = "parameters.json"
+#: Next to a task: an attempt failed in a way no retry can fix (later attempts refuse).
+FINAL_FAILURE_OBJECT = "final-failure.json"
 
 
 def enclosing_foreach(graph: FlowGraph, step: str) -> str | None:
@@ -56,6 +66,16 @@ def array_size(num_splits: int) -> int:
 def array_size_key(flow: str, run_id: str, foreach_step: str) -> str:
     """Where (relative to the datastore root) the split publishes its array size."""
     return f"{task_prefix(flow, run_id, foreach_step, DEPLOYED_TASK_ID)}/{ARRAY_SIZE_OBJECT}"
+
+
+def deployment_key(flow: str, run_id: str, name: str) -> str:
+    """Where (relative to the datastore root) the state machine writes object ``name``."""
+    return f"{flow}/runs/{run_id}/{DEPLOYMENT_FOLDER}/{name}"
+
+
+def failure_object(step: str) -> str:
+    """The name of the object recording that ``step`` failed."""
+    return f"{FAILURE_PREFIX}{step}.json"
 
 
 def num_splits(store: FlowDatastore, run_id: str, foreach_step: str) -> int:
