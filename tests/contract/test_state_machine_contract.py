@@ -63,8 +63,13 @@ def compiled(
     )
 
 
+def _flow(file: str, name: str) -> type:
+    flow_class: type = getattr(import_flow_file(str(FLOWS / file)), name)
+    return flow_class
+
+
 def production() -> CompiledFlow:
-    return compiled(import_flow_file(str(FLOWS / "production_flow.py")).ProductionFlow)
+    return compiled(_flow("production_flow.py", "ProductionFlow"))
 
 
 def states(document: Mapping[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -260,63 +265,6 @@ def test_catch_runs_the_fallback_attempt_and_goes_on() -> None:
 # -- refusals ---------------------------------------------------------------------------------
 
 
-class SwitchFlow(FlowSpec):
-    @batch
-    @step
-    def start(self):
-        self.mode = "a"
-        self.next({"a": self.a, "b": self.b}, condition="mode")
-
-    @batch
-    @step
-    def a(self):
-        self.next(self.end)
-
-    @batch
-    @step
-    def b(self):
-        self.next(self.end)
-
-    @batch
-    @step
-    def end(self):
-        pass
-
-
-class NestedFlow(FlowSpec):
-    @batch
-    @step
-    def start(self):
-        self.rows = [[1, 2], [3]]
-        self.next(self.row, foreach="rows")
-
-    @batch
-    @step
-    def row(self):
-        self.cells = self.input
-        self.next(self.cell, foreach="cells")
-
-    @batch
-    @step
-    def cell(self):
-        self.next(self.join_cells)
-
-    @batch
-    @step
-    def join_cells(self, inputs):
-        self.next(self.join_rows)
-
-    @batch
-    @step
-    def join_rows(self, inputs):
-        self.next(self.end)
-
-    @batch
-    @step
-    def end(self):
-        pass
-
-
 class LocalStepFlow(FlowSpec):
     @step
     def start(self):
@@ -331,8 +279,11 @@ class LocalStepFlow(FlowSpec):
 @pytest.mark.parametrize(
     ("flow_class", "expected"),
     [
-        (SwitchFlow, "step 'start': a switch"),
-        (NestedFlow, "step 'row': a foreach inside a foreach"),
+        (_flow("switch_flow.py", "SwitchFlow"), "step 'start': a switch"),
+        (
+            _flow("nested_foreach_flow.py", "NestedForeachFlow"),
+            "step 'by_color': a foreach inside a foreach",
+        ),
         (LocalStepFlow, "step 'start': runs locally, but every step of a deployed flow"),
     ],
 )

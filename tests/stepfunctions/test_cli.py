@@ -446,72 +446,9 @@ if __name__ == "__main__":
     ScheduledFlow()
 """
 
-SWITCH_FLOW = """
-from batchwright import FlowSpec, batch, step
+SWITCH_FLOW = (FLOWS / "switch_flow.py").read_text()
 
-
-class SwitchFlow(FlowSpec):
-    @batch
-    @step
-    def start(self):
-        self.mode = "a"
-        self.next({"a": self.a, "b": self.b}, condition="mode")
-
-    @batch
-    @step
-    def a(self):
-        self.next(self.end)
-
-    @batch
-    @step
-    def b(self):
-        self.next(self.end)
-
-    @batch
-    @step
-    def end(self):
-        pass
-
-
-if __name__ == "__main__":
-    SwitchFlow()
-"""
-
-NESTED_FOREACH_FLOW = """
-from batchwright import FlowSpec, batch, step
-
-
-class NestedFlow(FlowSpec):
-    @step
-    def start(self):
-        self.outer = [1, 2]
-        self.next(self.middle, foreach="outer")
-
-    @step
-    def middle(self):
-        self.inner = [1, 2]
-        self.next(self.leaf, foreach="inner")
-
-    @step
-    def leaf(self):
-        self.next(self.join_inner)
-
-    @step
-    def join_inner(self, inputs):
-        self.next(self.join_outer)
-
-    @step
-    def join_outer(self, inputs):
-        self.next(self.end)
-
-    @step
-    def end(self):
-        pass
-
-
-if __name__ == "__main__":
-    NestedFlow()
-"""
+NESTED_FOREACH_FLOW = (FLOWS / "nested_foreach_flow.py").read_text()
 
 PARALLEL_FLOW = """
 from batchwright import FlowSpec, batch, parallel, step
@@ -575,7 +512,7 @@ REFUSALS = {
     "nested foreach": (
         NESTED_FOREACH_FLOW,
         [],
-        ["step 'middle'", "foreach inside a foreach", "Flatten the items"],
+        ["step 'by_color'", "foreach inside a foreach", "Flatten the items"],
     ),
     "parallel": (PARALLEL_FLOW, [], ["step 'train'", "parallel step", "Run it with `run`"]),
     "local datastore": (

@@ -1,5 +1,5 @@
 """A foreach inside a foreach: each foreach is one array job when deployed, so a state
-machine cannot run it (the compiler refuses step 'by_size')."""
+machine cannot run it (the compiler refuses step 'by_color')."""
 
 from batchwright import FlowSpec, batch, step
 
